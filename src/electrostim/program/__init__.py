@@ -1,0 +1,76 @@
+"""Describe a therapy: programs, the preset library and the patient profile.
+
+Examples
+--------
+>>> from electrostim.program import load_program
+>>> p = load_program("knee-oa-tens")
+>>> [c.label for c in p.channels]
+['knee-1']
+"""
+
+from ._io import format_validation_error, load_patient_file, load_program_file, validate_program
+from ._library import PROGRAM_PATH_ENV, ProgramEntry, list_programs, load_program, program_dirs
+from ._models import (
+    PULSED_SHAPES,
+    AlternatingFrequency,
+    Amplitude,
+    AmplitudeSweep,
+    AsymmetricBiphasic,
+    Burst,
+    Channel,
+    Citation,
+    DutyCycle,
+    Electrode,
+    Evidence,
+    FrequencySweep,
+    Interferential,
+    Modality,
+    Monophasic,
+    Output,
+    Placement,
+    Program,
+    RandomFrequency,
+    SineBurst,
+    Stimulus,
+    SymmetricBiphasic,
+    WidthSweep,
+)
+from ._patient import CONDITIONS, Condition, Patient
+
+__all__ = [
+    "PULSED_SHAPES",
+    "PROGRAM_PATH_ENV",
+    "CONDITIONS",
+    "AlternatingFrequency",
+    "Amplitude",
+    "AmplitudeSweep",
+    "AsymmetricBiphasic",
+    "Burst",
+    "Channel",
+    "Citation",
+    "Condition",
+    "DutyCycle",
+    "Electrode",
+    "Evidence",
+    "FrequencySweep",
+    "Interferential",
+    "Modality",
+    "Monophasic",
+    "Output",
+    "Patient",
+    "Placement",
+    "Program",
+    "ProgramEntry",
+    "RandomFrequency",
+    "SineBurst",
+    "Stimulus",
+    "SymmetricBiphasic",
+    "WidthSweep",
+    "format_validation_error",
+    "list_programs",
+    "load_patient_file",
+    "load_program",
+    "load_program_file",
+    "program_dirs",
+    "validate_program",
+]

@@ -1,0 +1,619 @@
+"""Pydantic schemas of a therapy program.
+
+A program is data: modality, channels with their electrode pairs, and per channel the
+stimulus (pulse shape, amplitude, bursts, modulation, ramps, duty cycle), plus the
+session duration and how channels are sequenced. Every quantity carries its unit in
+its name. A top-level ``stimulus`` table is the default for every channel; a channel's
+own ``stimulus`` table overrides it key by key.
+"""
+
+from __future__ import annotations
+
+import math
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from .. import anatomy
+
+__all__ = [
+    "Modality",
+    "Electrode",
+    "SymmetricBiphasic",
+    "AsymmetricBiphasic",
+    "Monophasic",
+    "SineBurst",
+    "Interferential",
+    "Pulse",
+    "Amplitude",
+    "Burst",
+    "DutyCycle",
+    "FrequencySweep",
+    "RandomFrequency",
+    "AlternatingFrequency",
+    "AmplitudeSweep",
+    "WidthSweep",
+    "Modulation",
+    "Stimulus",
+    "Channel",
+    "Citation",
+    "Evidence",
+    "Placement",
+    "Program",
+    "Output",
+    "PULSED_SHAPES",
+]
+
+#: Upper bounds that keep programs physical; beyond them a value is a typing error.
+MAX_AMPLITUDE_MA = 500.0
+MAX_PULSE_WIDTH_US = 100_000.0
+MAX_FREQUENCY_HZ = 20_000.0
+MAX_SESSION_S = 24 * 3600.0
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+class Modality(StrEnum):
+    """Kinds of electrotherapy."""
+
+    TENS = "tens"
+    NMES = "nmes"
+    FES = "fes"
+    INTERFERENTIAL = "interferential"
+    RUSSIAN = "russian"
+    HVPC = "hvpc"
+
+
+# --------------------------------------------------------------------------- electrodes
+
+
+class Electrode(_Model):
+    """One skin electrode (pad): its size and shape and where it goes."""
+
+    site: str = Field(description="body-site id from the anatomy catalogue")
+    side: Literal["left", "right", "midline"] | None = None
+    shape: Literal["rectangle", "disk"] = "rectangle"
+    width_cm: Annotated[float, Field(gt=0, le=50)] | None = None
+    height_cm: Annotated[float, Field(gt=0, le=50)] | None = None
+    diameter_cm: Annotated[float, Field(gt=0, le=50)] | None = None
+    position: str = Field("", description="where exactly on the site, in words")
+
+    @field_validator("site")
+    @classmethod
+    def _known_site(cls, v: str) -> str:
+        anatomy.get_site(v)
+        return v
+
+    @model_validator(mode="after")
+    def _size(self) -> Electrode:
+        if self.shape == "rectangle":
+            if self.width_cm is None or self.height_cm is None or self.diameter_cm is not None:
+                raise ValueError("a rectangle pad needs width_cm and height_cm (and no diameter_cm)")
+        elif self.diameter_cm is None or self.width_cm is not None or self.height_cm is not None:
+            raise ValueError("a disk pad needs diameter_cm (and no width_cm/height_cm)")
+        return self
+
+    @property
+    def area_cm2(self) -> float:
+        """Conductive contact area in cm²."""
+        if self.shape == "disk":
+            assert self.diameter_cm is not None
+            return math.pi * self.diameter_cm**2 / 4.0
+        assert self.width_cm is not None and self.height_cm is not None
+        return self.width_cm * self.height_cm
+
+    @property
+    def size_label(self) -> str:
+        """Human label of the size, e.g. ``5x5 cm`` or ``Ø3.2 cm``."""
+        if self.shape == "disk":
+            return f"Ø{self.diameter_cm:g} cm"
+        return f"{self.width_cm:g}x{self.height_cm:g} cm"
+
+
+# --------------------------------------------------------------------------- pulse shapes
+
+PulseWidthUs = Annotated[float, Field(gt=0, le=MAX_PULSE_WIDTH_US)]
+FrequencyHz = Annotated[float, Field(gt=0, le=MAX_FREQUENCY_HZ)]
+
+
+class SymmetricBiphasic(_Model):
+    """Two rectangular phases of equal width and amplitude, opposite sign: zero net charge."""
+
+    shape: Literal["symmetric-biphasic"] = "symmetric-biphasic"
+    pulse_width_us: PulseWidthUs = Field(description="width of each phase")
+    interphase_gap_us: Annotated[float, Field(ge=0, le=10_000)] = 0.0
+    frequency_hz: FrequencyHz
+    leading_phase: Literal["cathodic", "anodic"] = "cathodic"
+
+    @property
+    def duration_us(self) -> float:
+        return 2 * self.pulse_width_us + self.interphase_gap_us
+
+
+class AsymmetricBiphasic(_Model):
+    """A rectangular first phase and a longer, lower second phase of equal charge."""
+
+    shape: Literal["asymmetric-biphasic"] = "asymmetric-biphasic"
+    pulse_width_us: PulseWidthUs = Field(description="width of the first (leading) phase")
+    second_phase_ratio: Annotated[float, Field(ge=1, le=20)] = Field(
+        4.0, description="second-phase width / first-phase width; its amplitude is divided by the same factor"
+    )
+    interphase_gap_us: Annotated[float, Field(ge=0, le=10_000)] = 0.0
+    frequency_hz: FrequencyHz
+    leading_phase: Literal["cathodic", "anodic"] = "cathodic"
+
+    @property
+    def duration_us(self) -> float:
+        return self.pulse_width_us * (1 + self.second_phase_ratio) + self.interphase_gap_us
+
+
+class Monophasic(_Model):
+    """One rectangular phase (or a twin peak): carries a DC component, flagged by the safety engine."""
+
+    shape: Literal["monophasic"] = "monophasic"
+    pulse_width_us: PulseWidthUs
+    frequency_hz: FrequencyHz
+    polarity: Literal["cathodic", "anodic"] = "cathodic"
+    twin_peak_spacing_us: Annotated[float, Field(ge=0, le=10_000)] | None = Field(
+        None, description="if set, a second identical phase follows after this gap (high-voltage twin peak)"
+    )
+
+    @property
+    def duration_us(self) -> float:
+        if self.twin_peak_spacing_us is None:
+            return self.pulse_width_us
+        return 2 * self.pulse_width_us + self.twin_peak_spacing_us
+
+
+class SineBurst(_Model):
+    """Bursts of a sine carrier (Russian current): ``frequency_hz`` bursts per second."""
+
+    shape: Literal["sine-burst"] = "sine-burst"
+    carrier_frequency_hz: Annotated[float, Field(ge=500, le=MAX_FREQUENCY_HZ)]
+    frequency_hz: Annotated[float, Field(gt=0, le=1000)] = Field(description="burst rate")
+    burst_duty_percent: Annotated[float, Field(gt=0, le=100)] = 50.0
+
+    @property
+    def cycles_per_burst(self) -> int:
+        """Whole carrier cycles in one burst (at least one)."""
+        return max(1, math.floor(self.burst_duty_percent / 100.0 * self.carrier_frequency_hz / self.frequency_hz + 1e-9))
+
+    @property
+    def duration_us(self) -> float:
+        return self.cycles_per_burst / self.carrier_frequency_hz * 1e6
+
+
+class Interferential(_Model):
+    """Interferential current: two kHz carriers whose difference is the beat.
+
+    ``quadripolar``: two circuits (four pads, crossed), the first at the carrier and
+    the second at carrier + beat; the beat arises where they cross. ``premodulated``:
+    one circuit carrying the carrier amplitude-modulated at the beat frequency.
+    """
+
+    shape: Literal["interferential"] = "interferential"
+    mode: Literal["quadripolar", "premodulated"] = "quadripolar"
+    carrier_frequency_hz: Annotated[float, Field(ge=1000, le=MAX_FREQUENCY_HZ)]
+    beat_frequency_hz: Annotated[float, Field(gt=0, le=250)]
+
+    @property
+    def frequency_hz(self) -> float:
+        return self.beat_frequency_hz
+
+    @property
+    def duration_us(self) -> float:
+        return 0.0
+
+
+Pulse = Annotated[
+    SymmetricBiphasic | AsymmetricBiphasic | Monophasic | SineBurst | Interferential,
+    Field(discriminator="shape"),
+]
+
+#: Shapes made of rectangular phases.
+PULSED_SHAPES = ("symmetric-biphasic", "asymmetric-biphasic", "monophasic")
+
+
+# --------------------------------------------------------------------------- amplitude, bursts, cycles
+
+
+class Amplitude(_Model):
+    """Intensity: the starting value and the most the program allows (peak current of a phase)."""
+
+    default_ma: Annotated[float, Field(ge=0, le=MAX_AMPLITUDE_MA)]
+    max_ma: Annotated[float, Field(gt=0, le=MAX_AMPLITUDE_MA)]
+    goal: str = Field("", description='how to set it, e.g. "strong but comfortable, below motor threshold"')
+
+    @model_validator(mode="after")
+    def _order(self) -> Amplitude:
+        if self.default_ma > self.max_ma:
+            raise ValueError(f"default_ma ({self.default_ma:g}) must not exceed max_ma ({self.max_ma:g})")
+        return self
+
+
+class Burst(_Model):
+    """Pulses grouped in bursts: ``pulses_per_burst`` at the pulse frequency, bursts at ``burst_frequency_hz``."""
+
+    pulses_per_burst: Annotated[int, Field(ge=2, le=1000)]
+    burst_frequency_hz: Annotated[float, Field(gt=0, le=100)]
+
+
+class DutyCycle(_Model):
+    """Stimulation on for ``on_s`` (ramps included), then off for ``off_s``, repeated."""
+
+    on_s: Annotated[float, Field(gt=0, le=3600)]
+    off_s: Annotated[float, Field(ge=0, le=3600)]
+
+    @property
+    def cycle_s(self) -> float:
+        return self.on_s + self.off_s
+
+
+# --------------------------------------------------------------------------- modulation
+
+Profile = Literal["triangle", "sawtooth"]
+
+
+class FrequencySweep(_Model):
+    """Repetition rate swept between ``low_hz`` and ``high_hz`` (beat rate for interferential)."""
+
+    kind: Literal["frequency-sweep"] = "frequency-sweep"
+    low_hz: FrequencyHz
+    high_hz: FrequencyHz
+    period_s: Annotated[float, Field(gt=0, le=3600)]
+    profile: Profile = "triangle"
+
+    @model_validator(mode="after")
+    def _order(self) -> FrequencySweep:
+        if self.low_hz >= self.high_hz:
+            raise ValueError(f"low_hz ({self.low_hz:g}) must be below high_hz ({self.high_hz:g})")
+        return self
+
+
+class RandomFrequency(_Model):
+    """Each interval drawn uniformly from 1/high_hz..1/low_hz rates (seeded, reproducible)."""
+
+    kind: Literal["random-frequency"] = "random-frequency"
+    low_hz: FrequencyHz
+    high_hz: FrequencyHz
+    seed: Annotated[int, Field(ge=0)] = 0
+
+    @model_validator(mode="after")
+    def _order(self) -> RandomFrequency:
+        if self.low_hz >= self.high_hz:
+            raise ValueError(f"low_hz ({self.low_hz:g}) must be below high_hz ({self.high_hz:g})")
+        return self
+
+
+class AlternatingFrequency(_Model):
+    """Rate alternates between the listed frequencies, each held ``dwell_s`` (mixed-frequency TENS)."""
+
+    kind: Literal["alternating-frequency"] = "alternating-frequency"
+    frequencies_hz: Annotated[list[FrequencyHz], Field(min_length=2, max_length=16)]
+    dwell_s: Annotated[float, Field(gt=0, le=3600)]
+
+
+class AmplitudeSweep(_Model):
+    """Amplitude swept between ``low_percent`` of the set amplitude and 100 %."""
+
+    kind: Literal["amplitude-sweep"] = "amplitude-sweep"
+    low_percent: Annotated[float, Field(ge=0, lt=100)]
+    period_s: Annotated[float, Field(gt=0, le=3600)]
+    profile: Profile = "triangle"
+
+
+class WidthSweep(_Model):
+    """Pulse width swept between ``low_percent`` of the set width and 100 %."""
+
+    kind: Literal["width-sweep"] = "width-sweep"
+    low_percent: Annotated[float, Field(gt=0, lt=100)]
+    period_s: Annotated[float, Field(gt=0, le=3600)]
+    profile: Profile = "triangle"
+
+
+Modulation = Annotated[
+    FrequencySweep | RandomFrequency | AlternatingFrequency | AmplitudeSweep | WidthSweep,
+    Field(discriminator="kind"),
+]
+
+_FREQUENCY_KINDS = ("frequency-sweep", "random-frequency", "alternating-frequency")
+
+
+# --------------------------------------------------------------------------- stimulus and channel
+
+
+class Stimulus(_Model):
+    """Everything a channel delivers."""
+
+    pulse: Pulse
+    amplitude: Amplitude
+    burst: Burst | None = None
+    modulation: list[Modulation] = Field(default_factory=list)
+    ramp_up_s: Annotated[float, Field(ge=0, le=600)] = 0.0
+    ramp_down_s: Annotated[float, Field(ge=0, le=600)] = 0.0
+    duty_cycle: DutyCycle | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Stimulus:
+        p = self.pulse
+        kinds = [m.kind for m in self.modulation]
+        if sum(k in _FREQUENCY_KINDS for k in kinds) > 1:
+            raise ValueError("at most one frequency modulation (frequency-sweep, random-frequency, alternating-frequency)")
+        for k in ("amplitude-sweep", "width-sweep"):
+            if kinds.count(k) > 1:
+                raise ValueError(f"at most one {k}")
+        if self.burst is not None and p.shape not in PULSED_SHAPES:
+            raise ValueError(f"burst applies to rectangular pulses, not to shape {p.shape!r}")
+        if "width-sweep" in kinds and p.shape not in PULSED_SHAPES:
+            raise ValueError(f"width-sweep applies to rectangular pulses, not to shape {p.shape!r}")
+        if p.shape == "interferential" and "random-frequency" in kinds:
+            raise ValueError("random-frequency does not apply to interferential current; use frequency-sweep of the beat")
+        if self.duty_cycle is not None and self.ramp_up_s + self.ramp_down_s > self.duty_cycle.on_s + 1e-9:
+            raise ValueError(
+                f"ramp_up_s + ramp_down_s ({self.ramp_up_s + self.ramp_down_s:g} s) must fit in duty_cycle.on_s "
+                f"({self.duty_cycle.on_s:g} s)"
+            )
+        # pulses (or bursts) must not overlap at the highest repetition rate
+        rate = self.max_repetition_hz
+        if p.shape in PULSED_SHAPES:
+            if self.burst is None:
+                if p.duration_us * 1e-6 * rate >= 1.0:
+                    raise ValueError(
+                        f"pulses overlap: a pulse lasts {p.duration_us:g} µs but the rate reaches {rate:g} Hz "
+                        f"(period {1e6 / rate:g} µs)"
+                    )
+            else:
+                if p.duration_us * 1e-6 * p.frequency_hz >= 1.0:
+                    raise ValueError(
+                        f"pulses overlap within a burst: a pulse lasts {p.duration_us:g} µs at {p.frequency_hz:g} Hz"
+                    )
+                burst_s = (self.burst.pulses_per_burst - 1) / p.frequency_hz + p.duration_us * 1e-6
+                if burst_s * rate >= 1.0:
+                    raise ValueError(
+                        f"bursts overlap: a burst of {self.burst.pulses_per_burst} pulses at {p.frequency_hz:g} Hz "
+                        f"lasts {burst_s * 1e3:g} ms but bursts repeat at up to {rate:g} Hz"
+                    )
+        elif p.shape == "sine-burst":
+            if p.duration_us * 1e-6 * rate > 1.0 + 1e-9:
+                raise ValueError(
+                    f"bursts overlap: a burst of {p.cycles_per_burst} carrier cycles lasts {p.duration_us:g} µs "
+                    f"but bursts repeat at up to {rate:g} Hz"
+                )
+        elif p.shape == "interferential":
+            if rate >= p.carrier_frequency_hz / 4:
+                raise ValueError(
+                    f"beat frequency up to {rate:g} Hz is too close to the carrier ({p.carrier_frequency_hz:g} Hz)"
+                )
+        return self
+
+    @property
+    def frequency_modulation(self) -> FrequencySweep | RandomFrequency | AlternatingFrequency | None:
+        for m in self.modulation:
+            if isinstance(m, FrequencySweep | RandomFrequency | AlternatingFrequency):
+                return m
+        return None
+
+    def _modulation(self, kind: str) -> Any:
+        return next((m for m in self.modulation if m.kind == kind), None)
+
+    @property
+    def amplitude_modulation(self) -> AmplitudeSweep | None:
+        return self._modulation("amplitude-sweep")
+
+    @property
+    def width_modulation(self) -> WidthSweep | None:
+        return self._modulation("width-sweep")
+
+    @property
+    def nominal_repetition_hz(self) -> float:
+        """Pulse rate, burst rate (bursts or sine bursts) or beat rate (interferential)."""
+        if self.burst is not None:
+            return self.burst.burst_frequency_hz
+        return self.pulse.frequency_hz
+
+    @property
+    def max_repetition_hz(self) -> float:
+        """Highest repetition rate the modulation reaches."""
+        fm = self.frequency_modulation
+        if fm is None:
+            return self.nominal_repetition_hz
+        if isinstance(fm, AlternatingFrequency):
+            return max(fm.frequencies_hz)
+        return fm.high_hz
+
+
+class Channel(_Model):
+    """One stimulation channel and its electrodes.
+
+    Two pads (active and reference), or four for quadripolar interferential current
+    (pads 1–2 form the first circuit, pads 3–4 the second).
+    """
+
+    label: Annotated[str, Field(min_length=1, max_length=40)]
+    electrodes: Annotated[list[Electrode], Field(min_length=2, max_length=4)]
+    stimulus: Stimulus
+
+    @model_validator(mode="after")
+    def _pads(self) -> Channel:
+        quad = self.stimulus.pulse.shape == "interferential" and self.stimulus.pulse.mode == "quadripolar"
+        need = 4 if quad else 2
+        if len(self.electrodes) != need:
+            what = "quadripolar interferential current" if quad else f"shape {self.stimulus.pulse.shape!r}"
+            raise ValueError(f"{what} needs {need} electrodes, but {len(self.electrodes)} were given")
+        return self
+
+    @property
+    def n_outputs(self) -> int:
+        """Stimulator outputs this channel occupies (2 for quadripolar interferential)."""
+        return len(self.electrodes) // 2
+
+
+# --------------------------------------------------------------------------- program
+
+
+class Citation(_Model):
+    """A source for a program."""
+
+    text: Annotated[str, Field(min_length=3)]
+    doi: str | None = None
+    url: str | None = None
+
+
+class Evidence(_Model):
+    """What the evidence says, plainly, including when it is weak."""
+
+    level: Literal["high", "moderate", "low", "very-low", "insufficient"]
+    summary: Annotated[str, Field(min_length=10)]
+    mechanisms: list[str] = Field(default_factory=list)
+
+
+class Placement(_Model):
+    """Electrode placement recipe: site, pad sizes and positions in words."""
+
+    summary: Annotated[str, Field(min_length=3)]
+    steps: list[str] = Field(default_factory=list)
+
+
+class Output:
+    """One stimulator output: a channel, or one of the two circuits of a quadripolar channel."""
+
+    __slots__ = ("index", "channel_index", "circuit", "label", "electrodes", "stimulus")
+
+    def __init__(self, index: int, channel_index: int, circuit: int, label: str, electrodes: tuple[Electrode, Electrode], stimulus: Stimulus):
+        self.index = index
+        self.channel_index = channel_index
+        self.circuit = circuit
+        self.label = label
+        self.electrodes = electrodes
+        self.stimulus = stimulus
+
+    def __repr__(self) -> str:
+        return f"Output({self.index}, {self.label!r})"
+
+
+def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            # a different pulse shape or modulation kind replaces the whole table
+            if k == "pulse" and v.get("shape", out[k].get("shape")) != out[k].get("shape"):
+                out[k] = v
+            else:
+                out[k] = _deep_merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+class Program(_Model):
+    """A therapy program.
+
+    Examples
+    --------
+    >>> import electrostim as es
+    >>> p = es.load_program("tens-conventional")
+    >>> p.modality, p.channels[0].stimulus.pulse.frequency_hz
+    (<Modality.TENS: 'tens'>, 100.0)
+    """
+
+    schema_version: Literal[1] = 1
+    id: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{1,63}$")]
+    name: Annotated[str, Field(min_length=3, max_length=120)]
+    modality: Modality
+    description: str = ""
+    session_duration_s: Annotated[float, Field(gt=0, le=MAX_SESSION_S)]
+    sequencing: Literal["synchronous", "alternating", "delayed"] = "synchronous"
+    sequencing_delay_s: Annotated[float, Field(ge=0, le=3600)] = 0.0
+    channels: Annotated[list[Channel], Field(min_length=1, max_length=16)]
+    regimen: str = Field("", description="how often and how long, e.g. 'twice daily for 6 weeks'")
+    citations: list[Citation] = Field(default_factory=list)
+    evidence: Evidence | None = None
+    placement: Placement | None = None
+    notes: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _inherit_stimulus(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "stimulus" in data:
+            data = dict(data)
+            base = data.pop("stimulus")
+            chans = data.get("channels")
+            if isinstance(base, dict) and isinstance(chans, list):
+                data["channels"] = [
+                    {**c, "stimulus": _deep_merge(base, c.get("stimulus", {}) or {})} if isinstance(c, dict) else c
+                    for c in chans
+                ]
+            else:
+                data["stimulus"] = base  # let validation report it
+        return data
+
+    @model_validator(mode="after")
+    def _program(self) -> Program:
+        labels = [c.label for c in self.channels]
+        dup = {x for x in labels if labels.count(x) > 1}
+        if dup:
+            raise ValueError(f"channel labels must be unique, but {sorted(dup)} repeat")
+        if self.sequencing == "alternating":
+            if len(self.channels) < 2:
+                raise ValueError("alternating sequencing needs at least 2 channels")
+            if any(c.stimulus.duty_cycle is None for c in self.channels):
+                raise ValueError("alternating sequencing needs a duty_cycle on every channel")
+        if self.sequencing == "delayed" and self.sequencing_delay_s <= 0:
+            raise ValueError("delayed sequencing needs sequencing_delay_s > 0")
+        for c in self.channels:
+            shape = c.stimulus.pulse.shape
+            if self.modality in (Modality.INTERFERENTIAL,) and shape != "interferential":
+                raise ValueError(f"modality 'interferential' needs pulse shape 'interferential', channel {c.label!r} has {shape!r}")
+            if shape == "interferential" and self.modality != Modality.INTERFERENTIAL:
+                raise ValueError(f"pulse shape 'interferential' needs modality 'interferential', not {self.modality.value!r}")
+        return self
+
+    @property
+    def outputs(self) -> list[Output]:
+        """Stimulator outputs in order (a quadripolar channel gives two)."""
+        out: list[Output] = []
+        for ci, c in enumerate(self.channels):
+            for k in range(c.n_outputs):
+                label = c.label if c.n_outputs == 1 else f"{c.label}.{'ab'[k]}"
+                pads = (c.electrodes[2 * k], c.electrodes[2 * k + 1])
+                out.append(Output(len(out), ci, k, label, pads, c.stimulus))
+        return out
+
+    @property
+    def channel_offsets_s(self) -> list[float]:
+        """Start offset of each channel's duty cycle, from the sequencing."""
+        n = len(self.channels)
+        if self.sequencing == "alternating":
+            return [i * self.channels[i].stimulus.duty_cycle.cycle_s / n for i in range(n)]  # type: ignore[union-attr]
+        if self.sequencing == "delayed":
+            return [i * self.sequencing_delay_s for i in range(n)]
+        return [0.0] * n
+
+    def with_changes(
+        self,
+        *,
+        max_amplitude_ma: float | None = None,
+        electrode_cm: tuple[float, float] | None = None,
+        site: str | None = None,
+    ) -> Program:
+        """A copy with every channel's maximum amplitude, every pad's size or every pad's site replaced.
+
+        The default amplitude is lowered to the new maximum where it would exceed it.
+        """
+        data = self.model_dump(mode="python")
+        for ch in data["channels"]:
+            if max_amplitude_ma is not None:
+                amp = ch["stimulus"]["amplitude"]
+                amp["max_ma"] = max_amplitude_ma
+                amp["default_ma"] = min(amp["default_ma"], max_amplitude_ma)
+            for pad in ch["electrodes"]:
+                if electrode_cm is not None:
+                    pad.update(shape="rectangle", width_cm=electrode_cm[0], height_cm=electrode_cm[1], diameter_cm=None)
+                if site is not None:
+                    pad["site"] = site
+        from ._io import validate_program
+
+        return validate_program(data, source="command-line options")

@@ -1,0 +1,191 @@
+"""Limit, device and contraindication tables: data files, validated when loaded."""
+
+from __future__ import annotations
+
+import tomllib
+from functools import cache
+from importlib import resources
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from ..errors import UnknownDeviceError
+from ..program import CONDITIONS, Modality
+from ..program._io import format_validation_error
+from ..waveform import ElectrodeDose, OutputDose
+
+__all__ = ["LimitRule", "ProgramRule", "DeviceProfile", "SiteRule", "PathRule", "ConditionRule", "Warning_",
+           "limit_rules", "program_rules", "device_profiles", "get_device", "contraindication_tables"]
+
+Verdict = Literal["refused", "needs_confirmation"]
+
+
+class _Row(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class When(_Row):
+    metric: str
+    above: float | None = None
+    upto: float | None = None
+
+    def holds(self, value: float) -> bool:
+        return (self.above is None or value > self.above) and (self.upto is None or value <= self.upto)
+
+
+class LimitRule(_Row):
+    """A limit on one dose figure."""
+
+    id: str
+    scope: Literal["output", "electrode"]
+    metric: str
+    op: Literal[">", ">="]
+    limit: float
+    unit: str
+    when: When | None = None
+    verdict: Verdict
+    source: str = Field(min_length=10)
+    message: str
+
+    @model_validator(mode="after")
+    def _metric_exists(self) -> LimitRule:
+        model = OutputDose if self.scope == "output" else ElectrodeDose
+        for m in [self.metric] + ([self.when.metric] if self.when else []):
+            if m not in model.model_fields:
+                raise ValueError(f"rule {self.id}: {self.scope} metric {m!r} is not a dose figure")
+        return self
+
+    def breached(self, value: float | None) -> bool:
+        if value is None:
+            return False
+        return value > self.limit if self.op == ">" else value >= self.limit
+
+
+class ProgramRule(_Row):
+    id: str
+    kind: Literal["duty-cycle-minimum"]
+    modalities: list[Modality]
+    min_on_s: float
+    min_off_s: float
+    verdict: Verdict
+    source: str = Field(min_length=10)
+    message: str
+
+
+class DeviceProfile(_Row):
+    """What a stimulator can deliver."""
+
+    id: str
+    name: str
+    source: str = Field(min_length=10)
+    channels: int = Field(ge=1, le=64)
+    current_max_ma: float = Field(gt=0)
+    current_step_ma: float = Field(ge=0)
+    pulse_width_min_us: float = Field(gt=0)
+    pulse_width_max_us: float = Field(gt=0)
+    pulse_width_step_us: float = Field(ge=0)
+    max_pulse_rate_hz: float = Field(gt=0)
+    max_carrier_hz: float = Field(ge=0)
+    shapes: list[Literal["symmetric-biphasic", "asymmetric-biphasic", "monophasic", "sine-burst", "interferential"]]
+    fixed_interphase_gap_us: float | None = None
+
+    @model_validator(mode="after")
+    def _ranges(self) -> DeviceProfile:
+        if self.pulse_width_min_us > self.pulse_width_max_us:
+            raise ValueError(f"device {self.id}: pulse_width_min_us > pulse_width_max_us")
+        return self
+
+
+class SiteRule(_Row):
+    id: str
+    regions: list[str]
+    verdict: Verdict
+    source: str
+    message: str
+
+
+class PathRule(_Row):
+    id: str
+    pairs: list[tuple[str, str]]
+    verdict: Verdict
+    source: str
+    message: str
+
+
+class ConditionRule(_Row):
+    id: str
+    conditions: list[str]
+    regions: list[str] = Field(default_factory=list)
+    modalities: list[Modality] = Field(default_factory=list)
+    localised: bool = False
+    verdict: Verdict
+    class_: Literal["contraindication", "precaution"] = Field(alias="class")
+    source: str
+    message: str
+
+    @model_validator(mode="after")
+    def _known(self) -> ConditionRule:
+        bad = [c for c in self.conditions if c not in CONDITIONS]
+        if bad:
+            raise ValueError(f"rule {self.id}: unknown conditions {bad}")
+        return self
+
+
+class Warning_(_Row):
+    id: str
+    source: str
+    message: str
+
+
+def _load(name: str) -> dict:
+    return tomllib.loads(resources.files(__package__).joinpath("tables", name).read_text(encoding="utf-8"))
+
+
+def _rows(model, rows, name):
+    try:
+        return tuple(model.model_validate(r) for r in rows)
+    except ValidationError as exc:  # a broken table is a packaging bug: say where
+        raise RuntimeError(format_validation_error(exc, f"safety table {name}")[0]) from None
+
+
+@cache
+def limit_rules() -> tuple[LimitRule, ...]:
+    """Rules on dose figures."""
+    return _rows(LimitRule, _load("limits.toml")["rule"], "limits.toml")
+
+
+@cache
+def program_rules() -> tuple[ProgramRule, ...]:
+    """Rules on program settings."""
+    return _rows(ProgramRule, _load("limits.toml").get("program_rule", []), "limits.toml")
+
+
+@cache
+def device_profiles() -> dict[str, DeviceProfile]:
+    """Device capability profiles by id."""
+    raw = _load("devices.toml")
+    return {p.id: p for p in _rows(DeviceProfile, [{"id": k, **v} for k, v in raw.items()], "devices.toml")}
+
+
+def get_device(device: str | DeviceProfile) -> DeviceProfile:
+    """A device profile by id (``generic``, ``rehastim2``, ``p24``)."""
+    if isinstance(device, DeviceProfile):
+        return device
+    profiles = device_profiles()
+    if device not in profiles:
+        raise UnknownDeviceError(
+            f"Invalid value for 'device': allowed {', '.join(repr(k) for k in profiles)}, but got {device!r}."
+        )
+    return profiles[device]
+
+
+@cache
+def contraindication_tables() -> tuple[tuple[SiteRule, ...], tuple[PathRule, ...], tuple[ConditionRule, ...], tuple[Warning_, ...]]:
+    """Site rules, path rules, condition rules and standing warnings."""
+    raw = _load("contraindications.toml")
+    return (
+        _rows(SiteRule, raw.get("site_rule", []), "contraindications.toml"),
+        _rows(PathRule, raw.get("path_rule", []), "contraindications.toml"),
+        _rows(ConditionRule, raw.get("condition_rule", []), "contraindications.toml"),
+        _rows(Warning_, raw.get("warning", []), "contraindications.toml"),
+    )

@@ -1,0 +1,48 @@
+"""Check a therapy: the exact pulse schedule, its sampled rendering, its dose, figures and export.
+
+Examples
+--------
+>>> import electrostim as es
+>>> p = es.load_program("tens-conventional")
+>>> d = es.compute_dose(p, level="max")
+>>> d.outputs[0].max_pulse_rate_hz
+100.0
+"""
+
+from ._dose import DEFAULT_LOAD_OHM, WINDOW_S, Dose, ElectrodeDose, OutputDose, compute_dose, pulse_terms
+from ._schedule import SHAPE_RECT, SHAPE_SINE, PulseChunk, Schedule, schedule
+
+__all__ = [
+    "DEFAULT_LOAD_OHM",
+    "WINDOW_S",
+    "SHAPE_RECT",
+    "SHAPE_SINE",
+    "Dose",
+    "ElectrodeDose",
+    "OutputDose",
+    "PulseChunk",
+    "Schedule",
+    "compute_dose",
+    "pulse_terms",
+    "schedule",
+    "render",
+    "export_waveform",
+    "plot_program",
+]
+
+
+def __getattr__(name: str):
+    # rendering, export and figures load on first use (matplotlib is slow to import)
+    if name == "render":
+        from ._render import render
+
+        return render
+    if name == "export_waveform":
+        from ._export import export_waveform
+
+        return export_waveform
+    if name == "plot_program":
+        from ._plot import plot_program
+
+        return plot_program
+    raise AttributeError(name)

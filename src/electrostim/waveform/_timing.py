@@ -1,0 +1,198 @@
+"""Event clocks and envelopes: pure functions and small stateful generators on arrays.
+
+A clock fires events (pulses, bursts, carrier cycles) where its phase
+``Φ(t) = ∫₀ᵗ f(τ) dτ`` crosses an integer. Event ``k`` has one time, computed by one
+formula, whatever window asks for it, so chunked generation never duplicates or
+drops an event at a window edge. Times are in seconds, rates in hertz.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+__all__ = ["ConstantClock", "PiecewiseClock", "RandomClock", "make_clock", "triangle01", "duty_envelope"]
+
+
+class ConstantClock:
+    """Events at ``k / f``."""
+
+    def __init__(self, frequency_hz: float):
+        self.f = float(frequency_hz)
+
+    def time_of(self, k: np.ndarray) -> np.ndarray:
+        return k / self.f
+
+    def phase(self, t: np.ndarray) -> np.ndarray:
+        return np.asarray(t, dtype=float) * self.f
+
+    def indices(self, t0: float, t1: float) -> np.ndarray:
+        k0 = max(0, math.floor(t0 * self.f) - 1)
+        k1 = math.ceil(t1 * self.f) + 1
+        k = np.arange(k0, k1, dtype=np.float64)
+        t = self.time_of(k)
+        return k[(t >= t0) & (t < t1)]
+
+    def times(self, t0: float, t1: float) -> np.ndarray:
+        return self.time_of(self.indices(t0, t1))
+
+
+class PiecewiseClock:
+    """A rate that follows a periodic piecewise-linear profile.
+
+    Parameters
+    ----------
+    segments : list of (duration_s, start_hz, end_hz)
+        One period of the profile; rates must stay above zero.
+    """
+
+    def __init__(self, segments: list[tuple[float, float, float]]):
+        dur = np.array([s[0] for s in segments], dtype=float)
+        f0 = np.array([s[1] for s in segments], dtype=float)
+        f1 = np.array([s[2] for s in segments], dtype=float)
+        if np.any(dur <= 0) or np.any(f0 <= 0) or np.any(f1 <= 0):
+            raise ValueError("clock segments need positive durations and rates")
+        self.tau0 = np.concatenate([[0.0], np.cumsum(dur)[:-1]])
+        self.dur = dur
+        self.f0 = f0
+        self.slope = (f1 - f0) / dur
+        seg_phase = dur * (f0 + f1) / 2.0
+        self.phi0 = np.concatenate([[0.0], np.cumsum(seg_phase)[:-1]])
+        self.period = float(dur.sum())
+        self.phi_period = float(seg_phase.sum())
+
+    def rate(self, t: np.ndarray) -> np.ndarray:
+        tau = np.mod(t, self.period)
+        j = np.clip(np.searchsorted(self.tau0, tau, side="right") - 1, 0, len(self.dur) - 1)
+        return self.f0[j] + self.slope[j] * (tau - self.tau0[j])
+
+    def phase(self, t: np.ndarray) -> np.ndarray:
+        t = np.asarray(t, dtype=float)
+        m = np.floor(t / self.period)
+        tau = t - m * self.period
+        j = np.clip(np.searchsorted(self.tau0, tau, side="right") - 1, 0, len(self.dur) - 1)
+        u = tau - self.tau0[j]
+        return m * self.phi_period + self.phi0[j] + self.f0[j] * u + 0.5 * self.slope[j] * u * u
+
+    def time_of(self, k: np.ndarray) -> np.ndarray:
+        k = np.asarray(k, dtype=float)
+        m = np.floor(k / self.phi_period)
+        r = k - m * self.phi_period
+        j = np.clip(np.searchsorted(self.phi0, r, side="right") - 1, 0, len(self.dur) - 1)
+        d = r - self.phi0[j]
+        f0 = self.f0[j]
+        # root of ½·s·u² + f0·u − d = 0 in its cancellation-free form (also for s = 0)
+        u = 2.0 * d / (f0 + np.sqrt(np.maximum(f0 * f0 + 2.0 * self.slope[j] * d, 0.0)))
+        return m * self.period + self.tau0[j] + u
+
+    def indices(self, t0: float, t1: float) -> np.ndarray:
+        k0 = max(0, math.floor(float(self.phase(np.array(t0)))) - 1)
+        k1 = math.ceil(float(self.phase(np.array(t1)))) + 1
+        k = np.arange(k0, k1, dtype=np.float64)
+        t = self.time_of(k)
+        return k[(t >= t0) & (t < t1)]
+
+    def times(self, t0: float, t1: float) -> np.ndarray:
+        return self.time_of(self.indices(t0, t1))
+
+
+class RandomClock:
+    """Events whose intervals are ``1/f`` with ``f`` uniform in ``[low_hz, high_hz]``, seeded.
+
+    Windows must be asked for in increasing order; events up to ``lookback_s`` before
+    the latest window's start stay available.
+    """
+
+    _BLOCK = 4096
+
+    def __init__(self, low_hz: float, high_hz: float, seed: int, lookback_s: float = 0.0):
+        self.low, self.high = float(low_hz), float(high_hz)
+        self.rng = np.random.default_rng(seed)
+        self.lookback = float(lookback_s)
+        self.buf = np.zeros(1)  # first event at t = 0
+        self.next_start = 0.0
+
+    def _extend(self, until: float) -> None:
+        chunks = [self.buf]
+        last = float(self.buf[-1])
+        while last < until:
+            f = self.rng.uniform(self.low, self.high, self._BLOCK)
+            block = last + np.cumsum(1.0 / f)
+            chunks.append(block)
+            last = float(block[-1])
+        self.buf = np.concatenate(chunks)
+
+    def times(self, t0: float, t1: float) -> np.ndarray:
+        if t0 + 1e-12 < self.next_start - self.lookback:
+            raise RuntimeError("RandomClock windows must be requested in increasing order")
+        self._extend(t1)
+        keep = np.searchsorted(self.buf, t0 - self.lookback, side="left")
+        if keep > 0:
+            self.buf = self.buf[keep:]
+        self.next_start = max(self.next_start, t0)
+        return self.buf[(self.buf >= t0) & (self.buf < t1)]
+
+
+def profile_segments(low: float, high: float, period_s: float, profile: str) -> list[tuple[float, float, float]]:
+    """One period of a sweep between ``low`` and ``high``."""
+    if profile == "triangle":
+        return [(period_s / 2, low, high), (period_s / 2, high, low)]
+    return [(period_s, low, high)]  # sawtooth
+
+
+def make_clock(nominal_hz: float, modulation, *, offset_hz: float = 0.0, lookback_s: float = 0.0):
+    """The clock of a repetition rate under an optional frequency modulation (shifted by ``offset_hz``)."""
+    if modulation is None:
+        return ConstantClock(nominal_hz + offset_hz)
+    kind = modulation.kind
+    if kind == "frequency-sweep":
+        segs = profile_segments(modulation.low_hz, modulation.high_hz, modulation.period_s, modulation.profile)
+    elif kind == "alternating-frequency":
+        segs = [(modulation.dwell_s, f, f) for f in modulation.frequencies_hz]
+    elif kind == "random-frequency":
+        return RandomClock(modulation.low_hz, modulation.high_hz, modulation.seed, lookback_s)
+    else:  # pragma: no cover - schema forbids
+        raise ValueError(kind)
+    return PiecewiseClock([(d, a + offset_hz, b + offset_hz) for d, a, b in segs])
+
+
+def triangle01(t: np.ndarray, period_s: float, profile: str) -> np.ndarray:
+    """A wave between 0 and 1: triangle (0→1→0) or sawtooth (0→1) of the given period."""
+    x = np.mod(t, period_s) / period_s
+    if profile == "triangle":
+        return 1.0 - np.abs(2.0 * x - 1.0)
+    return x
+
+
+def duty_envelope(
+    t: np.ndarray,
+    *,
+    session_s: float,
+    ramp_up_s: float,
+    ramp_down_s: float,
+    on_s: float | None,
+    off_s: float,
+    offset_s: float,
+    periodic_offset: bool,
+) -> np.ndarray:
+    """Intensity factor in [0, 1] from ramps and the on/off duty cycle.
+
+    Without a duty cycle the ramps open and close the session. With one, each on-time
+    (ramps included) ramps up from its start and down to its end; ``offset_s`` shifts
+    the channel's cycle (alternating channels wrap round, delayed channels start late).
+    """
+    t = np.asarray(t, dtype=float)
+    if on_s is None:
+        tau = t - offset_s
+        up = np.clip(tau / ramp_up_s, 0.0, 1.0) if ramp_up_s > 0 else (tau >= 0).astype(float)
+        down = np.clip((session_s - t) / ramp_down_s, 0.0, 1.0) if ramp_down_s > 0 else np.ones_like(t)
+        return np.minimum(up, down)
+    cycle = on_s + off_s
+    tau = t - offset_s
+    started = np.ones_like(t, dtype=bool) if periodic_offset else tau >= 0
+    phase = np.mod(tau, cycle)
+    on = (phase < on_s) & started
+    up = np.clip(phase / ramp_up_s, 0.0, 1.0) if ramp_up_s > 0 else 1.0
+    down = np.clip((on_s - phase) / ramp_down_s, 0.0, 1.0) if ramp_down_s > 0 else 1.0
+    return np.where(on, np.minimum(up, down), 0.0)
