@@ -271,6 +271,18 @@ class Schedule:
         per = p.cycles_per_burst if p.shape == "sine-burst" else (st.burst.pulses_per_burst if st.burst else 1)
         return per * st.max_repetition_hz
 
+    @property
+    def max_pulse_duration_s(self) -> float:
+        """Longest single pulse (or carrier cycle) any output can produce."""
+        longest = 0.0
+        for o in self.outputs:
+            p = o.stimulus.pulse
+            if p.shape == "sine-burst" or p.shape == "interferential":
+                longest = max(longest, 1.0 / p.carrier_frequency_hz)
+            else:
+                longest = max(longest, p.duration_us * 1e-6)
+        return longest
+
     def _generators(self) -> list[_OutputGenerator]:
         offsets = self.program.channel_offsets_s
         return [_OutputGenerator(self.program, o, a, offsets[o.channel_index]) for o, a in zip(self.outputs, self.amplitudes_ma)]

@@ -1,0 +1,1 @@
+"""Performance benchmarks of electrostim; run each as ``python -m benchmarks.<name>`` from the repository root."""

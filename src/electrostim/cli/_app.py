@@ -1,0 +1,382 @@
+"""The ``electrostim`` command: thin commands over the public API."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from enum import StrEnum
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.panel import Panel
+from rich.table import Table
+
+from ..errors import ElectrostimError, InvalidInputError, SafetyError
+
+app = typer.Typer(
+    name="electrostim",
+    help="Electrical stimulation therapy: describe, check and plot TENS, NMES, interferential and Russian current programs.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+programs_app = typer.Typer(help="List and show therapy programs (presets and your own files).", no_args_is_help=True)
+app.add_typer(programs_app, name="programs")
+
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+#: exit codes of ``check``
+EXIT_OK, EXIT_REFUSED, EXIT_BAD_INPUT, EXIT_NEEDS_CONFIRMATION = 0, 1, 2, 3
+
+ProgramRef = Annotated[str, typer.Argument(metavar="ID|FILE", help="preset id, user-program id, or path to a program .toml")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable JSON on stdout")]
+
+
+class Level(StrEnum):
+    default = "default"
+    max = "max"
+
+
+class Device(StrEnum):
+    generic = "generic"
+    rehastim2 = "rehastim2"
+    p24 = "p24"
+
+
+class Format(StrEnum):
+    csv = "csv"
+    npz = "npz"
+
+
+def _guard(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Bad input: one line on stderr and exit code 2, never a traceback."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except InvalidInputError as exc:
+            err.out(f"error: {exc}")
+            raise typer.Exit(EXIT_BAD_INPUT) from None
+        except SafetyError as exc:
+            err.out(f"refused: {exc}")
+            raise typer.Exit(EXIT_REFUSED) from None
+        except ElectrostimError as exc:
+            err.out(f"error: {exc}")
+            raise typer.Exit(1) from None
+        except OSError as exc:
+            err.out(f"error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "))
+            raise typer.Exit(EXIT_BAD_INPUT) from None
+
+    return wrapper
+
+
+def _emit_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
+
+
+def _load(ref: str):
+    from ..program import load_program
+
+    return load_program(ref)
+
+
+def _num(x: float | None, digits: int = 3) -> str:
+    if x is None:
+        return "—"
+    return f"{x:.{digits}g}"
+
+
+# --------------------------------------------------------------------------- programs
+
+
+@programs_app.command("list")
+@_guard
+def programs_list(json_: JsonOpt = False) -> None:
+    """List presets and your own programs."""
+    from ..program import list_programs, program_dirs
+
+    entries = list_programs()
+    if json_:
+        _emit_json([
+            {"id": e.id, "name": e.name, "modality": e.modality, "origin": e.origin,
+             "evidence_level": e.program.evidence.level if e.program.evidence else None}
+            for e in entries
+        ])
+        return
+    t = Table(title="Therapy programs", title_justify="left")
+    for col in ("id", "modality", "name", "evidence", "origin"):
+        t.add_column(col)
+    for e in entries:
+        t.add_row(e.id, e.modality, e.name, e.program.evidence.level if e.program.evidence else "—", e.origin)
+    out.print(t)
+    out.print(f"Your own programs go in: {', '.join(str(d) for d in program_dirs())}")
+
+
+def _stimulus_text(st) -> str:
+    p = st.pulse
+    parts = [p.shape]
+    if p.shape in ("symmetric-biphasic", "asymmetric-biphasic", "monophasic"):
+        parts.append(f"{p.pulse_width_us:g} µs at {p.frequency_hz:g} Hz")
+        if getattr(p, "interphase_gap_us", 0):
+            parts.append(f"gap {p.interphase_gap_us:g} µs")
+        if p.shape == "asymmetric-biphasic":
+            parts.append(f"second phase ×{p.second_phase_ratio:g}")
+        if p.shape == "monophasic":
+            parts.append(f"{p.polarity} (DC component)")
+    elif p.shape == "sine-burst":
+        parts.append(f"{p.carrier_frequency_hz:g} Hz carrier in {p.frequency_hz:g} Hz bursts ({p.burst_duty_percent:g} % duty)")
+    else:
+        parts.append(f"{p.mode}, {p.carrier_frequency_hz:g} Hz carrier, beat {p.beat_frequency_hz:g} Hz")
+    if st.burst:
+        parts.append(f"bursts of {st.burst.pulses_per_burst} at {st.burst.burst_frequency_hz:g} Hz")
+    for m in st.modulation:
+        parts.append(m.kind)
+    if st.duty_cycle:
+        parts.append(f"{st.duty_cycle.on_s:g} s on / {st.duty_cycle.off_s:g} s off")
+    if st.ramp_up_s or st.ramp_down_s:
+        parts.append(f"ramps {st.ramp_up_s:g}/{st.ramp_down_s:g} s")
+    a = st.amplitude
+    parts.append(f"amplitude {a.default_ma:g} mA (max {a.max_ma:g} mA)")
+    return ", ".join(parts)
+
+
+@programs_app.command("show")
+@_guard
+def programs_show(ref: ProgramRef, json_: JsonOpt = False) -> None:
+    """Show a program: stimulus, placement, evidence and sources."""
+    p = _load(ref)
+    if json_:
+        _emit_json(p.model_dump(mode="json"))
+        return
+    out.print(Panel.fit(f"[bold]{p.name}[/]\n{p.id} · {p.modality.value} · {p.session_duration_s / 60:g} min"
+                        + (f" · {p.sequencing}" if len(p.channels) > 1 else ""), border_style="cyan"))
+    if p.description:
+        out.print(p.description.strip())
+    if p.regimen:
+        out.print(f"[bold]Regimen:[/] {p.regimen}")
+    t = Table(title="Channels", title_justify="left")
+    for col in ("channel", "stimulus", "pads"):
+        t.add_column(col, overflow="fold")
+    for c in p.channels:
+        pads = "; ".join(f"{e.site}{' ' + e.side if e.side else ''} {e.size_label}" for e in c.electrodes)
+        t.add_row(c.label, _stimulus_text(c.stimulus), pads)
+    out.print(t)
+    goals = {c.stimulus.amplitude.goal for c in p.channels if c.stimulus.amplitude.goal}
+    for g in goals:
+        out.print(f"[bold]Intensity:[/] {g}")
+    if p.placement:
+        out.print(f"[bold]Placement:[/] {p.placement.summary}")
+        for i, s in enumerate(p.placement.steps, 1):
+            out.print(f"  {i}. {s}")
+    if p.evidence:
+        out.print(f"[bold]Evidence ({p.evidence.level}):[/] {' '.join(p.evidence.summary.split())}")
+        if p.evidence.mechanisms:
+            out.print(f"[bold]Mechanisms:[/] {', '.join(p.evidence.mechanisms)}")
+    for n in p.notes:
+        out.print(f"[bold]Note:[/] {n}")
+    for c in p.citations:
+        out.print(f"  · {c.text}" + (f" doi:{c.doi}" if c.doi else ""))
+
+
+# --------------------------------------------------------------------------- check
+
+
+def _apply_overrides(p, amplitude_ma: float | None, electrode: str | None, site: str | None):
+    from ..units import parse_pad_size_cm
+
+    if amplitude_ma is not None and not (0 < amplitude_ma <= 500):
+        raise InvalidInputError(f"Invalid value for '--amplitude-ma': allowed 0 < X <= 500 mA, but got {amplitude_ma:g}.")
+    pad = parse_pad_size_cm(electrode) if electrode else None
+    if site is not None:
+        from ..anatomy import get_site
+
+        get_site(site)
+    if amplitude_ma is None and pad is None and site is None:
+        return p
+    return p.with_changes(max_amplitude_ma=amplitude_ma, electrode_cm=pad, site=site)
+
+
+_VERDICT_STYLE = {"ok": "bold green", "needs_confirmation": "bold yellow", "refused": "bold red"}
+
+
+@app.command()
+@_guard
+def check(
+    ref: ProgramRef,
+    amplitude_ma: Annotated[float | None, typer.Option("--amplitude-ma", help="check at this maximum amplitude (mA) instead of the program's")] = None,
+    electrode: Annotated[str | None, typer.Option("--electrode", metavar="WxH_CM", help="use pads of this size on every channel, e.g. 5x5")] = None,
+    site: Annotated[str | None, typer.Option("--site", help="put every pad on this body site")] = None,
+    patient: Annotated[Path | None, typer.Option("--patient", help="patient profile .toml (conditions)")] = None,
+    device: Annotated[Device, typer.Option("--device", help="device capability profile")] = Device.generic,
+    json_: JsonOpt = False,
+) -> None:
+    """Check a program: verdict (ok, needs confirmation, refused), reasons and dose at its highest amplitude.
+
+    Exit code: 0 ok, 3 needs confirmation, 1 refused, 2 bad input.
+    """
+    from ..program import load_patient_file
+    from ..safety import assess
+
+    p = _apply_overrides(_load(ref), amplitude_ma, electrode, site)
+    pat = load_patient_file(patient) if patient else None
+    a = assess(p, patient=pat, device=device.value)
+    code = {"ok": EXIT_OK, "needs_confirmation": EXIT_NEEDS_CONFIRMATION, "refused": EXIT_REFUSED}[a.verdict]
+    if json_:
+        _emit_json(a.to_dict())
+        raise typer.Exit(code)
+    _print_assessment(a)
+    raise typer.Exit(code)
+
+
+def _print_assessment(a) -> None:
+    p = a.program
+    out.print(Panel.fit(f"[{_VERDICT_STYLE[a.verdict]}]{a.verdict.replace('_', ' ').upper()}[/]  {p.id} on {a.device.name}"
+                        + (f", patient {a.patient.id}" if a.patient else "")
+                        + "\nchecked at the highest amplitude the program allows, into 500 Ω",
+                        border_style=_VERDICT_STYLE[a.verdict].split()[-1]))
+    if a.reasons:
+        t = Table(title="Reasons", title_justify="left", show_lines=True)
+        t.add_column("verdict")
+        t.add_column("rule and why", overflow="fold")
+        for r in a.reasons:
+            t.add_row(f"[{_VERDICT_STYLE[r.verdict]}]{r.verdict.replace('_', ' ')}[/]",
+                      f"[bold]{r.rule}[/]\n{r.message}\n[dim]source: {r.source}[/]")
+        out.print(t)
+    d = a.dose
+    t = Table(title=f"Dose at the highest amplitude (load {d.load_ohm:g} Ω; during = highest {d.window_s:g} s window)",
+              title_justify="left")
+    t.add_column("figure")
+    for o in d.outputs:
+        t.add_column(o.label, justify="right")
+    rows = [
+        ("amplitude (mA)", lambda o: _num(o.amplitude_ma)),
+        ("highest pulse rate (Hz)", lambda o: _num(o.max_pulse_rate_hz, 5)),
+        ("charge per phase (µC)", lambda o: _num(o.max_phase_charge_uc)),
+        ("net charge per pulse (µC)", lambda o: _num(o.max_net_charge_per_pulse_uc)),
+        ("net charge, session (µC)", lambda o: _num(o.net_charge_session_uc)),
+        ("rms current during / session (mA)", lambda o: f"{_num(o.rms_current_ma)} / {_num(o.rms_current_session_ma)}"),
+        ("average current during / session (mA)", lambda o: f"{_num(o.average_current_ma)} / {_num(o.average_current_session_ma)}"),
+        ("DC component (mA)", lambda o: _num(o.dc_current_ma)),
+        ("energy per pulse (mJ)", lambda o: _num(o.max_energy_per_pulse_mj)),
+        ("power during / session (mW)", lambda o: f"{_num(o.average_power_mw)} / {_num(o.average_power_session_mw)}"),
+        ("pulses in session", lambda o: str(o.pulse_count)),
+    ]
+    for name, fn in rows:
+        t.add_row(name, *[fn(o) for o in d.outputs])
+    out.print(t)
+    t = Table(title="Per electrode", title_justify="left")
+    for col in ("pad", "cm²", "mA/cm² rms", "W/cm²", "µC/cm²", "k"):
+        t.add_column(col, justify="right" if col != "pad" else "left")
+    for o in d.outputs:
+        for i, e in enumerate(o.electrodes, 1):
+            t.add_row(f"{o.label} {i}: {e.site}{' ' + e.side if e.side else ''} ({e.size})", _num(e.area_cm2),
+                      _num(e.rms_current_density_ma_per_cm2), _num(e.average_power_density_w_per_cm2),
+                      _num(e.charge_density_uc_per_cm2), "—" if e.shannon_k is None else f"{e.shannon_k:.2f}")
+    out.print(t)
+    out.print("[dim]k: Shannon's k = log10(charge density × charge per phase)[/]")
+    for w in a.warnings:
+        out.print(f"[dim]warning: {w}[/]")
+
+
+# --------------------------------------------------------------------------- plot and export
+
+
+@app.command()
+@_guard
+def plot(
+    ref: ProgramRef,
+    output: Annotated[Path, typer.Option("-o", "--output", help="figure file (.png, .svg or .pdf)")],
+    level: Annotated[Level, typer.Option("--level", help="amplitude to draw: the program's default or its maximum")] = Level.default,
+    json_: JsonOpt = False,
+) -> None:
+    """Draw the pulse shape, a pulse train and the session envelope."""
+    from ..errors import check_option
+    from ..waveform import plot_program
+
+    check_option("figure format", output.suffix.lower(), [".png", ".svg", ".pdf"])
+    p = _load(ref)
+    plot_program(p, output, level=level.value)
+    if json_:
+        _emit_json({"program": p.id, "figure": str(output)})
+    else:
+        out.print(f"wrote {output}")
+
+
+@app.command()
+@_guard
+def export(
+    ref: ProgramRef,
+    output: Annotated[Path, typer.Option("-o", "--output", help="output file")],
+    fmt: Annotated[Format | None, typer.Option("--format", help="csv or npz (default: from the file suffix)")] = None,
+    start_s: Annotated[float, typer.Option("--start-s", help="window start in the session (s)")] = 0.0,
+    duration_s: Annotated[float, typer.Option("--duration-s", help="window length (s)")] = 1.0,
+    sample_rate_hz: Annotated[float, typer.Option("--sample-rate-hz", help="sampling rate (Hz)")] = 100_000.0,
+    level: Annotated[Level, typer.Option("--level", help="amplitude: the program's default or its maximum")] = Level.default,
+    json_: JsonOpt = False,
+) -> None:
+    """Write the sampled current of every output (CSV or NumPy .npz)."""
+    from rich.progress import Progress
+
+    from ..waveform import Schedule, export_waveform
+
+    p = _load(ref)
+    sched = Schedule(p, level=level.value)
+    if json_ or not sys.stderr.isatty():
+        path = export_waveform(sched, output, fmt.value if fmt else None, start_s, duration_s, sample_rate_hz)
+    else:
+        with Progress(console=err, transient=True) as bar:
+            task = bar.add_task(f"exporting {p.id}", total=1.0)
+            path = export_waveform(sched, output, fmt.value if fmt else None, start_s, duration_s, sample_rate_hz,
+                                   progress=lambda f: bar.update(task, completed=f))
+    info = {"program": p.id, "file": str(path), "format": (fmt.value if fmt else path.suffix.lstrip(".")),
+            "start_s": start_s, "duration_s": min(duration_s, sched.duration_s - start_s),
+            "sample_rate_hz": sample_rate_hz, "outputs": [o.label for o in sched.outputs]}
+    if json_:
+        _emit_json(info)
+    else:
+        out.print(f"wrote {path} ({info['format']}, {len(info['outputs'])} outputs, {info['duration_s']:g} s at {sample_rate_hz:g} Hz)")
+
+
+# --------------------------------------------------------------------------- demo
+
+
+@app.command()
+@_guard
+def demo(
+    output_dir: Annotated[Path, typer.Option("-o", "--output-dir", help="folder for the figure")] = Path("."),
+    json_: JsonOpt = False,
+) -> None:
+    """The main job on embedded defaults: check the knee-pain preset and draw its waveform."""
+    from ..safety import assess
+    from ..waveform import plot_program
+
+    p = _load("knee-oa-tens")
+    a = assess(p)
+    fig = output_dir / "knee-oa-tens.png"
+    plot_program(p, fig)
+    if json_:
+        _emit_json({**a.to_dict(), "figure": str(fig)})
+    else:
+        _print_assessment(a)
+        out.print(f"wrote {fig}")
+
+
+def main() -> None:
+    """Entry point of the ``electrostim`` command."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        err.out("interrupted")
+        raise SystemExit(130) from None
+    except Exception as exc:  # an internal error: short message unless debugging
+        if os.environ.get("ELECTROSTIM_DEBUG"):
+            raise
+        err.out(f"internal error: {type(exc).__name__}: {exc} (set ELECTROSTIM_DEBUG=1 for the traceback)")
+        raise SystemExit(1) from None
