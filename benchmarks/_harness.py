@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import resource
 import statistics
@@ -12,6 +13,14 @@ from collections.abc import Callable
 from typing import Any
 
 MB = 1e6
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: an integer >= 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"allowed >= 1, but got {value}")
+    return value
 
 
 def max_rss_bytes() -> int:
@@ -41,7 +50,13 @@ def summary(values: list[float]) -> dict[str, float]:
     return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
 
-def report(title: str, rows: dict[str, tuple[list[float], str]], targets: dict[str, tuple[str, float]], meta: dict[str, Any], as_json: bool) -> int:
+def report(
+    title: str,
+    rows: dict[str, tuple[list[float], str]],
+    targets: dict[str, tuple[str, float]],
+    meta: dict[str, Any],
+    as_json: bool,
+) -> int:
     """Print the figures and the verdict on each target; return the exit code (1 when a target is missed).
 
     ``rows`` maps a figure's name to its values and unit; ``targets`` maps a target's
@@ -50,8 +65,8 @@ def report(title: str, rows: dict[str, tuple[list[float], str]], targets: dict[s
     results = {name: summary(v) | {"unit": unit, "values": v} for name, (v, unit) in rows.items()}
     verdicts = {}
     for name, (row, limit) in targets.items():
-        r = results[row]
-        verdicts[name] = {"figure": row.strip(), "median": r["median"], "limit": limit, "unit": r["unit"], "met": r["median"] <= limit}
+        m = results[row]["median"]
+        verdicts[name] = {"figure": row, "median": m, "limit": limit, "unit": results[row]["unit"], "met": m <= limit}
     ok = all(v["met"] for v in verdicts.values())
     if as_json:
         json.dump({"benchmark": title, **meta, "results": results, "targets": verdicts, "ok": ok}, sys.stdout, indent=2)
@@ -60,9 +75,9 @@ def report(title: str, rows: dict[str, tuple[list[float], str]], targets: dict[s
     print(title)
     for k, v in meta.items():
         print(f"  {k}: {v}")
-    print(f"  {'figure':<30} {'median':>9} {'min':>9} {'max':>9}")
+    print(f"  {'figure':<32} {'median':>9} {'min':>9} {'max':>9}")
     for name, r in results.items():
-        print(f"  {name:<30} {r['median']:>9.3f} {r['min']:>9.3f} {r['max']:>9.3f}  {r['unit']}")
+        print(f"  {name:<32} {r['median']:>9.3f} {r['min']:>9.3f} {r['max']:>9.3f}  {r['unit']}")
     for name, v in verdicts.items():
         verdict = "met" if v["met"] else "NOT MET"
         print(f"  target {name}: median {v['median']:.3f} {v['unit']} <= {v['limit']:g} {v['unit']}: {verdict}")

@@ -1,0 +1,133 @@
+"""Dose figures against their closed forms for rectangular pulses."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import electrostim as es
+
+from .conftest import make_program, pad
+
+REL = 1e-9
+
+
+@given(
+    shape=st.sampled_from(["symmetric-biphasic", "asymmetric-biphasic", "monophasic"]),
+    pw=st.floats(20, 1000), f=st.integers(1, 300), amp=st.floats(0.1, 150), ratio=st.floats(1, 6),
+    gap=st.floats(0, 100), duration=st.integers(2, 30), w=st.floats(1, 10), h=st.floats(1, 15),
+    load=st.sampled_from([500.0, 1000.0, 2000.0]),
+)
+def test_dose_equals_closed_forms(shape, pw, f, amp, ratio, gap, duration, w, h, load):
+    pulse = {"shape": shape, "pulse_width_us": pw, "frequency_hz": f}
+    if shape != "monophasic":
+        pulse["interphase_gap_us"] = gap
+    if shape == "asymmetric-biphasic":
+        pulse["second_phase_ratio"] = ratio
+    w2 = {"symmetric-biphasic": pw, "asymmetric-biphasic": pw * ratio, "monophasic": 0.0}[shape]
+    a2 = {"symmetric-biphasic": amp, "asymmetric-biphasic": amp / ratio, "monophasic": 0.0}[shape]
+    span = pw + w2 + (gap if shape != "monophasic" else 0.0)
+    if span * 1e-6 * f >= 0.95:
+        return
+    p = make_program(pulse, amplitude_ma=amp, duration_s=duration, pads=[pad(w=w, h=h), pad(w=w, h=h)])
+    d = es.compute_dose(p, level="max", load_ohm=load).outputs[0]
+
+    n = duration * f  # pulses at k/f for k = 0 .. n-1
+    q = amp * pw * 1e-3  # µC per leading phase
+    i2t = amp**2 * pw + a2**2 * w2  # mA²·µs per pulse
+    absq = (amp * pw + a2 * w2) * 1e-3
+    net = q if shape == "monophasic" else 0.0
+    assert d.pulse_count == n
+    assert d.max_pulse_rate_hz == pytest.approx(f, rel=1e-6)
+    assert d.peak_current_ma == pytest.approx(amp, rel=REL)
+    assert d.peak_voltage_v == pytest.approx(amp * 1e-3 * load, rel=REL)
+    assert d.max_phase_charge_uc == pytest.approx(q, rel=REL)
+    assert d.max_net_charge_per_pulse_uc == pytest.approx(net, rel=REL, abs=1e-12 * q)
+    assert d.net_charge_session_uc == pytest.approx(-net * n, rel=1e-9, abs=1e-9 * q * n)
+    # "during stimulation": f pulses in any 1 s window
+    rms = math.sqrt(f * i2t * 1e-6)
+    assert d.rms_current_ma == pytest.approx(rms, rel=REL)
+    assert d.average_current_ma == pytest.approx(f * absq * 1e-3, rel=REL)
+    assert d.dc_current_ma == pytest.approx(f * net * 1e-3, rel=REL, abs=1e-12)
+    assert d.max_energy_per_pulse_mj == pytest.approx(load * i2t * 1e-12 * 1e3, rel=REL)
+    assert d.average_power_mw == pytest.approx(rms**2 * 1e-6 * load * 1e3, rel=REL)
+    # session averages
+    assert d.rms_current_session_ma == pytest.approx(math.sqrt(n * i2t * 1e-6 / duration), rel=REL)
+    assert d.average_current_session_ma == pytest.approx(n * absq * 1e-3 / duration, rel=REL)
+    assert d.average_power_session_mw == pytest.approx(n * i2t * 1e-12 * load / duration * 1e3, rel=REL)
+    # per electrode
+    area = w * h
+    for e in d.electrodes:
+        assert e.area_cm2 == pytest.approx(area, rel=REL)
+        assert e.rms_current_density_ma_per_cm2 == pytest.approx(rms / area, rel=REL)
+        assert e.average_power_density_w_per_cm2 == pytest.approx(rms**2 * 1e-6 * load / area, rel=REL)
+        assert e.charge_density_uc_per_cm2 == pytest.approx(q / area, rel=REL)
+        assert e.shannon_k == pytest.approx(math.log10(q / area) + math.log10(q), rel=1e-9, abs=1e-12)
+
+
+def test_worked_examples_from_the_clinical_reference():
+    # 50 mA, 250 µs, 50 Hz symmetric biphasic on a 5x5 cm pad: k ≈ 0.80, 0.32 mA/cm² rms, ≈ 1.3 mW/cm²
+    p = make_program({"shape": "symmetric-biphasic", "pulse_width_us": 250, "frequency_hz": 50}, amplitude_ma=50)
+    e = es.compute_dose(p, level="max").outputs[0].electrodes[0]
+    assert e.shannon_k == pytest.approx(0.796, abs=0.005)
+    assert e.rms_current_density_ma_per_cm2 == pytest.approx(0.316, abs=0.005)
+    assert e.average_power_density_w_per_cm2 * 1e3 == pytest.approx(1.25, abs=0.05)
+    # 80 mA, 400 µs on a pad peeled down to 3 cm²: k ≈ 2.5
+    p = make_program({"shape": "symmetric-biphasic", "pulse_width_us": 400, "frequency_hz": 50}, amplitude_ma=80,
+                     pads=[pad(w=1.5, h=2.0), pad(w=1.5, h=2.0)])
+    e = es.compute_dose(p, level="max").outputs[0].electrodes[0]
+    assert e.shannon_k == pytest.approx(2.5, abs=0.05)
+
+
+def test_sine_cycles_closed_forms():
+    # continuous 4 kHz sine at 40 mA peak (one interferential circuit): rms = A/√2, phase charge = A/(π f)
+    p = make_program({"shape": "interferential", "carrier_frequency_hz": 4000, "beat_frequency_hz": 100},
+                     amplitude_ma=40, modality="interferential", duration_s=5.0)
+    a, b = es.compute_dose(p, level="max").outputs
+    assert a.rms_current_ma == pytest.approx(40 / math.sqrt(2), rel=1e-9)
+    assert a.max_phase_charge_uc == pytest.approx(40 / (math.pi * 4000) * 1e3, rel=1e-9)
+    assert a.max_pulse_rate_hz == pytest.approx(4000, rel=1e-6)
+    assert b.max_pulse_rate_hz == pytest.approx(4100, rel=1e-6)
+    assert a.net_charge_session_uc == pytest.approx(0.0, abs=1e-6)
+
+
+def test_duty_cycle_rms_during_vs_session():
+    p = make_program({"shape": "symmetric-biphasic", "pulse_width_us": 250, "frequency_hz": 50},
+                     amplitude_ma=100, duration_s=600, duty_cycle={"on_s": 15, "off_s": 45})
+    d = es.compute_dose(p, level="max").outputs[0]
+    on = 100 * math.sqrt(50 * 2 * 250e-6)
+    assert d.rms_current_ma == pytest.approx(on, rel=1e-9)
+    assert d.rms_current_session_ma == pytest.approx(on * math.sqrt(15 / 60), rel=1e-3)
+
+
+def test_default_and_explicit_amplitudes():
+    p = es.load_program("nmes-quadriceps-tka")
+    assert es.compute_dose(p).outputs[0].peak_current_ma == 30.0
+    assert es.compute_dose(p, amplitude_ma=42.0).outputs[0].peak_current_ma == 42.0
+    assert es.compute_dose(p, amplitude_ma={"quadriceps": 12.0}).outputs[0].peak_current_ma == 12.0
+    with pytest.raises(es.InvalidInputError, match="allowed"):
+        es.compute_dose(p, amplitude_ma={"nope": 1.0})
+
+
+def test_chunk_size_does_not_change_the_dose():
+    p = es.load_program("tens-mixed-frequency")
+    a = es.compute_dose(p, schedule=es.Schedule(p, level="max", chunk_s=7.3))
+    b = es.compute_dose(p, schedule=es.Schedule(p, level="max", chunk_s=1000))
+    for x, y in zip(a.outputs, b.outputs):
+        for k, v in x.model_dump().items():
+            if isinstance(v, float):
+                assert v == pytest.approx(getattr(y, k), rel=1e-9, abs=1e-12), k
+
+
+def test_render_matches_the_schedule():
+    p = es.load_program("nmes-quadriceps-tka")
+    s = es.Schedule(p, level="max")
+    r = es.render(s, 5.0, 6.0, 1_000_000, dtype=np.float64)
+    x = r.current_ma[0]
+    # 50 pulses, 250 µs per phase: 250 samples at -100 mA and 250 at +100 mA each
+    assert (x == -100.0).sum() == 50 * 250 and (x == 100.0).sum() == 50 * 250
+    assert x.sum() == pytest.approx(0.0, abs=1e-6)
