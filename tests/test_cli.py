@@ -12,6 +12,8 @@ from typer.testing import CliRunner
 
 from electrostim.cli import app
 
+from .test_library import REQUIRED
+
 runner = CliRunner()
 
 
@@ -23,10 +25,7 @@ def test_programs_list_and_show():
     r = run("programs", "list", "--json")
     assert r.exit_code == 0
     ids = {p["id"] for p in json.loads(r.stdout)}
-    expected = {"tens-conventional", "tens-acupuncture", "tens-burst", "tens-mixed-frequency", "knee-oa-tens", "ifc-knee",
-                "nmes-quadriceps-tka", "nmes-atrophy", "russian-current", "spasm-relief", "edema-muscle-pump",
-                "circulation", "recovery-massage"}
-    assert expected <= ids
+    assert set(REQUIRED) <= ids
     r = run("programs", "show", "nmes-quadriceps-tka", "--json")
     assert json.loads(r.stdout)["channels"][0]["stimulus"]["pulse"]["pulse_width_us"] == 250
     r = run("programs", "show", "knee-oa-tens")
