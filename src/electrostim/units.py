@@ -7,11 +7,12 @@ single place where the conversions are written down.
 
 from __future__ import annotations
 
+import math
 import re
 
 from .errors import OptionError
 
-__all__ = ["MA", "UA", "US", "MS", "UC", "MJ", "MW", "parse_pad_size_cm"]
+__all__ = ["MA", "UA", "US", "MS", "UC", "MJ", "MW", "pad_area_cm2", "parse_pad_size_cm"]
 
 #: milliampere in ampere
 MA = 1e-3
@@ -50,3 +51,20 @@ def parse_pad_size_cm(text: str) -> tuple[float, float]:
     if w <= 0 or h <= 0:
         raise OptionError(f"Invalid value for 'electrode': both sides must be > 0 cm, but got {text!r}.")
     return w, h
+
+
+def pad_area_cm2(shape: str, width_cm: float | None = None, height_cm: float | None = None, diameter_cm: float | None = None) -> float:
+    """Conductive area of a rectangular or disk pad in cm².
+
+    Examples
+    --------
+    >>> pad_area_cm2("rectangle", 5, 9)
+    45.0
+    >>> round(pad_area_cm2("disk", diameter_cm=2), 4)
+    3.1416
+    """
+    if shape == "disk":
+        assert diameter_cm is not None
+        return math.pi * diameter_cm**2 / 4.0
+    assert width_cm is not None and height_cm is not None
+    return width_cm * height_cm

@@ -17,13 +17,13 @@ False
 
 from __future__ import annotations
 
-import math
 import tomllib
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
 from ..errors import UnknownSiteError
+from ..units import pad_area_cm2
 
 __all__ = ["Site", "ElectrodeSpec", "get_site", "list_sites", "site_matches", "list_electrodes", "get_electrode", "known_regions"]
 
@@ -53,11 +53,7 @@ class ElectrodeSpec:
     @property
     def area_cm2(self) -> float:
         """Conductive area in cm²."""
-        if self.shape == "disk":
-            assert self.diameter_cm is not None
-            return math.pi * self.diameter_cm**2 / 4.0
-        assert self.width_cm is not None and self.height_cm is not None
-        return self.width_cm * self.height_cm
+        return pad_area_cm2(self.shape, self.width_cm, self.height_cm, self.diameter_cm)
 
 
 def _read(name: str) -> dict:

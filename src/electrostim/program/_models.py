@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .. import anatomy
+from ..units import pad_area_cm2
 
 __all__ = [
     "Modality",
@@ -99,11 +100,7 @@ class Electrode(_Model):
     @property
     def area_cm2(self) -> float:
         """Conductive contact area in cm²."""
-        if self.shape == "disk":
-            assert self.diameter_cm is not None
-            return math.pi * self.diameter_cm**2 / 4.0
-        assert self.width_cm is not None and self.height_cm is not None
-        return self.width_cm * self.height_cm
+        return pad_area_cm2(self.shape, self.width_cm, self.height_cm, self.diameter_cm)
 
     @property
     def size_label(self) -> str:
@@ -116,7 +113,9 @@ class Electrode(_Model):
 # --------------------------------------------------------------------------- pulse shapes
 
 PulseWidthUs = Annotated[float, Field(gt=0, le=MAX_PULSE_WIDTH_US)]
-FrequencyHz = Annotated[float, Field(gt=0, le=MAX_FREQUENCY_HZ)]
+#: the slowest rate a program may name: one pulse per 100 s
+MIN_FREQUENCY_HZ = 0.01
+FrequencyHz = Annotated[float, Field(ge=MIN_FREQUENCY_HZ, le=MAX_FREQUENCY_HZ)]
 
 
 class SymmetricBiphasic(_Model):
@@ -173,7 +172,7 @@ class SineBurst(_Model):
 
     shape: Literal["sine-burst"] = "sine-burst"
     carrier_frequency_hz: Annotated[float, Field(ge=500, le=MAX_FREQUENCY_HZ)]
-    frequency_hz: Annotated[float, Field(gt=0, le=1000)] = Field(description="burst rate")
+    frequency_hz: Annotated[float, Field(ge=1, le=1000)] = Field(description="burst rate")
     burst_duty_percent: Annotated[float, Field(gt=0, le=100)] = 50.0
 
     @property
@@ -197,7 +196,7 @@ class Interferential(_Model):
     shape: Literal["interferential"] = "interferential"
     mode: Literal["quadripolar", "premodulated"] = "quadripolar"
     carrier_frequency_hz: Annotated[float, Field(ge=1000, le=MAX_FREQUENCY_HZ)]
-    beat_frequency_hz: Annotated[float, Field(gt=0, le=250)]
+    beat_frequency_hz: Annotated[float, Field(ge=0.1, le=250)]
 
     @property
     def frequency_hz(self) -> float:
@@ -238,7 +237,7 @@ class Burst(_Model):
     """Pulses grouped in bursts: ``pulses_per_burst`` at the pulse frequency, bursts at ``burst_frequency_hz``."""
 
     pulses_per_burst: Annotated[int, Field(ge=2, le=1000)]
-    burst_frequency_hz: Annotated[float, Field(gt=0, le=100)]
+    burst_frequency_hz: Annotated[float, Field(ge=MIN_FREQUENCY_HZ, le=100)]
 
 
 class DutyCycle(_Model):
@@ -543,7 +542,9 @@ class Program(_Model):
             chans = data.get("channels")
             if isinstance(base, dict) and isinstance(chans, list):
                 data["channels"] = [
-                    {**c, "stimulus": _deep_merge(base, c.get("stimulus", {}) or {})} if isinstance(c, dict) else c
+                    {**c, "stimulus": _deep_merge(base, c.get("stimulus") or {})}
+                    if isinstance(c, dict) and isinstance(c.get("stimulus") or {}, dict)
+                    else c  # not a table: validation reports it
                     for c in chans
                 ]
             else:

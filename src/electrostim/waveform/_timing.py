@@ -15,7 +15,29 @@ import numpy as np
 __all__ = ["ConstantClock", "PiecewiseClock", "RandomClock", "make_clock", "triangle01", "duty_envelope"]
 
 
-class ConstantClock:
+class _IndexedClock:
+    """A clock whose event ``k`` has a closed-form time (``time_of``) and phase (``phase``)."""
+
+    def time_of(self, k: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def phase(self, t: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def indices(self, t0: float, t1: float) -> np.ndarray:
+        """Indices (as floats) of the events in [t0, t1)."""
+        k0 = max(0, math.floor(float(self.phase(np.array(t0)))) - 1)
+        k1 = math.ceil(float(self.phase(np.array(t1)))) + 1
+        k = np.arange(k0, k1, dtype=np.float64)
+        t = self.time_of(k)
+        return k[(t >= t0) & (t < t1)]
+
+    def times(self, t0: float, t1: float) -> np.ndarray:
+        """Event times in [t0, t1)."""
+        return self.time_of(self.indices(t0, t1))
+
+
+class ConstantClock(_IndexedClock):
     """Events at ``k / f``."""
 
     def __init__(self, frequency_hz: float):
@@ -27,18 +49,8 @@ class ConstantClock:
     def phase(self, t: np.ndarray) -> np.ndarray:
         return np.asarray(t, dtype=float) * self.f
 
-    def indices(self, t0: float, t1: float) -> np.ndarray:
-        k0 = max(0, math.floor(t0 * self.f) - 1)
-        k1 = math.ceil(t1 * self.f) + 1
-        k = np.arange(k0, k1, dtype=np.float64)
-        t = self.time_of(k)
-        return k[(t >= t0) & (t < t1)]
 
-    def times(self, t0: float, t1: float) -> np.ndarray:
-        return self.time_of(self.indices(t0, t1))
-
-
-class PiecewiseClock:
+class PiecewiseClock(_IndexedClock):
     """A rate that follows a periodic piecewise-linear profile.
 
     Parameters
@@ -85,16 +97,6 @@ class PiecewiseClock:
         # root of ½·s·u² + f0·u − d = 0 in its cancellation-free form (also for s = 0)
         u = 2.0 * d / (f0 + np.sqrt(np.maximum(f0 * f0 + 2.0 * self.slope[j] * d, 0.0)))
         return m * self.period + self.tau0[j] + u
-
-    def indices(self, t0: float, t1: float) -> np.ndarray:
-        k0 = max(0, math.floor(float(self.phase(np.array(t0)))) - 1)
-        k1 = math.ceil(float(self.phase(np.array(t1)))) + 1
-        k = np.arange(k0, k1, dtype=np.float64)
-        t = self.time_of(k)
-        return k[(t >= t0) & (t < t1)]
-
-    def times(self, t0: float, t1: float) -> np.ndarray:
-        return self.time_of(self.indices(t0, t1))
 
 
 class RandomClock:
