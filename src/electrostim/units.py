@@ -58,7 +58,7 @@ def pad_area_cm2(shape: str, width_cm: float | None = None, height_cm: float | N
 
     Examples
     --------
-    >>> pad_area_cm2("rectangle", 5, 9)
+    >>> pad_area_cm2("rectangle", 5.0, 9.0)
     45.0
     >>> round(pad_area_cm2("disk", diameter_cm=2), 4)
     3.1416

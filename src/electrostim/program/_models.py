@@ -13,9 +13,11 @@ import math
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .. import anatomy
+from ..errors import ProgramError
+from ._format import format_validation_error
 from ..units import pad_area_cm2
 
 __all__ = [
@@ -44,6 +46,7 @@ __all__ = [
     "Program",
     "Output",
     "PULSED_SHAPES",
+    "validate_program",
 ]
 
 #: Upper bounds that keep programs physical; beyond them a value is a typing error.
@@ -615,6 +618,15 @@ class Program(_Model):
                     pad.update(shape="rectangle", width_cm=electrode_cm[0], height_cm=electrode_cm[1], diameter_cm=None)
                 if site is not None:
                     pad["site"] = site
-        from ._io import validate_program
-
         return validate_program(data, source="command-line options")
+
+
+def validate_program(data: Any, source: str = "program") -> Program:
+    """Validate a program from a mapping, raising :class:`~electrostim.errors.ProgramError` on any problem."""
+    if not isinstance(data, dict):
+        raise ProgramError(f"{source}: a program must be a table of fields, but got {type(data).__name__}")
+    try:
+        return Program.model_validate(data)
+    except ValidationError as exc:
+        message, problems = format_validation_error(exc, source)
+        raise ProgramError(message, problems) from None

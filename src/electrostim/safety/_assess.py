@@ -331,10 +331,10 @@ class ApprovedPlan:
     >>> plan = es.assess(es.load_program("tens-conventional")).approve()
     >>> plan.envelope.outputs[0].max_amplitude_ma
     50.0
-    >>> plan.check_amplitude("left", 60.0)
+    >>> plan.check_amplitude("low-back-left", 60.0)
     Traceback (most recent call last):
     ...
-    electrostim.errors.SafetyError: 60 mA on output 'left' is outside the approved envelope (0 to 50 mA).
+    electrostim.errors.SafetyError: 60 mA on output 'low-back-left' is outside the approved envelope (0 to 50 mA).
     """
 
     __slots__ = ("_assessment", "_envelope", "_confirmed", "_confirmed_by", "_approved_at")

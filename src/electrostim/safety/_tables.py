@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from ..errors import UnknownDeviceError
 from ..program import CONDITIONS, Modality
-from ..program._io import format_validation_error
+from ..program import format_validation_error
 from ..waveform import ElectrodeDose, OutputDose
 
 __all__ = ["LimitRule", "ProgramRule", "DeviceProfile", "SiteRule", "PathRule", "ConditionRule", "Warning_",
