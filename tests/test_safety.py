@@ -67,6 +67,7 @@ def test_iec_rms_band_depends_on_frequency():
 
 def test_monophasic_dc_component_needs_confirmation():
     p = make_program({"shape": "monophasic", "pulse_width_us": 100, "frequency_hz": 100}, amplitude_ma=20)
+    assert not p.channels[0].stimulus.pulse.charge_balanced
     a = es.assess(p)
     assert a.verdict == "needs_confirmation" and "dc-component.net-charge" in rules(a)
 

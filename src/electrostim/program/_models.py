@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -130,6 +130,9 @@ class SymmetricBiphasic(_Model):
     frequency_hz: FrequencyHz
     leading_phase: Literal["cathodic", "anodic"] = "cathodic"
 
+    #: zero net charge per pulse (or per carrier cycle)
+    charge_balanced: ClassVar[bool] = True
+
     @property
     def duration_us(self) -> float:
         return 2 * self.pulse_width_us + self.interphase_gap_us
@@ -147,6 +150,9 @@ class AsymmetricBiphasic(_Model):
     frequency_hz: FrequencyHz
     leading_phase: Literal["cathodic", "anodic"] = "cathodic"
 
+    #: zero net charge per pulse (or per carrier cycle)
+    charge_balanced: ClassVar[bool] = True
+
     @property
     def duration_us(self) -> float:
         return self.pulse_width_us * (1 + self.second_phase_ratio) + self.interphase_gap_us
@@ -162,6 +168,9 @@ class Monophasic(_Model):
     twin_peak_spacing_us: Annotated[float, Field(ge=0, le=10_000)] | None = Field(
         None, description="if set, a second identical phase follows after this gap (high-voltage twin peak)"
     )
+
+    #: a monophasic pulse carries a DC component (net charge); the safety engine flags it
+    charge_balanced: ClassVar[bool] = False
 
     @property
     def duration_us(self) -> float:
@@ -182,6 +191,9 @@ class SineBurst(_Model):
     def cycles_per_burst(self) -> int:
         """Whole carrier cycles in one burst (at least one)."""
         return max(1, math.floor(self.burst_duty_percent / 100.0 * self.carrier_frequency_hz / self.frequency_hz + 1e-9))
+
+    #: zero net charge per pulse (or per carrier cycle)
+    charge_balanced: ClassVar[bool] = True
 
     @property
     def duration_us(self) -> float:
@@ -204,6 +216,9 @@ class Interferential(_Model):
     @property
     def frequency_hz(self) -> float:
         return self.beat_frequency_hz
+
+    #: zero net charge per pulse (or per carrier cycle)
+    charge_balanced: ClassVar[bool] = True
 
     @property
     def duration_us(self) -> float:
