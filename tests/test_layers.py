@@ -396,3 +396,11 @@ def test_checker_flags_imports_of_packages_in_no_layer():
 def test_checker_flags_relative_import_beyond_top():
     v = _check("electrostim.errors", "from ... import x\n")
     assert len(v) == 1 and "beyond the top-level package" in v[0].problem
+
+
+def test_checker_catches_a_violation_injected_into_the_real_tree():
+    sources = package_sources()
+    source, is_pkg = sources["electrostim.program._io"]
+    sources["electrostim.program._io"] = (source + "\n\ndef _late():\n    from ..safety import assess\n    return assess\n", is_pkg)
+    violations = find_violations(sources)
+    assert [(v.module, v.target) for v in violations] == [("electrostim.program._io", "electrostim.safety")]

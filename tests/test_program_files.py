@@ -454,3 +454,24 @@ def test_cli_reports_a_broken_file_without_traceback(workdir: Path):
     assert "Traceback" not in output, output
     assert proc.returncode == 2, output
     assert "pulse_width_us" in output, output
+
+
+def _minimal(**stimulus_pulse):
+    return {
+        "id": "x1", "name": "abc", "modality": "tens", "session_duration_s": 10,
+        "channels": [{"label": "a", "electrodes": [{"site": "knee", "width_cm": 5, "height_cm": 5}] * 2,
+                      "stimulus": {"pulse": stimulus_pulse, "amplitude": {"default_ma": 1, "max_ma": 2}}}],
+    }
+
+
+def test_pulse_shape_messages_name_the_shape_field():
+    with pytest.raises(ProgramError, match=r"pulse\.shape: allowed 'symmetric-biphasic', .*; given 'square'"):
+        validate_program(_minimal(shape="square", frequency_hz=5))
+    with pytest.raises(ProgramError, match=r"pulse\.shape: required, but missing; allowed 'symmetric-biphasic'"):
+        validate_program(_minimal(frequency_hz=5))
+
+
+def test_top_level_stimulus_without_channels_reports_the_channels():
+    with pytest.raises(ProgramError, match=r"channels: required, but missing") as info:
+        validate_program({"id": "x1", "name": "abc", "modality": "tens", "session_duration_s": 10, "stimulus": {}})
+    assert "unknown field" not in str(info.value)

@@ -58,13 +58,13 @@ def pad_area_cm2(shape: str, width_cm: float | None = None, height_cm: float | N
 
     Examples
     --------
-    >>> pad_area_cm2("rectangle", 5.0, 9.0)
+    >>> pad_area_cm2("rectangle", 5, 9)
     45.0
     >>> round(pad_area_cm2("disk", diameter_cm=2), 4)
     3.1416
     """
     if shape == "disk":
         assert diameter_cm is not None
-        return math.pi * diameter_cm**2 / 4.0
+        return math.pi * float(diameter_cm) ** 2 / 4.0
     assert width_cm is not None and height_cm is not None
-    return width_cm * height_cm
+    return float(width_cm) * float(height_cm)

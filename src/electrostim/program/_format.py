@@ -8,11 +8,13 @@ from pydantic import ValidationError
 
 __all__ = ["format_validation_error"]
 
-# discriminator tags pydantic puts in error locations; they are not field names
-_TAGS = {
-    "symmetric-biphasic", "asymmetric-biphasic", "monophasic", "sine-burst", "interferential",
-    "frequency-sweep", "random-frequency", "alternating-frequency", "amplitude-sweep", "width-sweep",
+# discriminator values of the program's tagged unions, by discriminator field
+_ALLOWED_TAGS = {
+    "shape": ("symmetric-biphasic", "asymmetric-biphasic", "monophasic", "sine-burst", "interferential"),
+    "kind": ("frequency-sweep", "random-frequency", "alternating-frequency", "amplitude-sweep", "width-sweep"),
 }
+# discriminator tags pydantic puts in error locations; they are not field names
+_TAGS = set(_ALLOWED_TAGS["shape"]) | set(_ALLOWED_TAGS["kind"])
 
 
 def _loc(loc: tuple[Any, ...]) -> str:
@@ -37,6 +39,20 @@ def format_validation_error(exc: ValidationError, source: str) -> tuple[str, lis
         if msg.startswith("Value error, "):
             msg = msg[len("Value error, "):]
         given = err.get("input")
+        if err["type"] in ("union_tag_not_found", "union_tag_invalid"):
+            key = str(err.get("ctx", {}).get("discriminator", "")).strip("'")
+            allowed = ", ".join(repr(t) for t in _ALLOWED_TAGS.get(key, ()))
+            field = f"{field}.{key}"
+            if err["type"] == "union_tag_not_found":
+                text = f"{field}: required, but missing; allowed {allowed}"
+                given = None
+            else:
+                given = err.get("ctx", {}).get("tag")
+                text = f"{field}: allowed {allowed}; given {given!r}"
+            problems.append((field, text, given))
+            lines.append(text)
+            continue
+        msg = msg.rstrip(".")
         if err["type"] == "missing":
             text = f"{field}: required, but missing"
             given = None

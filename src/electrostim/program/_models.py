@@ -565,8 +565,7 @@ class Program(_Model):
                     else c  # not a table: validation reports it
                     for c in chans
                 ]
-            else:
-                data["stimulus"] = base  # let validation report it
+            # without a list of channels there is nothing to inherit: validation reports the channels
         return data
 
     @model_validator(mode="after")
