@@ -274,35 +274,32 @@ class DutyCycle(_Model):
 Profile = Literal["triangle", "sawtooth"]
 
 
-class FrequencySweep(_Model):
+class _FrequencyRange(_Model):
+    """A rate range ``low_hz`` < ``high_hz``."""
+
+    low_hz: FrequencyHz
+    high_hz: FrequencyHz
+
+    @model_validator(mode="after")
+    def _order(self) -> _FrequencyRange:
+        if self.low_hz >= self.high_hz:
+            raise ValueError(f"low_hz ({self.low_hz:g}) must be below high_hz ({self.high_hz:g})")
+        return self
+
+
+class FrequencySweep(_FrequencyRange):
     """Repetition rate swept between ``low_hz`` and ``high_hz`` (beat rate for interferential)."""
 
     kind: Literal["frequency-sweep"] = "frequency-sweep"
-    low_hz: FrequencyHz
-    high_hz: FrequencyHz
     period_s: Annotated[float, Field(gt=0, le=3600)]
     profile: Profile = "triangle"
 
-    @model_validator(mode="after")
-    def _order(self) -> FrequencySweep:
-        if self.low_hz >= self.high_hz:
-            raise ValueError(f"low_hz ({self.low_hz:g}) must be below high_hz ({self.high_hz:g})")
-        return self
 
-
-class RandomFrequency(_Model):
+class RandomFrequency(_FrequencyRange):
     """Each interval drawn uniformly from 1/high_hz..1/low_hz rates (seeded, reproducible)."""
 
     kind: Literal["random-frequency"] = "random-frequency"
-    low_hz: FrequencyHz
-    high_hz: FrequencyHz
     seed: Annotated[int, Field(ge=0)] = 0
-
-    @model_validator(mode="after")
-    def _order(self) -> RandomFrequency:
-        if self.low_hz >= self.high_hz:
-            raise ValueError(f"low_hz ({self.low_hz:g}) must be below high_hz ({self.high_hz:g})")
-        return self
 
 
 class AlternatingFrequency(_Model):
