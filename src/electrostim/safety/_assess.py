@@ -201,7 +201,7 @@ def _site_reasons(program: Program, patient: Patient | None) -> tuple[list[Reaso
                     near = [
                         (lbl, e) for lbl, e in near
                         if _sides_compatible(e.side, cond.side)
-                        and any(anatomy.site_matches(e.site, s) or anatomy.site_matches(s, e.site) if s in {x.id for x in anatomy.list_sites()} else anatomy.site_matches(e.site, s) for s in cond.sites)
+                        and any(anatomy.site_matches(e.site, s) for s in cond.sites)
                     ]
                 if near:
                     where = ", ".join(sorted({e.site + (f" ({e.side})" if e.side else "") for _, e in near}))
