@@ -1,0 +1,121 @@
+"""Run fibres: resting state, stimulation in batches of lanes, and the outcome of each lane."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import _kernels as K
+from ._geometry import Cable
+
+__all__ = ["RestState", "rest_state", "Outcome", "run_lanes", "DETECT_THRESHOLD_V"]
+
+#: an action potential is a crossing of -30 mV
+DETECT_THRESHOLD_V = -0.030
+#: settle the resting state as the peer set-up does: 200 ms in steps of 5 ms before t = 0
+SETTLE_S, SETTLE_DT_S = 0.200, 0.005
+
+
+@dataclass
+class RestState:
+    """Intracellular and periaxonal potentials (V) and gates at rest, for one fibre."""
+
+    vi: np.ndarray
+    vp: np.ndarray
+    gates: np.ndarray
+
+
+def _kernel_args(c: Cable):
+    return (c.kernel_model, c.params, c.n_gates)
+
+
+def _cable_arrays(c: Cable):
+    return (c.cm, c.gm, c.em, c.gx, c.cx, c.gi, c.gp, c.active, c.act_of, c.area)
+
+
+_TABLES: dict = {}
+
+
+def gate_tables(c: Cable, dt_s: float):
+    """Gate tables for a model, its parameters and a time step (kept for reuse)."""
+    key = (c.kernel_model, c.params.tobytes(), c.n_gates, dt_s)
+    if key not in _TABLES:
+        if len(_TABLES) > 32:
+            _TABLES.clear()
+        _TABLES[key] = K.gate_tables(c.kernel_model, c.params, c.n_gates, dt_s)
+    return _TABLES[key]
+
+
+def rest_state(c: Cable) -> RestState:
+    """The fibre at rest: membrane at its resting potential, gates at steady state, then settled."""
+    n = c.n
+    vi = np.full((n, 1), c.v_rest)
+    vp = np.zeros((n, 1))
+    g = K.steady_gates(c.kernel_model, c.params, c.v_rest, c.n_gates)
+    gates = np.zeros((c.active.size, K.N_GATES, 1))
+    gates[:, :, 0] = g
+    steps = int(round(SETTLE_S / SETTLE_DT_S))
+    K.relax(*_kernel_args(c), SETTLE_DT_S, steps, *_cable_arrays(c), vi, vp, gates)
+    return RestState(vi[:, 0].copy(), vp[:, 0].copy(), gates[:, :, 0].copy())
+
+
+@dataclass
+class Outcome:
+    """Per lane: an action potential reached the detection node (``fired``), when, and
+    whether any node fired at all (``local``: excitation that may have been blocked)."""
+
+    fired: np.ndarray
+    fired_time_s: np.ndarray
+    local: np.ndarray
+    steps: np.ndarray
+
+
+def run_lanes(
+    cable: Cable,
+    rest: RestState,
+    phi: np.ndarray,
+    amplitudes_a: np.ndarray,
+    wave: np.ndarray,
+    dt_s: float,
+    detect_node: int,
+    quiet_after_step: int,
+    block: int = 8,
+    quiet_margin_v: float = 0.005,
+    injection: tuple[int, np.ndarray] | None = None,
+) -> Outcome:
+    """Simulate lanes of one fibre model.
+
+    Parameters
+    ----------
+    phi : array [source, compartment, lane]
+        Extracellular potential (V) per ampere of each source, for each lane's fibre.
+    amplitudes_a : array [lane]
+        Current amplitude (A) of each lane; every source is scaled by it.
+    wave : array [source, step]
+        Waveform of each source, sampled at the start of each step (unitless, signed).
+    detect_node : int
+        Compartment index where an action potential counts as propagated.
+    quiet_after_step : int
+        From this step on, a lane whose nodes are all within ``quiet_margin_v`` of rest stops.
+    injection : (compartment, current per step in A), optional
+        Intracellular current injected into one compartment (the same in every lane).
+    """
+    L = amplitudes_a.shape[0]
+    n = cable.n
+    vi0 = np.repeat(rest.vi[:, None], L, axis=1)
+    vp0 = np.repeat(rest.vp[:, None], L, axis=1)
+    g0 = np.zeros((cable.active.size, K.N_GATES, L))
+    g0[:] = rest.gates[:, :, None]
+    local_idx = cable.active
+    tab_inf, tab_fac = gate_tables(cable, dt_s)
+    fired, fired_step, local, steps = K.simulate(
+        *_kernel_args(cable), dt_s, wave.shape[1], tab_inf, tab_fac, *_cable_arrays(cable),
+        np.ascontiguousarray(phi), np.ascontiguousarray(amplitudes_a, dtype=np.float64), np.ascontiguousarray(wave),
+        -1 if injection is None else int(injection[0]),
+        np.zeros(wave.shape[1]) if injection is None else np.ascontiguousarray(injection[1], dtype=np.float64),
+        vi0, vp0, g0, detect_node, DETECT_THRESHOLD_V, local_idx, quiet_after_step, quiet_margin_v,
+        float(np.max(rest.vi[cable.active] - rest.vp[cable.active])) if cable.active.size else cable.v_rest, block,
+    )
+    del n
+    return Outcome(fired.astype(bool), np.where(fired_step >= 0, (fired_step + 1) * dt_s, np.nan), local.astype(bool), steps)

@@ -1,0 +1,199 @@
+"""Batched threshold search: bracketing, then k-section, many cases at once.
+
+Each *case* is a fibre with its extracellular potentials per unit current and its
+stimulus waveform. All open cases of the same fibre run together as lanes of one
+kernel call; each round every case tests one or more amplitudes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ...errors import ElectrostimError
+from ._geometry import Cable
+from ._simulate import RestState, rest_state, run_lanes
+
+__all__ = ["Case", "ThresholdResult", "find_thresholds", "BlockError"]
+
+
+class BlockError(ElectrostimError):
+    """Stimulation excites the fibre but the action potential never reaches the detection node."""
+
+
+@dataclass
+class Case:
+    """One threshold to find.
+
+    Attributes
+    ----------
+    cable : Cable
+    phi : array [source, compartment]
+        Potential (V) along the fibre per ampere of stimulus.
+    wave : array [source, step]
+        Signed waveform of each source sampled at each time step (cathodic < 0).
+    dt_s : float
+    detect : int
+        Compartment where a propagated action potential is detected.
+    quiet_after_step : int
+        Step from which a lane at rest may stop early (the end of the stimulus).
+    """
+
+    cable: Cable
+    phi: np.ndarray
+    wave: np.ndarray
+    dt_s: float
+    detect: int
+    quiet_after_step: int
+    label: dict = field(default_factory=dict)
+
+
+@dataclass
+class ThresholdResult:
+    """The threshold of one case: the lowest amplitude found to propagate (A), and the bracket."""
+
+    threshold_a: float | None
+    lower_a: float
+    upper_a: float
+    runs: int
+    blocked: bool = False
+    block_a: float | None = None
+    fired_time_s: float | None = None
+    message: str = ""
+
+
+def activating_estimate(case: Case) -> float:
+    """A starting amplitude (A) from the activating function: the current that would
+    depolarise the most driven node by about 15 mV during the pulse, ignoring ion channels."""
+    c = case.cable
+    phi = case.phi[0] * np.max(np.abs(case.wave[0])) if case.phi.shape[0] == 1 else (case.phi * np.abs(case.wave).max(axis=1)[:, None]).sum(0)
+    drive = np.zeros(c.n)
+    drive[:-1] += c.gi * (phi[1:] - phi[:-1])
+    drive[1:] += c.gi * (phi[:-1] - phi[1:])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rate = np.where(c.cm > 0, np.abs(drive) / np.where(c.cm > 0, c.cm, 1.0), 0.0)  # V/s per A
+    on_s = max(1, int(np.count_nonzero(case.wave.any(axis=0)))) * case.dt_s
+    tau_s = 1e-4
+    eff = tau_s * (1 - math.exp(-on_s / tau_s))
+    peak = float(rate[c.active].max()) if c.active.size else float(rate.max())
+    return 0.015 / max(peak * eff, 1e-30)
+
+
+def find_thresholds(
+    cases: Sequence[Case],
+    tolerance: float = 0.001,
+    lanes_per_round: int = 8,
+    max_amplitude_a: float = 1.0,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[ThresholdResult]:
+    """Find the activation threshold of every case to a relative bracket ``tolerance``.
+
+    The bracket is grown by doubling or halving from the activating-function estimate,
+    then narrowed by k-section (each open case gets ``lanes_per_round // open`` lanes,
+    at least one). A lane that fires a node but never reaches the detection node is
+    *blocked*: it narrows the bracket from above without counting as activation; if
+    nothing above the lower bound ever propagates, the case reports the block.
+
+    The reported threshold is the upper end of the final bracket (the lowest amplitude
+    seen to propagate).
+    """
+    n = len(cases)
+    lo = np.zeros(n)  # highest amplitude seen not to propagate (0: none yet)
+    hi = np.full(n, np.inf)  # lowest amplitude seen to propagate
+    block = np.full(n, np.inf)  # lowest amplitude seen to excite without propagating
+    fired_t = np.full(n, np.nan)
+    runs = np.zeros(n, int)
+    guess = np.array([activating_estimate(c) for c in cases])
+    rests: dict[int, RestState] = {}
+    open_ = np.ones(n, bool)
+    done_count = 0
+
+    def rest_of(c: Cable) -> RestState:
+        if id(c) not in rests:
+            rests[id(c)] = rest_state(c)
+        return rests[id(c)]
+
+    while open_.any():
+        # amplitudes to test this round, per case
+        idx = np.nonzero(open_)[0]
+        per_case = max(1, lanes_per_round // len(idx))
+        plan: list[tuple[int, float]] = []
+        for i in idx:
+            top = min(hi[i], block[i])
+            if np.isinf(top) and lo[i] == 0:
+                amps = [guess[i]]
+            elif np.isinf(top):  # only subthreshold so far: grow
+                amps = [lo[i] * 2.0 ** (k + 1) for k in range(per_case)]
+            elif lo[i] == 0:  # only suprathreshold so far: shrink
+                amps = [top / 2.0 ** (k + 1) for k in range(per_case)]
+            else:
+                amps = list(lo[i] + (top - lo[i]) * np.arange(1, per_case + 1) / (per_case + 1))
+            for a in amps:
+                if a > max_amplitude_a:
+                    a = max_amplitude_a
+                plan.append((int(i), float(a)))
+        # run, grouped by fibre
+        groups: dict[int, list[int]] = {}
+        for k, (i, _) in enumerate(plan):
+            groups.setdefault(id(cases[i].cable), []).append(k)
+        for ks in groups.values():
+            first = cases[plan[ks[0]][0]]
+            waves = [cases[plan[k][0]].wave for k in ks]
+            wave = waves[0]
+            if any(w.shape != wave.shape or not np.array_equal(w, wave) for w in waves[1:]):
+                # different waveforms: run each case's lanes separately
+                sub: dict[int, list[int]] = {}
+                for k in ks:
+                    sub.setdefault(plan[k][0], []).append(k)
+                batches = list(sub.values())
+            else:
+                batches = [ks]
+            for batch in batches:
+                c0 = cases[plan[batch[0]][0]]
+                phis = np.stack([cases[plan[k][0]].phi for k in batch], axis=2)
+                amps = np.array([plan[k][1] for k in batch])
+                out = run_lanes(first.cable, rest_of(first.cable), phis, amps, c0.wave, c0.dt_s, c0.detect,
+                                c0.quiet_after_step)
+                for j, k in enumerate(batch):
+                    i, a = plan[k]
+                    runs[i] += 1
+                    if out.fired[j]:
+                        if a < hi[i]:
+                            hi[i] = a
+                            fired_t[i] = out.fired_time_s[j]
+                    elif out.local[j]:
+                        block[i] = min(block[i], a)
+                    else:
+                        lo[i] = max(lo[i], a)
+        # close converged cases
+        for i in idx:
+            top = min(hi[i], block[i])
+            if lo[i] > 0 and np.isfinite(top) and (top - lo[i]) / top <= tolerance:
+                open_[i] = False
+            elif lo[i] >= max_amplitude_a * (1 - 1e-12):
+                open_[i] = False  # nothing up to the ceiling excites
+            elif not np.isfinite(top) and lo[i] == 0 and runs[i] > 60:
+                open_[i] = False
+        if progress is not None:
+            closed = n - int(open_.sum())
+            if closed != done_count:
+                done_count = closed
+            progress(closed, n)
+    results = []
+    for i in range(n):
+        top = min(hi[i], block[i])
+        if np.isfinite(hi[i]) and hi[i] <= top * (1 + tolerance) and hi[i] <= block[i]:
+            results.append(ThresholdResult(float(hi[i]), float(lo[i]), float(hi[i]), int(runs[i]),
+                                           fired_time_s=float(fired_t[i])))
+        elif np.isfinite(block[i]):
+            results.append(ThresholdResult(None, float(lo[i]), float(block[i]), int(runs[i]), blocked=True,
+                                           block_a=float(block[i]),
+                                           message=f"virtual-anode block: from {block[i] * 1e3:.4g} mA the fibre is excited "
+                                                   f"but the action potential does not propagate, and nothing lower propagates"))
+        else:
+            results.append(ThresholdResult(None, float(lo[i]), float("inf"), int(runs[i]),
+                                           message=f"no activation up to {max_amplitude_a * 1e3:g} mA"))
+    return results
