@@ -96,8 +96,8 @@ def test_plot_and_export(tmp_path):
     r = run("export", "nmes-quadriceps-tka", "-o", str(npz), "--start-s", "5", "--duration-s", "0.1",
             "--sample-rate-hz", "100000", "--level", "max", "--json")
     assert r.exit_code == 0
-    z = np.load(npz)
-    assert z["current_ma"].shape == (1, 10000) and z["current_ma"].max() == 100.0
+    with np.load(npz) as z:
+        assert z["current_ma"].shape == (1, 10000) and z["current_ma"].max() == 100.0
     csv = tmp_path / "w.csv"
     assert run("export", "knee-oa-tens", "-o", str(csv), "--format", "csv", "--duration-s", "0.05",
                "--start-s", "10").exit_code == 0
