@@ -189,11 +189,11 @@ def gate_tables(model, p, n_gates, dt):
     return inf, fac
 
 
-@njit(cache=True, fastmath={"contract", "arcp", "nsz"})
+@njit(cache=True, fastmath=True, error_model="numpy")
 def _advance_block(
     model, p, n_gates, dt, n_steps, tab_inf, tab_fac,
     cm, gm, em, gx, cx, gi, gp, active, act_of, area,
-    phi, amp, wave, step0, inj_idx, inj,
+    phi, amp, wave, lane_wave, step0, inj_idx, inj,
     vi, vp, gates, ee_old,
     detect, v_thr, fired, fired_step, local, local_idx,
     quiet_after, quiet_margin, v_rest, done,
@@ -204,7 +204,8 @@ def _advance_block(
     Arrays ``[comp, lane]``: vi, vp (intracellular and periaxonal potential, V), ee_old
     (extracellular potential of the previous step). gates ``[active, gate, lane]``.
     phi ``[source, comp, lane]``: potential (V) per unit amplitude of each source.
-    wave ``[source, step]``: each source's waveform. amp ``[lane]``: amplitude scale.
+    wave ``[source, waveform, step]``: waveforms; lane ``l`` uses waveform ``lane_wave[l]``.
+    amp ``[lane]``: amplitude scale.
     Lanes stop (``done``) once their action potential reaches the detection
     compartment, or once they are quiet after ``quiet_after`` steps. Returns the
     number of steps taken.
@@ -212,83 +213,72 @@ def _advance_block(
     n, L = vi.shape
     n_src = phi.shape[0]
     n_act = active.shape[0]
-    ee = np.empty(L)
+    act_a = np.zeros(L)
+    act_b = np.zeros(L)
     for s in range(n_steps):
         step = step0 + s
-        # -- assemble and eliminate (block Thomas, 2x2 blocks) ----------------------
+        # -- assemble each row and eliminate it at once (block Thomas, 2x2 blocks) -------
+        # unknowns x_j = (vi_j, vp_j); row j:
+        #   [[a + Si, -a], [Si, cxg + Sp]] x_j - [[gi, 0], [gi, gp]] (x_{j-1} + x_{j+1}) = r_j
+        # a: membrane (capacitance/dt + linearised conductance); cxg: myelin (capacitance/dt
+        # + conductance); Si, Sp: sums of the axial conductances to the neighbours.
         for j in range(n):
+            gl_i = gi[j - 1] if j > 0 else 0.0
+            gl_p = gp[j - 1] if j > 0 else 0.0
+            si = gl_i + (gi[j] if j < n - 1 else 0.0)
+            sp = gl_p + (gp[j] if j < n - 1 else 0.0)
+            c_dt = cm[j] / dt
+            cx_dt = cx[j] / dt
+            cxg = cx_dt + gx[j]
             a_idx = act_of[j]
-            for l in range(L):
-                # applied potential at this step
-                e = 0.0
-                for q in range(n_src):
-                    e += phi[q, j, l] * wave[q, step]
-                ee[l] = e * amp[l]
-            for l in range(L):
-                v = vi[j, l] - vp[j, l]
-                c_dt = cm[j] / dt
-                a = c_dt + gm[j]
-                b = c_dt * v + gm[j] * em[j]
-                # leave the passive part here; the active part is added below
-                d00[j, l] = a
-                r0[j, l] = b
-                cxg = cx[j] / dt + gx[j]
-                r1[j, l] = cx[j] / dt * (vp[j, l] - ee_old[j, l]) + cxg * ee[l]
-                ee_old[j, l] = ee[l]
-                d11[j, l] = cxg
-            # active membrane
+            inject = inj[step] if j == inj_idx else 0.0
             if a_idx >= 0:
+                # the active membrane, linearised about the present voltage (a separate loop keeps
+                # the passive rows free of branches)
                 for l in range(L):
                     v = vi[j, l] - vp[j, l]
                     i_dens, g_dens = membrane_current(
                         model, p, v, gates[a_idx, 0, l], gates[a_idx, 1, l], gates[a_idx, 2, l], gates[a_idx, 3, l]
                     )
-                    d00[j, l] += g_dens * area[j]
-                    r0[j, l] += (g_dens * v - i_dens) * area[j]
-            if j == inj_idx:
-                # intracellular current injection: enters the axon here, leaves through the outside
+                    act_a[l] = g_dens * area[j]
+                    act_b[l] = (g_dens * v - i_dens) * area[j]
+            else:
                 for l in range(L):
-                    r0[j, l] += inj[step]
-                    r1[j, l] += inj[step]
-        # couplings and forward elimination; unknowns x = (vi, vp)
-        # row j: [[a + Si, -a], [Si, cxg + Sp]] x_j - [[gi, 0], [gi, gp]] x_nb = r_j
-        for j in range(n):
-            gl_i = gi[j - 1] if j > 0 else 0.0
-            gl_p = gp[j - 1] if j > 0 else 0.0
-            gr_i = gi[j] if j < n - 1 else 0.0
-            gr_p = gp[j] if j < n - 1 else 0.0
-            si = gl_i + gr_i
-            sp = gl_p + gr_p
+                    act_a[l] = 0.0
+                    act_b[l] = 0.0
             for l in range(L):
-                a = d00[j, l]
+                wl = lane_wave[l]
+                e = phi[0, j, l] * wave[0, wl, step]
+                for q in range(1, n_src):
+                    e += phi[q, j, l] * wave[q, wl, step]
+                e *= amp[l]
+                v = vi[j, l] - vp[j, l]
+                a = c_dt + gm[j] + act_a[l]
+                b0 = c_dt * v + gm[j] * em[j] + inject + act_b[l]
+                b1 = cx_dt * (vp[j, l] - ee_old[j, l]) + cxg * e + inject
+                ee_old[j, l] = e
                 m00 = a + si
                 m01 = -a
                 m10 = si
-                m11 = d11[j, l] + sp
-                b0 = r0[j, l]
-                b1 = r1[j, l]
+                m11 = cxg + sp
                 if j > 0:
-                    # subtract L_j * inv(D'_{j-1}) * U_{j-1}, with L_j = -[[gl_i, 0], [gl_i, gl_p]]
-                    # and U_{j-1} = -[[gl_i, 0], [gl_i, gl_p]] (symmetric couplings)
+                    # D'_j = D_j - L_j inv(D'_{j-1}) U_{j-1}; L = U = -G, G = [[gl_i, 0], [gl_i, gl_p]]
                     i00 = d00[j - 1, l]
                     i01 = d01[j - 1, l]
                     i10 = d10[j - 1, l]
-                    i11 = d11[j - 1, l]  # inverse of the reduced block j-1, stored below
-                    # X = inv(D'_{j-1}) U,  U = -G, G = [[gl_i, 0], [gl_i, gl_p]]
-                    x00 = -(i00 * gl_i + i01 * gl_i)
-                    x01 = -(i01 * gl_p)
-                    x10 = -(i10 * gl_i + i11 * gl_i)
-                    x11 = -(i11 * gl_p)
-                    # L X with L = -G
-                    m00 -= -(gl_i * x00)
-                    m01 -= -(gl_i * x01)
-                    m10 -= -(gl_i * x00 + gl_p * x10)
-                    m11 -= -(gl_i * x01 + gl_p * x11)
-                    # rhs: r_j - L inv(D') r'_{j-1}
+                    i11 = d11[j - 1, l]
+                    x00 = (i00 + i01) * gl_i
+                    x01 = i01 * gl_p
+                    x10 = (i10 + i11) * gl_i
+                    x11 = i11 * gl_p
+                    m00 -= gl_i * x00
+                    m01 -= gl_i * x01
+                    m10 -= gl_i * x00 + gl_p * x10
+                    m11 -= gl_i * x01 + gl_p * x11
                     y0 = i00 * r0[j - 1, l] + i01 * r1[j - 1, l]
                     y1 = i10 * r0[j - 1, l] + i11 * r1[j - 1, l]
-                    b0 -= -(gl_i * y0)
-                    b1 -= -(gl_i * y0 + gl_p * y1)
+                    b0 += gl_i * y0
+                    b1 += gl_i * y0 + gl_p * y1
                 inv_det = 1.0 / (m00 * m11 - m01 * m10)
                 d00[j, l] = m11 * inv_det
                 d01[j, l] = -m01 * inv_det
@@ -296,7 +286,7 @@ def _advance_block(
                 d11[j, l] = m00 * inv_det
                 r0[j, l] = b0
                 r1[j, l] = b1
-        # back substitution: x_j = inv(D'_j) (r'_j - U_j x_{j+1}),  U_j = -[[gi, 0], [gi, gp]]
+        # back substitution: x_j = inv(D'_j) (r'_j + G_j x_{j+1})
         for j in range(n - 1, -1, -1):
             g_i = gi[j] if j < n - 1 else 0.0
             g_p = gp[j] if j < n - 1 else 0.0
@@ -339,7 +329,7 @@ def _advance_block(
                 j = local_idx[m]
                 if vi[j, l] - vp[j, l] >= v_thr:
                     local[l] = 1
-            if not done[l] and step >= quiet_after:
+            if not done[l] and step >= quiet_after[l]:
                 quiet = True
                 for m in range(n_act):
                     j = active[m]
@@ -359,7 +349,7 @@ def _advance_block(
 def simulate(
     model, p, n_gates, dt, n_steps, tab_inf, tab_fac,
     cm, gm, em, gx, cx, gi, gp, active, act_of, area,
-    phi, amp, wave, inj_idx, inj,
+    phi, amp, wave, lane_wave, inj_idx, inj,
     vi0, vp0, gates0,
     detect, v_thr, local_idx, quiet_after, quiet_margin, v_rest, block,
 ):
@@ -400,8 +390,8 @@ def simulate(
         r1 = np.empty((n, w))
         taken = _advance_block(
             model, p, n_gates, dt, n_steps, tab_inf, tab_fac, cm, gm, em, gx, cx, gi, gp, active, act_of, area,
-            ph, am, wave, 0, inj_idx, inj, vi, vp, gates, ee_old, detect, v_thr, f, fs, lo, local_idx,
-            quiet_after, quiet_margin, v_rest, dn, d00, d01, d10, d11, r0, r1,
+            ph, am, wave, lane_wave[l0:l1].copy(), 0, inj_idx, inj, vi, vp, gates, ee_old, detect, v_thr, f, fs, lo, local_idx,
+            quiet_after[l0:l1].copy(), quiet_margin, v_rest, dn, d00, d01, d10, d11, r0, r1,
         )
         for l in range(w):
             fired[l0 + l] = f[l]
@@ -416,7 +406,7 @@ def relax(model, p, n_gates, dt, n_steps, cm, gm, em, gx, cx, gi, gp, active, ac
     """Integrate one lane with no stimulus (to settle the resting state); updates arrays in place."""
     n = vi.shape[0]
     phi = np.zeros((1, n, 1))
-    wave = np.zeros((1, n_steps))
+    wave = np.zeros((1, 1, n_steps))
     amp = np.zeros(1)
     ee_old = np.zeros((n, 1))
     f = np.zeros(1, np.int64)
@@ -431,6 +421,7 @@ def relax(model, p, n_gates, dt, n_steps, cm, gm, em, gx, cx, gi, gp, active, ac
     r0 = np.empty((n, 1))
     r1 = np.empty((n, 1))
     tab_inf, tab_fac = gate_tables(model, p, n_gates, dt)
-    _advance_block(model, p, n_gates, dt, n_steps, tab_inf, tab_fac, cm, gm, em, gx, cx, gi, gp, active, act_of, area, phi, amp, wave, 0,
-                   -1, np.zeros(n_steps), vi, vp, gates, ee_old, -1, 1e9, f, fs, lo, none, n_steps + 1, 0.0, 0.0, dn,
+    _advance_block(model, p, n_gates, dt, n_steps, tab_inf, tab_fac, cm, gm, em, gx, cx, gi, gp, active, act_of, area, phi, amp, wave,
+                   np.zeros(1, np.int64), 0, -1, np.zeros(n_steps), vi, vp, gates, ee_old, -1, 1e9, f, fs, lo, none,
+                   np.full(1, n_steps + 1, np.int64), 0.0, 0.0, dn,
                    d00, d01, d10, d11, r0, r1)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -79,10 +81,12 @@ def run_lanes(
     wave: np.ndarray,
     dt_s: float,
     detect_node: int,
-    quiet_after_step: int,
+    quiet_after_step: int | np.ndarray,
     block: int = 8,
     quiet_margin_v: float = 0.005,
     injection: tuple[int, np.ndarray] | None = None,
+    lane_wave: np.ndarray | None = None,
+    threads: int | None = None,
 ) -> Outcome:
     """Simulate lanes of one fibre model.
 
@@ -92,30 +96,55 @@ def run_lanes(
         Extracellular potential (V) per ampere of each source, for each lane's fibre.
     amplitudes_a : array [lane]
         Current amplitude (A) of each lane; every source is scaled by it.
-    wave : array [source, step]
-        Waveform of each source, sampled at the start of each step (unitless, signed).
+    wave : array [source, step] or [source, waveform, step]
+        Waveform(s) of each source, sampled at the start of each step (unitless, signed).
+    dt_s : float
+        Time step.
     detect_node : int
         Compartment index where an action potential counts as propagated.
-    quiet_after_step : int
+    quiet_after_step : int or array [lane]
         From this step on, a lane whose nodes are all within ``quiet_margin_v`` of rest stops.
     injection : (compartment, current per step in A), optional
         Intracellular current injected into one compartment (the same in every lane).
+    lane_wave : array [lane] of int, optional
+        Which waveform each lane uses (with a 3-D ``wave``).
+    threads : int, optional
+        Run lane sets in this many threads (default: up to the number of CPUs for 16+ lanes).
     """
     L = amplitudes_a.shape[0]
-    n = cable.n
-    vi0 = np.repeat(rest.vi[:, None], L, axis=1)
-    vp0 = np.repeat(rest.vp[:, None], L, axis=1)
-    g0 = np.zeros((cable.active.size, K.N_GATES, L))
-    g0[:] = rest.gates[:, :, None]
-    local_idx = cable.active
+    if wave.ndim == 2:
+        wave = wave[:, None, :]
+    lane_wave = np.zeros(L, np.int64) if lane_wave is None else np.asarray(lane_wave, np.int64)
+    quiet = np.broadcast_to(np.asarray(quiet_after_step, np.int64), (L,)).copy()
+    n_steps = wave.shape[2]
     tab_inf, tab_fac = gate_tables(cable, dt_s)
-    fired, fired_step, local, steps = K.simulate(
-        *_kernel_args(cable), dt_s, wave.shape[1], tab_inf, tab_fac, *_cable_arrays(cable),
-        np.ascontiguousarray(phi), np.ascontiguousarray(amplitudes_a, dtype=np.float64), np.ascontiguousarray(wave),
-        -1 if injection is None else int(injection[0]),
-        np.zeros(wave.shape[1]) if injection is None else np.ascontiguousarray(injection[1], dtype=np.float64),
-        vi0, vp0, g0, detect_node, DETECT_THRESHOLD_V, local_idx, quiet_after_step, quiet_margin_v,
-        float(np.max(rest.vi[cable.active] - rest.vp[cable.active])) if cable.active.size else cable.v_rest, block,
-    )
-    del n
+    inj_idx = -1 if injection is None else int(injection[0])
+    inj = np.zeros(n_steps) if injection is None else np.ascontiguousarray(injection[1], dtype=np.float64)
+    v_rest = float(np.max(rest.vi[cable.active] - rest.vp[cable.active])) if cable.active.size else cable.v_rest
+    wave = np.ascontiguousarray(wave, dtype=np.float64)
+    amps = np.ascontiguousarray(amplitudes_a, dtype=np.float64)
+
+    def run(sl: slice):
+        m = sl.stop - sl.start
+        vi0 = np.repeat(rest.vi[:, None], m, axis=1)
+        vp0 = np.repeat(rest.vp[:, None], m, axis=1)
+        g0 = np.zeros((cable.active.size, K.N_GATES, m))
+        g0[:] = rest.gates[:, :, None]
+        return K.simulate(
+            *_kernel_args(cable), dt_s, n_steps, tab_inf, tab_fac, *_cable_arrays(cable),
+            np.ascontiguousarray(phi[:, :, sl]), amps[sl], wave, lane_wave[sl], inj_idx, inj,
+            vi0, vp0, g0, detect_node, DETECT_THRESHOLD_V, cable.active, quiet[sl], quiet_margin_v, v_rest, block,
+        )
+
+    n_threads = threads if threads is not None else (min(os.cpu_count() or 1, 4) if L >= 2 * block else 1)
+    if n_threads > 1:
+        # split into equal lane sets, whole blocks each; the kernel releases the GIL
+        per = -(-L // n_threads)
+        per = -(-per // block) * block
+        slices = [slice(i, min(L, i + per)) for i in range(0, L, per)]
+        with ThreadPoolExecutor(len(slices)) as pool:
+            parts = list(pool.map(run, slices))
+        fired, fired_step, local, steps = (np.concatenate([p[k] for p in parts]) for k in range(4))
+    else:
+        fired, fired_step, local, steps = run(slice(0, L))
     return Outcome(fired.astype(bool), np.where(fired_step >= 0, (fired_step + 1) * dt_s, np.nan), local.astype(bool), steps)

@@ -8,7 +8,9 @@ kernel call; each round every case tests one or more amplitudes.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -40,6 +42,8 @@ class Case:
         Compartment where a propagated action potential is detected.
     quiet_after_step : int
         Step from which a lane at rest may stop early (the end of the stimulus).
+    start_a : float, optional
+        First amplitude to try (A); by default an estimate from the activating function.
     """
 
     cable: Cable
@@ -49,6 +53,7 @@ class Case:
     detect: int
     quiet_after_step: int
     label: dict = field(default_factory=dict)
+    start_a: float | None = None
 
 
 @dataclass
@@ -106,7 +111,7 @@ def find_thresholds(
     block = np.full(n, np.inf)  # lowest amplitude seen to excite without propagating
     fired_t = np.full(n, np.nan)
     runs = np.zeros(n, int)
-    guess = np.array([activating_estimate(c) for c in cases])
+    guess = np.array([c.start_a if c.start_a else activating_estimate(c) for c in cases])
     rests: dict[int, RestState] = {}
     open_ = np.ones(n, bool)
     done_count = 0
@@ -135,39 +140,56 @@ def find_thresholds(
                 if a > max_amplitude_a:
                     a = max_amplitude_a
                 plan.append((int(i), float(a)))
-        # run, grouped by fibre
-        groups: dict[int, list[int]] = {}
+        # run, grouped by fibre: every lane of a fibre in one call, each with its own waveform
+        groups: dict[tuple, list[int]] = {}
         for k, (i, _) in enumerate(plan):
-            groups.setdefault(id(cases[i].cable), []).append(k)
-        for ks in groups.values():
+            groups.setdefault((id(cases[i].cable), cases[i].dt_s, cases[i].detect), []).append(k)
+
+        def run_group(ks: list[int]):
             first = cases[plan[ks[0]][0]]
-            waves = [cases[plan[k][0]].wave for k in ks]
-            wave = waves[0]
-            if any(w.shape != wave.shape or not np.array_equal(w, wave) for w in waves[1:]):
-                # different waveforms: run each case's lanes separately
-                sub: dict[int, list[int]] = {}
-                for k in ks:
-                    sub.setdefault(plan[k][0], []).append(k)
-                batches = list(sub.values())
-            else:
-                batches = [ks]
-            for batch in batches:
-                c0 = cases[plan[batch[0]][0]]
-                phis = np.stack([cases[plan[k][0]].phi for k in batch], axis=2)
-                amps = np.array([plan[k][1] for k in batch])
-                out = run_lanes(first.cable, rest_of(first.cable), phis, amps, c0.wave, c0.dt_s, c0.detect,
-                                c0.quiet_after_step)
-                for j, k in enumerate(batch):
-                    i, a = plan[k]
-                    runs[i] += 1
-                    if out.fired[j]:
-                        if a < hi[i]:
-                            hi[i] = a
-                            fired_t[i] = out.fired_time_s[j]
-                    elif out.local[j]:
-                        block[i] = min(block[i], a)
-                    else:
-                        lo[i] = max(lo[i], a)
+            waves: list[np.ndarray] = []
+            wave_index: dict[int, int] = {}
+            lane_wave = np.zeros(len(ks), np.int64)
+            for j, k in enumerate(ks):
+                c = cases[plan[k][0]]
+                if id(c.wave) not in wave_index:
+                    wave_index[id(c.wave)] = len(waves)
+                    waves.append(c.wave)
+                lane_wave[j] = wave_index[id(c.wave)]
+            n_steps = max(w.shape[1] for w in waves)
+            n_src = max(w.shape[0] for w in waves)
+            wave = np.zeros((n_src, len(waves), n_steps))
+            for w_i, w in enumerate(waves):
+                wave[: w.shape[0], w_i, : w.shape[1]] = w
+            phis = np.zeros((n_src, first.cable.n, len(ks)))
+            for j, k in enumerate(ks):
+                ph = cases[plan[k][0]].phi
+                phis[: ph.shape[0], :, j] = ph
+            amps = np.array([plan[k][1] for k in ks])
+            quiet = np.array([cases[plan[k][0]].quiet_after_step for k in ks])
+            return run_lanes(first.cable, rest_of(first.cable), phis, amps, wave, first.dt_s, first.detect, quiet,
+                             lane_wave=lane_wave, threads=1 if len(groups) > 1 else None)
+
+        for ks in groups.values():  # resting states first (cached), outside the threads
+            rest_of(cases[plan[ks[0]][0]].cable)
+        group_list = list(groups.values())
+        if len(group_list) > 1 and (os.cpu_count() or 1) > 1:
+            with ThreadPoolExecutor(min(len(group_list), os.cpu_count() or 1)) as pool:
+                outs = list(pool.map(run_group, group_list))
+        else:
+            outs = [run_group(ks) for ks in group_list]
+        for ks, out in zip(group_list, outs):
+            for j, k in enumerate(ks):
+                i, a = plan[k]
+                runs[i] += 1
+                if out.fired[j]:
+                    if a < hi[i]:
+                        hi[i] = a
+                        fired_t[i] = out.fired_time_s[j]
+                elif out.local[j]:
+                    block[i] = min(block[i], a)
+                else:
+                    lo[i] = max(lo[i], a)
         # close converged cases
         for i in idx:
             top = min(hi[i], block[i])
@@ -186,8 +208,11 @@ def find_thresholds(
     for i in range(n):
         top = min(hi[i], block[i])
         if np.isfinite(hi[i]) and hi[i] <= top * (1 + tolerance) and hi[i] <= block[i]:
-            results.append(ThresholdResult(float(hi[i]), float(lo[i]), float(hi[i]), int(runs[i]),
-                                           fired_time_s=float(fired_t[i])))
+            seen_block = float(block[i]) if np.isfinite(block[i]) else None
+            results.append(ThresholdResult(float(hi[i]), float(lo[i]), float(hi[i]), int(runs[i]), block_a=seen_block,
+                                           fired_time_s=float(fired_t[i]),
+                                           message="" if seen_block is None else
+                                           f"virtual-anode block seen at {seen_block * 1e3:.4g} mA (above the threshold)"))
         elif np.isfinite(block[i]):
             results.append(ThresholdResult(None, float(lo[i]), float(block[i]), int(runs[i]), blocked=True,
                                            block_a=float(block[i]),
