@@ -55,6 +55,7 @@ def threshold(
     conductivity_s_per_m: Annotated[float, typer.Option("--conductivity-s-per-m", help="medium conductivity")] = 0.2,
     nodes: Annotated[int, typer.Option("--nodes", help="nodes of Ranvier (sections for sundt)")] = 51,
     dt_us: Annotated[float, typer.Option("--dt-us", help="time step, µs")] = 1.0,
+    tstop_ms: Annotated[float | None, typer.Option("--tstop-ms", help="simulated time, ms (default: 5 ms, longer for slow fibres)")] = None,
     tolerance: Annotated[float, typer.Option("--tolerance", help="relative bracket at which the search stops")] = 0.001,
     temperature_c: Annotated[float, typer.Option("--temperature-c", help="temperature, °C")] = 37.0,
     json_: Annotated[bool, typer.Option("--json", help="machine-readable JSON on stdout")] = False,
@@ -77,7 +78,7 @@ def threshold(
                                     _floats("pulse-width-us", pulse_width_us)))
     cases = [PointSourceCase(model=model, diameter_um=d, distance_um=r, pulse_width_us=pw, waveform=waveform,
                              polarity=polarity, conductivity_s_per_m=conductivity_s_per_m, n_nodes=nodes, dt_us=dt_us,
-                             temperature_c=temperature_c) for d, r, pw in combos]
+                             tstop_ms=tstop_ms, temperature_c=temperature_c) for d, r, pw in combos]
     for c in cases:
         c.validate()
     bar, task = _progress(len(cases))

@@ -58,7 +58,7 @@ class PointSourceCase:
     conductivity_s_per_m: float = 0.2
     n_nodes: int = 51
     dt_us: float = 1.0
-    tstop_ms: float = 5.0
+    tstop_ms: float | None = None
     temperature_c: float = 37.0
 
     def validate(self) -> None:
@@ -67,7 +67,7 @@ class PointSourceCase:
             ("pulse_width_us", self.pulse_width_us, 1.0, 1e5),
             ("conductivity_s_per_m", self.conductivity_s_per_m, 1e-4, 100.0),
             ("dt_us", self.dt_us, 0.05, 100.0),
-            ("tstop_ms", self.tstop_ms, 0.5, 1000.0),
+            ("tstop_ms", 5.0 if self.tstop_ms is None else self.tstop_ms, 0.5, 1000.0),
         ]
         for name, v, a, b in checks:
             if not (a <= v <= b):
@@ -77,8 +77,18 @@ class PointSourceCase:
         if self.polarity not in ("cathodic", "anodic"):
             raise OptionError(f"Invalid value for 'polarity': allowed 'cathodic', 'anodic', but got {self.polarity!r}.")
         span = PULSE_DELAY_S * 1e6 + self.pulse_width_us * (2 if self.waveform == "biphasic" else 1)
-        if span >= self.tstop_ms * 1e3:
+        if self.tstop_ms is not None and span >= self.tstop_ms * 1e3:
             raise OptionError(f"The pulse ({span:g} µs from t = 0) does not end before tstop_ms ({self.tstop_ms:g} ms).")
+
+    def tstop_s(self, cable: Cable, travel_m: float) -> float:
+        """The simulated time: as given, or 5 ms, or long enough for a slow unmyelinated fibre's
+        action potential to travel from the centre to the detection point at 0.25 m/s."""
+        if self.tstop_ms is not None:
+            return self.tstop_ms * 1e-3
+        end = PULSE_DELAY_S + self.pulse_width_us * 1e-6 * (2 if self.waveform == "biphasic" else 1)
+        if cable.myelinated:
+            return max(5e-3, end + 2e-3)
+        return end + 2e-3 + travel_m / 0.25
 
     def case(self) -> Case:
         self.validate()
@@ -88,8 +98,9 @@ class PointSourceCase:
         r = np.sqrt((cable.z_m - zc) ** 2 + (self.distance_um * 1e-6) ** 2)
         phi = (1.0 / (4.0 * math.pi * self.conductivity_s_per_m * r))[None, :]
         dt = self.dt_us * 1e-6
-        wave = pulse_wave(self.pulse_width_us * 1e-6, dt, self.tstop_ms * 1e-3, self.waveform, self.polarity)
         detect = int(cable.node_index[int(0.9 * (len(cable.node_index) - 1))])
+        tstop = self.tstop_s(cable, abs(cable.z_m[detect] - zc))
+        wave = pulse_wave(self.pulse_width_us * 1e-6, dt, tstop, self.waveform, self.polarity)
         end_step = int(np.nonzero(wave[0])[0].max()) + 1 if wave.any() else 0
         return Case(cable, phi, wave, dt, detect, end_step, label=dict(vars(self)))
 
