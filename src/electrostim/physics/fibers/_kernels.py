@@ -215,8 +215,13 @@ def _advance_block(
     n_act = active.shape[0]
     act_a = np.zeros(L)
     act_b = np.zeros(L)
+    e_now = np.zeros(L)
+    drive = np.zeros((n_src, L))
     for s in range(n_steps):
         step = step0 + s
+        for q in range(n_src):
+            for l in range(L):
+                drive[q, l] = wave[q, lane_wave[l], step] * amp[l]
         # -- assemble each row and eliminate it at once (block Thomas, 2x2 blocks) -------
         # unknowns x_j = (vi_j, vp_j); row j:
         #   [[a + Si, -a], [Si, cxg + Sp]] x_j - [[gi, 0], [gi, gp]] (x_{j-1} + x_{j+1}) = r_j
@@ -246,22 +251,41 @@ def _advance_block(
                 for l in range(L):
                     act_a[l] = 0.0
                     act_b[l] = 0.0
+            # applied potential of each lane at this compartment
             for l in range(L):
-                wl = lane_wave[l]
-                e = phi[0, j, l] * wave[0, wl, step]
-                for q in range(1, n_src):
-                    e += phi[q, j, l] * wave[q, wl, step]
-                e *= amp[l]
-                v = vi[j, l] - vp[j, l]
-                a = c_dt + gm[j] + act_a[l]
-                b0 = c_dt * v + gm[j] * em[j] + inject + act_b[l]
-                b1 = cx_dt * (vp[j, l] - ee_old[j, l]) + cxg * e + inject
-                ee_old[j, l] = e
-                m00 = a + si
-                m01 = -a
-                m10 = si
-                m11 = cxg + sp
-                if j > 0:
+                e_now[l] = phi[0, j, l] * drive[0, l]
+            for q in range(1, n_src):
+                for l in range(L):
+                    e_now[l] += phi[q, j, l] * drive[q, l]
+            base_a = c_dt + gm[j]
+            base_b = gm[j] * em[j] + inject
+            if j == 0:
+                for l in range(L):
+                    e = e_now[l]
+                    v = vi[j, l] - vp[j, l]
+                    a = base_a + act_a[l]
+                    b0 = c_dt * v + base_b + act_b[l]
+                    b1 = cx_dt * (vp[j, l] - ee_old[j, l]) + cxg * e + inject
+                    ee_old[j, l] = e
+                    m00 = a + si
+                    m01 = -a
+                    m10 = si
+                    m11 = cxg + sp
+                    inv_det = 1.0 / (m00 * m11 - m01 * m10)
+                    d00[j, l] = m11 * inv_det
+                    d01[j, l] = -m01 * inv_det
+                    d10[j, l] = -m10 * inv_det
+                    d11[j, l] = m00 * inv_det
+                    r0[j, l] = b0
+                    r1[j, l] = b1
+            else:
+                for l in range(L):
+                    e = e_now[l]
+                    v = vi[j, l] - vp[j, l]
+                    a = base_a + act_a[l]
+                    b0 = c_dt * v + base_b + act_b[l]
+                    b1 = cx_dt * (vp[j, l] - ee_old[j, l]) + cxg * e + inject
+                    ee_old[j, l] = e
                     # D'_j = D_j - L_j inv(D'_{j-1}) U_{j-1}; L = U = -G, G = [[gl_i, 0], [gl_i, gl_p]]
                     i00 = d00[j - 1, l]
                     i01 = d01[j - 1, l]
@@ -271,31 +295,31 @@ def _advance_block(
                     x01 = i01 * gl_p
                     x10 = (i10 + i11) * gl_i
                     x11 = i11 * gl_p
-                    m00 -= gl_i * x00
-                    m01 -= gl_i * x01
-                    m10 -= gl_i * x00 + gl_p * x10
-                    m11 -= gl_i * x01 + gl_p * x11
+                    m00 = a + si - gl_i * x00
+                    m01 = -a - gl_i * x01
+                    m10 = si - (gl_i * x00 + gl_p * x10)
+                    m11 = cxg + sp - (gl_i * x01 + gl_p * x11)
                     y0 = i00 * r0[j - 1, l] + i01 * r1[j - 1, l]
                     y1 = i10 * r0[j - 1, l] + i11 * r1[j - 1, l]
                     b0 += gl_i * y0
                     b1 += gl_i * y0 + gl_p * y1
-                inv_det = 1.0 / (m00 * m11 - m01 * m10)
-                d00[j, l] = m11 * inv_det
-                d01[j, l] = -m01 * inv_det
-                d10[j, l] = -m10 * inv_det
-                d11[j, l] = m00 * inv_det
-                r0[j, l] = b0
-                r1[j, l] = b1
+                    inv_det = 1.0 / (m00 * m11 - m01 * m10)
+                    d00[j, l] = m11 * inv_det
+                    d01[j, l] = -m01 * inv_det
+                    d10[j, l] = -m10 * inv_det
+                    d11[j, l] = m00 * inv_det
+                    r0[j, l] = b0
+                    r1[j, l] = b1
         # back substitution: x_j = inv(D'_j) (r'_j + G_j x_{j+1})
-        for j in range(n - 1, -1, -1):
-            g_i = gi[j] if j < n - 1 else 0.0
-            g_p = gp[j] if j < n - 1 else 0.0
+        for l in range(L):
+            vi[n - 1, l] = d00[n - 1, l] * r0[n - 1, l] + d01[n - 1, l] * r1[n - 1, l]
+            vp[n - 1, l] = d10[n - 1, l] * r0[n - 1, l] + d11[n - 1, l] * r1[n - 1, l]
+        for j in range(n - 2, -1, -1):
+            g_i = gi[j]
+            g_p = gp[j]
             for l in range(L):
-                b0 = r0[j, l]
-                b1 = r1[j, l]
-                if j < n - 1:
-                    b0 += g_i * vi[j + 1, l]
-                    b1 += g_i * vi[j + 1, l] + g_p * vp[j + 1, l]
+                b0 = r0[j, l] + g_i * vi[j + 1, l]
+                b1 = r1[j, l] + g_i * vi[j + 1, l] + g_p * vp[j + 1, l]
                 vi[j, l] = d00[j, l] * b0 + d01[j, l] * b1
                 vp[j, l] = d10[j, l] * b0 + d11[j, l] * b1
         # -- gates at the new voltage (exact for fixed v; rates from the tables) -------
