@@ -130,3 +130,33 @@ def test_unknown_model_and_bad_values():
         point_source_thresholds([PointSourceCase(model="mrg", diameter_um=9.0)])
     with pytest.raises(OptionError, match="pulse_width_us"):
         PointSourceCase(pulse_width_us=0).validate()
+
+
+def _program_case(pulse: dict, start_s: float, duration_s: float, **stim):
+    from electrostim.physics.fibers import schedule_wave
+    from tests.conftest import make_program
+
+    import electrostim as es
+
+    s = es.Schedule(make_program(pulse, amplitude_ma=1.0, duration_s=2.0, **stim))
+    wave = schedule_wave(s, start_s, duration_s, 1e-6)[:1]
+    base = PointSourceCase().case()
+    return dataclasses.replace(base, wave=wave, quiet_after_step=int(np.nonzero(wave[0])[0].max()) + 1)
+
+
+def test_program_waveforms_drive_fibres():
+    # a monophasic 100 µs cathodic pulse from the pulse-train layer gives the classic threshold
+    mono = _program_case({"shape": "monophasic", "pulse_width_us": 100, "frequency_hz": 1}, 1.0, 0.003)
+    classic = find_thresholds([PointSourceCase().case()])[0].threshold_a
+    got = find_thresholds([mono])[0].threshold_a
+    assert got == pytest.approx(classic, rel=2e-3)
+    # a charge-balanced biphasic pulse needs more current than its first phase alone
+    bi = _program_case({"shape": "symmetric-biphasic", "pulse_width_us": 100, "frequency_hz": 1}, 1.0, 0.003)
+    assert find_thresholds([bi])[0].threshold_a > got
+    # bursts and kHz carriers work too; a burst never needs more than its first pulse alone
+    burst = _program_case({"shape": "symmetric-biphasic", "pulse_width_us": 100, "frequency_hz": 1000}, 0.0, 0.02,
+                          burst={"pulses_per_burst": 10, "burst_frequency_hz": 2})
+    sine = _program_case({"shape": "sine-burst", "carrier_frequency_hz": 2500, "frequency_hz": 50}, 0.0, 0.012)
+    res = find_thresholds([burst, sine])
+    assert all(r.threshold_a is not None for r in res)
+    assert res[0].threshold_a <= find_thresholds([bi])[0].threshold_a * (1 + 2e-3)

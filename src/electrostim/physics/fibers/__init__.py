@@ -23,6 +23,7 @@ from ._experiments import (
 from ._geometry import FIBER_MODELS, Cable, build_cable, mrg_geometry
 from ._simulate import Outcome, RestState, rest_state, run_lanes
 from ._threshold import BlockError, Case, ThresholdResult, find_thresholds
+from ._waveforms import schedule_wave
 
 __all__ = [
     "FIBER_MODELS",
@@ -43,5 +44,6 @@ __all__ = [
     "pulse_wave",
     "rest_state",
     "run_lanes",
+    "schedule_wave",
     "strength_duration",
 ]
