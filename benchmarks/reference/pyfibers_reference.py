@@ -22,7 +22,7 @@ Other forms::
 
     .../python benchmarks/reference/pyfibers_reference.py --list          # groups and cases
     .../python benchmarks/reference/pyfibers_reference.py --only mrg-sd   # one group
-    .../python benchmarks/reference/pyfibers_reference.py --only mrg_D10_R1000_PW100_cath
+    .../python benchmarks/reference/pyfibers_reference.py --only mrg_discrete_D10_R1000_PW100_cath
     .../python benchmarks/reference/pyfibers_reference.py --force --only cv-mrg   # recompute
     .../python benchmarks/reference/pyfibers_reference.py --jobs 2        # two at once
 
@@ -39,7 +39,8 @@ of 0.2 S/m (``fiber.point_source_potentials``), i.e. straight above the centre n
 rectangular pulse of width PW starting at t = 0.1 ms, scaled by a negative stimamp for a
 cathodic pulse; ``ScaledStim(dt=0.001, tstop=5)``; ``find_threshold`` with
 ``termination_tolerance=0.1`` (per cent), default bounds (-1 mA top, -0.01 mA bottom)
-except -0.2 mA top for PW >= 500 µs; action potential detected at -30 mV at the node at
+except -0.2 mA top for PW >= 500 µs and -0.1 mA top at R = 0.5 mm (a larger start is
+above the block level there: node 45 never fires and the search never brackets); action potential detected at -30 mV at the node at
 90 % of the length (node index 45 of 0..50). The stored threshold is the reported upper
 bound, as a magnitude in µA.
 
@@ -47,7 +48,8 @@ The pulse is on for exactly round(PW / dt) time steps: the waveform is evaluated
 t_k = k * dt before each NEURON step k -> k+1 and is 1 for delay <= t_k < delay + PW (with
 a 1e-9 ms guard against floating-point rounding; a plain ``t < 0.1 + PW`` comparison would
 give one step too many for PW = 20, 50 or 200 µs because e.g. 0.1 + 0.02 > 120 * 0.001 in
-binary floating point).
+binary floating point). The group ``mrg-sd-naive-edges`` stores those one-step-longer
+pulses on purpose: they reproduce the PW = 20/50/200 µs values of shared/reference/peers.md.
 """
 
 from __future__ import annotations
@@ -221,7 +223,7 @@ def cv_case(
 
 def stepcost_case() -> tuple[str, dict[str, Any]]:
     """Cost of one NEURON time step of the 10 µm MRG fibre, bare and through ScaledStim."""
-    cid, base = threshold_case()
+    cid, _ = threshold_case()
     setup = {
         "kind": "stepcost",
         "fiber_model": "MRG_DISCRETE",
