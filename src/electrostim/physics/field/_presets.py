@@ -7,11 +7,12 @@ The layered solver takes layers that are transversely isotropic about the vertic
 parallel to the skin is anisotropic *within* the plane (0.35 S/m along the fibres,
 0.086 S/m across, Gielen 1984), which that solver cannot represent. The default
 mapping (``muscle="anisotropic"``) keeps the vertical value exact, ``σv = σ_across``,
-and takes ``σh = √(σ_along σ_across)`` (≈ 0.173 S/m), the geometric mean: in a
+and takes ``σh = √(σ_along σ_across)`` (≈ 0.173 S/m), the geometric mean. In a
 homogeneous muscle half-space this gives the exact potential straight below a surface
-source (where ``V = I/(2π √(σ_along σ_across) z)``), and at the surface it lies
-between the true values along the fibres (underestimated by up to a factor
-``√(σ_along/σ_across)`` ≈ 2 far away) and across them. Use
+source (``V = I/(2π √(σ_along σ_across) z)``), while at the surface it is too low
+along the fibres and too high across them, both by the factor
+``(σ_along/σ_across)^{1/4}`` ≈ 1.42 (the true surface potential is
+``I/(2π σ_across x)`` along and ``I/(2π √(σ_along σ_across) y)`` across). Use
 :func:`~electrostim.physics.field.point_source_potential` with the full tensor when the
 fibre direction matters in a homogeneous muscle. ``muscle="isotropic"`` uses 0.16 S/m.
 """
@@ -265,6 +266,10 @@ def _shipped() -> dict[str, TissuePreset]:
 def list_tissue_presets() -> list[TissuePreset]:
     """The shipped tissue presets, in file order.
 
+    Returns
+    -------
+    list of TissuePreset
+
     Examples
     --------
     >>> [p.id for p in list_tissue_presets()][:2]
@@ -279,6 +284,20 @@ def get_tissue_preset(site: str) -> TissuePreset:
     A site lists its regions from specific to broad (:mod:`electrostim.anatomy`);
     ``"vastus-medialis"`` lies in ``"quadriceps"`` (before ``"knee"``) and gets the
     thigh preset.
+
+    Parameters
+    ----------
+    site : str
+        A body-site id of :mod:`electrostim.anatomy`.
+
+    Returns
+    -------
+    TissuePreset
+
+    Raises
+    ------
+    UnknownSiteError
+        The site is not in the catalogue, or no preset covers it.
 
     Examples
     --------
