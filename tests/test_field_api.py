@@ -104,7 +104,7 @@ def test_kernels_run_without_numba():
         "import numpy as np\n"
         "from electrostim.physics.field import Layer, LayeredMedium, disk_pad, solve_pad\n"
         "med = LayeredMedium([Layer('skin', 1.5e-3, 0.43), Layer('fat', math.inf, 1/30)])\n"
-        "sol = solve_pad(med, disk_pad((0, 0), 0.005, patch_size_m=2.5e-3))\n"
+        "sol = solve_pad(med, disk_pad((0, 0), 0.004, patch_size_m=4e-3))\n"
         "v = sol.potential([[0.0, 0.0, 0.001], [0.01, 0.0, 0.004]])\n"
         "print(json.dumps([sol.resistance_ohm, *v.tolist()]))\n"
     )

@@ -263,6 +263,7 @@ def _patch_rows(
     inv_c = 1.0 / c
     inv_du = 1.0 / du
     tiny2 = (1e-9 * c) ** 2
+    single = out.shape[1] == 1
     for p in range(lo, hi):
         layer = _find_layer(pz[p], z_top, z_bot, z_count)
         if layer < 0:
@@ -275,6 +276,7 @@ def _patch_rows(
         for j in range(n_img):
             if img_c[p, j] != 0.0 and img_a[p, j] < a_min:
                 a_min = img_a[p, j]
+        acc = 0.0
         for q in range(cx.shape[0]):
             dx = px[p] - cx[q]
             dy = py[p] - cy[q]
@@ -302,7 +304,12 @@ def _patch_rows(
                         ir5 = ir3 / r2
                         quad = mxx[q] * (3.0 * dx * dx * ir5 - ir3) + 2.0 * mxy[q] * 3.0 * dx * dy * ir5 + myy[q] * (3.0 * dy * dy * ir5 - ir3)
                         v += cj * (1.0 / r + 0.5 * quad)
-            out[p, group[q]] += sw[q] * v
+            if single:
+                acc += sw[q] * v
+            else:
+                out[p, group[q]] += sw[q] * v
+        if single:
+            out[p, 0] = acc
 
 
 @njit(cache=True, parallel=True, nogil=True)
