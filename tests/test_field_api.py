@@ -17,7 +17,7 @@ FIELD_SRC = Path(field.__file__).resolve().parent
 EXPECTED = {
     "GreenTable", "Layer", "LayeredMedium", "Montage", "Pad", "PadSolution", "TissueLayer", "TissuePreset",
     "conductivity_tensor", "disk_pad", "fibre_potentials", "get_tissue_preset", "line_source_potential",
-    "list_tissue_presets", "load_tissue_presets", "point_source_potential", "rectangle_pad", "solve_pad",
+    "list_tissue_presets", "load_tissue_presets", "pad_from_spec", "point_source_potential", "rectangle_pad", "solve_pad",
     "straight_fibre_points",
 }  # fmt: skip
 

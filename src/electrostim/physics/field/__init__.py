@@ -10,7 +10,8 @@ and ``z`` is depth below it (positive into the body).
   with the layer recursion, direct (:meth:`LayeredMedium.potential`) or tabulated and
   interpolated (:meth:`LayeredMedium.table`, :class:`GreenTable`). Layers may be
   anisotropic between the horizontal and the vertical, not within the plane.
-* Pads on the skin split into patches (:func:`rectangle_pad`, :func:`disk_pad`), with
+* Pads on the skin split into patches (:func:`rectangle_pad`, :func:`disk_pad`,
+  :func:`pad_from_spec` for catalogue and program electrodes), with
   a contact resistance per area and an equipotential metal (:func:`solve_pad`); their
   fields superpose (:class:`Montage`).
 * Tissue layers per body site, with their sources (:func:`get_tissue_preset`).
@@ -33,7 +34,7 @@ A channel of two 5 × 5 cm pads over the quadriceps and a fibre 1.5 cm deep:
 
 from __future__ import annotations
 
-from ._electrodes import Montage, Pad, PadSolution, disk_pad, rectangle_pad, solve_pad
+from ._electrodes import Montage, Pad, PadSolution, disk_pad, pad_from_spec, rectangle_pad, solve_pad
 from ._fibres import fibre_potentials, straight_fibre_points
 from ._homogeneous import conductivity_tensor, line_source_potential, point_source_potential
 from ._layered import GreenTable, Layer, LayeredMedium
@@ -55,6 +56,7 @@ __all__ = [
     "line_source_potential",
     "list_tissue_presets",
     "load_tissue_presets",
+    "pad_from_spec",
     "point_source_potential",
     "rectangle_pad",
     "solve_pad",

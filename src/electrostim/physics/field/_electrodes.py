@@ -43,7 +43,7 @@ import numpy as np
 from ...errors import InvalidInputError
 from ._layered import LayeredMedium, _max_distance
 
-__all__ = ["Pad", "rectangle_pad", "disk_pad", "PadSolution", "solve_pad", "Montage"]
+__all__ = ["Pad", "rectangle_pad", "disk_pad", "pad_from_spec", "PadSolution", "solve_pad", "Montage"]
 
 #: closed-form patch integration within this many patch radii
 _NEAR = 4.0
@@ -312,6 +312,53 @@ def disk_pad(center_m: object, radius_m: float, *, patch_size_m: float | None = 
         nv[q] = len(poly)
     verts += np.array(c)
     return _make_pad("disk", c, (2 * a, 2 * a), 0.0, verts, nv, r.copy(), np.array(rings, dtype=np.int64))
+
+
+def pad_from_spec(spec: object, center_m: object, *, angle_rad: float = 0.0, patch_size_m: float | None = None,
+                  grading: float = 0.0) -> Pad:
+    """The pad of a catalogue electrode or a program's electrode, placed on the skin.
+
+    Sizes in centimetres (``width_cm``, ``height_cm``, ``diameter_cm``) are converted
+    to metres here, once.
+
+    Parameters
+    ----------
+    spec : str or object
+        A catalogue id (:func:`electrostim.anatomy.get_electrode`) or anything with
+        ``shape`` (``"rectangle"`` or ``"disk"``) and ``width_cm``/``height_cm`` or
+        ``diameter_cm`` (:class:`electrostim.anatomy.ElectrodeSpec`, a program's
+        electrode).
+    center_m : (float, float)
+        Centre on the skin, metres.
+    angle_rad, patch_size_m, grading
+        As for :func:`rectangle_pad` and :func:`disk_pad`.
+
+    Returns
+    -------
+    Pad
+
+    Examples
+    --------
+    >>> from electrostim.anatomy import ElectrodeSpec
+    >>> spec = ElectrodeSpec("rect-5x9", "5 x 9 cm", "rectangle", 5.0, 9.0, None, "")
+    >>> pad = pad_from_spec(spec, (0.0, 0.0), angle_rad=math.pi / 2)
+    >>> pad.shape, pad.size_m, round(pad.area_m2 * 1e4, 6)
+    ('rectangle', (0.05, 0.09), 45.0)
+    >>> round_pad = ElectrodeSpec("round-3.2", "Round 3.2 cm", "disk", None, None, 3.2, "")
+    >>> pad_from_spec(round_pad, (0.02, 0.0)).size_m
+    (0.032, 0.032)
+    """
+    if isinstance(spec, str):
+        from ... import anatomy
+
+        spec = anatomy.get_electrode(spec)
+    shape = getattr(spec, "shape", None)
+    if shape == "rectangle":
+        return rectangle_pad(center_m, float(spec.width_cm) * 1e-2, float(spec.height_cm) * 1e-2,  # type: ignore[attr-defined]
+                             angle_rad=angle_rad, patch_size_m=patch_size_m, grading=grading)
+    if shape == "disk":
+        return disk_pad(center_m, 0.5e-2 * float(spec.diameter_cm), patch_size_m=patch_size_m, grading=grading)  # type: ignore[attr-defined]
+    raise InvalidInputError(f"Invalid value for 'spec': expected an electrode with shape 'rectangle' or 'disk', but got {spec!r}.")
 
 
 def _table_for(medium: LayeredMedium, reach_m: float, depth_m: float):
