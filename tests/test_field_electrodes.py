@@ -101,7 +101,6 @@ def test_pads_from_catalogue_and_program_electrodes():
         pad_from_spec(object(), (0.0, 0.0))
 
 
-@pytest.mark.xfail(raises=KeyError, reason="anatomy/electrodes.toml: dotted table keys such as round-3.2 must be quoted")
 def test_pads_by_catalogue_id():
     from electrostim.physics.field import pad_from_spec
 
