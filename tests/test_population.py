@@ -52,3 +52,21 @@ def test_bad_population_input():
         population_thresholds(es.load_program("knee-oa-tens"), counts={"unicorn": 3})
     with pytest.raises(OptionError, match="Invalid channel"):
         population_thresholds(es.load_program("knee-oa-tens"), channel="nope", counts={"motor": 2})
+
+
+def test_cli_window_and_recruitment(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from electrostim.cli import app
+
+    r = CliRunner().invoke(app, ["fibers", "window", "knee-oa-tens", "--fibers", "12", "--json"])
+    assert r.exit_code == 0, r.output
+    w = json.loads(r.stdout)["window"]
+    assert {"sensory", "motor", "pain"} <= set(w)
+    png = tmp_path / "rec.png"
+    r = CliRunner().invoke(app, ["fibers", "recruitment", "knee-oa-tens", "--fibers", "12", "-o", str(png)])
+    assert r.exit_code == 0 and png.read_bytes()[:4] == b"\x89PNG" and "[assumed]" in r.stdout
+    r = CliRunner().invoke(app, ["fibers", "window", "knee-oa-tens", "--fibers", "2"])
+    assert r.exit_code == 2 and "--fibers" in r.output

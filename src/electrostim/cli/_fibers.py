@@ -181,3 +181,101 @@ def velocity(
         return
     for r in rows:
         out.print(f"{model} {r['diameter_um']:g} µm at {temperature_c:g} °C: {r['velocity_m_per_s']:.3g} m/s")
+
+
+def _population(ref: str, channel: str | None, fibres: int, tissue: str | None, fat_mm: float | None, seed: int):
+    from ..physics.population import DEFAULT_COUNTS, population_thresholds
+    from ._app import _load
+
+    if fibres < 4:
+        raise InvalidInputError(f"Invalid value for '--fibers': allowed at least 4, but got {fibres}.")
+    total = sum(DEFAULT_COUNTS.values())
+    counts = {k: max(1, round(v * fibres / total)) for k, v in DEFAULT_COUNTS.items()}
+    program = _load(ref)
+    bar = None
+    if sys.stderr.isatty():
+        bar = Progress(TextColumn("fibres"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err, transient=True)
+    if bar is not None:
+        with bar:
+            task = bar.add_task("fibres", total=sum(counts.values()))
+            return population_thresholds(program, channel if channel is not None else 0, counts, tissue, fat_mm, seed=seed,
+                                         progress=lambda done, n: bar.update(task, completed=done))
+    return population_thresholds(program, channel if channel is not None else 0, counts, tissue, fat_mm, seed=seed)
+
+
+ProgramArg = Annotated[str, typer.Argument(metavar="ID|FILE", help="preset id, user-program id, or path to a program .toml")]
+ChannelOpt = Annotated[str | None, typer.Option("--channel", help="channel label (default: the first)")]
+FibresOpt = Annotated[int, typer.Option("--fibers", help="fibres in the sampled population (all classes)")]
+TissueOpt = Annotated[str | None, typer.Option("--tissue", help="tissue preset (default: from the pads' body site)")]
+FatOpt = Annotated[float | None, typer.Option("--fat-mm", help="subcutaneous fat thickness, mm (default: the preset's)")]
+SeedOpt = Annotated[int, typer.Option("--seed", help="seed of the sampled population")]
+
+
+@fibers_app.command("recruitment")
+@_guard
+def recruitment(
+    ref: ProgramArg,
+    channel: ChannelOpt = None,
+    fibers: FibresOpt = 160,
+    tissue: TissueOpt = None,
+    fat_mm: FatOpt = None,
+    seed: SeedOpt = 0,
+    output: Annotated[str | None, typer.Option("-o", "--output", help="figure file (.png, .svg, .pdf)")] = None,
+    json_: Annotated[bool, typer.Option("--json", help="machine-readable JSON on stdout")] = False,
+) -> None:
+    """Recruitment curves of a mixed fibre population under a program's pads (one repetition of its waveform)."""
+    from pathlib import Path
+
+    from ..errors import check_option
+
+    if output:
+        check_option("figure format", Path(output).suffix.lower(), [".png", ".svg", ".pdf"])
+    res = _population(ref, channel, fibers, tissue, fat_mm, seed)
+    data = res.to_dict()
+    if output:
+        from ..physics.plots import plot_recruitment
+
+        plot_recruitment(res, output)
+        data["figure"] = output
+    if json_:
+        _emit_json(data)
+        return
+    _print_window(res)
+    if output:
+        out.print(f"wrote {output}")
+
+
+@fibers_app.command("window")
+@_guard
+def window(
+    ref: ProgramArg,
+    channel: ChannelOpt = None,
+    fibers: FibresOpt = 160,
+    tissue: TissueOpt = None,
+    fat_mm: FatOpt = None,
+    seed: SeedOpt = 0,
+    json_: Annotated[bool, typer.Option("--json", help="machine-readable JSON on stdout")] = False,
+) -> None:
+    """The sensory / motor / pain window of a program on its placement: the current at which each class starts to fire."""
+    res = _population(ref, channel, fibers, tissue, fat_mm, seed)
+    if json_:
+        _emit_json({"program": res.program, "channel": res.channel, "tissue": res.tissue, "window": res.window(),
+                    "notes": res.notes})
+        return
+    _print_window(res)
+
+
+def _print_window(res) -> None:
+    t = Table(title=f"{res.program} / {res.channel} on {res.tissue} tissue: peak current at which each class fires",
+              title_justify="left")
+    for col in ("role", "classes", "fibres", "onset mA (5 %)", "half mA (50 %)", "recruited by 200 mA"):
+        t.add_column(col, justify="left" if col in ("role", "classes") else "right")
+    for role, w in res.window().items():
+        t.add_row(role, ", ".join(w["classes"]), str(w["fibres"]),
+                  "—" if w["onset_ma"] is None else f"{w['onset_ma']:.1f}",
+                  "—" if w["half_ma"] is None else f"{w['half_ma']:.1f}", f"{w['recruited_by_200_ma'] * 100:.0f} %")
+    out.print(t)
+    from rich.markup import escape
+
+    for n in res.notes:
+        out.print(f"[dim]{escape(n)}[/]")
