@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
+
+from ..waveform import save_figure
 
 __all__ = ["plot_recruitment"]
 
@@ -38,12 +39,5 @@ def plot_recruitment(result, path: str | os.PathLike[str] | None = None):
     ax.set_title(f"{result.program} / {result.channel}: recruitment on {result.tissue} tissue", fontsize=10)
     ax.legend(fontsize=7, loc="lower right")
     if path is not None:
-        path = Path(path)
-        tmp = path.with_name(f".{path.name}.part{path.suffix}")
-        try:
-            fig.savefig(tmp, dpi=110)
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
-        plt.close(fig)
+        save_figure(fig, path)
     return fig

@@ -28,6 +28,7 @@ __all__ = [
     "render",
     "export_waveform",
     "plot_program",
+    "save_figure",
 ]
 
 
@@ -41,8 +42,8 @@ def __getattr__(name: str):
         from ._export import export_waveform
 
         return export_waveform
-    if name == "plot_program":
-        from ._plot import plot_program
+    if name in ("plot_program", "save_figure"):
+        from . import _plot
 
-        return plot_program
+        return getattr(_plot, name)
     raise AttributeError(name)

@@ -11,7 +11,7 @@ from ..program import Program
 from ._render import render
 from ._schedule import Schedule
 
-__all__ = ["plot_program", "session_envelope"]
+__all__ = ["plot_program", "save_figure", "session_envelope"]
 
 
 def session_envelope(schedule: Schedule, bins: int = 2000) -> tuple[np.ndarray, np.ndarray]:
@@ -121,15 +121,23 @@ def plot_program(program: Program, path: str | os.PathLike[str] | None = None, l
         ax.legend(loc="upper right", fontsize=8)
 
     if path is not None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.part{path.suffix}")
-        try:
-            fig.savefig(tmp, dpi=110)
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
-        plt.close(fig)
+        save_figure(fig, path)
     return fig
+
+
+def save_figure(fig, path: str | os.PathLike[str]) -> Path:
+    """Write a figure (format from the suffix) so that the file appears only when complete, then close it."""
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.part{path.suffix}")
+    try:
+        fig.savefig(tmp, dpi=110)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    plt.close(fig)
+    return path
 
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
+
+from ...waveform import save_figure
 
 __all__ = ["plot_strength_duration"]
 
@@ -33,12 +34,5 @@ def plot_strength_duration(data: dict, path: str | os.PathLike[str] | None = Non
     ax.set_title(f"{data['model']} {data['diameter_um']:g} µm, point source at {data['distance_um']:g} µm")
     ax.legend(fontsize=8)
     if path is not None:
-        path = Path(path)
-        tmp = path.with_name(f".{path.name}.part{path.suffix}")
-        try:
-            fig.savefig(tmp, dpi=110)
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
-        plt.close(fig)
+        save_figure(fig, path)
     return fig
