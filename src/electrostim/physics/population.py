@@ -280,10 +280,9 @@ def population_thresholds(
     outputs = [o.index for o in program.outputs if o.channel_index == channel]
     sched = Schedule(program, level="max")
     t0, length = _stimulus_window(sched, outputs[0])
-    xs = np.concatenate([[p.center_m[0] - p.size_m[0] / 2, p.center_m[0] + p.size_m[0] / 2] for p in pads]) if hasattr(pads[0], "size_m") else None
-    span_x = (float(xs.max() - xs.min()) if xs is not None else 0.15)
-    widths = [p.size_m[1] for p in pads] if hasattr(pads[0], "size_m") else [0.05]
-    span_y = float(max(widths))
+    # the region under the pads, where fibres are placed
+    span_x = 2 * max(abs(p.center_m[0]) + p.size_m[0] / 2 for p in pads)
+    span_y = 2 * max(abs(p.center_m[1]) + p.size_m[1] / 2 for p in pads)
 
     rng = np.random.default_rng(seed)
     cls_of, diam, dep, cases = [], [], [], []
