@@ -1,0 +1,267 @@
+"""The session engine: a state machine that delivers an approved plan on a stimulator.
+
+prepare → contact check → ramp up → run → ramp down → done, with pause and resume,
+an emergency stop from any state, intensity titration with a slew-rate limit, marks of
+the sensory and motor thresholds the person reports, and a keepalive watchdog. Every
+intensity goes through the stimulator, which checks it against the plan's envelope.
+Every state change, intensity change, mark and error is reported to ``on_event`` as it
+happens (the store appends them durably).
+
+Time is advanced by :meth:`Runner.step`; :meth:`Runner.run` steps in real time, or
+``speed`` times faster on a simulated stimulator.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from enum import StrEnum
+from typing import Any
+
+from ..devices._simulated import SimulatedStimulator
+from ..devices._stimulator import DeviceError, DeviceState, Stimulator
+from ..errors import ElectrostimError, SafetyError
+
+__all__ = ["SessionState", "SessionError", "Runner"]
+
+
+class SessionError(ElectrostimError):
+    """A session could not go on; the stimulator has been stopped."""
+
+
+class SessionState(StrEnum):
+    PREPARE = "prepare"
+    CONTACT_CHECK = "contact-check"
+    RAMP_UP = "ramp-up"
+    RUN = "run"
+    PAUSED = "paused"
+    RAMP_DOWN = "ramp-down"
+    DONE = "done"
+    STOPPED = "stopped"
+    FAILED = "failed"
+
+
+_ACTIVE = (SessionState.RAMP_UP, SessionState.RUN, SessionState.RAMP_DOWN)
+_FINAL = (SessionState.DONE, SessionState.STOPPED, SessionState.FAILED)
+
+
+class Runner:
+    """Deliver an approved plan on a stimulator.
+
+    Parameters
+    ----------
+    device : Stimulator
+        Already configured with the plan (``device.plan``).
+    slew_ma_per_s : float
+        Fastest change of any output's intensity.
+    start_ma : mapping of output label to mA, optional
+        Intensity reached by the ramp up; by default each output's default amplitude.
+    duration_s : float, optional
+        Session length; by default the program's.
+    ramp_s : float
+        Length of the closing ramp down.
+    keepalive_s : float
+        Longest time between steps before the watchdog stops the session.
+    on_event : callable(kind, payload), optional
+        Receives every event as it happens.
+    max_impedance_ohm : float
+        Contact check: the highest electrode impedance allowed before starting.
+    """
+
+    def __init__(self, device: Stimulator, *, slew_ma_per_s: float = 2.0, start_ma: dict[str, float] | None = None,
+                 duration_s: float | None = None, ramp_s: float = 3.0, keepalive_s: float = 1.2,
+                 on_event: Callable[[str, dict[str, Any]], None] | None = None, max_impedance_ohm: float = 5000.0):
+        if device.plan is None:
+            raise SessionError("The stimulator has no plan: configure it with an approved plan first.")
+        if slew_ma_per_s <= 0:
+            raise SessionError(f"Invalid value for 'slew_ma_per_s': allowed > 0, but got {slew_ma_per_s!r}.")
+        self.device = device
+        self.plan = device.plan
+        env = self.plan.envelope.outputs
+        self.labels = [o.label for o in env]
+        self.slew = float(slew_ma_per_s)
+        self.start_ma = {o.label: o.default_amplitude_ma for o in env}
+        if start_ma:
+            for k, v in start_ma.items():
+                self.plan.check_amplitude(k, v)
+                self.start_ma[self.plan.output_envelope(k).label] = float(v)
+        self.target = {lbl: 0.0 for lbl in self.labels}
+        self.level = {lbl: 0.0 for lbl in self.labels}
+        self.duration_s = float(duration_s if duration_s is not None else self.plan.program.session_duration_s)
+        self.ramp_s = float(ramp_s)
+        self.keepalive_s = float(keepalive_s)
+        self.max_impedance_ohm = float(max_impedance_ohm)
+        self.on_event = on_event
+        self.state = SessionState.PREPARE
+        self.t = 0.0  # session time
+        self.run_t = 0.0  # time in the run phase (pauses excluded)
+        self.thresholds: dict[str, dict[str, float]] = {lbl: {} for lbl in self.labels}
+        self.error: str | None = None
+        self._last_step_wall = time.monotonic()
+        self._emit("state", {"state": self.state.value})
+
+    # -- events -------------------------------------------------------------------------------
+    def _emit(self, kind: str, payload: dict[str, Any]) -> None:
+        if self.on_event is not None:
+            self.on_event(kind, {"t_s": round(self.t, 6), **payload})
+
+    def _set_state(self, state: SessionState, **extra: Any) -> None:
+        if state != self.state:
+            self.state = state
+            self._emit("state", {"state": state.value, **extra})
+
+    # -- commands -------------------------------------------------------------------------------
+    def begin(self) -> None:
+        """Contact check, then start the device and ramp up to the starting intensities."""
+        if self.state != SessionState.PREPARE:
+            raise SessionError(f"A session starts once, from 'prepare'; it is {self.state.value}.")
+        self._set_state(SessionState.CONTACT_CHECK)
+        status = self.device.status()
+        bad = {k: z for k, z in status.impedance_ohm.items() if z > self.max_impedance_ohm}
+        if bad:
+            self._fail(f"contact check failed: impedance {', '.join(f'{k} {z:.0f} Ω' for k, z in bad.items())} "
+                       f"above {self.max_impedance_ohm:.0f} Ω")
+            return
+        self._emit("contact", {"impedance_ohm": status.impedance_ohm})
+        try:
+            self.device.start()
+        except ElectrostimError as exc:
+            self._fail(str(exc))
+            return
+        self.target = dict(self.start_ma)
+        self._set_state(SessionState.RAMP_UP)
+
+    def set_target(self, output: str | int, amplitude_ma: float) -> float:
+        """Ask for an intensity; the output moves there at the slew rate. Refused outside the envelope."""
+        label = self.plan.output_envelope(output).label
+        self.plan.check_amplitude(label, amplitude_ma)
+        if self.state in _FINAL:
+            raise SessionError(f"The session is {self.state.value}.")
+        self.target[label] = float(amplitude_ma)
+        self._emit("target", {"output": label, "target_ma": float(amplitude_ma)})
+        return float(amplitude_ma)
+
+    def nudge(self, output: str | int, delta_ma: float) -> float:
+        """Titration key: change an output's target by ``delta_ma`` (clipped to the envelope)."""
+        env = self.plan.output_envelope(output)
+        new = min(env.max_amplitude_ma, max(0.0, self.target[env.label] + delta_ma))
+        return self.set_target(env.label, new)
+
+    def mark_threshold(self, output: str | int, kind: str) -> float:
+        """Record that the person reports the ``sensory`` or ``motor`` threshold at the present intensity."""
+        if kind not in ("sensory", "motor", "pain"):
+            raise SessionError(f"Invalid threshold kind: allowed 'sensory', 'motor', 'pain', but got {kind!r}.")
+        label = self.plan.output_envelope(output).label
+        self.thresholds[label][kind] = self.level[label]
+        self._emit("threshold", {"output": label, "kind": kind, "intensity_ma": self.level[label]})
+        return self.level[label]
+
+    def pause(self) -> None:
+        if self.state not in _ACTIVE:
+            raise SessionError(f"Cannot pause a session that is {self.state.value}.")
+        self._resume_state = self.state
+        self.device.pause()
+        self._set_state(SessionState.PAUSED)
+
+    def resume(self) -> None:
+        if self.state != SessionState.PAUSED:
+            raise SessionError(f"Cannot resume a session that is {self.state.value}.")
+        self.device.resume()
+        self._set_state(self._resume_state)
+
+    def emergency_stop(self, reason: str = "emergency stop") -> None:
+        """Stop at once, from any state: zero output first, then the record."""
+        self.device.stop()
+        self.level = {k: 0.0 for k in self.labels}
+        self.target = {k: 0.0 for k in self.labels}
+        if self.state not in _FINAL:
+            self._set_state(SessionState.STOPPED, reason=reason)
+
+    def _fail(self, message: str) -> None:
+        self.error = message
+        try:
+            self.device.stop()
+        finally:
+            self.level = {k: 0.0 for k in self.labels}
+            self._emit("error", {"message": message})
+            self._set_state(SessionState.FAILED, reason=message)
+
+    # -- time -----------------------------------------------------------------------------------
+    def step(self, dt_s: float) -> None:
+        """Advance the session by ``dt_s``: slew intensities, deliver, move through the phases."""
+        now = time.monotonic()
+        if self.state in _FINAL or self.state == SessionState.PREPARE:
+            self._last_step_wall = now
+            return
+        if now - self._last_step_wall > self.keepalive_s and not isinstance(self.device, SimulatedStimulator):
+            self._fail(f"watchdog: no step for {now - self._last_step_wall:.2f} s (limit {self.keepalive_s:g} s)")
+            return
+        self._last_step_wall = now
+        self.t += dt_s
+        if self.state == SessionState.PAUSED:
+            return
+        try:
+            # slew every output toward its target and send what changed
+            for lbl in self.labels:
+                cur, tgt = self.level[lbl], self.target[lbl]
+                if cur != tgt:
+                    move = max(-self.slew * dt_s, min(self.slew * dt_s, tgt - cur))
+                    new = cur + move
+                    if abs(tgt - new) < 1e-9:
+                        new = tgt
+                    self.device.set_intensity(lbl, new)
+                    self.level[lbl] = new
+                    self._emit("intensity", {"output": lbl, "intensity_ma": round(new, 6)})
+            if self.state in (SessionState.RUN, SessionState.RAMP_UP):
+                self.run_t += dt_s
+            if isinstance(self.device, SimulatedStimulator):
+                self.device.advance(dt_s)
+            status = self.device.status()
+            if status.state == DeviceState.FAULT:
+                raise DeviceError(status.error or "device fault")
+        except (DeviceError, SafetyError) as exc:
+            self._fail(str(exc))
+            return
+        # phases
+        if self.state == SessionState.RAMP_UP and all(self.level[k] == self.target[k] for k in self.labels):
+            self._set_state(SessionState.RUN)
+        if self.state in (SessionState.RUN, SessionState.RAMP_UP) and self.run_t >= self.duration_s - self.ramp_s:
+            self.target = {k: 0.0 for k in self.labels}
+            self.slew = max(self.slew, max(self.level.values(), default=0.0) / max(self.ramp_s, 1e-9))
+            self._set_state(SessionState.RAMP_DOWN)
+        if self.state == SessionState.RAMP_DOWN and all(v == 0.0 for v in self.level.values()):
+            self.device.stop()
+            self._set_state(SessionState.DONE)
+
+    def run(self, step_s: float = 0.05, speed: float = 1.0, until_s: float | None = None,
+            tick: Callable[[Runner], None] | None = None) -> SessionState:
+        """Step until the session ends (or ``until_s`` of session time), in real time or ``speed``× faster.
+
+        ``speed`` above 1 needs a simulated stimulator. ``tick`` is called after every step
+        (a console redraws there, a script may send keys).
+        """
+        if speed != 1.0 and not isinstance(self.device, SimulatedStimulator):
+            raise SessionError("Only a simulated stimulator can run faster than real time.")
+        if self.state == SessionState.PREPARE:
+            self.begin()
+        wall0 = time.monotonic()
+        while self.state not in _FINAL and (until_s is None or self.t < until_s):
+            self.step(step_s)
+            if tick is not None:
+                tick(self)
+            if speed != float("inf"):
+                due = wall0 + self.t / speed
+                delay = due - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+        return self.state
+
+    def summary(self) -> dict[str, Any]:
+        """What happened: final state, times, thresholds, pulses and charge delivered."""
+        st = self.device.status()
+        out: dict[str, Any] = {"state": self.state.value, "session_s": round(self.t, 6), "run_s": round(self.run_t, 6),
+                               "thresholds_ma": self.thresholds, "pulses_delivered": st.pulses_delivered,
+                               "error": self.error}
+        if isinstance(self.device, SimulatedStimulator):
+            out["charge_delivered_uc"] = self.device.charge_delivered_uc()
+        return out

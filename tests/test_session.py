@@ -1,0 +1,103 @@
+"""The session engine on the simulated stimulator."""
+
+from __future__ import annotations
+
+import pytest
+
+import electrostim as es
+from electrostim.devices._simulated import SimulatedStimulator
+from electrostim.errors import SafetyError
+from electrostim.session import Runner, SessionError, SessionState
+
+FAST = float("inf")
+
+
+def session(pid="knee-oa-tens", **kw):
+    plan = es.assess(es.load_program(pid)).approve()
+    dev = SimulatedStimulator()
+    dev.connect()
+    dev.configure(plan)
+    events = []
+    r = Runner(dev, on_event=lambda k, p: events.append((k, p)), **kw)
+    return r, dev, events
+
+
+def states(events):
+    return [p["state"] for k, p in events if k == "state"]
+
+
+def test_a_session_goes_through_its_phases():
+    r, dev, events = session(duration_s=30.0)
+    assert r.run(step_s=0.05, speed=FAST) == SessionState.DONE
+    assert states(events) == ["prepare", "contact-check", "ramp-up", "run", "ramp-down", "done"]
+    s = r.summary()
+    assert s["pulses_delivered"] > 0 and s["charge_delivered_uc"]["knee-1"] > 0
+    assert dev.status().intensity_ma["knee-1"] == 0.0
+
+
+def test_slew_rate_limits_every_change():
+    r, _, events = session(duration_s=60.0, slew_ma_per_s=2.0)
+    r.begin()
+    levels = []
+    for _ in range(100):
+        r.step(0.05)
+        levels.append(r.level["knee-1"])
+    steps = [b - a for a, b in zip([0.0] + levels, levels)]
+    assert max(steps) <= 2.0 * 0.05 + 1e-9
+    assert r.level["knee-1"] == pytest.approx(min(5 * 2.0, r.start_ma["knee-1"]))
+
+
+def test_titration_marks_and_envelope():
+    r, _, events = session(duration_s=120.0)
+    r.begin()
+    r.run(step_s=0.1, speed=FAST, until_s=10.0)
+    with pytest.raises(SafetyError, match="outside the approved envelope"):
+        r.set_target("knee-1", 500.0)
+    for _ in range(100):
+        r.nudge("knee-1", 1.0)  # clipped at the envelope's maximum
+    assert r.target["knee-1"] == r.plan.envelope.outputs[0].max_amplitude_ma
+    r.run(step_s=0.1, speed=FAST, until_s=20.0)
+    v = r.mark_threshold("knee-1", "sensory")
+    assert v == r.level["knee-1"] and ("threshold", ) == tuple(e[0] for e in events if e[0] == "threshold")
+
+
+def test_pause_resume_and_emergency_stop():
+    r, dev, events = session(duration_s=60.0)
+    r.begin()
+    r.run(step_s=0.1, speed=FAST, until_s=5.0)
+    r.pause()
+    before = dev.status().pulses_delivered
+    r.run(step_s=0.1, speed=FAST, until_s=8.0)
+    assert dev.status().pulses_delivered == before
+    r.resume()
+    r.run(step_s=0.1, speed=FAST, until_s=9.0)
+    assert dev.status().pulses_delivered > before
+    r.emergency_stop()
+    assert r.state == SessionState.STOPPED and dev.status().intensity_ma["knee-1"] == 0.0
+    with pytest.raises(SessionError):
+        r.set_target("knee-1", 1.0)
+
+
+def test_peeling_pad_and_vanished_device_end_in_a_safe_stop():
+    r, dev, events = session(duration_s=60.0)
+    r.begin()
+    r.run(step_s=0.1, speed=FAST, until_s=3.0)
+    dev.peel("knee-1", 1, 0.05)
+    r.run(step_s=0.1, speed=FAST, until_s=6.0)
+    assert r.state == SessionState.FAILED and "electrode error" in r.error
+    assert dev.status().intensity_ma["knee-1"] == 0.0
+    assert any(k == "error" for k, _ in events)
+
+    r, dev, events = session(duration_s=60.0)
+    r.begin()
+    r.run(step_s=0.1, speed=FAST, until_s=3.0)
+    dev.disconnected = True
+    r.run(step_s=0.1, speed=FAST, until_s=6.0)
+    assert r.state == SessionState.FAILED and "not responding" in r.error
+
+
+def test_contact_check_refuses_a_bad_contact():
+    r, dev, events = session(duration_s=60.0)
+    dev.peel("knee-1", 0, 0.01)
+    r.begin()
+    assert r.state == SessionState.FAILED and "contact check" in r.error
