@@ -101,3 +101,22 @@ def test_contact_check_refuses_a_bad_contact():
     dev.peel("knee-1", 0, 0.01)
     r.begin()
     assert r.state == SessionState.FAILED and "contact check" in r.error
+
+
+def test_cli_run_scripted():
+    import json
+
+    from typer.testing import CliRunner
+
+    from electrostim.cli import app
+
+    r = CliRunner().invoke(app, ["run", "knee-oa-tens", "--yes", "--duration-s", "20", "--speed", "1000", "--json"])
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout)
+    assert d["assessment"]["verdict"] == "ok" and d["session"]["state"] == "done" and d["session"]["pulses_delivered"] > 0
+    r = CliRunner().invoke(app, ["run", "tens-conventional", "--site", "anterior-neck", "--yes", "--json"])
+    assert r.exit_code == 1 and json.loads(r.stdout)["session"] is None
+    r = CliRunner().invoke(app, ["run", "nmes-quadriceps-tka", "--patient", "/nonexistent.toml"])
+    assert r.exit_code == 2 and "Traceback" not in r.output
+    r = CliRunner().invoke(app, ["run", "knee-oa-tens", "--device", "p24:/dev/ttyUSB0", "--yes"])
+    assert r.exit_code == 2 and "allowed 'sim'" in r.output
