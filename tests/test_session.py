@@ -120,3 +120,35 @@ def test_cli_run_scripted():
     assert r.exit_code == 2 and "Traceback" not in r.output
     r = CliRunner().invoke(app, ["run", "knee-oa-tens", "--device", "p24:/dev/ttyUSB0", "--yes"])
     assert r.exit_code == 2 and "allowed 'sim'" in r.output
+
+
+def test_cli_run_records_the_session(tmp_path):
+    import csv
+    import json
+
+    from typer.testing import CliRunner
+
+    from electrostim.cli import app
+    from electrostim.store import Store
+
+    db = str(tmp_path / "es.sqlite")
+    r = CliRunner().invoke(app, ["run", "knee-oa-tens", "--yes", "--duration-s", "10", "--speed", "1000", "--db", db, "--json"])
+    assert r.exit_code == 0, r.output
+    sid = json.loads(r.stdout)["session"]["session_id"]
+    with Store.open(db) as store:
+        detail = store.get_session(sid)
+    assert detail.state == "completed"
+    kinds = {e.kind for e in detail.events}
+    assert {"state", "intensity", "note"} <= kinds
+    seqs = [e.seq for e in detail.events]
+    assert seqs == list(range(1, len(seqs) + 1))
+    r = CliRunner().invoke(app, ["sessions", "list", "--db", db, "--json"])
+    assert r.exit_code == 0 and json.loads(r.stdout)[0]["state"] == "completed"
+    out = tmp_path / "s.csv"
+    r = CliRunner().invoke(app, ["sessions", "export", str(sid), "-o", str(out), "--db", db])
+    assert r.exit_code == 0
+    with out.open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == len(seqs)
+    r = CliRunner().invoke(app, ["sessions", "show", "999", "--db", db])
+    assert r.exit_code != 0 and "Traceback" not in r.output

@@ -80,9 +80,13 @@ def run(
     yes: Annotated[bool, typer.Option("--yes", help="confirm a plan that needs confirmation, and run without the console")] = False,
     duration_s: Annotated[float | None, typer.Option("--duration-s", help="session length, s (default: the program's)")] = None,
     speed: Annotated[float, typer.Option("--speed", help="run the simulated stimulator this many times faster than real time")] = 1.0,
+    db: Annotated[str | None, typer.Option("--db", help="database URL or SQLite file (default: the user data folder)")] = None,
     json_: Annotated[bool, typer.Option("--json", help="print the session summary as JSON")] = False,
 ) -> None:
-    """Check a program, then deliver it: a live console (keys change intensity, pause, stop), or with --yes a scripted run."""
+    """Check a program, then deliver it: a live console (keys change intensity, pause, stop), or with --yes a scripted run.
+
+    Every state change, intensity change, mark and error is recorded as it happens.
+    """
     from ..anatomy import get_site
     from ..program import load_patient_file
     from ..safety import assess
@@ -113,10 +117,22 @@ def run(
         if not typer.confirm("Confirm this plan and start?"):
             raise typer.Exit(EXIT_REFUSED)
     plan = a.approve(confirm=confirm, confirmed_by="command line" if confirm else None)
+    from ..store import Store
+
+    store = Store.open(db)
+    store.mark_interrupted()
+    plan_rec = store.record_plan(plan)
+    record = store.start_session(plan_rec.id, device)
+    kinds = {"contact": "note", "target": "intensity"}
+    events: list[tuple[str, dict]] = []
+
+    def on_event(kind: str, payload: dict) -> None:
+        events.append((kind, payload))
+        store.append_event(record.id, kinds.get(kind, kind), payload, output=payload.get("output"))
+
     dev.connect()
     dev.configure(plan)
-    events: list[tuple[str, dict]] = []
-    runner = Runner(dev, duration_s=duration_s, on_event=lambda k, p: events.append((k, p)))
+    runner = Runner(dev, duration_s=duration_s, on_event=on_event)
     interactive = not yes and sys.stdin.isatty() and sys.stdout.isatty() and not json_
     try:
         if interactive:
@@ -145,7 +161,10 @@ def run(
         runner.emergency_stop("interrupted")
     finally:
         dev.close()
-    summary = {"program": program.id, "device": device, **runner.summary(), "events": len(events)}
+        final = {"done": "completed", "stopped": "stopped", "failed": "failed"}.get(runner.state.value, "stopped")
+        store.end_session(record.id, final, runner.summary())
+        store.close()
+    summary = {"program": program.id, "device": device, "session_id": record.id, **runner.summary(), "events": len(events)}
     if json_:
         _emit_json({"assessment": a.to_dict(), "session": summary})
     else:
