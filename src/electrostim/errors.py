@@ -12,8 +12,14 @@ them, and each message says what was wrong, what is allowed and what was given::
     │   ├── UnknownSiteError         a body site that is not in the catalogue
     │   ├── UnknownDeviceError       a device profile that does not exist
     │   └── OptionError              any other option outside its allowed values
-    └── SafetyError                  the safety engine would not approve
-        └── RefusedError             approval asked for a refused assessment
+    ├── SafetyError                  the safety engine would not approve
+    │   └── RefusedError             approval asked for a refused assessment
+    ├── physics.fibers.BlockError    excitation without propagation (virtual-anode block)
+    ├── store.StoreError             the session store failed (RecordNotFoundError, SessionStateError)
+    ├── devices.DeviceError          a stimulator failed or vanished; output was stopped
+    └── session.SessionError         a session could not go on; output was stopped
+
+The subclasses after ``SafetyError`` live with the code that raises them.
 """
 
 from __future__ import annotations
