@@ -17,6 +17,8 @@ them, and each message says what was wrong, what is allowed and what was given::
     ├── physics.fibers.BlockError    excitation without propagation (virtual-anode block)
     ├── store.StoreError             the session store failed (RecordNotFoundError, SessionStateError)
     ├── devices.DeviceError          a stimulator failed or vanished; output was stopped
+    ├── devices.ProtocolError        bytes that are not a valid ScienceMode frame or message
+    ├── devices.FieldRangeError      (an InvalidInputError) a message field outside the protocol's range
     └── session.SessionError         a session could not go on; output was stopped
 
 The subclasses after ``SafetyError`` live with the code that raises them.
