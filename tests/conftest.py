@@ -18,6 +18,37 @@ settings.register_profile(
 )
 settings.load_profile("ci" if os.environ.get("CI") else "default")
 
+_PG_URL = "postgresql+psycopg://electrostim:electrostim@127.0.0.1/electrostim_test"
+
+
+def _start_scratch_postgres() -> None:
+    """Give the store's PostgreSQL test a scratch database on this machine's PostgreSQL server
+    (started here if it is installed but not running); without a server that test is skipped."""
+    import shutil
+    import subprocess
+
+    if os.environ.get("ELECTROSTIM_TEST_POSTGRES_URL") or not shutil.which("pg_ctlcluster") or not shutil.which("su"):
+        return
+
+    def sh(cmd: list[str], stdin: str | None = None) -> bool:
+        return subprocess.run(cmd, input=stdin.encode() if stdin else None, capture_output=True, timeout=60).returncode == 0
+
+    try:
+        for version in sorted(os.listdir("/etc/postgresql"), reverse=True):
+            sh(["pg_ctlcluster", version, "main", "start"])
+            break
+        role = ("DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname='electrostim') THEN "
+                "CREATE ROLE electrostim LOGIN PASSWORD 'electrostim'; END IF; END $$;")
+        if not sh(["su", "postgres", "-c", "psql -q -v ON_ERROR_STOP=1"], stdin=role):
+            return
+        sh(["su", "postgres", "-c", "createdb -O electrostim electrostim_test"])
+        os.environ["ELECTROSTIM_TEST_POSTGRES_URL"] = _PG_URL
+    except (OSError, subprocess.SubprocessError):
+        return
+
+
+_start_scratch_postgres()
+
 
 def pad(site: str = "quadriceps", w: float = 5.0, h: float = 5.0, side: str | None = None) -> dict[str, Any]:
     d: dict[str, Any] = {"site": site, "shape": "rectangle", "width_cm": w, "height_cm": h}
