@@ -13,8 +13,14 @@ bytes that are not a valid frame or message, with a ``reason``).
 """
 
 # Stimulators
+from ._hardware import OutputCommand, SerialStimulator
+from ._rehastim2 import RehaStim2
 from ._simulated import LoadModel, SimulatedStimulator
 from ._stimulator import DeviceError, DeviceState, DeviceStatus, Stimulator
+
+# Emulators on a pseudo-terminal
+from ._emulator import OutputState, PtyEmulator
+from ._rehastim2_emulator import RehaStim2Emulator
 
 # ScienceMode framing shared by both protocols
 from ._framing import (
@@ -118,8 +124,15 @@ __all__ = [
     "DeviceState",
     "DeviceStatus",
     "LoadModel",
+    "OutputCommand",
+    "RehaStim2",
+    "SerialStimulator",
     "SimulatedStimulator",
     "Stimulator",
+    # Emulators
+    "OutputState",
+    "PtyEmulator",
+    "RehaStim2Emulator",
     # ScienceMode framing shared by both protocols
     "PROTOCOL_ERROR_REASONS",
     "DecodedPacket",

@@ -1,0 +1,285 @@
+"""What the serial stimulators share: a worker thread that follows the schedule, keeps the link alive and stops safely.
+
+A ScienceMode device runs a pulse train at a set current and width until it is told
+otherwise; ramps, on/off cycles and modulation are the host's job. The worker thread
+of a :class:`SerialStimulator` wakes every ``tick_s`` and
+
+* works out, from the approved schedule, what each output should carry now: the
+  schedule's envelope (0 during an off phase, rising through a ramp, following an
+  amplitude or width modulation) times the intensity the session asked for, rounded
+  *down* to the device's current step, so it never exceeds what was approved;
+* sends an update when that differs from what the device has (at most once a tick);
+* sends the keepalive the protocol wants when nothing else was sent for
+  ``keepalive_s``;
+* turns any fault into a safe stop at once: an acknowledgement missing or late,
+  invalid bytes on the line, an error the device reports, a port that vanished. The
+  reader thread wakes the worker, which stops stimulation (zero output), records the
+  error and leaves the stimulator in the ``fault`` state. If the device itself is
+  gone, nothing can be sent; its own watchdog stops it.
+
+Subclasses supply the protocol: :meth:`_open`, :meth:`_handshake`, :meth:`_send_config`,
+:meth:`_send_outputs`, :meth:`_send_stop`, :meth:`_send_keepalive` and
+:meth:`_device_message`.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..safety import ApprovedPlan, get_device
+from ..waveform import Schedule
+from ._link import SerialLink
+from ._stimulator import DeviceError, DeviceState, DeviceStatus, Stimulator
+
+__all__ = ["OutputCommand", "SerialStimulator"]
+
+
+@dataclass(frozen=True)
+class OutputCommand:
+    """What one output is told to deliver: current (mA, a multiple of the device step) and phase width (µs)."""
+
+    current_ma: float
+    pulse_width_us: float
+
+
+class SerialStimulator(Stimulator):
+    """A stimulator on a serial port; the protocol is the subclass's.
+
+    Parameters
+    ----------
+    port : str
+        Serial device or pyserial URL.
+    device : str
+        Device profile id (``rehastim2``, ``p24``).
+    response_timeout_s : float
+        Longest wait for any acknowledgement (the protocols allow 100 ms).
+    tick_s : float
+        Period of the worker thread.
+    keepalive_s : float
+        Longest silence on the link before a keepalive is sent.
+    """
+
+    tick_s = 0.02
+
+    def __init__(self, port: str, device: str, *, response_timeout_s: float = 0.1, keepalive_s: float = 0.5):
+        super().__init__(get_device(device))
+        self.port = port
+        self.response_timeout_s = float(response_timeout_s)
+        self.keepalive_s = float(keepalive_s)
+        self.link: SerialLink | None = None
+        self._schedule: Schedule | None = None
+        self._labels: list[str] = []
+        self._window_s = 0.1
+        self._commanded: dict[str, OutputCommand] = {}
+        self._t0: float | None = None  # monotonic time of device time 0
+        self._paused_at: float | None = None
+        self._pulses = 0
+        self._counted_to = 0.0
+        self._fault_text: str | None = None
+        self._wake = threading.Event()
+        self._closing = threading.Event()
+        self._worker: threading.Thread | None = None
+        #: every command sent to the outputs: (monotonic time, {label: OutputCommand}); zero output is all-zero currents
+        self.command_log: list[tuple[float, dict[str, OutputCommand]]] = []
+
+    # -- protocol hooks ---------------------------------------------------------------------------
+    def _open(self) -> SerialLink:
+        raise NotImplementedError
+
+    def _handshake(self) -> None:
+        """Bring the device to the state where it takes a configuration."""
+        raise NotImplementedError
+
+    def _send_config(self, plan: ApprovedPlan) -> None:
+        raise NotImplementedError
+
+    def _send_outputs(self, commands: dict[str, OutputCommand], first: bool) -> None:
+        """Start (``first``) or update stimulation with these per-output commands."""
+        raise NotImplementedError
+
+    def _send_stop(self) -> None:
+        raise NotImplementedError
+
+    def _send_keepalive(self) -> None:
+        raise NotImplementedError
+
+    def _device_message(self, message: Any) -> str | None:
+        """A message the device sent unasked: the fault it reports, or None."""
+        return None
+
+    # -- link callbacks (reader thread) -----------------------------------------------------------
+    def _on_link_error(self, text: str) -> None:
+        if self._fault_text is None:
+            self._fault_text = text
+        self._wake.set()
+
+    def _on_link_message(self, packet_number: int, message: Any) -> None:
+        text = self._device_message(message)
+        if text is not None:
+            self._on_link_error(text)
+
+    # -- Stimulator hooks -------------------------------------------------------------------------
+    def _connect(self) -> None:
+        self._fault_text = None
+        self.link = self._open()
+        try:
+            self._handshake()
+        except BaseException:
+            self.link.close()
+            self.link = None
+            raise
+        self._closing.clear()
+        self._worker = threading.Thread(target=self._work, name=f"{self.profile.id} worker", daemon=True)
+        self._worker.start()
+
+    def _configure(self, plan: ApprovedPlan) -> None:
+        self._raise_fault()
+        program = plan.program
+        self._schedule = Schedule(program, amplitude_ma={c.label: 1.0 for c in program.channels})
+        self._labels = [o.label for o in self._schedule.outputs]
+        rate = min(o.stimulus.nominal_repetition_hz for o in self._schedule.outputs)
+        # look far enough ahead to see at least two pulses, so a slow train is not read as 'off'
+        self._window_s = min(1.0, max(0.05, 2.0 / rate))
+        self._commanded = {}
+        self._pulses = 0
+        self._counted_to = 0.0
+        self._t0 = None
+        self._send_config(plan)
+
+    def _start(self) -> None:
+        self._raise_fault()
+        self._t0 = time.monotonic()
+        self._paused_at = None
+        self._guarded(self._push, first=True)
+
+    def _set_intensity(self, output: str, amplitude_ma: float) -> None:
+        self._raise_fault()
+        if self._state == DeviceState.RUNNING:
+            self._intensity[output] = float(amplitude_ma)  # the base class sets it too, after this returns
+            self._guarded(self._push)
+
+    def _pause(self) -> None:
+        self._paused_at = time.monotonic()
+        self._guarded(self._send_outputs_logged, {lbl: OutputCommand(0.0, c.pulse_width_us) for lbl, c in self._commanded.items()})
+
+    def _resume(self) -> None:
+        if self._paused_at is not None and self._t0 is not None:
+            self._t0 += time.monotonic() - self._paused_at
+        self._paused_at = None
+        self._guarded(self._push)
+
+    def _stop(self) -> None:
+        """Zero output now. A stop that cannot be confirmed leaves the stimulator in ``fault``."""
+        self._t0 = None
+        stamp = time.monotonic()
+        self.command_log.append((stamp, {lbl: OutputCommand(0.0, 0.0) for lbl in self._labels}))
+        self._commanded = {}
+        if self.link is None:
+            return
+        try:
+            self._send_stop()
+        except DeviceError as exc:
+            self._error = self._error or f"stop not confirmed: {exc}; the stimulator's own watchdog stops it"
+            self._state = DeviceState.FAULT
+
+    def _close(self) -> None:
+        self._closing.set()
+        self._wake.set()
+        if self._worker is not None and self._worker is not threading.current_thread():
+            self._worker.join(timeout=2.0)
+        self._worker = None
+        if self.link is not None:
+            self.link.close()
+            self.link = None
+
+    def _status(self) -> DeviceStatus:
+        return DeviceStatus(state=self.state, pulses_delivered=self._pulses, time_s=self.device_time_s())
+
+    # -- the schedule -----------------------------------------------------------------------------
+    def device_time_s(self) -> float:
+        """Time since stimulation started, pauses excluded (0 before the start)."""
+        if self._t0 is None:
+            return 0.0
+        now = self._paused_at if self._paused_at is not None else time.monotonic()
+        return now - self._t0
+
+    def commands_at(self, t_s: float) -> dict[str, OutputCommand]:
+        """What each output should carry at device time ``t_s``."""
+        assert self._schedule is not None
+        step = self.profile.current_step_ma
+        chunk = self._schedule.pulses(t_s, min(t_s + self._window_s, self._schedule.duration_s))
+        out: dict[str, OutputCommand] = {}
+        for i, label in enumerate(self._labels):
+            mine = chunk.output == i
+            if not mine.any():
+                out[label] = OutputCommand(0.0, self._commanded.get(label, OutputCommand(0.0, 0.0)).pulse_width_us)
+                continue
+            factor = float(np.max(np.abs(chunk.first_amplitude_ma[mine])))
+            width = float(np.max(chunk.first_width_us[mine]))
+            amp = self._intensity.get(label, 0.0) * min(1.0, factor)
+            out[label] = OutputCommand(math.floor(amp / step + 1e-9) * step, round(width))
+        return out
+
+    def _count_pulses(self, t_s: float) -> None:
+        assert self._schedule is not None
+        t_s = min(t_s, self._schedule.duration_s)
+        if t_s <= self._counted_to:
+            return
+        chunk = self._schedule.pulses(self._counted_to, t_s)
+        live = [i for i, lbl in enumerate(self._labels) if self._commanded.get(lbl, OutputCommand(0, 0)).current_ma > 0]
+        if live:
+            self._pulses += int(np.isin(chunk.output, live).sum())
+        self._counted_to = t_s
+
+    def _send_outputs_logged(self, commands: dict[str, OutputCommand], first: bool = False) -> None:
+        self._send_outputs(commands, first)
+        self.command_log.append((time.monotonic(), dict(commands)))
+        self._commanded = dict(commands)
+
+    def _push(self, first: bool = False) -> None:
+        """Send what the outputs should carry now, if it changed."""
+        if self._schedule is None or self._t0 is None or self._paused_at is not None:
+            return
+        t = self.device_time_s()
+        self._count_pulses(t)
+        commands = self.commands_at(t)
+        if first or commands != self._commanded:
+            self._send_outputs_logged(commands, first)
+
+    # -- the worker -------------------------------------------------------------------------------
+    def _guarded(self, action, *args: Any, **kwargs: Any) -> None:
+        """Run a protocol action; a failure is a fault (safe stop), then raised to the caller."""
+        try:
+            action(*args, **kwargs)
+        except DeviceError as exc:
+            self.fault(str(exc))
+            raise
+
+    def _raise_fault(self) -> None:
+        if self._fault_text is not None or self._state == DeviceState.FAULT:
+            raise DeviceError(self._error or self._fault_text or "device fault")
+
+    def _work(self) -> None:
+        while not self._closing.is_set():
+            self._wake.wait(self.tick_s)
+            self._wake.clear()
+            if self._closing.is_set():
+                return
+            with self._lock:
+                if self._state in (DeviceState.DISCONNECTED, DeviceState.FAULT) or self.link is None:
+                    continue
+                try:
+                    if self._fault_text is not None:
+                        raise DeviceError(self._fault_text)
+                    if self._state == DeviceState.RUNNING:
+                        self._push()
+                    if time.monotonic() - self.link.last_sent >= self.keepalive_s:
+                        self._send_keepalive()
+                except DeviceError as exc:
+                    self.fault(str(exc))
