@@ -1,0 +1,98 @@
+"""``electrostim emulate``: a stimulator emulator on a pseudo-terminal, for trying the serial drivers without hardware."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import time
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+
+from ..errors import InvalidInputError
+from ._app import _guard, app, out
+
+
+class EmulatedDevice(StrEnum):
+    rehastim2 = "rehastim2"
+    p24 = "p24"
+
+
+def make_emulator(device: str, response_delay_ms: float):
+    """The emulator for a device id."""
+    from .. import devices
+
+    if response_delay_ms < 0:
+        raise InvalidInputError(f"Invalid value for '--response-delay-ms': allowed >= 0, but got {response_delay_ms!r}.")
+    classes = {"rehastim2": "RehaStim2Emulator", "p24": "P24Emulator"}
+    if device not in classes:
+        raise InvalidInputError(f"Invalid device: allowed {', '.join(classes)}, but got {device!r}.")
+    return getattr(devices, classes[device])(response_delay_s=response_delay_ms / 1000.0)
+
+
+def _line(data: dict) -> None:
+    """One JSON object on one line, flushed at once (a script reads them as they come)."""
+    sys.stdout.write(json.dumps(data, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+def _describe(outputs: dict) -> str:
+    if not outputs:
+        return "all outputs off"
+    return ", ".join(f"ch{ch} {o.current_ma:g} mA {o.pulse_width_us:g} µs" for ch, o in sorted(outputs.items()))
+
+
+@app.command()
+@_guard
+def emulate(
+    device: Annotated[EmulatedDevice, typer.Argument(help="the device to emulate")],
+    response_delay_ms: Annotated[float, typer.Option("--response-delay-ms", help="time before each answer (the device allows 100 ms)")] = 0.5,
+    duration_s: Annotated[float | None, typer.Option("--duration-s", help="stop after this long (default: until Ctrl-C)")] = None,
+    json_: Annotated[bool, typer.Option("--json", help="print the port as JSON, then one JSON line per output change")] = False,
+) -> None:
+    """Emulate a RehaStim2 or P24 on a pseudo-terminal and print its port; connect with
+    ``electrostim run ID --device rehastim2:PORT`` (or p24:PORT). Runs until Ctrl-C.
+
+    The emulator keeps the protocol's timing (ScienceMode2: Init every 500 ms until
+    acknowledged, the link dropped after 1.2 s of silence; ScienceMode4: stimulation
+    stops without a poll for 1.5 s) and prints every change of its outputs.
+    """
+    if duration_s is not None and duration_s <= 0:
+        raise InvalidInputError(f"Invalid value for '--duration-s': allowed > 0, but got {duration_s!r}.")
+    emu = make_emulator(device.value, response_delay_ms)
+    stop = {"now": False}
+
+    def _stop(*_):
+        stop["now"] = True
+
+    previous = signal.signal(signal.SIGTERM, _stop)
+    emu.start()
+    try:
+        if json_:
+            _line({"device": device.value, "port": emu.port})
+        else:
+            out.print(f"{emu.name} emulator on [bold]{emu.port}[/bold]")
+            out.print(f"connect with: electrostim run knee-oa-tens --device {device.value}:{emu.port}    (Ctrl-C stops)")
+        seen = len(emu.output_log)
+        t_end = None if duration_s is None else time.monotonic() + duration_s
+        while not stop["now"] and (t_end is None or time.monotonic() < t_end):
+            time.sleep(0.05)
+            log = emu.output_log
+            for stamp, outputs in log[seen:]:
+                wall = datetime.now().strftime("%H:%M:%S.%f")[:-3]
+                if json_:
+                    _line({"t": round(stamp, 6), "outputs": {str(ch): [o.current_ma, o.pulse_width_us]
+                                                                   for ch, o in outputs.items()}})
+                else:
+                    out.print(f"{wall}  {_describe(outputs)}")
+            seen = len(log)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        emu.close()
+        signal.signal(signal.SIGTERM, previous)
+    if not json_:
+        out.print("emulator closed")
