@@ -121,13 +121,6 @@ def test_export_leaves_nothing_half_written(tmp_path):
     assert calls and not target.exists() and list(tmp_path.iterdir()) == []
 
 
-def test_demo(tmp_path):
-    r = run("demo", "-o", str(tmp_path), "--json")
-    assert r.exit_code == 0
-    d = json.loads(r.stdout)
-    assert d["verdict"] == "ok" and (tmp_path / "knee-oa-tens.png").exists()
-
-
 def test_console_script_has_no_traceback_on_bad_input():
     r = subprocess.run([sys.executable, "-m", "electrostim", "check", "knee-oa-tens", "--electrode", "0x5"],
                        capture_output=True, text=True)

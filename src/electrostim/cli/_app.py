@@ -344,30 +344,6 @@ def export(
         out.print(f"wrote {path} ({info['format']}, {len(info['outputs'])} outputs, {info['duration_s']:g} s at {sample_rate_hz:g} Hz)")
 
 
-# --------------------------------------------------------------------------- demo
-
-
-@app.command()
-@_guard
-def demo(
-    output_dir: Annotated[Path, typer.Option("-o", "--output-dir", help="folder for the figure")] = Path("."),
-    json_: JsonOpt = False,
-) -> None:
-    """The main job on embedded defaults: check the knee-pain preset and draw its waveform."""
-    from ..safety import assess
-    from ..waveform import plot_program
-
-    p = _load("knee-oa-tens")
-    a = assess(p)
-    fig = output_dir / "knee-oa-tens.png"
-    plot_program(p, fig)
-    if json_:
-        _emit_json({**a.to_dict(), "figure": str(fig)})
-    else:
-        _print_assessment(a)
-        out.print(f"wrote {fig}")
-
-
 def main() -> None:
     """Entry point of the ``electrostim`` command."""
     try:

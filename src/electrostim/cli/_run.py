@@ -7,7 +7,7 @@ import os
 import select
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.live import Live
@@ -70,6 +70,113 @@ def _view(runner, selected: int) -> Table:
     return t
 
 
+def _check_timing(speed: float, duration_s: float | None) -> None:
+    """Refuse a speed or session length that is not > 0 (before anything is loaded)."""
+    if speed <= 0:
+        raise InvalidInputError(f"Invalid value for '--speed': allowed > 0, but got {speed!r}.")
+    if duration_s is not None and duration_s <= 0:
+        raise InvalidInputError(f"Invalid value for '--duration-s': allowed > 0, but got {duration_s!r}.")
+
+
+def _console(runner, speed: float) -> None:
+    """Run the session under the live console: keys change intensity, pause, resume and stop."""
+    selected = [0]
+    labels = runner.labels
+    with _raw_keys() as read, Live(_view(runner, 0), refresh_per_second=10, console=out) as live:
+        def tick(r):
+            key = read()
+            if key in ("up", "down"):
+                try:
+                    r.nudge(labels[selected[0]], 1.0 if key == "up" else -1.0)
+                except Exception:  # noqa: BLE001 - the envelope refused it; the view shows the target
+                    pass
+            elif key == "tab":
+                selected[0] = (selected[0] + 1) % len(labels)
+            elif key == "space":
+                r.pause() if r.state.value != "paused" else r.resume()
+            elif key in ("stop", "esc"):
+                r.emergency_stop("stopped by the user")
+            live.update(_view(r, selected[0]))
+
+        runner.run(step_s=0.05, speed=speed, tick=tick)
+
+
+def deliver(plan, dev, device: str, *, duration_s: float | None = None, speed: float = 1.0, db: str | None = None,
+            interactive: bool = False) -> dict[str, Any]:
+    """Deliver an approved plan on a stimulator and record every event in the store as it happens.
+
+    Sessions left running by a process that died are marked interrupted first. The
+    session ends in the store as completed, stopped or failed, also when delivery is
+    interrupted (Ctrl-C stops the stimulator at once).
+
+    Parameters
+    ----------
+    plan : ApprovedPlan
+        From ``assess(...).approve()``.
+    dev : Stimulator
+        The stimulator, not yet connected (from ``_device(device)``).
+    device : str
+        The ``--device`` text, recorded with the session.
+    duration_s : float, optional
+        Session length, s; by default the program's.
+    speed : float
+        Times faster than real time (a simulated stimulator only); ``inf``: as fast as it computes.
+    db : str, optional
+        Database URL or SQLite file; by default the user's data folder.
+    interactive : bool
+        Run under the live console (a terminal) instead of scripted.
+
+    Returns
+    -------
+    dict
+        ``program``, ``device``, ``session_id``, the runner's summary (``state``,
+        ``session_s``, ``run_s``, ``thresholds_ma``, ``pulses_delivered``, ``error``,
+        ``charge_delivered_uc`` on a simulated stimulator), ``events`` (how many were
+        recorded) and ``db`` (where, password hidden).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> import electrostim as es
+    >>> plan = es.assess(es.load_program("knee-oa-tens")).approve()
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     s = deliver(plan, _device("sim"), "sim", duration_s=10, speed=float("inf"), db=str(pathlib.Path(folder) / "s.db"))
+    >>> s["state"], round(s["session_s"]), s["pulses_delivered"] > 0, s["session_id"]
+    ('done', 10, True, 1)
+    """
+    from ..session import Runner
+    from ..store import Store
+
+    store = Store.open(db)
+    store.mark_interrupted()
+    plan_rec = store.record_plan(plan)
+    record = store.start_session(plan_rec.id, device)
+    kinds = {"contact": "note", "target": "intensity"}
+    events: list[tuple[str, dict]] = []
+
+    def on_event(kind: str, payload: dict) -> None:
+        events.append((kind, payload))
+        store.append_event(record.id, kinds.get(kind, kind), payload, output=payload.get("output"))
+
+    dev.connect()
+    dev.configure(plan)
+    runner = Runner(dev, duration_s=duration_s, on_event=on_event)
+    try:
+        if interactive:
+            _console(runner, speed)
+        else:
+            runner.run(step_s=0.05, speed=speed)
+    except KeyboardInterrupt:
+        runner.emergency_stop("interrupted")
+    finally:
+        dev.close()
+        final = {"done": "completed", "stopped": "stopped", "failed": "failed"}.get(runner.state.value, "stopped")
+        store.end_session(record.id, final, runner.summary())
+        store.close()
+    return {"program": plan.program.id, "device": device, "session_id": record.id, **runner.summary(),
+            "events": len(events), "db": store.url}
+
+
 @app.command()
 @_guard
 def run(
@@ -90,12 +197,8 @@ def run(
     from ..anatomy import get_site
     from ..program import load_patient_file
     from ..safety import assess
-    from ..session import Runner
 
-    if speed <= 0:
-        raise InvalidInputError(f"Invalid value for '--speed': allowed > 0, but got {speed!r}.")
-    if duration_s is not None and duration_s <= 0:
-        raise InvalidInputError(f"Invalid value for '--duration-s': allowed > 0, but got {duration_s!r}.")
+    _check_timing(speed, duration_s)
     program = _load(ref)
     if site:
         get_site(site)
@@ -117,54 +220,8 @@ def run(
         if not typer.confirm("Confirm this plan and start?"):
             raise typer.Exit(EXIT_REFUSED)
     plan = a.approve(confirm=confirm, confirmed_by="command line" if confirm else None)
-    from ..store import Store
-
-    store = Store.open(db)
-    store.mark_interrupted()
-    plan_rec = store.record_plan(plan)
-    record = store.start_session(plan_rec.id, device)
-    kinds = {"contact": "note", "target": "intensity"}
-    events: list[tuple[str, dict]] = []
-
-    def on_event(kind: str, payload: dict) -> None:
-        events.append((kind, payload))
-        store.append_event(record.id, kinds.get(kind, kind), payload, output=payload.get("output"))
-
-    dev.connect()
-    dev.configure(plan)
-    runner = Runner(dev, duration_s=duration_s, on_event=on_event)
     interactive = not yes and sys.stdin.isatty() and sys.stdout.isatty() and not json_
-    try:
-        if interactive:
-            selected = [0]
-            labels = runner.labels
-            with _raw_keys() as read, Live(_view(runner, 0), refresh_per_second=10, console=out) as live:
-                def tick(r):
-                    key = read()
-                    if key in ("up", "down"):
-                        try:
-                            r.nudge(labels[selected[0]], 1.0 if key == "up" else -1.0)
-                        except Exception:  # noqa: BLE001 - the envelope refused it; the view shows the target
-                            pass
-                    elif key == "tab":
-                        selected[0] = (selected[0] + 1) % len(labels)
-                    elif key == "space":
-                        r.pause() if r.state.value != "paused" else r.resume()
-                    elif key in ("stop", "esc"):
-                        r.emergency_stop("stopped by the user")
-                    live.update(_view(r, selected[0]))
-
-                runner.run(step_s=0.05, speed=speed, tick=tick)
-        else:
-            runner.run(step_s=0.05, speed=speed)
-    except KeyboardInterrupt:
-        runner.emergency_stop("interrupted")
-    finally:
-        dev.close()
-        final = {"done": "completed", "stopped": "stopped", "failed": "failed"}.get(runner.state.value, "stopped")
-        store.end_session(record.id, final, runner.summary())
-        store.close()
-    summary = {"program": program.id, "device": device, "session_id": record.id, **runner.summary(), "events": len(events)}
+    summary = deliver(plan, dev, device, duration_s=duration_s, speed=speed, db=db, interactive=interactive)
     if json_:
         _emit_json({"assessment": a.to_dict(), "session": summary})
     else:
