@@ -12,6 +12,8 @@ scratch database upgraded to head).
 
 from __future__ import annotations
 
+import sys
+
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,7 +33,7 @@ def alembic_config(connection: Connection | None = None) -> Config:
     """An in-memory Alembic configuration for the packaged migrations (optionally bound to a connection)."""
     from alembic.config import Config
 
-    cfg = Config()
+    cfg = Config(stdout=sys.stdout)  # the stream of now, not the one alembic saw when first imported
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
     cfg.set_main_option("path_separator", "os")
     cfg.attributes["connection"] = connection
