@@ -5,10 +5,6 @@ from __future__ import annotations
 import json
 import re
 
-# alembic.config binds Config's default stdout to sys.stdout when first imported. Import
-# it now, not inside CliRunner.invoke (whose stdout is closed afterwards), so that later
-# tests printing through alembic (test_store's ``command.check``) write to a live stream.
-import alembic.config  # noqa: F401
 from typer.testing import CliRunner
 
 import electrostim as es
