@@ -19,12 +19,23 @@ from ._app import EXIT_REFUSED, _emit_json, _guard, _load, _print_assessment, ap
 KEYS_HELP = "up/down: intensity · tab: next channel · space: pause/resume · e or Esc: stop"
 
 
+DEVICE_HELP = "stimulator: sim (simulated), rehastim2:PORT or p24:PORT (a serial port, or the port `electrostim emulate` prints)"
+
+
 def _device(spec: str):
-    from ..devices import SimulatedStimulator
+    """The stimulator for a ``--device`` value: ``sim``, ``rehastim2:PORT`` or ``p24:PORT``."""
+    from .. import devices
 
     if spec == "sim":
-        return SimulatedStimulator()
-    raise InvalidInputError(f"Invalid value for '--device': allowed 'sim' (serial drivers are not in this version), but got {spec!r}.")
+        return devices.SimulatedStimulator()
+    kind, _, port = spec.partition(":")
+    drivers = {"rehastim2": devices.RehaStim2, "p24": devices.P24}
+    if kind not in drivers or not port:
+        raise InvalidInputError(f"Invalid value for '--device': allowed 'sim', 'rehastim2:PORT' or 'p24:PORT', but got {spec!r}.")
+    if "://" not in port and not os.path.exists(port):
+        raise InvalidInputError(f"Invalid value for '--device': the serial port {port!r} does not exist "
+                                "(plug the stimulator in, or start `electrostim emulate` and use the port it prints).")
+    return drivers[kind](port)
 
 
 @contextlib.contextmanager
@@ -149,8 +160,15 @@ def deliver(plan, dev, device: str, *, duration_s: float | None = None, speed: f
 
     store = Store.open(db)
     store.mark_interrupted()
-    plan_rec = store.record_plan(plan)
-    record = store.start_session(plan_rec.id, device)
+    dev.connect()  # a stimulator that cannot be reached leaves no session behind
+    try:
+        dev.configure(plan)
+        plan_rec = store.record_plan(plan)
+        record = store.start_session(plan_rec.id, device)
+    except BaseException:
+        dev.close()
+        store.close()
+        raise
     kinds = {"contact": "note", "target": "intensity"}
     events: list[tuple[str, dict]] = []
 
@@ -158,8 +176,6 @@ def deliver(plan, dev, device: str, *, duration_s: float | None = None, speed: f
         events.append((kind, payload))
         store.append_event(record.id, kinds.get(kind, kind), payload, output=payload.get("output"))
 
-    dev.connect()
-    dev.configure(plan)
     runner = Runner(dev, duration_s=duration_s, on_event=on_event)
     try:
         if interactive:
@@ -181,7 +197,7 @@ def deliver(plan, dev, device: str, *, duration_s: float | None = None, speed: f
 @_guard
 def run(
     ref: Annotated[str, typer.Argument(metavar="ID|FILE", help="preset id, user-program id, or path to a program .toml")],
-    device: Annotated[str, typer.Option("--device", help="stimulator: sim (the simulated stimulator)")] = "sim",
+    device: Annotated[str, typer.Option("--device", help=DEVICE_HELP)] = "sim",
     patient: Annotated[Path | None, typer.Option("--patient", help="patient profile .toml")] = None,
     site: Annotated[str | None, typer.Option("--site", help="put every pad on this body site")] = None,
     yes: Annotated[bool, typer.Option("--yes", help="confirm a plan that needs confirmation, and run without the console")] = False,
@@ -199,6 +215,8 @@ def run(
     from ..safety import assess
 
     _check_timing(speed, duration_s)
+    if speed != 1.0 and device != "sim":
+        raise InvalidInputError(f"Invalid value for '--speed': a stimulator on a serial port runs in real time (1), but got {speed!r}.")
     program = _load(ref)
     if site:
         get_site(site)
