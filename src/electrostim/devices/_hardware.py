@@ -158,6 +158,14 @@ class SerialStimulator(Stimulator):
         self._paused_at = None
         self._guarded(self._push, first=True)
 
+    def set_intensity(self, output: str | int, amplitude_ma: float) -> float:
+        """Set one output's intensity (see :meth:`Stimulator.set_intensity`); after a fault, raise its cause."""
+        with self._lock:
+            if self._state == DeviceState.FAULT:
+                # the fault's cause, not only 'the stimulator is fault': a session records this text as its error
+                raise DeviceError(self._error or self._fault_text or "device fault")
+            return super().set_intensity(output, amplitude_ma)
+
     def _set_intensity(self, output: str, amplitude_ma: float) -> None:
         self._raise_fault()
         if self._state == DeviceState.RUNNING:
@@ -258,7 +266,12 @@ class SerialStimulator(Stimulator):
         try:
             action(*args, **kwargs)
         except DeviceError as exc:
-            self.fault(str(exc))
+            # a fault the link reported first (StimulationError, invalid bytes) is the cause; this failure is its
+            # consequence (e.g. 'wrong mode' from a device that had already stopped itself)
+            cause = self._fault_text or str(exc)
+            self.fault(cause)
+            if cause != str(exc):
+                raise DeviceError(cause) from exc
             raise
 
     def _raise_fault(self) -> None:

@@ -8,8 +8,10 @@ It behaves as ``reference/sciencemode.md`` describes the device:
 * modes: start → InitChannelListMode → initialised → StartChannelListMode → started
   (a later StartChannelListMode updates the pulses) → StopChannelListMode → start;
   a command in the wrong mode is answered with result -3, fields out of range with -2;
-* an acknowledgement echoes the packet number of its request; what the device sends
-  unasked (Init, StimulationError) counts with its own number;
+* an acknowledgement echoes the packet number of its request as it arrived; what the
+  device sends unasked (Init, StimulationError) counts with its own number. (A
+  pysciencemode client sends packet number 0x0F as 0x5A, unescaped, gets 0x5A back, and
+  so finds the command byte of the acknowledgement where it reads it.)
 * :meth:`RehaStim2Emulator.electrode_error` stops the outputs, returns to start mode
   and sends StimulationError -2, as the device does when its test impulse fails.
 
@@ -19,6 +21,7 @@ meaning is unambiguous; see :func:`~._sciencemode2.sm2_decode`).
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from ._emulator import OutputState, PtyEmulator
@@ -113,8 +116,6 @@ class RehaStim2Emulator(PtyEmulator):
     def electrode_error(self, error: Sm2StimulationErrorCode = Sm2StimulationErrorCode.ELECTRODE_ERROR) -> None:
         """The test impulse failed (or ``error``): stop, return to start mode, send StimulationError."""
         with self._lock:
-            import time
-
             now = time.monotonic()
             self.mode = Sm2StimulationMode.START
             self.stop_outputs(now)
