@@ -79,16 +79,16 @@ def emulate(
         seen = len(emu.output_log)
         t_end = None if duration_s is None else time.monotonic() + duration_s
         while not stop["now"] and (t_end is None or time.monotonic() < t_end):
-            time.sleep(0.05)
-            log = emu.output_log
-            for stamp, outputs in log[seen:]:
+            time.sleep(0.01)
+            new = emu.output_log[seen:]  # the emulator's thread appends meanwhile: count what was taken
+            seen += len(new)
+            for stamp, outputs in new:
                 wall = datetime.now().strftime("%H:%M:%S.%f")[:-3]
                 if json_:
                     _line({"t": round(stamp, 6), "outputs": {str(ch): [o.current_ma, o.pulse_width_us]
                                                                    for ch, o in outputs.items()}})
                 else:
                     out.print(f"{wall}  {_describe(outputs)}")
-            seen = len(log)
     except KeyboardInterrupt:
         pass
     finally:

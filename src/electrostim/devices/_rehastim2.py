@@ -118,7 +118,10 @@ class RehaStim2(SerialStimulator):
     --------
     >>> import electrostim as es
     >>> from electrostim.devices import RehaStim2, RehaStim2Emulator
-    >>> plan = es.assess(es.load_program("knee-oa-tens"), device="rehastim2").approve()
+    >>> a = es.assess(es.load_program("knee-oa-tens"), device="rehastim2")
+    >>> a.verdict  # the RehaStim2's interphase gap is fixed at 100 µs: a person confirms the change
+    'needs_confirmation'
+    >>> plan = a.approve(confirm=True, confirmed_by="doctest")
     >>> with RehaStim2Emulator() as emu, RehaStim2(emu.port) as dev:
     ...     dev.connect(); dev.configure(plan); dev.start()
     ...     _ = dev.set_intensity("knee-1", 20.0)
