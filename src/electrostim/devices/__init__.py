@@ -14,6 +14,7 @@ bytes that are not a valid frame or message, with a ``reason``).
 
 # Stimulators
 from ._hardware import OutputCommand, SerialStimulator
+from ._p24 import P24, Sm4Codec
 from ._rehastim2 import RehaStim2
 from ._simulated import LoadModel, SimulatedStimulator
 from ._stimulator import DeviceError, DeviceState, DeviceStatus, Stimulator
@@ -21,6 +22,7 @@ from ._stimulator import DeviceError, DeviceState, DeviceStatus, Stimulator
 # Emulators on a pseudo-terminal
 from ._emulator import OutputState, PtyEmulator
 from ._rehastim2_emulator import RehaStim2Emulator
+from ._p24_emulator import P24Emulator
 
 # ScienceMode framing shared by both protocols
 from ._framing import (
@@ -125,12 +127,14 @@ __all__ = [
     "DeviceStatus",
     "LoadModel",
     "OutputCommand",
+    "P24",
     "RehaStim2",
     "SerialStimulator",
     "SimulatedStimulator",
     "Stimulator",
     # Emulators
     "OutputState",
+    "P24Emulator",
     "PtyEmulator",
     "RehaStim2Emulator",
     # ScienceMode framing shared by both protocols
@@ -185,6 +189,7 @@ __all__ = [
     "SM4_PERIOD_BITS",
     "SM4_POINT_BITS",
     "Sm4ChannelError",
+    "Sm4Codec",
     "Sm4Command",
     "Sm4FrameDecoder",
     "Sm4GetDeviceId",

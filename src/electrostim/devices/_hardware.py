@@ -284,7 +284,10 @@ class SerialStimulator(Stimulator):
             self._wake.clear()
             if self._closing.is_set():
                 return
-            with self._lock:
+            # not a blocking 'with': close() holds the lock while it joins this thread
+            if not self._lock.acquire(timeout=self.tick_s):
+                continue
+            try:
                 if self._state in (DeviceState.DISCONNECTED, DeviceState.FAULT) or self.link is None:
                     continue
                 try:
@@ -296,3 +299,5 @@ class SerialStimulator(Stimulator):
                         self._send_keepalive()
                 except DeviceError as exc:
                     self.fault(str(exc))
+            finally:
+                self._lock.release()

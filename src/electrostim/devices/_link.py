@@ -59,13 +59,14 @@ class LinkStats:
 
 
 class _Pending:
-    __slots__ = ("request", "packet_number", "done", "reply")
+    __slots__ = ("request", "packet_number", "done", "reply", "error")
 
     def __init__(self, request: Any, packet_number: int):
         self.request = request
         self.packet_number = packet_number
         self.done = threading.Event()
         self.reply: Any = None
+        self.error: str | None = None  # invalid bytes while waiting: most likely the acknowledgement, damaged
 
 
 class SerialLink:
@@ -103,7 +104,7 @@ class SerialLink:
         self.lost: str | None = None
         self._io = threading.Lock()  # one request at a time
         self._pending: _Pending | None = None
-        self._pending_lock = threading.Lock()
+        self._pending_lock = threading.RLock()  # _dispatch reports errors while holding it
         self._packet_number = 0
         self._closing = threading.Event()
         self.last_sent = time.monotonic()
@@ -170,11 +171,19 @@ class SerialLink:
                     self._pending = None
             if self.lost and slot.reply is None:
                 raise DeviceError(self.lost)
+            if slot.error is not None and slot.reply is None:
+                raise DeviceError(slot.error)
             return slot.reply
 
     # -- receiving --------------------------------------------------------------------------------
     def _error(self, text: str) -> None:
         self.stats.errors.append(text)
+        with self._pending_lock:
+            # a request in flight fails now with the cause, not 100 ms later as a missing acknowledgement
+            if self._pending is not None and self._pending.error is None and not self._pending.done.is_set():
+                self._pending.error = f"{text} (while waiting for the acknowledgement of " \
+                                      f"{type(self._pending.request).__name__}, packet {self._pending.packet_number})"
+                self._pending.done.set()
         if self.on_error is not None:
             self.on_error(text)
 
