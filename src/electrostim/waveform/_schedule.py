@@ -134,7 +134,9 @@ class _OutputGenerator:
             half_us = (self.clock.time_of(k + 1.0) - t) * 0.5e6
             return t, half_us
         if self.n_inner == 1:
-            return self.clock.times(t0, t1), None
+            t = self.clock.times(t0, t1)
+            # a sine burst of a single carrier cycle still carries its half-width
+            return t, (np.full(t.shape, 0.5e6 / self.inner_hz) if self.shape == "sine-burst" else None)
         starts = self.clock.times(max(0.0, t0 - self.span_s), t1)
         j = np.arange(self.n_inner, dtype=float) / self.inner_hz
         t = (starts[:, None] + j[None, :]).ravel()

@@ -167,6 +167,12 @@ def triangle01(t: np.ndarray, period_s: float, profile: str) -> np.ndarray:
     return x
 
 
+def _ramp(x: np.ndarray, ramp_s: float) -> np.ndarray:
+    """``x / ramp_s`` clipped to [0, 1]; a ramp of a few 1e-308 s overflows to ±inf, which the clip maps to 0 or 1."""
+    with np.errstate(over="ignore"):
+        return np.clip(x / ramp_s, 0.0, 1.0)
+
+
 def duty_envelope(
     t: np.ndarray,
     *,
@@ -187,14 +193,14 @@ def duty_envelope(
     t = np.asarray(t, dtype=float)
     if on_s is None:
         tau = t - offset_s
-        up = np.clip(tau / ramp_up_s, 0.0, 1.0) if ramp_up_s > 0 else (tau >= 0).astype(float)
-        down = np.clip((session_s - t) / ramp_down_s, 0.0, 1.0) if ramp_down_s > 0 else np.ones_like(t)
+        up = _ramp(tau, ramp_up_s) if ramp_up_s > 0 else (tau >= 0).astype(float)
+        down = _ramp(session_s - t, ramp_down_s) if ramp_down_s > 0 else np.ones_like(t)
         return np.minimum(up, down)
     cycle = on_s + off_s
     tau = t - offset_s
     started = np.ones_like(t, dtype=bool) if periodic_offset else tau >= 0
     phase = np.mod(tau, cycle)
     on = (phase < on_s) & started
-    up = np.clip(phase / ramp_up_s, 0.0, 1.0) if ramp_up_s > 0 else 1.0
-    down = np.clip((on_s - phase) / ramp_down_s, 0.0, 1.0) if ramp_down_s > 0 else 1.0
+    up = _ramp(phase, ramp_up_s) if ramp_up_s > 0 else 1.0
+    down = _ramp(on_s - phase, ramp_down_s) if ramp_down_s > 0 else 1.0
     return np.where(on, np.minimum(up, down), 0.0)
