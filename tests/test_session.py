@@ -103,23 +103,24 @@ def test_contact_check_refuses_a_bad_contact():
     assert r.state == SessionState.FAILED and "contact check" in r.error
 
 
-def test_cli_run_scripted():
+def test_cli_run_scripted(tmp_path):
     import json
 
     from typer.testing import CliRunner
 
     from electrostim.cli import app
 
-    r = CliRunner().invoke(app, ["run", "knee-oa-tens", "--yes", "--duration-s", "20", "--speed", "1000", "--json"])
+    db = str(tmp_path / "s.db")
+    r = CliRunner().invoke(app, ["run", "knee-oa-tens", "--yes", "--duration-s", "20", "--speed", "1000", "--json", "--db", db])
     assert r.exit_code == 0, r.output
     d = json.loads(r.stdout)
     assert d["assessment"]["verdict"] == "ok" and d["session"]["state"] == "done" and d["session"]["pulses_delivered"] > 0
-    r = CliRunner().invoke(app, ["run", "tens-conventional", "--site", "anterior-neck", "--yes", "--json"])
+    r = CliRunner().invoke(app, ["run", "tens-conventional", "--site", "anterior-neck", "--yes", "--json", "--db", db])
     assert r.exit_code == 1 and json.loads(r.stdout)["session"] is None
-    r = CliRunner().invoke(app, ["run", "nmes-quadriceps-tka", "--patient", "/nonexistent.toml"])
+    r = CliRunner().invoke(app, ["run", "nmes-quadriceps-tka", "--patient", "/nonexistent.toml", "--db", db])
     assert r.exit_code == 2 and "Traceback" not in r.output
-    r = CliRunner().invoke(app, ["run", "knee-oa-tens", "--device", "p24:/dev/ttyUSB0", "--yes"])
-    assert r.exit_code == 2 and "allowed 'sim'" in r.output
+    r = CliRunner().invoke(app, ["run", "knee-oa-tens", "--device", "p24:/dev/no-such-port", "--yes", "--db", db])
+    assert r.exit_code == 2 and "'/dev/no-such-port' does not exist" in r.output
 
 
 def test_cli_run_records_the_session(tmp_path):
@@ -152,3 +153,22 @@ def test_cli_run_records_the_session(tmp_path):
     assert len(rows) == len(seqs)
     r = CliRunner().invoke(app, ["sessions", "show", "999", "--db", db])
     assert r.exit_code != 0 and "Traceback" not in r.output
+
+
+def test_ramp_down_only_goes_down_and_the_session_ends_on_time():
+    r, _, events = session(duration_s=20.0, ramp_s=3.0)
+    r.run(step_s=0.05, speed=FAST, until_s=18.0)
+    assert r.state == SessionState.RAMP_DOWN
+    with pytest.raises(SessionError, match="ramping down"):
+        r.nudge("knee-1", 1.0)
+    assert r.target["knee-1"] == 0.0
+    r.nudge("knee-1", -1.0)  # down is allowed (already at the floor)
+    assert r.run(step_s=0.05, speed=FAST) == SessionState.DONE
+    assert r.t <= 20.0 + 1e-6
+
+
+def test_a_nan_step_is_refused():
+    r, _, _ = session(duration_s=20.0)
+    r.begin()
+    with pytest.raises(SessionError, match="Invalid intensity step"):
+        r.nudge("knee-1", float("nan"))

@@ -13,6 +13,7 @@ Time is advanced by :meth:`Runner.step`; :meth:`Runner.run` steps in real time, 
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from enum import StrEnum
@@ -137,6 +138,9 @@ class Runner:
         self.plan.check_amplitude(label, amplitude_ma)
         if self.state in _FINAL:
             raise SessionError(f"The session is {self.state.value}.")
+        if self.state == SessionState.RAMP_DOWN and amplitude_ma > self.target[label]:
+            raise SessionError(f"The session is ramping down: {label!r} can only go down "
+                               f"(target {self.target[label]:g} mA), but {amplitude_ma:g} mA was asked.")
         self.target[label] = float(amplitude_ma)
         self._emit("target", {"output": label, "target_ma": float(amplitude_ma)})
         return float(amplitude_ma)
@@ -144,6 +148,8 @@ class Runner:
     def nudge(self, output: str | int, delta_ma: float) -> float:
         """Titration key: change an output's target by ``delta_ma`` (clipped to the envelope)."""
         env = self.plan.output_envelope(output)
+        if math.isnan(delta_ma):
+            raise SessionError(f"Invalid intensity step: allowed a number of mA, but got {delta_ma!r}.")
         new = min(env.max_amplitude_ma, max(0.0, self.target[env.label] + delta_ma))
         return self.set_target(env.label, new)
 
