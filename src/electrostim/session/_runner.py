@@ -130,6 +130,8 @@ class Runner:
             self._fail(str(exc))
             return
         self.target = dict(self.start_ma)
+        for label, value in self.target.items():
+            self._emit("target", {"output": label, "target_ma": value})
         self._set_state(SessionState.RAMP_UP)
 
     def set_target(self, output: str | int, amplitude_ma: float) -> float:
