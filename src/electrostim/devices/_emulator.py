@@ -153,14 +153,9 @@ class PtyEmulator:
     def vanish(self) -> None:
         """The device disappears with its port (unplugged): the client's next read or write fails."""
         with self._lock:
-            self.gone = True
             self.silent = True
             self.stop_outputs()
-            for fd in (self._master, self._slave):
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
+            self._release_port()
 
     # -- running ----------------------------------------------------------------------------------
     def start(self) -> PtyEmulator:
@@ -172,13 +167,18 @@ class PtyEmulator:
         self._closing.set()
         if self._thread is not None:
             self._thread.join(timeout=2.0)
-        if not self.gone:
-            self.gone = True
-            for fd in (self._master, self._slave):
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
+        self._release_port()
+
+    def _release_port(self) -> None:
+        """Close both ends of the pseudo-terminal (once)."""
+        if self.gone:
+            return
+        self.gone = True
+        for fd in (self._master, self._slave):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
 
     def __enter__(self) -> PtyEmulator:
         return self.start() if self._thread is None else self
