@@ -168,9 +168,9 @@ def triangle01(t: np.ndarray, period_s: float, profile: str) -> np.ndarray:
 
 
 def _ramp(x: np.ndarray, ramp_s: float) -> np.ndarray:
-    """``x / ramp_s`` clipped to [0, 1]; a ramp of a few 1e-308 s overflows to ±inf, which the clip maps to 0 or 1."""
-    with np.errstate(over="ignore"):
-        return np.clip(x / ramp_s, 0.0, 1.0)
+    """``x / ramp_s`` clipped to [0, 1]. A ramp shorter than 1e-300 s is taken as 1e-300 s (the same
+    step for any time the schedule holds), so that the division cannot overflow."""
+    return np.clip(x / max(ramp_s, 1e-300), 0.0, 1.0)
 
 
 def duty_envelope(
