@@ -158,14 +158,6 @@ class SerialStimulator(Stimulator):
         self._paused_at = None
         self._guarded(self._push, first=True)
 
-    def set_intensity(self, output: str | int, amplitude_ma: float) -> float:
-        """Set one output's intensity (see :meth:`Stimulator.set_intensity`); after a fault, raise its cause."""
-        with self._lock:
-            if self._state == DeviceState.FAULT:
-                # the fault's cause, not only 'the stimulator is fault': a session records this text as its error
-                raise DeviceError(self._error or self._fault_text or "device fault")
-            return super().set_intensity(output, amplitude_ma)
-
     def _set_intensity(self, output: str, amplitude_ma: float) -> None:
         self._raise_fault()
         if self._state == DeviceState.RUNNING:

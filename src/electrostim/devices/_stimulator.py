@@ -114,6 +114,8 @@ class Stimulator(ABC):
                 raise DeviceError("No plan is configured: configure the stimulator with an approved plan first.")
             env = self._plan.output_envelope(output)
             self._plan.check_amplitude(env.label, amplitude_ma)
+            if self._state == DeviceState.FAULT:
+                raise DeviceError(self._error or "The stimulator is in fault.")  # the cause: a session records it
             if self._state not in (DeviceState.CONFIGURED, DeviceState.RUNNING, DeviceState.PAUSED):
                 raise DeviceError(f"Cannot set intensity on a stimulator that is {self._state.value}.")
             self._set_intensity(env.label, float(amplitude_ma))
