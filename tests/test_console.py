@@ -64,6 +64,7 @@ def test_keys_change_intensity_pause_resume_and_stop(tmp_path: Path, stop_key: b
     code, screen = console_session(db, keys)
     assert code == 0, screen
     assert "Traceback" not in screen and "knee-1" in screen
+    assert "phase" in screen and "ramp" in screen and "s left" in screen
     with Store.open(str(db)) as store:
         (summary,) = store.list_sessions()
         log = store.get_session(summary.id)
@@ -80,3 +81,27 @@ def test_keys_change_intensity_pause_resume_and_stop(tmp_path: Path, stop_key: b
     # nothing was delivered after the stop
     after = [e for e in log.events if e.seq > stop.seq and e.kind == "intensity"]
     assert after == []
+
+
+def test_the_phase_column_follows_ramps_and_the_duty_cycle():
+    import electrostim as es
+    from electrostim.cli._run import _Phases
+    from electrostim.devices import SimulatedStimulator
+    from electrostim.session import Runner
+
+    plan = es.assess(es.load_program("nmes-quadriceps-tka")).approve()  # 3 s ramp up, 15 s on (1 s down), 45 s off
+    dev = SimulatedStimulator()
+    dev.connect()
+    dev.configure(plan)
+    r = Runner(dev, slew_ma_per_s=1000.0)
+    phases = _Phases(plan.program)
+    r.run(step_s=0.05, speed=float("inf"), until_s=0.5)
+    label = r.labels[0]
+    assert phases(r, 1.0)[label] == "ramp"
+    r.run(step_s=0.05, speed=float("inf"), until_s=1.0)
+    assert r.state.value == "run"
+    assert phases(r, 1.5)[label] == "ramp"  # the contraction's own ramp up
+    assert phases(r, 8.0)[label] == "on"
+    assert phases(r, 30.0)[label] == "off"
+    r.pause()
+    assert set(phases(r, 8.0).values()) == {"paused"}

@@ -68,16 +68,50 @@ def _raw_keys():
         termios.tcsetattr(fd, termios.TCSADRAIN, old)
 
 
-def _view(runner, selected: int) -> Table:
+class _Phases:
+    """Each output's phase now: ``on``, ``off`` (the duty cycle's rest), ``ramp`` or ``paused``."""
+
+    def __init__(self, program):
+        from ..waveform import Schedule
+
+        self.schedule = Schedule(program, amplitude_ma={c.label: 1.0 for c in program.channels})  # unit amplitude
+        rate = min(o.stimulus.nominal_repetition_hz for o in self.schedule.outputs)
+        self.window_s = min(1.0, max(0.05, 2.0 / rate))  # two pulse periods: a slow train is not read as 'off'
+
+    def __call__(self, runner, t_s: float) -> dict[str, str]:
+        """Phase by output label at device time ``t_s``."""
+        labels = [o.label for o in self.schedule.outputs]
+        state = runner.state.value
+        if state in ("paused", "prepare", "contact-check", "done", "stopped", "failed"):
+            return dict.fromkeys(labels, "paused" if state == "paused" else "—")
+        t_s = min(t_s, self.schedule.duration_s)
+        chunk = self.schedule.pulses(t_s, min(t_s + self.window_s, self.schedule.duration_s))
+        phases = {}
+        for i, label in enumerate(labels):
+            mine = chunk.output == i
+            factor = float(abs(chunk.first_amplitude_ma[mine]).max()) if mine.any() else 0.0
+            ramping = state in ("ramp-up", "ramp-down") or 0.0 < factor < 0.999
+            phases[label] = "off" if factor == 0.0 else "ramp" if ramping else "on"
+        return phases
+
+
+def _contact(status, label: str) -> str:
+    z = status.impedance_ohm.get(label)
+    if z is not None:
+        return f"{z:.0f} Ω"
+    return "error" if status.state.value == "fault" else "ok (device checks)"
+
+
+def _view(runner, selected: int, phases: _Phases) -> Table:
     t = Table(title=f"{runner.plan.program.name} — {runner.state.value}, {max(0.0, runner.duration_s - runner.run_t):.0f} s left",
               caption=KEYS_HELP, title_justify="left")
-    for col in ("", "channel", "intensity mA", "target mA", "max mA", "contact"):
+    for col in ("", "channel", "phase", "intensity mA", "target mA", "max mA", "contact"):
         t.add_column(col)
     st = runner.device.status()
+    now = phases(runner, st.time_s)
     for i, env in enumerate(runner.plan.envelope.outputs):
-        z = st.impedance_ohm.get(env.label)
-        t.add_row("▶" if i == selected else "", env.label, f"{runner.level[env.label]:.1f}", f"{runner.target[env.label]:.1f}",
-                  f"{env.max_amplitude_ma:g}", "—" if z is None else f"{z:.0f} Ω")
+        t.add_row("▶" if i == selected else "", env.label, now.get(env.label, "—"), f"{runner.level[env.label]:.1f}",
+                  f"{runner.target[env.label]:.1f}", f"{env.max_amplitude_ma:g}", _contact(st, env.label))
     return t
 
 
@@ -93,7 +127,8 @@ def _console(runner, speed: float) -> None:
     """Run the session under the live console: keys change intensity, pause, resume and stop."""
     selected = [0]
     labels = runner.labels
-    with _raw_keys() as read, Live(_view(runner, 0), refresh_per_second=10, console=out) as live:
+    phases = _Phases(runner.plan.program)
+    with _raw_keys() as read, Live(_view(runner, 0, phases), refresh_per_second=10, console=out) as live:
         def tick(r):
             key = read()
             if key in ("up", "down"):
@@ -107,7 +142,7 @@ def _console(runner, speed: float) -> None:
                 r.pause() if r.state.value != "paused" else r.resume()
             elif key in ("stop", "esc"):
                 r.emergency_stop("stopped by the user")
-            live.update(_view(r, selected[0]))
+            live.update(_view(r, selected[0], phases))
 
         runner.run(step_s=0.05, speed=speed, tick=tick)
 
