@@ -130,8 +130,7 @@ class SerialLink:
         if self.lost:
             raise DeviceError(self.lost)
         try:
-            self._serial.write(frame)
-            self._serial.flush()
+            self._serial.write(frame)  # waits at most write_timeout; no tcdrain, which has no timeout
         except (serial.SerialException, OSError) as exc:
             self._lose(f"the {self.codec.name} device on {self.port} cannot be written to: {exc}")
             raise DeviceError(self.lost) from None
