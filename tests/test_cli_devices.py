@@ -49,6 +49,8 @@ def test_a_session_on_an_emulated_stimulator_is_delivered_and_recorded(kind: str
     assert r.returncode == 0, r.stderr
     session = json.loads(r.stdout)["session"]
     assert session["state"] == "done" and session["error"] is None and session["pulses_delivered"] > 0
+    assert set(session["charge_delivered_uc"]) == {"low-back-left", "low-back-right"}
+    assert all(q > 0 for q in session["charge_delivered_uc"].values())
     # the device carried current during the session, never above the envelope, and none at the end
     currents = [o.current_ma for _, outs in log for o in outs.values()]
     assert currents and 0 < max(currents) <= 50.0

@@ -451,3 +451,24 @@ def test_fault_ends_in_a_safe_stop_within_100_ms_and_a_complete_record(fault: Fa
     assert states[-2] == {"t_s": states[-2]["t_s"], "state": "failed", "reason": runner.error}  # the runner's
     assert detail.events[-1].kind == "state" and detail.events[-1].payload == {"state": "failed"}  # the store's end
     assert detail.state == "failed" and detail.summary is not None and detail.summary["error"] == runner.error
+
+
+def test_pulses_and_charge_are_counted_at_the_currents_sent():
+    """At a constant 10 mA: charge = pulses × 10 mA × (100 µs + 100 µs), and the count matches 100 Hz of running time."""
+    plan = _plan()
+    with RehaStim2Emulator() as emu, RehaStim2(emu.port) as dev:
+        dev.connect()
+        dev.configure(plan)
+        dev.start()
+        dev.set_intensity("knee-1", 10.0)
+        time.sleep(0.6)
+        dev.pause()
+        time.sleep(0.3)  # nothing is counted while paused
+        dev.resume()
+        time.sleep(0.4)
+        dev.stop()
+        on_s = sum(b - a for (a, outs), (b, _) in zip(emu.output_log, emu.output_log[1:]) if outs)
+        status = dev.status()
+        charge = dev.charge_delivered_uc()
+    assert status.pulses_delivered == pytest.approx(100.0 * on_s, abs=4)
+    assert charge["knee-1"] == pytest.approx(status.pulses_delivered * 10.0 * 200.0 * 1e-3, rel=1e-9)

@@ -177,7 +177,7 @@ def deliver(plan, dev, device: str, *, duration_s: float | None = None, speed: f
     dict
         ``program``, ``device``, ``session_id``, the runner's summary (``state``,
         ``session_s``, ``run_s``, ``thresholds_ma``, ``pulses_delivered``, ``error``,
-        ``charge_delivered_uc`` on a simulated stimulator), ``events`` (how many were
+        ``charge_delivered_uc`` where the stimulator counts it), ``events`` (how many were
         recorded) and ``db`` (where, password hidden).
 
     Examples

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from ..safety import ApprovedPlan, get_device
-from ..waveform import Schedule
+from ..waveform import Schedule, pulse_terms
 from ._link import SerialLink
 from ._stimulator import DeviceError, DeviceState, DeviceStatus, Stimulator
 
@@ -80,6 +80,7 @@ class SerialStimulator(Stimulator):
         self._t0: float | None = None  # monotonic time of device time 0
         self._paused_at: float | None = None
         self._pulses = 0
+        self._charge_uc: dict[str, float] = {}
         self._counted_to = 0.0
         self._fault_text: str | None = None
         self._wake = threading.Event()
@@ -148,6 +149,7 @@ class SerialStimulator(Stimulator):
         self._window_s = min(1.0, max(0.05, 2.0 / rate))
         self._commanded = {}
         self._pulses = 0
+        self._charge_uc = {}
         self._counted_to = 0.0
         self._t0 = None
         self._send_config(plan)
@@ -165,6 +167,8 @@ class SerialStimulator(Stimulator):
             self._guarded(self._push)
 
     def _pause(self) -> None:
+        if self._schedule is not None and self._t0 is not None:
+            self._count_pulses(self.device_time_s())
         self._paused_at = time.monotonic()
         self._guarded(self._send_outputs_logged, {lbl: OutputCommand(0.0, c.pulse_width_us) for lbl, c in self._commanded.items()})
 
@@ -176,6 +180,8 @@ class SerialStimulator(Stimulator):
 
     def _stop(self) -> None:
         """Zero output now. A stop that cannot be confirmed leaves the stimulator in ``fault``."""
+        if self._schedule is not None and self._t0 is not None:
+            self._count_pulses(self.device_time_s())  # what ran up to now
         self._t0 = None
         stamp = time.monotonic()
         self.command_log.append((stamp, {lbl: OutputCommand(0.0, 0.0) for lbl in self._labels}))
@@ -232,10 +238,25 @@ class SerialStimulator(Stimulator):
         if t_s <= self._counted_to:
             return
         chunk = self._schedule.pulses(self._counted_to, t_s)
-        live = [i for i, lbl in enumerate(self._labels) if self._commanded.get(lbl, OutputCommand(0, 0)).current_ma > 0]
-        if live:
-            self._pulses += int(np.isin(chunk.output, live).sum())
+        for i, label in enumerate(self._labels):
+            current = self._commanded.get(label, OutputCommand(0.0, 0.0)).current_ma
+            mine = chunk.select(chunk.output == i)
+            if current <= 0 or len(mine) == 0:
+                continue
+            self._pulses += len(mine)
+            # charge per mA of the commanded current: both phases, relative to the first phase's amplitude
+            q1, q2, _, _, _ = pulse_terms(mine)
+            lead = np.abs(mine.first_amplitude_ma)
+            per_ma = np.divide(q1 + q2, lead, out=np.zeros_like(lead), where=lead > 0)
+            self._charge_uc[label] = self._charge_uc.get(label, 0.0) + float(per_ma.sum()) * current
         self._counted_to = t_s
+
+    def charge_delivered_uc(self) -> dict[str, float]:
+        """Charge commanded per output so far (µC, both phases): the pulses of the schedule at the currents sent.
+
+        The device may suppress a pulse (its test impulse failed); it then also reports
+        an error, which stops the session."""
+        return {label: self._charge_uc.get(label, 0.0) for label in self._labels}
 
     def _send_outputs_logged(self, commands: dict[str, OutputCommand], first: bool = False) -> None:
         self._send_outputs(commands, first)

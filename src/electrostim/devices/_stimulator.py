@@ -162,6 +162,10 @@ class Stimulator(ABC):
             st.error = self._error
             return st
 
+    def charge_delivered_uc(self) -> dict[str, float] | None:
+        """Charge delivered per output so far (µC), where the backend counts it; None otherwise."""
+        return None
+
     def fault(self, message: str) -> None:
         """Record a fault: stimulation stops at once and the state becomes ``fault``."""
         with self._lock:

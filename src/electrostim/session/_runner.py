@@ -270,6 +270,7 @@ class Runner:
         out: dict[str, Any] = {"state": self.state.value, "session_s": round(self.t, 6), "run_s": round(self.run_t, 6),
                                "thresholds_ma": self.thresholds, "pulses_delivered": st.pulses_delivered,
                                "error": self.error}
-        if isinstance(self.device, SimulatedStimulator):
-            out["charge_delivered_uc"] = self.device.charge_delivered_uc()
+        charge = self.device.charge_delivered_uc()
+        if charge is not None:
+            out["charge_delivered_uc"] = charge
         return out
