@@ -56,6 +56,8 @@ class SimulatedStimulator(Stimulator):
     >>> dev.stop()
     """
 
+    virtual_time = True
+
     def __init__(self, device: str = "generic", load: LoadModel | None = None):
         super().__init__(get_device(device))
         self.load = load or LoadModel()

@@ -58,6 +58,9 @@ _ALLOWED = {
 class Stimulator(ABC):
     """A stimulator: connect, configure with an approved plan, start, set intensities, pause, resume, stop."""
 
+    #: True for a stimulator whose time the caller advances (:meth:`advance`); a real device runs in real time
+    virtual_time = False
+
     def __init__(self, profile: DeviceProfile):
         self.profile = profile
         self._state = DeviceState.DISCONNECTED
@@ -161,6 +164,9 @@ class Stimulator(ABC):
             st.intensity_ma = dict(self._intensity)
             st.error = self._error
             return st
+
+    def advance(self, dt_s: float) -> None:
+        """Let ``dt_s`` of device time pass (a stimulator with :attr:`virtual_time`); a real device ignores it."""
 
     def charge_delivered_uc(self) -> dict[str, float] | None:
         """Charge delivered per output so far (µC), where the backend counts it; None otherwise."""

@@ -19,7 +19,6 @@ from collections.abc import Callable
 from enum import StrEnum
 from typing import Any
 
-from ..devices._simulated import SimulatedStimulator
 from ..devices._stimulator import DeviceError, DeviceState, Stimulator
 from ..errors import ElectrostimError, SafetyError
 
@@ -201,7 +200,7 @@ class Runner:
         if self.state in _FINAL or self.state == SessionState.PREPARE:
             self._last_step_wall = now
             return
-        if now - self._last_step_wall > self.keepalive_s and not isinstance(self.device, SimulatedStimulator):
+        if now - self._last_step_wall > self.keepalive_s and not self.device.virtual_time:
             self._fail(f"watchdog: no step for {now - self._last_step_wall:.2f} s (limit {self.keepalive_s:g} s)")
             return
         self._last_step_wall = now
@@ -222,7 +221,7 @@ class Runner:
                     self._emit("intensity", {"output": lbl, "intensity_ma": round(new, 6)})
             if self.state in (SessionState.RUN, SessionState.RAMP_UP):
                 self.run_t += dt_s
-            if isinstance(self.device, SimulatedStimulator):
+            if self.device.virtual_time:
                 self.device.advance(dt_s)
             status = self.device.status()
             if status.state == DeviceState.FAULT:
@@ -248,7 +247,7 @@ class Runner:
         ``speed`` above 1 needs a simulated stimulator. ``tick`` is called after every step
         (a console redraws there, a script may send keys).
         """
-        if speed != 1.0 and not isinstance(self.device, SimulatedStimulator):
+        if speed != 1.0 and not self.device.virtual_time:
             raise SessionError("Only a simulated stimulator can run faster than real time.")
         if self.state == SessionState.PREPARE:
             self.begin()
