@@ -151,6 +151,12 @@ def test_cli_run_records_the_session(tmp_path):
     with out.open() as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == len(seqs)
+    r = CliRunner().invoke(app, ["sessions", "show", str(sid), "--db", db, "--tail", "2"], env={"COLUMNS": "160"})
+    assert r.exit_code == 0, r.output
+    assert "knee-oa-tens" in r.output and "completed" in r.output and f"{len(seqs)} events, the last 2" in r.output
+    assert "state=done" in r.output and "state=completed" in r.output and "pulses" in r.output
+    r = CliRunner().invoke(app, ["sessions", "show", str(sid), "--db", db, "--tail", "-1"])
+    assert r.exit_code == 2 and "allowed >= 0" in r.output
     r = CliRunner().invoke(app, ["sessions", "show", "999", "--db", db])
     assert r.exit_code != 0 and "Traceback" not in r.output
 

@@ -43,24 +43,66 @@ def list_(db: DbOpt = None, limit: Annotated[int, typer.Option("--limit")] = 50,
     out.print(t)
 
 
+def _compact(payload: dict) -> str:
+    """An event's payload as ``key=value`` pairs (floats shortened), for a table cell."""
+    def fmt(v):
+        if isinstance(v, float):
+            return f"{v:.6g}"
+        if isinstance(v, dict):
+            return "{" + ", ".join(f"{k}: {fmt(x)}" for k, x in v.items()) + "}"
+        return str(v)
+
+    return "  ".join(f"{k}={fmt(v)}" for k, v in payload.items() if k != "t_s")
+
+
 @sessions_app.command("show")
 @_guard
 def show(session_id: Annotated[int, typer.Argument(help="session id")], db: DbOpt = None,
+         tail: Annotated[int | None, typer.Option("--tail", help="show only the last N events")] = None,
          json_: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """One session with its events."""
+    """One session: what was delivered, how it ended, and its events in order."""
+    from ..errors import InvalidInputError
+
+    if tail is not None and tail < 0:
+        raise InvalidInputError(f"Invalid value for '--tail': allowed >= 0, but got {tail!r}.")
     with _open(db) as store:
         detail = store.get_session(session_id)
     d = detail.model_dump(mode="json")
     if json_:
         _emit_json(d)
         return
+    head = Table.grid(padding=(0, 2))
+    head.add_column(style="bold")
+    head.add_column()
+    summary = d.get("summary") or {}
+    rows = [("session", str(d["id"])), ("program", str(d.get("program_id"))), ("device", str(d.get("device"))),
+            ("state", str(d.get("state"))), ("started", str(d.get("started_at"))), ("ended", str(d.get("ended_at") or "—"))]
+    if summary:
+        rows.append(("delivered", f"{summary.get('session_s', 0):.1f} s of session time, "
+                                  f"{summary.get('pulses_delivered', 0)} pulses"))
+        charge = summary.get("charge_delivered_uc") or {}
+        if charge:
+            rows.append(("charge", ", ".join(f"{k} {v:.0f} µC" for k, v in charge.items())))
+        marks = {k: v for k, v in (summary.get("thresholds_ma") or {}).items() if v}
+        if marks:
+            rows.append(("thresholds", "; ".join(f"{k}: " + ", ".join(f"{kind} {ma:g} mA" for kind, ma in v.items())
+                                                 for k, v in marks.items())))
+        if summary.get("error"):
+            rows.append(("error", str(summary["error"])))
+    for k, v in rows:
+        head.add_row(k, v)
+    out.print(head)
     events = d.get("events", [])
-    out.print({k: v for k, v in d.items() if k != "events"})
-    t = Table(title=f"{len(events)} events", title_justify="left")
-    for col in ("seq", "elapsed s", "kind", "output", "payload"):
+    shown = events if tail is None else events[len(events) - tail:] if tail else []
+    t = Table(title=f"{len(events)} events" + (f", the last {len(shown)}" if len(shown) < len(events) else ""),
+              title_justify="left")
+    for col in ("seq", "session s", "wall s", "kind", "output", "details"):
         t.add_column(col)
-    for e in events:
-        t.add_row(str(e.get("seq")), f"{e.get('elapsed_s', 0):.2f}", str(e.get("kind")), str(e.get("output") or ""), str(e.get("payload")))
+    for e in shown:
+        payload = e.get("payload") or {}
+        t_s = payload.get("t_s")
+        t.add_row(str(e.get("seq")), "" if not isinstance(t_s, (int, float)) else f"{t_s:.2f}", f"{e.get('elapsed_s', 0):.2f}",
+                  str(e.get("kind")), str(e.get("output") or ""), _compact(payload))
     out.print(t)
 
 
