@@ -60,7 +60,8 @@ def console_session(db: Path, keys: list[tuple[float, bytes]]) -> tuple[int, str
 @pytest.mark.parametrize("stop_key", [b"e", b"\x1b"], ids=["e", "esc"])
 def test_keys_change_intensity_pause_resume_and_stop(tmp_path: Path, stop_key: bytes):
     db = tmp_path / "s.db"
-    keys = [(0.3, UP), (0.1, UP), (0.1, UP), (0.1, DOWN), (0.3, SPACE), (0.5, SPACE), (0.3, stop_key)]
+    keys = [(0.3, UP), (0.1, UP), (0.1, UP), (0.1, DOWN), (0.3, b"s"), (0.1, b"m"), (0.2, SPACE), (0.5, SPACE),
+            (0.3, stop_key)]
     code, screen = console_session(db, keys)
     assert code == 0, screen
     assert "Traceback" not in screen and "knee-1" in screen
@@ -78,6 +79,10 @@ def test_keys_change_intensity_pause_resume_and_stop(tmp_path: Path, stop_key: b
     assert states[-2:] == ["stopped", "stopped"]  # the session's, then the store's closing state
     stop = [e for e in log.events if e.kind == "state" and e.payload["state"] == "stopped"][0]
     assert stop.payload["reason"] == "stopped by the user"
+    marks = [(e.payload["kind"], e.payload["intensity_ma"]) for e in log.events if e.kind == "threshold"]
+    assert [kind for kind, _ in marks] == ["sensory", "motor"]
+    assert all(0 < ma <= start + 3 for _, ma in marks) and marks[0][1] <= marks[1][1]  # marked as the ramp rose
+    assert log.summary["thresholds_ma"]["knee-1"] == dict(marks)
     # nothing was delivered after the stop
     after = [e for e in log.events if e.seq > stop.seq and e.kind == "intensity"]
     assert after == []

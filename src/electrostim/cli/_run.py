@@ -16,7 +16,9 @@ from rich.table import Table
 from ..errors import InvalidInputError
 from ._app import EXIT_REFUSED, _emit_json, _guard, _load, _print_assessment, app, out
 
-KEYS_HELP = "up/down: intensity · tab: next channel · space: pause/resume · e or Esc: stop"
+KEYS_HELP = ("up/down: intensity · tab: next channel · s/m/p: mark the sensory/motor/pain threshold · "
+             "space: pause/resume · e or Esc: stop")
+_MARKS = {"mark-s": "sensory", "mark-m": "motor", "mark-p": "pain"}
 
 
 DEVICE_HELP = "stimulator: sim (simulated), rehastim2:PORT or p24:PORT (a serial port, or the port `electrostim emulate` prints)"
@@ -60,7 +62,8 @@ def _raw_keys():
                 seq = os.read(fd, 2)
                 return {b"[A": "up", b"[B": "down"}.get(seq, "other")
             return "esc"
-        return {b" ": "space", b"\t": "tab", b"e": "stop", b"E": "stop", b"q": "stop"}.get(ch, "other")
+        return {b" ": "space", b"\t": "tab", b"e": "stop", b"E": "stop", b"q": "stop",
+                b"s": "mark-s", b"m": "mark-m", b"p": "mark-p"}.get(ch, "other")
 
     try:
         yield read
@@ -105,13 +108,15 @@ def _contact(status, label: str) -> str:
 def _view(runner, selected: int, phases: _Phases) -> Table:
     t = Table(title=f"{runner.plan.program.name} — {runner.state.value}, {max(0.0, runner.duration_s - runner.run_t):.0f} s left",
               caption=KEYS_HELP, title_justify="left")
-    for col in ("", "channel", "phase", "intensity mA", "target mA", "max mA", "contact"):
+    for col in ("", "channel", "phase", "intensity mA", "target mA", "max mA", "thresholds mA", "contact"):
         t.add_column(col)
     st = runner.device.status()
     now = phases(runner, st.time_s)
     for i, env in enumerate(runner.plan.envelope.outputs):
         t.add_row("▶" if i == selected else "", env.label, now.get(env.label, "—"), f"{runner.level[env.label]:.1f}",
-                  f"{runner.target[env.label]:.1f}", f"{env.max_amplitude_ma:g}", _contact(st, env.label))
+                  f"{runner.target[env.label]:.1f}", f"{env.max_amplitude_ma:g}",
+                  " ".join(f"{kind[0]} {ma:.1f}" for kind, ma in runner.thresholds[env.label].items()) or "—",
+                  _contact(st, env.label))
     return t
 
 
@@ -136,6 +141,8 @@ def _console(runner, speed: float) -> None:
                     r.nudge(labels[selected[0]], 1.0 if key == "up" else -1.0)
                 except Exception:  # noqa: BLE001 - the envelope refused it; the view shows the target
                     pass
+            elif key in _MARKS and r.state.value in ("ramp-up", "run", "ramp-down", "paused"):
+                r.mark_threshold(labels[selected[0]], _MARKS[key])
             elif key == "tab":
                 selected[0] = (selected[0] + 1) % len(labels)
             elif key == "space":
