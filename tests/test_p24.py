@@ -251,13 +251,15 @@ def test_session_fails_with_the_error_recorded_in_order(emu, plan):
         assert _zero_logged_at(dev, injected[0]) - injected[0] < SAFE_STOP_S
         assert not emu.output_on
     kinds = [k for k, _ in events]
-    assert kinds[-2:] == ["error", "state"]
-    assert "invalid bytes from the P24" in events[-2][1]["message"]
-    assert events[-1][1]["state"] == "failed" and events[-1][1]["reason"] == events[-2][1]["message"]
-    assert runner.error == events[-2][1]["message"]
+    assert kinds[-3:] == ["error", "dose", "state"]  # the cause, what was delivered, the end
+    error = events[-3][1]["message"]
+    assert "invalid bytes from the P24" in error
+    assert events[-1][1]["state"] == "failed" and events[-1][1]["reason"] == error
+    assert runner.error == error
+    assert events[-2][1]["pulses_delivered"] == dev.status().pulses_delivered > 0
     times = [p["t_s"] for _, p in events]
     assert times == sorted(times)
-    assert "intensity" in kinds[:-2]
+    assert "intensity" in kinds[:-3]
 
 
 # --------------------------------------------------------------------------- protocol timing

@@ -178,3 +178,18 @@ def test_a_nan_step_is_refused():
     r.begin()
     with pytest.raises(SessionError, match="Invalid intensity step"):
         r.nudge("knee-1", float("nan"))
+
+
+def test_dose_events_come_every_period_and_at_the_end():
+    r, dev, events = session(duration_s=45.0, dose_every_s=10.0)
+    assert r.run(step_s=0.05, speed=FAST) == SessionState.DONE
+    doses = [p for k, p in events if k == "dose"]
+    assert [round(p["t_s"]) for p in doses] == [10, 20, 30, 40, 45]
+    pulses = [p["pulses_delivered"] for p in doses]
+    charge = [p["charge_delivered_uc"]["knee-1"] for p in doses]
+    assert pulses == sorted(pulses) and charge == sorted(charge) and pulses[0] > 0
+    assert pulses[-1] == dev.status().pulses_delivered
+    assert charge[-1] == pytest.approx(dev.charge_delivered_uc()["knee-1"], abs=1e-6)
+    assert [k for k, _ in events][-2:] == ["dose", "state"]
+    with pytest.raises(SessionError, match="dose_every_s"):
+        session(dose_every_s=0.0)

@@ -66,13 +66,20 @@ class Runner:
         Receives every event as it happens.
     max_impedance_ohm : float
         Contact check: the highest electrode impedance allowed before starting.
+    dose_every_s : float
+        Session time between ``dose`` events (what was delivered so far); one more comes
+        when the session ends, so a record cut short still holds the dose up to its
+        last event.
     """
 
     def __init__(self, device: Stimulator, *, slew_ma_per_s: float = 2.0, start_ma: dict[str, float] | None = None,
                  duration_s: float | None = None, ramp_s: float = 3.0, keepalive_s: float = 1.2,
-                 on_event: Callable[[str, dict[str, Any]], None] | None = None, max_impedance_ohm: float = 5000.0):
+                 on_event: Callable[[str, dict[str, Any]], None] | None = None, max_impedance_ohm: float = 5000.0,
+                 dose_every_s: float = 10.0):
         if device.plan is None:
             raise SessionError("The stimulator has no plan: configure it with an approved plan first.")
+        if not dose_every_s > 0:
+            raise SessionError(f"Invalid value for 'dose_every_s': allowed > 0, but got {dose_every_s!r}.")
         if slew_ma_per_s <= 0:
             raise SessionError(f"Invalid value for 'slew_ma_per_s': allowed > 0, but got {slew_ma_per_s!r}.")
         self.device = device
@@ -91,6 +98,8 @@ class Runner:
         self.ramp_s = float(ramp_s)
         self.keepalive_s = float(keepalive_s)
         self.max_impedance_ohm = float(max_impedance_ohm)
+        self.dose_every_s = float(dose_every_s)
+        self._next_dose_s = self.dose_every_s
         self.on_event = on_event
         self.state = SessionState.PREPARE
         self.t = 0.0  # session time
@@ -105,8 +114,19 @@ class Runner:
         if self.on_event is not None:
             self.on_event(kind, {"t_s": round(self.t, 6), **payload})
 
+    def _emit_dose(self) -> None:
+        """What has been delivered so far (pulses, and charge where the stimulator counts it)."""
+        st = self.device.status()
+        payload: dict[str, Any] = {"pulses_delivered": st.pulses_delivered}
+        charge = self.device.charge_delivered_uc()
+        if charge is not None:
+            payload["charge_delivered_uc"] = {k: round(v, 6) for k, v in charge.items()}
+        self._emit("dose", payload)
+
     def _set_state(self, state: SessionState, **extra: Any) -> None:
         if state != self.state:
+            if state in _FINAL:
+                self._emit_dose()  # the record holds the dose of every ended session, whatever ended it
             self.state = state
             self._emit("state", {"state": state.value, **extra})
 
@@ -239,6 +259,9 @@ class Runner:
         if self.state == SessionState.RAMP_DOWN and all(v == 0.0 for v in self.level.values()):
             self.device.stop()
             self._set_state(SessionState.DONE)
+        elif self.t >= self._next_dose_s:
+            self._next_dose_s += self.dose_every_s
+            self._emit_dose()
 
     def run(self, step_s: float = 0.05, speed: float = 1.0, until_s: float | None = None,
             tick: Callable[[Runner], None] | None = None) -> SessionState:
