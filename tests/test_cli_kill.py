@@ -108,3 +108,11 @@ def test_a_killed_run_leaves_a_whole_log_that_the_next_start_marks_interrupted(t
     # the kills fell in the middle of delivery, not before it
     delivering = sum(any(kind == "intensity" for _, kind, *_ in events) for events in killed.values())
     assert delivering >= RUNS // 2, f"only {delivering} of {RUNS} runs were killed while delivering"
+    # the dose delivered is in the log up to the kill: a dose event for every 10 s of session time recorded
+    for sid, events in killed.items():
+        reached_s = max(p.get("t_s", 0.0) for _, _, _, p, _ in events)
+        doses = [p for _, kind, _, p, _ in events if kind == "dose"]
+        assert [round(d["t_s"] / 10.0) for d in doses] == list(range(1, len(doses) + 1)), f"session {sid}"
+        # none missing: the next one was not yet due (one 50 ms step of slack for the step it falls in)
+        assert reached_s < 10.0 * (len(doses) + 1) + 0.05, f"session {sid}: {len(doses)} doses by {reached_s} s"
+        assert [d["pulses_delivered"] for d in doses] == sorted(d["pulses_delivered"] for d in doses)
