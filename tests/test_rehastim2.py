@@ -472,3 +472,24 @@ def test_pulses_and_charge_are_counted_at_the_currents_sent():
         charge = dev.charge_delivered_uc()
     assert status.pulses_delivered == pytest.approx(100.0 * on_s, abs=4)
     assert charge["knee-1"] == pytest.approx(status.pulses_delivered * 10.0 * 200.0 * 1e-3, rel=1e-9)
+
+
+def test_a_hung_session_is_stopped_by_the_driver_itself():
+    """The session's thread stops stepping (a hung console): the driver stops stimulation on its own."""
+    plan = _plan()
+    events: list[tuple[str, dict[str, Any]]] = []
+    with RehaStim2Emulator() as emu, RehaStim2(emu.port) as dev:
+        dev.connect()
+        dev.configure(plan)
+        runner = Runner(dev, slew_ma_per_s=100.0, start_ma={"knee-1": 10.0}, duration_s=60.0, keepalive_s=0.3,
+                        on_event=lambda kind, payload: events.append((kind, payload)))
+        runner.run(step_s=0.05, until_s=0.5)
+        assert emu.output_on
+        last_step = runner._last_step_wall  # the session's last sign of life
+        time.sleep(0.6)  # no step: the session hangs
+        assert dev.state == DeviceState.FAULT and "watchdog: the session did not check in" in dev.status().error
+        stop_at = emu.output_zero_since(last_step)
+        assert stop_at is not None and 0.3 <= stop_at - last_step <= 0.3 + 0.1
+        runner.step(0.05)  # the session wakes up: it fails with the cause
+    assert runner.state == SessionState.FAILED and "watchdog" in runner.error
+    assert [k for k, _ in events][-3:] == ["error", "dose", "state"]

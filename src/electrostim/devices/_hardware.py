@@ -12,7 +12,9 @@ of a :class:`SerialStimulator` wakes every ``tick_s`` and
 * sends the keepalive the protocol wants when nothing else was sent for
   ``keepalive_s``;
 * turns any fault into a safe stop at once: an acknowledgement missing or late,
-  invalid bytes on the line, an error the device reports, a port that vanished. The
+  invalid bytes on the line, an error the device reports, a port that vanished, and a
+  host that stopped checking in (:attr:`~._stimulator.Stimulator.host_timeout_s`: the
+  session engine's thread hung, so nobody could stop stimulation any more). The
   reader thread wakes the worker, which stops stimulation (zero output), records the
   error and leaves the stimulator in the ``fault`` state. If the device itself is
   gone, nothing can be sent; its own watchdog stops it.
@@ -306,6 +308,11 @@ class SerialStimulator(Stimulator):
                 try:
                     if self._fault_text is not None:
                         raise DeviceError(self._fault_text)
+                    if self._state in (DeviceState.RUNNING, DeviceState.PAUSED) and self.host_timeout_s is not None:
+                        silent_s = time.monotonic() - self._heartbeat
+                        if silent_s > self.host_timeout_s:
+                            raise DeviceError(f"watchdog: the session did not check in for {silent_s:.2f} s "
+                                              f"(limit {self.host_timeout_s:g} s)")
                     if self._state == DeviceState.RUNNING:
                         self._push()
                     if time.monotonic() - self.link.last_sent >= self.keepalive_s:

@@ -9,6 +9,7 @@ and keep the state, so no backend can skip them.
 from __future__ import annotations
 
 import threading
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -60,6 +61,9 @@ class Stimulator(ABC):
 
     #: True for a stimulator whose time the caller advances (:meth:`advance`); a real device runs in real time
     virtual_time = False
+    #: a backend that runs on its own (a serial device) stops with a fault when :meth:`heartbeat` has not been
+    #: called for this long while it stimulates (None: not watched). The session engine sets it.
+    host_timeout_s: float | None = None
 
     def __init__(self, profile: DeviceProfile):
         self.profile = profile
@@ -68,6 +72,7 @@ class Stimulator(ABC):
         self._intensity: dict[str, float] = {}
         self._lock = threading.RLock()
         self._error: str | None = None
+        self._heartbeat = time.monotonic()
 
     # -- the public surface: checks here, hardware in the hooks -----------------------
     @property
@@ -164,6 +169,10 @@ class Stimulator(ABC):
             st.intensity_ma = dict(self._intensity)
             st.error = self._error
             return st
+
+    def heartbeat(self) -> None:
+        """The host is alive (see :attr:`host_timeout_s`)."""
+        self._heartbeat = time.monotonic()
 
     def advance(self, dt_s: float) -> None:
         """Let ``dt_s`` of device time pass (a stimulator with :attr:`virtual_time`); a real device ignores it."""

@@ -61,7 +61,9 @@ class Runner:
     ramp_s : float
         Length of the closing ramp down.
     keepalive_s : float
-        Longest time between steps before the watchdog stops the session.
+        Longest time between steps before the watchdog stops the session. A stimulator
+        that runs on its own (a serial device) is told too, and stops by itself if the
+        session's thread hangs and no step comes at all.
     on_event : callable(kind, payload), optional
         Receives every event as it happens.
     max_impedance_ohm : float
@@ -143,6 +145,10 @@ class Runner:
                        f"above {self.max_impedance_ohm:.0f} Ω")
             return
         self._emit("contact", {"impedance_ohm": status.impedance_ohm})
+        if not self.device.virtual_time:
+            self.device.host_timeout_s = self.keepalive_s  # the device stops by itself if this session hangs
+        self.device.heartbeat()
+        self._last_step_wall = time.monotonic()
         try:
             self.device.start()
         except ElectrostimError as exc:
@@ -224,6 +230,7 @@ class Runner:
             self._fail(f"watchdog: no step for {now - self._last_step_wall:.2f} s (limit {self.keepalive_s:g} s)")
             return
         self._last_step_wall = now
+        self.device.heartbeat()
         self.t += dt_s
         if self.state == SessionState.PAUSED:
             return
