@@ -181,20 +181,21 @@ class SerialStimulator(Stimulator):
         self._guarded(self._push)
 
     def _stop(self) -> None:
-        """Zero output now. A stop that cannot be confirmed leaves the stimulator in ``fault``."""
-        if self._schedule is not None and self._t0 is not None:
-            self._count_pulses(self.device_time_s())  # what ran up to now
-        self._t0 = None
-        stamp = time.monotonic()
-        self.command_log.append((stamp, {lbl: OutputCommand(0.0, 0.0) for lbl in self._labels}))
-        self._commanded = {}
-        if self.link is None:
-            return
+        """Zero output now (the stop goes out first; the bookkeeping after). A stop that cannot be
+        confirmed leaves the stimulator in ``fault``."""
+        t_end = self.device_time_s() if self._schedule is not None and self._t0 is not None else None
+        self.command_log.append((time.monotonic(), {lbl: OutputCommand(0.0, 0.0) for lbl in self._labels}))
         try:
-            self._send_stop()
+            if self.link is not None:
+                self._send_stop()
         except DeviceError as exc:
             self._error = self._error or f"stop not confirmed: {exc}; the stimulator's own watchdog stops it"
             self._state = DeviceState.FAULT
+        finally:
+            if t_end is not None:
+                self._count_pulses(t_end)  # what ran up to the stop, at the currents it ran at
+            self._t0 = None
+            self._commanded = {}
 
     def _close(self) -> None:
         self._closing.set()
