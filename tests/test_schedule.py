@@ -199,3 +199,13 @@ def test_sine_cycles_are_charge_balanced(carrier, beat, sweep):
     c = all_pulses(p)
     net = c.first_amplitude_ma * c.first_width_us + c.second_amplitude_ma * c.second_width_us
     assert np.all(np.abs(net) <= 1e-12 * np.abs(c.first_amplitude_ma * c.first_width_us) * 2)
+
+
+def test_levels_at_follow_the_ramp_and_the_duty_cycle():
+    p = es.load_program("nmes-quadriceps-tka")  # 3 s ramp up, 15 s on (1 s ramp down), 45 s off
+    s = es.Schedule(p, level="max")
+    (level, width), = s.levels_at(1.5, window_s=0.01)
+    assert level == pytest.approx(1.5 / 3.0, abs=0.01) and width == p.channels[0].stimulus.pulse.pulse_width_us
+    assert s.levels_at(8.0)[0][0] == pytest.approx(1.0)
+    assert s.levels_at(30.0)[0] == (0.0, 0.0)
+    assert 0.05 <= s.lookahead_s <= 1.0

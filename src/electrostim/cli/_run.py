@@ -78,8 +78,6 @@ class _Phases:
         from ..waveform import Schedule
 
         self.schedule = Schedule(program, amplitude_ma={c.label: 1.0 for c in program.channels})  # unit amplitude
-        rate = min(o.stimulus.nominal_repetition_hz for o in self.schedule.outputs)
-        self.window_s = min(1.0, max(0.05, 2.0 / rate))  # two pulse periods: a slow train is not read as 'off'
 
     def __call__(self, runner, t_s: float) -> dict[str, str]:
         """Phase by output label at device time ``t_s``."""
@@ -87,14 +85,10 @@ class _Phases:
         state = runner.state.value
         if state in ("paused", "prepare", "contact-check", "done", "stopped", "failed"):
             return dict.fromkeys(labels, "paused" if state == "paused" else "—")
-        t_s = min(t_s, self.schedule.duration_s)
-        chunk = self.schedule.pulses(t_s, min(t_s + self.window_s, self.schedule.duration_s))
         phases = {}
-        for i, label in enumerate(labels):
-            mine = chunk.output == i
-            factor = float(abs(chunk.first_amplitude_ma[mine]).max()) if mine.any() else 0.0
-            ramping = state in ("ramp-up", "ramp-down") or 0.0 < factor < 0.999
-            phases[label] = "off" if factor == 0.0 else "ramp" if ramping else "on"
+        for label, (level, _) in zip(labels, self.schedule.levels_at(t_s)):
+            ramping = state in ("ramp-up", "ramp-down") or 0.0 < level < 0.999
+            phases[label] = "off" if level == 0.0 else "ramp" if ramping else "on"
         return phases
 
 

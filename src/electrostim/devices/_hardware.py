@@ -77,7 +77,6 @@ class SerialStimulator(Stimulator):
         self.link: SerialLink | None = None
         self._schedule: Schedule | None = None
         self._labels: list[str] = []
-        self._window_s = 0.1
         self._commanded: dict[str, OutputCommand] = {}
         self._t0: float | None = None  # monotonic time of device time 0
         self._paused_at: float | None = None
@@ -146,9 +145,6 @@ class SerialStimulator(Stimulator):
         program = plan.program
         self._schedule = Schedule(program, amplitude_ma={c.label: 1.0 for c in program.channels})
         self._labels = [o.label for o in self._schedule.outputs]
-        rate = min(o.stimulus.nominal_repetition_hz for o in self._schedule.outputs)
-        # look far enough ahead to see at least two pulses, so a slow train is not read as 'off'
-        self._window_s = min(1.0, max(0.05, 2.0 / rate))
         self._commanded = {}
         self._pulses = 0
         self._charge_uc = {}
@@ -222,16 +218,12 @@ class SerialStimulator(Stimulator):
         """What each output should carry at device time ``t_s``."""
         assert self._schedule is not None
         step = self.profile.current_step_ma
-        chunk = self._schedule.pulses(t_s, min(t_s + self._window_s, self._schedule.duration_s))
         out: dict[str, OutputCommand] = {}
-        for i, label in enumerate(self._labels):
-            mine = chunk.output == i
-            if not mine.any():
+        for label, (level, width) in zip(self._labels, self._schedule.levels_at(t_s)):
+            if level == 0.0:
                 out[label] = OutputCommand(0.0, self._commanded.get(label, OutputCommand(0.0, 0.0)).pulse_width_us)
                 continue
-            factor = float(np.max(np.abs(chunk.first_amplitude_ma[mine])))
-            width = float(np.max(chunk.first_width_us[mine]))
-            amp = self._intensity.get(label, 0.0) * min(1.0, factor)
+            amp = self._intensity.get(label, 0.0) * level
             out[label] = OutputCommand(math.floor(amp / step + 1e-9) * step, round(width))
         return out
 

@@ -27,6 +27,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import serial
+
 from ._framing import Frame, FrameError, ProtocolError
 from ._stimulator import DeviceError
 
@@ -93,8 +95,6 @@ class SerialLink:
                  response_timeout_s: float = 0.1,
                  on_message: Callable[[int, Any], None] | None = None,
                  on_error: Callable[[str], None] | None = None):
-        import serial
-
         self.port = port
         self.codec = codec
         self.response_timeout_s = float(response_timeout_s)
@@ -125,8 +125,6 @@ class SerialLink:
         return n
 
     def _write(self, frame: bytes) -> None:
-        import serial
-
         if self.lost:
             raise DeviceError(self.lost)
         try:
@@ -195,8 +193,6 @@ class SerialLink:
             self._error(text)
 
     def _read_loop(self) -> None:
-        import serial
-
         while not self._closing.is_set():
             try:
                 data = self._serial.read(max(1, self._serial.in_waiting))

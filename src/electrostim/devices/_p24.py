@@ -32,7 +32,7 @@ from typing import Any
 
 from ..program import PULSED_SHAPES, Stimulus
 from ..safety import ApprovedPlan
-from ._framing import DecodedPacket
+from ._framing import DecodedPacket, FieldRangeError
 from ._hardware import OutputCommand, SerialStimulator
 from ._link import SerialLink
 from ._sciencemode4 import (
@@ -309,7 +309,7 @@ class P24(SerialStimulator):
             rate = min(st.nominal_repetition_hz, st.max_repetition_hz)
             try:  # the period rounded up to the 0.5 ms grid: never faster than approved
                 period_ms = sm4_period_ms(sm4_period_code(math.ceil(2000.0 / rate - 1e-9) / 2.0))
-            except Exception as exc:  # noqa: BLE001 - a rate the period field cannot carry: say which
+            except FieldRangeError as exc:  # a rate the period field cannot carry: say which
                 raise DeviceError(f"the P24 cannot run output {o.label!r} at {rate:g} Hz: {exc}") from None
             # the widest phase at no current (the longest shape: an asymmetric second phase is never longer
             # than width x ratio) and at the highest current approved
@@ -319,7 +319,7 @@ class P24(SerialStimulator):
                           for amp in (0.0, math.floor(2.0 * plan.output_envelope(o.label).max_amplitude_ma) / 2.0)]
                 for points in shapes:
                     Sm4MlChannel(i + 1, period_ms, points)
-            except Exception as exc:  # noqa: BLE001 - a shape the update cannot carry: say why
+            except FieldRangeError as exc:  # a shape the update cannot carry: say why
                 raise DeviceError(f"the P24 cannot carry output {o.label!r}'s pulse shape in one mid-level "
                                   f"update: {exc}") from None
             shape_us = max(sum(p.pulse_width_us for p in points) for points in shapes)

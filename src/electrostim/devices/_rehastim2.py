@@ -20,7 +20,7 @@ import time
 from typing import Any
 
 from ..safety import ApprovedPlan
-from ._framing import DecodedPacket
+from ._framing import DecodedPacket, FieldRangeError
 from ._hardware import OutputCommand, SerialStimulator
 from ._link import SerialLink
 from ._sciencemode2 import (
@@ -202,7 +202,7 @@ class RehaStim2(SerialStimulator):
                                              main_interval_ms=round(2000.0 / rate) / 2.0,
                                              inter_pulse_interval_ms=round(2.0 * ipi_ms) / 2.0)
             message._check_documented()
-        except Exception as exc:  # noqa: BLE001 - a field the protocol cannot carry: say which
+        except FieldRangeError as exc:  # a field the protocol cannot carry: say which
             raise DeviceError(f"the RehaStim2 cannot run this program: {exc}") from None
         _check_result(self.link.request(message), "InitChannelListMode")
 

@@ -25,7 +25,7 @@ import time
 from typing import Any
 
 from ._emulator import OutputState, PtyEmulator
-from ._framing import ProtocolError
+from ._framing import ProtocolError, unstuff
 from ._sciencemode2 import (
     Sm2FrameDecoder,
     Sm2GetStimulationMode,
@@ -169,8 +169,6 @@ class RehaStim2Emulator(PtyEmulator):
         if not self.initialised or error.reason != "data" or len(frame) < 7:
             return []
         try:
-            from ._framing import unstuff
-
             body = unstuff(frame[5:-1], canonical=False)
         except ProtocolError:
             return []

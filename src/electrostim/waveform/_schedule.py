@@ -274,6 +274,34 @@ class Schedule:
         return per * st.max_repetition_hz
 
     @property
+    def lookahead_s(self) -> float:
+        """A window that holds at least two pulses of the slowest output (0.05 to 1 s):
+        long enough that a slow train is not read as an off phase by :meth:`levels_at`."""
+        rate = min(o.stimulus.nominal_repetition_hz for o in self.outputs)
+        return min(1.0, max(0.05, 2.0 / rate))
+
+    def levels_at(self, t_s: float, window_s: float | None = None) -> list[tuple[float, float]]:
+        """Per output, ``(level, pulse_width_us)`` of the pulses just ahead of ``t_s``.
+
+        ``level`` is the largest first-phase amplitude in ``[t_s, t_s + window_s)`` as a
+        fraction of the output's amplitude (0 in an off phase; rising through a ramp;
+        following an amplitude modulation), ``pulse_width_us`` the widest first phase
+        there (0 when there is none). ``window_s`` defaults to :attr:`lookahead_s`.
+        """
+        t_s = min(max(t_s, 0.0), self.duration_s)
+        window = self.lookahead_s if window_s is None else window_s
+        chunk = self.pulses(t_s, min(t_s + window, self.duration_s))
+        out = []
+        for i, amp in enumerate(self.amplitudes_ma):
+            mine = chunk.output == i
+            if not mine.any() or amp <= 0:
+                out.append((0.0, 0.0))
+                continue
+            level = float(np.max(np.abs(chunk.first_amplitude_ma[mine]))) / amp
+            out.append((min(1.0, level), float(np.max(chunk.first_width_us[mine]))))
+        return out
+
+    @property
     def max_pulse_duration_s(self) -> float:
         """Longest single pulse (or carrier cycle) any output can produce."""
         longest = 0.0
