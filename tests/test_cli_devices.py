@@ -21,8 +21,8 @@ def cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.parametrize("spec, needle", [
-    ("rehastim", "allowed 'sim', 'rehastim2:PORT' or 'p24:PORT'"),
-    ("rehastim2:", "allowed 'sim', 'rehastim2:PORT' or 'p24:PORT'"),
+    ("rehastim", "allowed 'sim', 'rehastim2:PORT', 'p24:PORT'"),
+    ("rehastim2:", "allowed 'sim', 'rehastim2:PORT', 'p24:PORT'"),
     ("p24:/dev/no-such-port", "'/dev/no-such-port' does not exist"),
 ])
 def test_a_bad_device_is_bad_input(spec: str, needle: str, tmp_path: Path):
@@ -98,7 +98,11 @@ def test_emulate_prints_its_port_and_serves_it():
 
 
 def test_emulate_refuses_bad_options():
-    r = cli("emulate", "rehastim2", "--response-delay-ms", "-1")
-    assert r.returncode == 2 and "allowed >= 0" in r.stderr
+    for value in ("-1", "nan", "inf", "1e308"):
+        r = cli("emulate", "rehastim2", "--response-delay-ms", value)
+        assert r.returncode == 2 and "'--response-delay-ms': allowed a finite number 0 <= x <= 1000" in r.stderr, value
+    for value in ("0", "nan", "inf", "-5", "1e12"):
+        r = cli("emulate", "p24", "--duration-s", value)
+        assert r.returncode == 2 and "'--duration-s': allowed a finite number 0 < x" in r.stderr, value
     r = cli("emulate", "rehastim3")
     assert r.returncode == 2

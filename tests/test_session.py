@@ -6,7 +6,7 @@ import pytest
 
 import electrostim as es
 from electrostim.devices._simulated import SimulatedStimulator
-from electrostim.errors import SafetyError
+from electrostim.errors import OptionError, SafetyError
 from electrostim.session import Runner, SessionError, SessionState
 
 FAST = float("inf")
@@ -191,5 +191,5 @@ def test_dose_events_come_every_period_and_at_the_end():
     assert pulses[-1] == dev.status().pulses_delivered
     assert charge[-1] == pytest.approx(dev.charge_delivered_uc()["knee-1"], abs=1e-6)
     assert [k for k, _ in events][-2:] == ["dose", "state"]
-    with pytest.raises(SessionError, match="dose_every_s"):
+    with pytest.raises(OptionError, match="dose_every_s"):
         session(dose_every_s=0.0)

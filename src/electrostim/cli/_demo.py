@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from ._app import EXIT_NEEDS_CONFIRMATION, EXIT_REFUSED, JsonOpt, _emit_json, _guard, _load, _print_assessment, app, out
-from ._run import _check_timing, _device, deliver
+from ._run import _check_timing
 
 #: the demo's program, and how fast its session runs (as fast as the simulation computes)
 DEMO_PROGRAM = "knee-oa-tens"
@@ -29,10 +29,16 @@ def demo(
     from ..safety import assess
     from ..waveform import plot_program
 
-    _check_timing(DEMO_SPEED, duration_s)
+    from ..session import deliver
+
+    _check_timing(1.0, duration_s)
     p = _load(DEMO_PROGRAM)
-    dev = _device("sim")
-    a = assess(p, device=dev.profile.id)
+    if duration_s > p.session_duration_s:
+        from ..errors import InvalidInputError
+
+        raise InvalidInputError(f"Invalid value for '--duration-s': allowed 0 < X <= {p.session_duration_s:g} s "
+                                f"(the program's session), but got {duration_s!r}.")
+    a = assess(p, device="generic")
     fig = output_dir / f"{DEMO_PROGRAM}.png"
     plot_program(p, fig)
     if not json_:
@@ -42,7 +48,7 @@ def demo(
         if json_:
             _emit_json({"assessment": a.to_dict(), "figure": str(fig), "session": None})
         raise typer.Exit(EXIT_REFUSED if a.verdict == "refused" else EXIT_NEEDS_CONFIRMATION)
-    s = deliver(a.approve(), dev, "sim", duration_s=duration_s, speed=DEMO_SPEED, db=db)
+    s = deliver(a.approve(), "sim", db, duration_s=duration_s, speed=DEMO_SPEED).to_dict()
     if json_:
         _emit_json({"assessment": a.to_dict(), "figure": str(fig), "session": s})
     else:
@@ -52,5 +58,5 @@ def demo(
         out.print(f"charge delivered: {charge}")
         out.print(f"recorded as session {s['session_id']} ({s['events']} events) in {s['db']}")
         out.print(f"see it with: electrostim sessions show {s['session_id']}" + (f" --db {db}" if db else ""))
-    if s["state"] == "failed":
-        raise typer.Exit(1)
+    if s["exit_code"]:
+        raise typer.Exit(s["exit_code"])

@@ -12,25 +12,25 @@ from typing import Annotated
 
 import typer
 
-from ..errors import InvalidInputError
 from ._app import _guard, app, out
 
 
-class EmulatedDevice(StrEnum):
-    rehastim2 = "rehastim2"
-    p24 = "p24"
+def _emulated() -> type[StrEnum]:
+    from ..devices import BACKENDS  # the backend table only
+
+    return StrEnum("EmulatedDevice", {b.name: b.name for b in BACKENDS.values() if b.emulator is not None})
+
+
+#: the devices that have an emulator, from the backend table
+EmulatedDevice = _emulated()
 
 
 def make_emulator(device: str, response_delay_ms: float):
-    """The emulator for a device id."""
-    from .. import devices
+    """The emulator for a device id (from the backend table)."""
+    from ..session import check_number, open_emulator
 
-    if response_delay_ms < 0:
-        raise InvalidInputError(f"Invalid value for '--response-delay-ms': allowed >= 0, but got {response_delay_ms!r}.")
-    classes = {"rehastim2": "RehaStim2Emulator", "p24": "P24Emulator"}
-    if device not in classes:
-        raise InvalidInputError(f"Invalid device: allowed {', '.join(classes)}, but got {device!r}.")
-    return getattr(devices, classes[device])(response_delay_s=response_delay_ms / 1000.0)
+    delay = check_number("--response-delay-ms", response_delay_ms, low=0.0, high=1000.0, low_open=False)
+    return open_emulator(device, response_delay_s=delay / 1000.0)
 
 
 def _line(data: dict) -> None:
@@ -60,8 +60,10 @@ def emulate(
     acknowledged, the link dropped after 1.2 s of silence; ScienceMode4: stimulation
     stops without a poll for 1.5 s) and prints every change of its outputs.
     """
-    if duration_s is not None and duration_s <= 0:
-        raise InvalidInputError(f"Invalid value for '--duration-s': allowed > 0, but got {duration_s!r}.")
+    if duration_s is not None:
+        from ..session import check_number
+
+        check_number("--duration-s", duration_s, low=0.0, high=7 * 24 * 3600.0)
     emu = make_emulator(device.value, response_delay_ms)
     stop = {"now": False}
 

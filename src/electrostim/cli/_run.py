@@ -14,30 +14,17 @@ from rich.live import Live
 from rich.table import Table
 
 from ..errors import InvalidInputError
-from ._app import EXIT_REFUSED, _emit_json, _guard, _load, _print_assessment, app, out
+from ._app import EXIT_REFUSED, _emit_json, _guard, _load, _print_assessment, app, err, out
 
 KEYS_HELP = ("up/down: intensity · tab: next channel · s/m/p: mark the sensory/motor/pain threshold · "
              "space: pause/resume · e or Esc: stop")
 _MARKS = {"mark-s": "sensory", "mark-m": "motor", "mark-p": "pain"}
 
 
-DEVICE_HELP = "stimulator: sim (simulated), rehastim2:PORT or p24:PORT (a serial port, or the port `electrostim emulate` prints)"
+def _device_help() -> str:
+    from ..devices import backend_help  # the backend table only: no driver is loaded
 
-
-def _device(spec: str):
-    """The stimulator for a ``--device`` value: ``sim``, ``rehastim2:PORT`` or ``p24:PORT``."""
-    from .. import devices
-
-    if spec == "sim":
-        return devices.SimulatedStimulator()
-    kind, _, port = spec.partition(":")
-    drivers = {"rehastim2": devices.RehaStim2, "p24": devices.P24}
-    if kind not in drivers or not port:
-        raise InvalidInputError(f"Invalid value for '--device': allowed 'sim', 'rehastim2:PORT' or 'p24:PORT', but got {spec!r}.")
-    if "://" not in port and not os.path.exists(port):
-        raise InvalidInputError(f"Invalid value for '--device': the serial port {port!r} does not exist "
-                                "(plug the stimulator in, or start `electrostim emulate` and use the port it prints).")
-    return drivers[kind](port)
+    return "stimulator: " + backend_help() + "; PORT is a serial port, or the port `electrostim emulate` prints"
 
 
 @contextlib.contextmanager
@@ -115,151 +102,105 @@ def _view(runner, selected: int, phases: _Phases) -> Table:
 
 
 def _check_timing(speed: float, duration_s: float | None) -> None:
-    """Refuse a speed or session length that is not > 0 (before anything is loaded)."""
-    if speed <= 0:
-        raise InvalidInputError(f"Invalid value for '--speed': allowed > 0, but got {speed!r}.")
-    if duration_s is not None and duration_s <= 0:
-        raise InvalidInputError(f"Invalid value for '--duration-s': allowed > 0, but got {duration_s!r}.")
+    """Refuse a speed or session length that is not a finite number in range (before anything is loaded)."""
+    from ..session import MAX_SPEED, check_number
+
+    check_number("--speed", speed, low=0.0, high=MAX_SPEED)
+    if duration_s is not None:
+        check_number("--duration-s", duration_s, low=0.0, high=24 * 3600.0)
 
 
-def _console(runner, speed: float) -> None:
-    """Run the session under the live console: keys change intensity, pause, resume and stop."""
+def _console_tick(read, live, phases):
+    """The live console's tick: keys change intensity, pause, resume and stop; the view redraws."""
     selected = [0]
-    labels = runner.labels
-    phases = _Phases(runner.plan.program)
-    with _raw_keys() as read, Live(_view(runner, 0, phases), refresh_per_second=10, console=out) as live:
-        def tick(r):
-            key = read()
-            if key in ("up", "down"):
-                try:
-                    r.nudge(labels[selected[0]], 1.0 if key == "up" else -1.0)
-                except Exception:  # noqa: BLE001 - the envelope refused it; the view shows the target
-                    pass
-            elif key in _MARKS and r.state.value in ("ramp-up", "run", "ramp-down", "paused"):
-                r.mark_threshold(labels[selected[0]], _MARKS[key])
-            elif key == "tab":
-                selected[0] = (selected[0] + 1) % len(labels)
-            elif key == "space":
-                r.pause() if r.state.value != "paused" else r.resume()
-            elif key in ("stop", "esc"):
-                r.emergency_stop("stopped by the user")
-            live.update(_view(r, selected[0], phases))
 
-        runner.run(step_s=0.05, speed=speed, tick=tick)
+    def tick(r):
+        labels = r.labels
+        key = read()
+        if key in ("up", "down"):
+            try:
+                r.nudge(labels[selected[0]], 1.0 if key == "up" else -1.0)
+            except Exception:  # noqa: BLE001 - the envelope refused it; the view shows the target
+                pass
+        elif key in _MARKS and r.state.value in ("ramp-up", "run", "ramp-down", "paused"):
+            r.mark_threshold(labels[selected[0]], _MARKS[key])
+        elif key == "tab":
+            selected[0] = (selected[0] + 1) % len(labels)
+        elif key == "space":
+            r.pause() if r.state.value != "paused" else r.resume()
+        elif key in ("stop", "esc"):
+            r.emergency_stop("stopped by the user")
+        live.update(_view(r, selected[0], phases))
+
+    return tick
 
 
-def deliver(plan, dev, device: str, *, duration_s: float | None = None, speed: float = 1.0, db: str | None = None,
-            interactive: bool = False) -> dict[str, Any]:
-    """Deliver an approved plan on a stimulator and record every event in the store as it happens.
+def _deliver(plan, spec: str, *, duration_s, speed, db, interactive: bool):
+    """Deliver through the library (session.deliver), under the live console when interactive."""
+    from ..session import deliver
 
-    Sessions left running by a process that died are marked interrupted first. The
-    session ends in the store as completed, stopped or failed, also when delivery is
-    interrupted (Ctrl-C stops the stimulator at once).
+    if not interactive:
+        return deliver(plan, spec, db, duration_s=duration_s, speed=speed, device=spec)
+    phases = _Phases(plan.program)
+    with _raw_keys() as read, Live(f"{plan.program.name}: connecting…", refresh_per_second=10, console=out) as live:
+        return deliver(plan, spec, db, duration_s=duration_s, speed=speed, device=spec,
+                       on_tick=_console_tick(read, live, phases))
 
-    Parameters
-    ----------
-    plan : ApprovedPlan
-        From ``assess(...).approve()``.
-    dev : Stimulator
-        The stimulator, not yet connected (from ``_device(device)``).
-    device : str
-        The ``--device`` text, recorded with the session.
-    duration_s : float, optional
-        Session length, s; by default the program's.
-    speed : float
-        Times faster than real time (a simulated stimulator only); ``inf``: as fast as it computes.
-    db : str, optional
-        Database URL or SQLite file; by default the user's data folder.
-    interactive : bool
-        Run under the live console (a terminal) instead of scripted.
 
-    Returns
-    -------
-    dict
-        ``program``, ``device``, ``session_id``, the runner's summary (``state``,
-        ``session_s``, ``run_s``, ``thresholds_ma``, ``pulses_delivered``, ``error``,
-        ``charge_delivered_uc`` where the stimulator counts it), ``events`` (how many were
-        recorded) and ``db`` (where, password hidden).
-
-    Examples
-    --------
-    >>> import tempfile, pathlib
-    >>> import electrostim as es
-    >>> plan = es.assess(es.load_program("knee-oa-tens")).approve()
-    >>> with tempfile.TemporaryDirectory() as folder:
-    ...     s = deliver(plan, _device("sim"), "sim", duration_s=10, speed=float("inf"), db=str(pathlib.Path(folder) / "s.db"))
-    >>> s["state"], round(s["session_s"]), s["pulses_delivered"] > 0, s["session_id"]
-    ('done', 10, True, 1)
-    """
-    from ..session import Runner
-    from ..store import Store
-
-    store = Store.open(db)
-    store.mark_interrupted()
-    dev.connect()  # a stimulator that cannot be reached leaves no session behind
-    try:
-        dev.configure(plan)
-        plan_rec = store.record_plan(plan)
-        record = store.start_session(plan_rec.id, device)
-    except BaseException:
-        dev.close()
-        store.close()
-        raise
-    kinds = {"contact": "note", "target": "intensity"}
-    events: list[tuple[str, dict]] = []
-
-    def on_event(kind: str, payload: dict) -> None:
-        events.append((kind, payload))
-        store.append_event(record.id, kinds.get(kind, kind), payload, output=payload.get("output"))
-
-    runner = Runner(dev, duration_s=duration_s, on_event=on_event)
-    try:
-        if interactive:
-            _console(runner, speed)
-        else:
-            runner.run(step_s=0.05, speed=speed)
-    except KeyboardInterrupt:
-        runner.emergency_stop("interrupted")
-    finally:
-        dev.close()
-        final = {"done": "completed", "stopped": "stopped", "failed": "failed"}.get(runner.state.value, "stopped")
-        store.end_session(record.id, final, runner.summary())
-        store.close()
-    return {"program": plan.program.id, "device": device, "session_id": record.id, **runner.summary(),
-            "events": len(events), "db": store.url}
+def _print_result(result) -> None:
+    s = result.summary
+    line = (f"session {result.session_id} {result.end_state}: {s['run_s']:.1f} s delivered, "
+            f"{s['pulses_delivered']} pulses")
+    charge = s.get("charge_delivered_uc") or {}
+    if charge:
+        line += "; charge " + ", ".join(f"{k} {v:.0f} µC" for k, v in charge.items())
+    out.print(line)
+    if result.signal:
+        out.print(f"ended by {result.signal}: output zeroed, session recorded as {result.end_state}")
+    if result.error:
+        out.print(f"error: {result.error}")
+    if result.record_error:
+        err.out(f"error: {result.record_error}")
 
 
 @app.command()
 @_guard
 def run(
     ref: Annotated[str, typer.Argument(metavar="ID|FILE", help="preset id, user-program id, or path to a program .toml")],
-    device: Annotated[str, typer.Option("--device", help=DEVICE_HELP)] = "sim",
+    device: Annotated[str, typer.Option("--device", help=_device_help())] = "sim",
     patient: Annotated[Path | None, typer.Option("--patient", help="patient profile .toml")] = None,
     site: Annotated[str | None, typer.Option("--site", help="put every pad on this body site")] = None,
     yes: Annotated[bool, typer.Option("--yes", help="confirm a plan that needs confirmation, and run without the console")] = False,
-    duration_s: Annotated[float | None, typer.Option("--duration-s", help="session length, s (default: the program's)")] = None,
-    speed: Annotated[float, typer.Option("--speed", help="run the simulated stimulator this many times faster than real time")] = 1.0,
+    duration_s: Annotated[float | None, typer.Option("--duration-s", help="session length, s: 0 < X <= the program's (default: the program's)")] = None,
+    speed: Annotated[float, typer.Option("--speed", help="run the simulated stimulator this many times faster than real time (0 < X <= 1e6)")] = 1.0,
     db: Annotated[str | None, typer.Option("--db", help="database URL or SQLite file (default: the user data folder)")] = None,
     json_: Annotated[bool, typer.Option("--json", help="print the session summary as JSON")] = False,
 ) -> None:
     """Check a program, then deliver it: a live console (keys change intensity, pause, stop), or with --yes a scripted run.
 
     Every state change, intensity change, mark and error is recorded as it happens.
+    Exit code: 0 completed or stopped, 1 refused or failed, 2 bad input, 3 needs
+    confirmation; a signal ends the session (output zero first, then the record) with
+    128 + its number (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP).
     """
     from ..anatomy import get_site
     from ..program import load_patient_file
     from ..safety import assess
+    from ..session import parse_backend
 
     _check_timing(speed, duration_s)
-    if speed != 1.0 and device != "sim":
+    backend, _ = parse_backend(device)
+    if speed != 1.0 and backend.needs_port:
         raise InvalidInputError(f"Invalid value for '--speed': a stimulator on a serial port runs in real time (1), but got {speed!r}.")
     program = _load(ref)
+    if duration_s is not None and duration_s > program.session_duration_s:
+        raise InvalidInputError(f"Invalid value for '--duration-s': allowed 0 < X <= {program.session_duration_s:g} s "
+                                f"(the program's session), but got {duration_s!r}.")
     if site:
         get_site(site)
         program = program.with_changes(site=site)
     pat = load_patient_file(patient) if patient else None
-    dev = _device(device)
-    a = assess(program, patient=pat, device=dev.profile.id)
+    a = assess(program, patient=pat, device=backend.profile)
     if a.verdict == "refused":
         if json_:
             _emit_json({"assessment": a.to_dict(), "session": None})
@@ -275,11 +216,10 @@ def run(
             raise typer.Exit(EXIT_REFUSED)
     plan = a.approve(confirm=confirm, confirmed_by="command line" if confirm else None)
     interactive = not yes and sys.stdin.isatty() and sys.stdout.isatty() and not json_
-    summary = deliver(plan, dev, device, duration_s=duration_s, speed=speed, db=db, interactive=interactive)
+    result = _deliver(plan, device, duration_s=duration_s, speed=speed, db=db, interactive=interactive)
     if json_:
-        _emit_json({"assessment": a.to_dict(), "session": summary})
+        _emit_json({"assessment": a.to_dict(), "session": result.to_dict()})
     else:
-        out.print(f"session {summary['state']}: {summary['session_s']:.1f} s, {summary['pulses_delivered']} pulses"
-                  + (f", error: {summary['error']}" if summary["error"] else ""))
-    if summary["state"] == "failed":
-        raise typer.Exit(1)
+        _print_result(result)
+    if result.exit_code:
+        raise typer.Exit(result.exit_code)

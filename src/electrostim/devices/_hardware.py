@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from ..program import Program
 from ..safety import ApprovedPlan, get_device
 from ..waveform import Schedule, pulse_terms
 from ._link import SerialLink
@@ -140,9 +141,8 @@ class SerialStimulator(Stimulator):
         self._worker = threading.Thread(target=self._work, name=f"{self.profile.id} worker", daemon=True)
         self._worker.start()
 
-    def _configure(self, plan: ApprovedPlan) -> None:
+    def _configure(self, plan: ApprovedPlan, program: Program) -> None:
         self._raise_fault()
-        program = plan.program
         self._schedule = Schedule(program, amplitude_ma={c.label: 1.0 for c in program.channels})
         self._labels = [o.label for o in self._schedule.outputs]
         self._commanded = {}

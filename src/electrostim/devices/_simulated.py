@@ -15,8 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..program import Program
 from ..safety import ApprovedPlan, get_device
-from ..waveform import Schedule, pulse_terms
+from ..waveform import PulseChunk, Schedule, pulse_terms
 from ._stimulator import DeviceError, DeviceStatus, Stimulator
 
 __all__ = ["LoadModel", "SimulatedStimulator"]
@@ -69,6 +70,8 @@ class SimulatedStimulator(Stimulator):
         self._schedule: Schedule | None = None
         self._label_of: list[str] = []
         self._output_on = False
+        #: what was emitted: (t0, t1, intensity of each output in mA) for each stretch of device time
+        self._segments: list[tuple[float, float, tuple[float, ...]]] = []
         self.disconnected = False  # set to simulate a device that vanished
 
     # hooks ------------------------------------------------------------------------------
@@ -76,11 +79,11 @@ class SimulatedStimulator(Stimulator):
         if self.disconnected:
             raise DeviceError("The simulated stimulator is disconnected.")
 
-    def _configure(self, plan: ApprovedPlan) -> None:
-        program = plan.program
+    def _configure(self, plan: ApprovedPlan, program: Program) -> None:
         labels = {c.label: 1.0 for c in program.channels}
         self._schedule = Schedule(program, amplitude_ma=labels)  # unit amplitude; intensity scales it
         self._label_of = [o.label for o in self._schedule.outputs]
+        self._segments = []
         self._t = 0.0
         self._pulses = 0
         self._charge_uc = {lbl: 0.0 for lbl in self._label_of}
@@ -148,16 +151,49 @@ class SimulatedStimulator(Stimulator):
                 return
             self._check_link()
             chunk = self._schedule.pulses(t0, t1)
+            due = []
             for i, label in enumerate(self._label_of):
                 amp = self._intensity.get(label, 0.0)
                 mine = chunk.select(chunk.output == i)
                 if len(mine) == 0 or amp <= 0:
                     continue
-                # the test impulse before each pulse: stop on a lost contact
+                # the test impulse before each pulse: stop on a lost contact (before any pulse of this stretch)
                 z = self.impedance_ohm(label)
                 if z > self.load.max_impedance_ohm or min(self._contact[label]) < self.load.min_contact:
                     self.fault(f"electrode error on {label!r}: impedance {z:.0f} Ω, contact {min(self._contact[label]) * 100:.0f} %")
                     raise DeviceError(self._error or "electrode error")
+                due.append((label, amp, mine))
+            for label, amp, mine in due:
                 q1, q2, _, _, _ = pulse_terms(mine)
                 self._charge_uc[label] += float((q1 + q2).sum()) * amp
                 self._pulses += len(mine)
+            levels = tuple(self._intensity.get(label, 0.0) for label in self._label_of)
+            if self._segments and self._segments[-1][1] == t0 and self._segments[-1][2] == levels:
+                self._segments[-1] = (self._segments[-1][0], t1, levels)
+            else:
+                self._segments.append((t0, t1, levels))
+
+    def emitted(self, start_s: float = 0.0, stop_s: float | None = None) -> PulseChunk:
+        """Every pulse the stimulator emitted in ``[start_s, stop_s)`` of device time, as delivered.
+
+        The record is kept compactly (each stretch of device time with the intensity of
+        every output); the pulses are the approved schedule's at unit amplitude times
+        those intensities. ``output`` is the output index (the plan's order).
+        """
+        if self._schedule is None:
+            return PulseChunk.concatenate([], start_s, start_s)
+        stop = self._t if stop_s is None else stop_s
+        parts = []
+        for t0, t1, levels in self._segments:
+            a, b = max(t0, start_s), min(t1, stop)
+            if b <= a:
+                continue
+            chunk = self._schedule.pulses(a, b)
+            scale = np.asarray(levels)[chunk.output]
+            keep = scale > 0
+            chunk = chunk.select(keep)
+            scale = scale[keep]
+            parts.append(PulseChunk(a, b, chunk.time_s, chunk.output, chunk.shape, chunk.first_amplitude_ma * scale,
+                                    chunk.first_width_us, chunk.gap_us, chunk.second_amplitude_ma * scale,
+                                    chunk.second_width_us))
+        return PulseChunk.concatenate(parts, start_s, stop)

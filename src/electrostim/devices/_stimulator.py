@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from ..errors import ElectrostimError, SafetyError
+from ..program import Program
 from ..safety import ApprovedPlan, DeviceProfile
 
 __all__ = ["DeviceState", "DeviceStatus", "DeviceError", "Stimulator"]
@@ -96,16 +97,23 @@ class Stimulator(ABC):
             self._state = DeviceState.CONNECTED
 
     def configure(self, plan: ApprovedPlan) -> None:
-        """Load an approved plan (and nothing else). Intensities start at zero."""
+        """Load an approved plan (and nothing else). Intensities start at zero.
+
+        The stimulator configures from the plan's snapshot only
+        (:meth:`~electrostim.safety.ApprovedPlan.verified_program`: a new copy, checked
+        against the snapshot's SHA-256 and the envelope: amplitude, pulse and phase
+        widths, rate and pad area per output).
+        """
         with self._lock:
             if not isinstance(plan, ApprovedPlan):
                 raise SafetyError(f"A stimulator accepts only an ApprovedPlan from safety.assess(...).approve(), not {type(plan).__name__}.")
             if plan.device.id != self.profile.id:
                 raise SafetyError(f"The plan was approved for device {plan.device.id!r}, not for {self.profile.id!r}: assess it for this device.")
             self._require("configure")
+            program = plan.verified_program()
+            self._configure(plan, program)
             self._plan = plan
             self._intensity = {o.label: 0.0 for o in plan.envelope.outputs}
-            self._configure(plan)
             self._state = DeviceState.CONFIGURED
 
     def start(self) -> None:
@@ -202,7 +210,8 @@ class Stimulator(ABC):
     def _connect(self) -> None: ...
 
     @abstractmethod
-    def _configure(self, plan: ApprovedPlan) -> None: ...
+    def _configure(self, plan: ApprovedPlan, program: Program) -> None:
+        """Prepare to deliver ``program`` (the plan's verified snapshot copy)."""
 
     @abstractmethod
     def _start(self) -> None: ...

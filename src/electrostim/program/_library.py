@@ -76,7 +76,7 @@ def list_programs(include_user: bool = True) -> list[ProgramEntry]:
     >>> "knee-oa-tens" in [e.id for e in list_programs(include_user=False)]
     True
     """
-    entries = [ProgramEntry(p.id, p.name, p.modality.value, "preset", p) for p in _presets().values()]
+    entries = [ProgramEntry(p.id, p.name, p.modality.value, "preset", p.model_copy(deep=True)) for p in _presets().values()]
     if include_user:
         entries += [ProgramEntry(p.id, p.name, p.modality.value, str(f), p) for f, p in _user_programs().values()]
     return entries
@@ -84,6 +84,8 @@ def list_programs(include_user: bool = True) -> list[ProgramEntry]:
 
 def load_program(ref: str | os.PathLike[str]) -> Program:
     """Load a program by preset id, user-program id or file path.
+
+    Every call returns a new object: changing it changes nothing for anyone else.
 
     Examples
     --------
@@ -95,7 +97,8 @@ def load_program(ref: str | os.PathLike[str]) -> Program:
     if text.endswith(".toml") or os.sep in text or Path(text).is_file():
         return load_program_file(text)
     if text in _presets():
-        return _presets()[text]
+        # a copy: the cached preset is shared by the whole process, and a caller may change what it gets
+        return _presets()[text].model_copy(deep=True)
     users = _user_programs()
     if text in users:
         return users[text][1]

@@ -57,7 +57,9 @@ MAX_SESSION_S = 24 * 3600.0
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+    # NaN and infinity are never a setting: validation refuses them (a safety engine
+    # compares figures, and every comparison with NaN is false)
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True, allow_inf_nan=False)
 
 
 class Modality(StrEnum):
@@ -567,10 +569,21 @@ class Program(_Model):
 
     @model_validator(mode="after")
     def _program(self) -> Program:
-        labels = [c.label for c in self.channels]
-        dup = {x for x in labels if labels.count(x) > 1}
-        if dup:
-            raise ValueError(f"channel labels must be unique, but {sorted(dup)} repeat")
+        # one identity per output from the program to the device: every channel label and every output
+        # label (a quadripolar channel 'ifc' drives outputs 'ifc.a' and 'ifc.b') names one channel only
+        owner: dict[str, str] = {}
+        for c in self.channels:
+            names = {c.label} | ({f"{c.label}.a", f"{c.label}.b"} if c.n_outputs == 2 else set())
+            for name in sorted(names):
+                if name in owner:
+                    other = owner[name]
+                    if other == c.label:
+                        raise ValueError(f"channel labels must be unique, but {[c.label]} repeat")
+                    raise ValueError(
+                        f"output labels must be unique: channel {c.label!r} and channel {other!r} both name an "
+                        f"output {name!r} (a quadripolar channel 'X' drives outputs 'X.a' and 'X.b'); rename one"
+                    )
+                owner[name] = c.label
         if self.sequencing == "alternating":
             if len(self.channels) < 2:
                 raise ValueError("alternating sequencing needs at least 2 channels")

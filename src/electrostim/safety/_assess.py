@@ -8,6 +8,8 @@ limit, device and contraindication tables. Only an :class:`Assessment` can make 
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -15,12 +17,13 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from .. import anatomy
-from ..errors import RefusedError, SafetyError
-from ..program import PULSED_SHAPES, Electrode, Patient, Program
+from ..errors import ProgramError, RefusedError, SafetyError
+from ..program import PULSED_SHAPES, Electrode, Patient, Program, validate_program
 from ..waveform import DEFAULT_LOAD_OHM, Dose, compute_dose
 from ._tables import DeviceProfile, contraindication_tables, get_device, limit_rules, program_rules
 
-__all__ = ["Reason", "Assessment", "ApprovedPlan", "PlanEnvelope", "OutputEnvelope", "assess", "VERDICTS"]
+__all__ = ["Reason", "Assessment", "ApprovedPlan", "PlanEnvelope", "OutputEnvelope", "assess", "VERDICTS",
+           "program_snapshot"]
 
 VerdictName = Literal["ok", "needs_confirmation", "refused"]
 #: The three verdicts, from best to worst.
@@ -49,20 +52,81 @@ class OutputEnvelope(BaseModel):
     channel: str
     max_amplitude_ma: float
     default_amplitude_ma: float
+    #: widest first phase (rectangular pulses) or sine half-wave (kHz carriers), µs
     max_pulse_width_us: float
+    #: widest phase of any kind (the long second phase of an asymmetric pulse included), µs
+    max_phase_width_us: float
     max_pulse_rate_hz: float
     min_electrode_area_cm2: float
 
 
 class PlanEnvelope(BaseModel):
-    """Everything an approved plan allows."""
+    """Everything an approved plan allows. Immutable: its outputs are a tuple."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     device: str
     current_step_ma: float
     load_ohm: float
-    outputs: list[OutputEnvelope]
+    #: SHA-256 of the approved program's canonical JSON (the snapshot devices configure from)
+    program_sha256: str
+    outputs: tuple[OutputEnvelope, ...]
+
+
+# --------------------------------------------------------------------------- the snapshot
+
+
+def _canonical_json(document: Any) -> str:
+    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def program_snapshot(program: Program) -> tuple[str, str]:
+    """A program's canonical JSON text and its SHA-256, re-validated: what an assessment judges and a plan keeps.
+
+    The program is dumped and validated again, so a program changed without validation
+    (e.g. by pydantic's ``model_copy(update=...)``) is judged by what it holds, and a value
+    that is not a finite number is refused as bad input.
+
+    Raises
+    ------
+    ProgramError
+        The program does not validate (a NaN or infinite figure, a value out of range).
+
+    Examples
+    --------
+    >>> import electrostim as es
+    >>> text, sha = program_snapshot(es.load_program("knee-oa-tens"))
+    >>> len(sha), text.startswith("{")
+    (64, True)
+    """
+    if not isinstance(program, Program):
+        raise ProgramError(f"Invalid program: allowed an electrostim Program, but got {type(program).__name__}.")
+    try:
+        document = program.model_dump(mode="json")
+        text = _canonical_json(document)
+    except (TypeError, ValueError) as exc:
+        raise ProgramError(f"program {getattr(program, 'id', '?')!r}: a figure is not a finite number ({exc}); "
+                           "nothing can be assessed") from None
+    validate_program(json.loads(text), source=f"program {document.get('id')!r}")
+    return text, hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _from_snapshot(text: str) -> Program:
+    return Program.model_validate_json(text)
+
+
+def _phase_widths_us(program: Program, output_index: int) -> tuple[float, float]:
+    """(widest first phase, widest phase of any kind) of an output, µs."""
+    out = program.outputs[output_index]
+    p = out.stimulus.pulse
+    if p.shape == "sine-burst":
+        half = 0.5e6 / p.carrier_frequency_hz
+        return half, half
+    if p.shape == "interferential":
+        half = 0.5e6 / p.carrier_frequency_hz  # circuit b runs at carrier + beat: shorter half-waves
+        return half, half
+    w = p.pulse_width_us
+    return w, w * (p.second_phase_ratio if p.shape == "asymmetric-biphasic" else 1.0)
 
 
 # --------------------------------------------------------------------------- rules
@@ -131,6 +195,21 @@ def _device_reasons(program: Program, dev: DeviceProfile) -> tuple[list[Reason],
     return reasons, amps
 
 
+def _non_finite_reasons(dose: Dose) -> list[Reason]:
+    """Fail closed: a dose figure that is not a finite number is a refusal (every comparison with NaN is false)."""
+    reasons: list[Reason] = []
+    for out in dose.outputs:
+        items: list[tuple[BaseModel, str]] = [(out, out.label)]
+        items += [(e, f"{out.label} pad {i + 1}") for i, e in enumerate(out.electrodes)]
+        for item, where in items:
+            for name, value in item:
+                if isinstance(value, float) and not math.isfinite(value):
+                    reasons.append(Reason(rule="safety.non-finite-figure", verdict="refused",
+                                          source="electrostim: a figure that cannot be computed cannot be judged safe",
+                                          message=f"{where}: {name} is {value!r}, not a finite number", output=out.label))
+    return reasons
+
+
 def _limit_reasons(dose: Dose) -> list[Reason]:
     reasons: list[Reason] = []
     for rule in limit_rules():
@@ -144,6 +223,8 @@ def _limit_reasons(dose: Dose) -> list[Reason]:
                 if rule.when is not None and not rule.when.holds(getattr(item, rule.when.metric)):
                     continue
                 value = getattr(item, rule.metric)
+                if value is not None and not math.isfinite(value):
+                    continue  # refused by _non_finite_reasons
                 if rule.breached(value):
                     reasons.append(Reason(rule=rule.id, verdict=rule.verdict, source=rule.source,
                                           message=f"{where}: " + _fmt(rule.message, value=value, limit=rule.limit), output=out.label))
@@ -214,8 +295,15 @@ def _site_reasons(program: Program, patient: Patient | None) -> tuple[list[Reaso
 # --------------------------------------------------------------------------- results
 
 
+_KEY = object()
+
+
 class Assessment:
-    """The safety engine's answer for one program, patient and device.
+    """The safety engine's answer for one program, patient and device. Made only by :func:`assess`.
+
+    The assessment keeps its own snapshot of the program (canonical JSON and its
+    SHA-256): changing the program object afterwards changes nothing here, and
+    :attr:`program` gives a new copy of what was judged each time.
 
     Attributes
     ----------
@@ -224,34 +312,56 @@ class Assessment:
     warnings : tuple of str
         Standing warnings that do not change the verdict.
     dose : Dose
-        The dose at the highest allowed amplitude, as the device delivers it.
+        The dose at the highest allowed amplitude, as the device delivers it (a copy).
+    program_sha256 : str
+        SHA-256 of the judged program's canonical JSON.
     """
 
-    __slots__ = ("_verdict", "_reasons", "_warnings", "_dose", "_program", "_patient", "_device", "_amps", "_load")
+    __slots__ = ("_verdict", "_reasons", "_warnings", "_dose", "_snapshot", "_sha256", "_program", "_patient",
+                 "_device", "_amps", "_load")
 
-    def __init__(self, program: Program, patient: Patient | None, device: DeviceProfile, dose: Dose,
-                 reasons: list[Reason], warnings: list[str], amps: dict[str, float], load_ohm: float):
+    def __init__(self, key: object, snapshot: tuple[str, str], program: Program, patient: Patient | None,
+                 device: DeviceProfile, dose: Dose, reasons: list[Reason], warnings: list[str], amps: dict[str, float],
+                 load_ohm: float):
+        if key is not _KEY:
+            raise SafetyError("an Assessment is made only by electrostim.safety.assess(...)")
         worst = max((VERDICTS.index(r.verdict) for r in reasons), default=0)
         object.__setattr__(self, "_verdict", VERDICTS[worst])
         object.__setattr__(self, "_reasons", tuple(reasons))
         object.__setattr__(self, "_warnings", tuple(warnings))
         object.__setattr__(self, "_dose", dose)
-        object.__setattr__(self, "_program", program)
-        object.__setattr__(self, "_patient", patient)
+        object.__setattr__(self, "_snapshot", snapshot[0])
+        object.__setattr__(self, "_sha256", snapshot[1])
+        object.__setattr__(self, "_program", program)  # private: built from the snapshot, never handed out
+        object.__setattr__(self, "_patient", None if patient is None else patient.model_copy(deep=True))
         object.__setattr__(self, "_device", device)
         object.__setattr__(self, "_amps", dict(amps))
-        object.__setattr__(self, "_load", load_ohm)
+        object.__setattr__(self, "_load", float(load_ohm))
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("an Assessment cannot be changed")
 
+    def __reduce__(self):  # no copies that bypass the engine
+        raise TypeError("an Assessment cannot be pickled or copied; assess the program again")
+
     verdict = property(lambda self: self._verdict)
     reasons = property(lambda self: self._reasons)
     warnings = property(lambda self: self._warnings)
-    dose = property(lambda self: self._dose)
-    program = property(lambda self: self._program)
-    patient = property(lambda self: self._patient)
     device = property(lambda self: self._device)
+    program_sha256 = property(lambda self: self._sha256)
+
+    @property
+    def dose(self) -> Dose:
+        return self._dose.model_copy(deep=True)
+
+    @property
+    def program(self) -> Program:
+        """A new copy of the program that was judged."""
+        return _from_snapshot(self._snapshot)
+
+    @property
+    def patient(self) -> Patient | None:
+        return None if self._patient is None else self._patient.model_copy(deep=True)
 
     @property
     def ok(self) -> bool:
@@ -264,6 +374,7 @@ class Assessment:
         """JSON-ready form: verdict, reasons, warnings, device and dose."""
         return {
             "program": self._program.id,
+            "program_sha256": self._sha256,
             "verdict": self._verdict,
             "reasons": [r.model_dump() for r in self._reasons],
             "warnings": list(self._warnings),
@@ -276,21 +387,24 @@ class Assessment:
         """The envelope an approved plan would carry."""
         outs = []
         dose = {o.label: o for o in self._dose.outputs}
-        for o in self._program.outputs:
-            ch = self._program.channels[o.channel_index]
+        program = self._program
+        for o in program.outputs:
+            ch = program.channels[o.channel_index]
             st = ch.stimulus
-            p = st.pulse
+            first_us, widest_us = _phase_widths_us(program, o.index)
             outs.append(OutputEnvelope(
                 output=o.index,
                 label=o.label,
                 channel=ch.label,
                 max_amplitude_ma=self._amps[ch.label],
                 default_amplitude_ma=min(st.amplitude.default_ma, self._amps[ch.label]),
-                max_pulse_width_us=getattr(p, "pulse_width_us", 0.0),
+                max_pulse_width_us=first_us,
+                max_phase_width_us=widest_us,
                 max_pulse_rate_hz=dose[o.label].max_pulse_rate_hz,
                 min_electrode_area_cm2=min(e.area_cm2 for e in o.electrodes),
             ))
-        return PlanEnvelope(device=self._device.id, current_step_ma=self._device.current_step_ma, load_ohm=self._load, outputs=outs)
+        return PlanEnvelope(device=self._device.id, current_step_ma=self._device.current_step_ma, load_ohm=self._load,
+                            program_sha256=self._sha256, outputs=tuple(outs))
 
     def approve(self, confirm: bool = False, confirmed_by: str | None = None) -> ApprovedPlan:
         """Make the approved plan.
@@ -319,11 +433,13 @@ class Assessment:
         return ApprovedPlan(_KEY, self, confirmed=self._verdict == "needs_confirmation", confirmed_by=confirmed_by)
 
 
-_KEY = object()
-
-
 class ApprovedPlan:
     """A program the safety engine approved, with its envelope. Made only by :meth:`Assessment.approve`.
+
+    The plan holds an immutable snapshot of the program (canonical JSON and its
+    SHA-256, :attr:`program_sha256`) and of the envelope. :attr:`program` is a new copy of
+    the snapshot each time; a device configures from :meth:`verified_program`, which
+    checks the copy against the snapshot's hash and the envelope first.
 
     Examples
     --------
@@ -344,7 +460,7 @@ class ApprovedPlan:
             raise SafetyError("an ApprovedPlan is made only by electrostim.safety.assess(...).approve()")
         object.__setattr__(self, "_assessment", assessment)
         object.__setattr__(self, "_envelope", assessment.envelope())
-        object.__setattr__(self, "_confirmed", confirmed)
+        object.__setattr__(self, "_confirmed", bool(confirmed))
         object.__setattr__(self, "_confirmed_by", confirmed_by)
         object.__setattr__(self, "_approved_at", datetime.now(UTC))
 
@@ -362,14 +478,53 @@ class ApprovedPlan:
     program = property(lambda self: self._assessment.program)
     patient = property(lambda self: self._assessment.patient)
     device = property(lambda self: self._assessment.device)
+    program_sha256 = property(lambda self: self._assessment.program_sha256)
 
     def __repr__(self) -> str:
-        return f"ApprovedPlan({self.program.id!r}, device={self.device.id!r}, confirmed={self._confirmed})"
+        return f"ApprovedPlan({self._assessment._program.id!r}, device={self.device.id!r}, confirmed={self._confirmed})"
+
+    def verified_program(self) -> Program:
+        """A new copy of the approved program, checked against the snapshot's hash and the envelope.
+
+        What a device configures from. Each output's maximum amplitude, pulse and phase
+        widths, highest repetition rate and smallest pad must lie in the envelope, and
+        the outputs must be the envelope's, in its order.
+
+        Raises
+        ------
+        SafetyError
+            The copy differs from what was approved.
+        """
+        program = self.program
+        text, sha = program_snapshot(program)
+        if sha != self._envelope.program_sha256:
+            raise SafetyError("The program differs from the approved snapshot (its SHA-256 changed): assess it again.")
+        outs = program.outputs
+        if [o.label for o in outs] != [e.label for e in self._envelope.outputs]:
+            raise SafetyError("The program's outputs differ from the approved envelope's: assess it again.")
+        step = self._envelope.current_step_ma
+        for o, env in zip(outs, self._envelope.outputs):
+            st = o.stimulus
+            first_us, widest_us = _phase_widths_us(program, o.index)
+            amp = st.amplitude.max_ma
+            if step > 0:
+                amp = math.ceil(amp / step - 1e-9) * step
+            problems = []
+            if amp > env.max_amplitude_ma + 1e-9:
+                problems.append(f"maximum amplitude {amp:g} mA > {env.max_amplitude_ma:g} mA")
+            if first_us > env.max_pulse_width_us + 1e-9 or widest_us > env.max_phase_width_us + 1e-9:
+                problems.append(f"phase width {widest_us:g} µs > {env.max_phase_width_us:g} µs")
+            area = min(e.area_cm2 for e in o.electrodes)
+            if area < env.min_electrode_area_cm2 * (1 - 1e-12):
+                problems.append(f"pad area {area:g} cm² < {env.min_electrode_area_cm2:g} cm²")
+            if problems:
+                raise SafetyError(f"Output {o.label!r} is outside the approved envelope: {'; '.join(problems)}.")
+        return program
 
     def output_envelope(self, output: int | str) -> OutputEnvelope:
         """The envelope of one output, by index or label."""
         for o in self._envelope.outputs:
-            if o.output == output or o.label == output:
+            if (isinstance(output, int) and not isinstance(output, bool) and o.output == output) or o.label == output:
                 return o
         allowed = ", ".join(repr(o.label) for o in self._envelope.outputs)
         raise SafetyError(f"No output {output!r} in the approved plan: allowed {allowed}.")
@@ -377,34 +532,49 @@ class ApprovedPlan:
     def check_amplitude(self, output: int | str, amplitude_ma: float) -> float:
         """Return ``amplitude_ma`` if it lies in the approved envelope of ``output``, else raise :class:`SafetyError`."""
         env = self.output_envelope(output)
-        if not (0.0 <= amplitude_ma <= env.max_amplitude_ma + 1e-9) or math.isnan(amplitude_ma):
+        try:
+            value = float(amplitude_ma)
+        except (TypeError, ValueError):
+            raise SafetyError(f"{amplitude_ma!r} on output {env.label!r} is not an amplitude in mA.") from None
+        if not math.isfinite(value) or not (0.0 <= value <= env.max_amplitude_ma + 1e-9):
             raise SafetyError(
-                f"{amplitude_ma:g} mA on output {env.label!r} is outside the approved envelope (0 to {env.max_amplitude_ma:g} mA)."
+                f"{value:g} mA on output {env.label!r} is outside the approved envelope (0 to {env.max_amplitude_ma:g} mA)."
             )
-        return amplitude_ma
+        return value
 
 
 def assess(
     program: Program,
     patient: Patient | None = None,
-    device: str | DeviceProfile = "generic",
+    device: str = "generic",
     load_ohm: float = DEFAULT_LOAD_OHM,
 ) -> Assessment:
     """Assess a program for a patient on a device, at the highest amplitude it allows.
+
+    The program is judged as a snapshot (re-validated canonical JSON): what the caller
+    does with the program object afterwards changes nothing. Any figure that is not a
+    finite number is a refusal.
 
     Parameters
     ----------
     program : Program
     patient : Patient, optional
         Without one, only site and dose rules apply.
-    device : str or DeviceProfile
-        ``generic`` (default), ``rehastim2`` or ``p24``.
+    device : str
+        ``generic`` (default), ``rehastim2`` or ``p24``: a profile of the device table.
     load_ohm : float
         Load for energy and power figures (500 Ω, the IEC test load).
 
     Returns
     -------
     Assessment
+
+    Raises
+    ------
+    ProgramError
+        The program does not validate (e.g. a NaN put in without validation).
+    UnknownDeviceError
+        No such device profile in the table.
 
     Examples
     --------
@@ -414,11 +584,26 @@ def assess(
     >>> es.assess(es.load_program("knee-oa-tens").with_changes(electrode_cm=(0.3, 0.3))).verdict
     'refused'
     """
+    from ..errors import OptionError
+
+    snapshot = program_snapshot(program)
+    judged = _from_snapshot(snapshot[0])
     dev = get_device(device)
-    reasons, amps = _device_reasons(program, dev)
-    dose = compute_dose(program, amplitude_ma=amps, load_ohm=load_ohm)
+    if patient is not None:
+        if not isinstance(patient, Patient):
+            raise OptionError(f"Invalid value for 'patient': allowed a Patient or None, but got {type(patient).__name__}.")
+        patient = Patient.model_validate(patient.model_dump())
+    try:
+        load = float(load_ohm)
+    except (TypeError, ValueError):
+        load = math.nan
+    if not (math.isfinite(load) and load > 0):
+        raise OptionError(f"Invalid value for 'load_ohm': allowed a finite number > 0 Ω, but got {load_ohm!r}.")
+    reasons, amps = _device_reasons(judged, dev)
+    dose = compute_dose(judged, amplitude_ma=amps, load_ohm=load)
+    reasons += _non_finite_reasons(dose)
     reasons += _limit_reasons(dose)
-    reasons += _program_reasons(program)
-    site_reasons, warnings = _site_reasons(program, patient)
+    reasons += _program_reasons(judged)
+    site_reasons, warnings = _site_reasons(judged, patient)
     reasons += site_reasons
-    return Assessment(program, patient, dev, dose, reasons, warnings, amps, load_ohm)
+    return Assessment(_KEY, snapshot, judged, patient, dev, dose, reasons, warnings, amps, load)

@@ -168,10 +168,25 @@ def device_profiles() -> dict[str, DeviceProfile]:
 
 
 def get_device(device: str | DeviceProfile) -> DeviceProfile:
-    """A device profile by id (``generic``, ``rehastim2``, ``p24``)."""
-    if isinstance(device, DeviceProfile):
-        return device
+    """A device profile by id (``generic``, ``rehastim2``, ``p24``).
+
+    Profiles come from the device table only: a :class:`DeviceProfile` built elsewhere
+    is accepted only when it is exactly the table's profile of that id (a caller cannot
+    widen a device's ranges under its name).
+
+    Raises
+    ------
+    UnknownDeviceError
+        No such id, or a profile that is not the table's.
+    """
     profiles = device_profiles()
+    if isinstance(device, DeviceProfile):
+        if profiles.get(device.id) == device:
+            return profiles[device.id]
+        raise UnknownDeviceError(
+            f"Invalid device profile {device.id!r}: profiles come from the device table "
+            f"(allowed {', '.join(repr(k) for k in profiles)}), but got a profile that differs from the table's."
+        )
     if device not in profiles:
         raise UnknownDeviceError(
             f"Invalid value for 'device': allowed {', '.join(repr(k) for k in profiles)}, but got {device!r}."

@@ -20,9 +20,32 @@ from enum import StrEnum
 from typing import Any
 
 from ..devices._stimulator import DeviceError, DeviceState, Stimulator
-from ..errors import ElectrostimError, SafetyError
+from ..errors import ElectrostimError, OptionError, SafetyError
 
-__all__ = ["SessionState", "SessionError", "Runner"]
+__all__ = ["SessionState", "SessionError", "Runner", "check_number"]
+
+
+def check_number(name: str, value: object, *, low: float, high: float, low_open: bool = True) -> float:
+    """``value`` as a float if it is a finite number in the range, else :class:`OptionError` naming it.
+
+    Examples
+    --------
+    >>> check_number("duration_s", 10, low=0, high=60)
+    10.0
+    >>> check_number("duration_s", float("nan"), low=0, high=60)
+    Traceback (most recent call last):
+    ...
+    electrostim.errors.OptionError: Invalid value for 'duration_s': allowed a finite number 0 < x <= 60, but got nan.
+    """
+    try:
+        x = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        x = math.nan
+    ok = math.isfinite(x) and (x > low if low_open else x >= low) and x <= high
+    if not ok:
+        raise OptionError(f"Invalid value for {name!r}: allowed a finite number {low:g} {'<' if low_open else '<='} x "
+                          f"<= {high:g}, but got {value!r}.")
+    return x
 
 
 class SessionError(ElectrostimError):
@@ -80,10 +103,12 @@ class Runner:
                  dose_every_s: float = 10.0):
         if device.plan is None:
             raise SessionError("The stimulator has no plan: configure it with an approved plan first.")
-        if not dose_every_s > 0:
-            raise SessionError(f"Invalid value for 'dose_every_s': allowed > 0, but got {dose_every_s!r}.")
-        if slew_ma_per_s <= 0:
-            raise SessionError(f"Invalid value for 'slew_ma_per_s': allowed > 0, but got {slew_ma_per_s!r}.")
+        program_s = device.plan.program.session_duration_s
+        duration = program_s if duration_s is None else check_number("duration_s", duration_s, low=0.0, high=program_s)
+        dose_every_s = check_number("dose_every_s", dose_every_s, low=0.0, high=86400.0)
+        slew_ma_per_s = check_number("slew_ma_per_s", slew_ma_per_s, low=0.0, high=1e6)
+        ramp_s = check_number("ramp_s", ramp_s, low=0.0, high=600.0, low_open=False)
+        keepalive_s = check_number("keepalive_s", keepalive_s, low=0.0, high=60.0)
         self.device = device
         self.plan = device.plan
         env = self.plan.envelope.outputs
@@ -96,8 +121,12 @@ class Runner:
                 self.start_ma[self.plan.output_envelope(k).label] = float(v)
         self.target = {lbl: 0.0 for lbl in self.labels}
         self.level = {lbl: 0.0 for lbl in self.labels}
-        self.duration_s = float(duration_s if duration_s is not None else self.plan.program.session_duration_s)
+        #: run time the session lasts (pauses excluded), s: the program's, or less when asked
+        self.duration_s = float(duration)
         self.ramp_s = float(ramp_s)
+        #: the closing ramp: the last ``ramp_s`` of the session, or its second half when shorter
+        self.ramp_down_s = min(self.ramp_s, self.duration_s / 2.0)
+        self._down_from: dict[str, float] = {}
         self.keepalive_s = float(keepalive_s)
         self.max_impedance_ohm = float(max_impedance_ohm)
         self.dose_every_s = float(dose_every_s)
@@ -108,6 +137,7 @@ class Runner:
         self.run_t = 0.0  # time in the run phase (pauses excluded)
         self.thresholds: dict[str, dict[str, float]] = {lbl: {} for lbl in self.labels}
         self.error: str | None = None
+        self._stop_request: str | None = None
         self._last_step_wall = time.monotonic()
         self._emit("state", {"state": self.state.value})
 
@@ -126,9 +156,11 @@ class Runner:
         self._emit("dose", payload)
 
     def _set_state(self, state: SessionState, **extra: Any) -> None:
-        if state != self.state:
+        if state != self.state and self.state not in _FINAL:
             if state in _FINAL:
                 self._emit_dose()  # the record holds the dose of every ended session, whatever ended it
+                if self.state in _FINAL:  # recording the dose failed, and that ended the session
+                    return
             self.state = state
             self._emit("state", {"state": state.value, **extra})
 
@@ -137,6 +169,9 @@ class Runner:
         """Contact check, then start the device and ramp up to the starting intensities."""
         if self.state != SessionState.PREPARE:
             raise SessionError(f"A session starts once, from 'prepare'; it is {self.state.value}.")
+        if self._stop_request is not None:
+            self.emergency_stop(self._stop_request)
+            return
         self._set_state(SessionState.CONTACT_CHECK)
         status = self.device.status()
         bad = {k: z for k, z in status.impedance_ohm.items() if z > self.max_impedance_ohm}
@@ -165,9 +200,15 @@ class Runner:
         self.plan.check_amplitude(label, amplitude_ma)
         if self.state in _FINAL:
             raise SessionError(f"The session is {self.state.value}.")
-        if self.state == SessionState.RAMP_DOWN and amplitude_ma > self.target[label]:
-            raise SessionError(f"The session is ramping down: {label!r} can only go down "
-                               f"(target {self.target[label]:g} mA), but {amplitude_ma:g} mA was asked.")
+        if self.state == SessionState.RAMP_DOWN:
+            if amplitude_ma > self.level[label]:
+                raise SessionError(f"The session is ramping down: {label!r} can only go down "
+                                   f"(now {self.level[label]:g} mA), but {amplitude_ma:g} mA was asked.")
+            frac = self._down_fraction()
+            if frac > 0:
+                self._down_from[label] = min(self._down_from.get(label, 0.0), float(amplitude_ma) / frac)
+            self._emit("target", {"output": label, "target_ma": float(amplitude_ma)})
+            return float(amplitude_ma)  # the target stays 0: the ramp is heading there
         self.target[label] = float(amplitude_ma)
         self._emit("target", {"output": label, "target_ma": float(amplitude_ma)})
         return float(amplitude_ma)
@@ -177,7 +218,8 @@ class Runner:
         env = self.plan.output_envelope(output)
         if math.isnan(delta_ma):
             raise SessionError(f"Invalid intensity step: allowed a number of mA, but got {delta_ma!r}.")
-        new = min(env.max_amplitude_ma, max(0.0, self.target[env.label] + delta_ma))
+        base = self.level[env.label] if self.state == SessionState.RAMP_DOWN else self.target[env.label]
+        new = min(env.max_amplitude_ma, max(0.0, base + delta_ma))
         return self.set_target(env.label, new)
 
     def mark_threshold(self, output: str | int, kind: str) -> float:
@@ -202,6 +244,15 @@ class Runner:
         self.device.resume()
         self._set_state(self._resume_state)
 
+    def request_stop(self, reason: str) -> None:
+        """Ask the session to stop at its next step (safe from another thread or a signal handler).
+
+        The output is not touched here: the caller zeroes it (:meth:`Stimulator.stop`).
+        A device error that follows is then put down to this stop, not recorded as a
+        failure."""
+        if self._stop_request is None:
+            self._stop_request = reason
+
     def emergency_stop(self, reason: str = "emergency stop") -> None:
         """Stop at once, from any state: zero output first, then the record."""
         self.device.stop()
@@ -211,17 +262,40 @@ class Runner:
             self._set_state(SessionState.STOPPED, reason=reason)
 
     def _fail(self, message: str) -> None:
-        self.error = message
+        """Zero the output, then record the first cause (a later failure does not replace it)."""
         try:
             self.device.stop()
+        except ElectrostimError as exc:  # the stop itself failed: the device's own watchdog stops it
+            message = f"{message}; the stop was not confirmed ({exc})"
         finally:
             self.level = {k: 0.0 for k in self.labels}
-            self._emit("error", {"message": message})
-            self._set_state(SessionState.FAILED, reason=message)
+            self.target = {k: 0.0 for k in self.labels}
+        if self.state in _FINAL:
+            return
+        self.error = message
+        self._emit("error", {"message": message})
+        self._set_state(SessionState.FAILED, reason=message)
+
+    def fail(self, message: str) -> None:
+        """End the session as failed with this cause, output zero first (from any state; once)."""
+        self._fail(message)
 
     # -- time -----------------------------------------------------------------------------------
+    def _down_fraction(self) -> float:
+        """Where the closing ramp is: 1 at its start, 0 at the end of the session."""
+        return max(0.0, min(1.0, (self.duration_s - self.run_t) / self.ramp_down_s)) if self.ramp_down_s > 0 else 0.0
+
     def step(self, dt_s: float) -> None:
-        """Advance the session by ``dt_s``: slew intensities, deliver, move through the phases."""
+        """Advance the session by ``dt_s`` (never past its end): slew intensities, deliver, move through the phases.
+
+        The session lasts :attr:`duration_s` of run time exactly: the closing ramp
+        brings every output linearly to zero at that moment, and the last step is
+        shortened to end there.
+        """
+        dt_s = check_number("dt_s", dt_s, low=0.0, high=3600.0)
+        if self._stop_request is not None and self.state not in _FINAL:
+            self.emergency_stop(self._stop_request)
+            return
         now = time.monotonic()
         if self.state in _FINAL or self.state == SessionState.PREPARE:
             self._last_step_wall = now
@@ -231,40 +305,55 @@ class Runner:
             return
         self._last_step_wall = now
         self.device.heartbeat()
-        self.t += dt_s
         if self.state == SessionState.PAUSED:
+            self.t += dt_s
             return
+        dt_s = min(dt_s, max(0.0, self.duration_s - self.run_t))
+        self.t += dt_s
+        self.run_t += dt_s
         try:
-            # slew every output toward its target and send what changed
-            for lbl in self.labels:
-                cur, tgt = self.level[lbl], self.target[lbl]
-                if cur != tgt:
+            if self.state == SessionState.RAMP_DOWN:
+                frac = self._down_fraction()
+                wanted = {lbl: min(self.level[lbl], self._down_from[lbl] * frac) for lbl in self.labels}
+                wanted = {lbl: (0.0 if v < 1e-9 else v) for lbl, v in wanted.items()}
+            else:  # slew every output toward its target
+                wanted = {}
+                for lbl in self.labels:
+                    cur, tgt = self.level[lbl], self.target[lbl]
                     move = max(-self.slew * dt_s, min(self.slew * dt_s, tgt - cur))
                     new = cur + move
-                    if abs(tgt - new) < 1e-9:
-                        new = tgt
+                    wanted[lbl] = tgt if abs(tgt - new) < 1e-9 else new
+            for lbl in self.labels:
+                new = wanted[lbl]
+                if new != self.level[lbl]:
                     self.device.set_intensity(lbl, new)
                     self.level[lbl] = new
                     self._emit("intensity", {"output": lbl, "intensity_ma": round(new, 6)})
-            if self.state in (SessionState.RUN, SessionState.RAMP_UP):
-                self.run_t += dt_s
+                if self.state in _FINAL:
+                    return
             if self.device.virtual_time:
                 self.device.advance(dt_s)
             status = self.device.status()
             if status.state == DeviceState.FAULT:
                 raise DeviceError(status.error or "device fault")
         except (DeviceError, SafetyError) as exc:
-            self._fail(str(exc))
+            if self._stop_request is not None:  # the device was stopped for a stop request: that is the cause
+                self.emergency_stop(self._stop_request)
+            else:
+                self._fail(str(exc))
+            return
+        if self.state in _FINAL:
             return
         # phases
         if self.state == SessionState.RAMP_UP and all(self.level[k] == self.target[k] for k in self.labels):
             self._set_state(SessionState.RUN)
-        if self.state in (SessionState.RUN, SessionState.RAMP_UP) and self.run_t >= self.duration_s - self.ramp_s:
+        if self.state in (SessionState.RUN, SessionState.RAMP_UP) and self.run_t >= self.duration_s - self.ramp_down_s - 1e-9:
+            self._down_from = dict(self.level)
             self.target = {k: 0.0 for k in self.labels}
-            self.slew = max(self.slew, max(self.level.values(), default=0.0) / max(self.ramp_s, 1e-9))
             self._set_state(SessionState.RAMP_DOWN)
-        if self.state == SessionState.RAMP_DOWN and all(v == 0.0 for v in self.level.values()):
+        if self.run_t >= self.duration_s - 1e-9:
             self.device.stop()
+            self.level = {k: 0.0 for k in self.labels}
             self._set_state(SessionState.DONE)
         elif self.t >= self._next_dose_s:
             self._next_dose_s += self.dose_every_s
@@ -277,6 +366,8 @@ class Runner:
         ``speed`` above 1 needs a simulated stimulator. ``tick`` is called after every step
         (a console redraws there, a script may send keys).
         """
+        if not (isinstance(speed, (int, float)) and speed > 0):  # NaN fails too
+            raise OptionError(f"Invalid value for 'speed': allowed a number > 0 (inf: as fast as it computes), but got {speed!r}.")
         if speed != 1.0 and not self.device.virtual_time:
             raise SessionError("Only a simulated stimulator can run faster than real time.")
         if self.state == SessionState.PREPARE:

@@ -1,0 +1,373 @@
+"""Deliver an approved plan on a stimulator and record it: the one function every face calls.
+
+:func:`deliver` connects the stimulator, configures it from the plan's snapshot, runs
+the session (:class:`~._runner.Runner`), records every event in the store as it
+happens and ends the record exactly once, whatever ends the session:
+
+* the session's own end (``completed``), a stop key or :meth:`Runner.emergency_stop`
+  (``stopped``), a device fault (``failed``, with its cause);
+* a signal asking the process to end — SIGINT (Ctrl-C), SIGTERM, SIGHUP: the output is
+  zeroed at once by a thread woken by the signal itself (not when the main thread gets
+  round to it), then the session ends ``stopped`` with the signal as its cause; later
+  signals change nothing (a second Ctrl-C cannot interrupt the recording);
+* a store that fails (locked by another process, disk full, read-only): the output is
+  zeroed first, the session fails with the store's error as its first cause, and the
+  ending is written if the store recovers; if it cannot be written the result says so
+  (the next start marks the record ``interrupted``).
+
+Process exit codes the command line uses (:data:`EXIT_CODES`): 0 completed or stopped
+by the user, 1 failed (device, store), 128 + the signal's number when a signal ended
+it (130 SIGINT, 129 SIGHUP, 143 SIGTERM).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import threading
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from ..devices import Stimulator, open_stimulator
+from ..errors import ElectrostimError, OptionError
+from ..safety import ApprovedPlan
+from ._runner import Runner, SessionState, check_number
+
+__all__ = ["deliver", "SessionResult", "END_STATES", "EXIT_CODES", "HANDLED_SIGNALS", "MAX_SPEED"]
+
+#: The signals that end a session cleanly while :func:`deliver` runs (SIGHUP where the platform has it).
+HANDLED_SIGNALS: tuple[signal.Signals, ...] = tuple(
+    s for s in (getattr(signal, n, None) for n in ("SIGINT", "SIGTERM", "SIGHUP")) if s is not None
+)
+#: How a session ends in the store, by the session engine's final state.
+END_STATES = {SessionState.DONE: "completed", SessionState.STOPPED: "stopped", SessionState.FAILED: "failed"}
+#: Process exit codes for an ending (a signal adds 128 to its number).
+EXIT_CODES = {"completed": 0, "stopped": 0, "failed": 1}
+#: Fastest speed-up of a simulated session asked for by a number (``math.inf``: as fast as it computes).
+MAX_SPEED = 1e6
+
+
+@dataclass
+class SessionResult:
+    """What a delivered session came to.
+
+    Attributes
+    ----------
+    session_id : int or None
+        The record's id (None when no session was started: the stimulator could not
+        be reached or configured).
+    end_state : {"completed", "stopped", "failed"}
+        How the record ends.
+    error : str or None
+        The first cause of a failure (device, store), or None.
+    signal : str or None
+        The signal that ended the session (``SIGTERM``, ...), or None.
+    record_error : str or None
+        Why the ending could not be written to the store, or None when it was.
+    summary : dict
+        The session engine's summary (state, times, thresholds, pulses, charge).
+    events : int
+        Events the session produced (all recorded unless ``record_error``).
+    db : str
+        The store's URL (password hidden).
+    """
+
+    program: str
+    device: str
+    session_id: int | None
+    end_state: str
+    error: str | None
+    signal: str | None
+    record_error: str | None
+    summary: dict[str, Any] = field(default_factory=dict)
+    events: int = 0
+    db: str = ""
+
+    @property
+    def exit_code(self) -> int:
+        """The process exit code for this ending (see :data:`EXIT_CODES`)."""
+        if self.signal is not None:
+            return 128 + int(signal.Signals[self.signal])
+        if self.record_error is not None:
+            return 1
+        return EXIT_CODES[self.end_state]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: the fields, with the summary's keys at the top level."""
+        d = asdict(self)
+        summary = d.pop("summary")
+        return {**summary, **d, "exit_code": self.exit_code}
+
+
+class _SignalGuard:
+    """While active (main thread only): the handled signals zero the output at once and ask the session to stop.
+
+    The C-level handler writes the signal number to a pipe (:func:`signal.set_wakeup_fd`);
+    a thread blocked on that pipe stops the stimulator the moment it arrives, even when
+    the main thread is busy (a store write waiting for a lock). The Python-level
+    handler only records the signal: nothing is raised in the main thread, so no
+    transaction or device request is cut in half.
+    """
+
+    def __init__(self, stimulator: Stimulator):
+        self.stimulator = stimulator
+        self.runner: Runner | None = None
+        self.signal: signal.Signals | None = None
+        self._lock = threading.Lock()
+        self._previous: dict[int, Any] = {}
+        self._old_fd = -1
+        self._thread: threading.Thread | None = None
+        self._r = self._w = -1
+
+    def _take(self, signum: int) -> bool:
+        with self._lock:
+            if self.signal is not None or signum not in [int(s) for s in HANDLED_SIGNALS]:
+                return False
+            self.signal = signal.Signals(signum)
+            return True
+
+    def _act(self) -> None:
+        if self.runner is not None:
+            self.runner.request_stop(f"signal {self.signal.name}")  # type: ignore[union-attr]
+        try:
+            self.stimulator.stop()  # zero output now
+        except ElectrostimError:
+            pass  # a stop that fails leaves the device in fault; its own watchdog stops it
+
+    def _watch(self) -> None:
+        while True:
+            try:
+                data = os.read(self._r, 64)
+            except InterruptedError:
+                continue
+            except OSError:
+                return
+            if not data:
+                return
+            for b in data:
+                if b == 0:  # the guard is closing
+                    return
+                if self._take(b):
+                    self._act()
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        if self._take(signum):  # the watcher missed it (no wakeup fd): act here
+            self._act()
+
+    def __enter__(self) -> _SignalGuard:
+        if threading.current_thread() is not threading.main_thread():
+            return self  # only the main thread can handle signals; the caller handles them
+        self._r, self._w = os.pipe()
+        os.set_blocking(self._w, False)
+        self._thread = threading.Thread(target=self._watch, name="session signal watcher", daemon=True)
+        self._thread.start()
+        for s in HANDLED_SIGNALS:
+            self._previous[s] = signal.signal(s, self._handler)
+        self._old_fd = signal.set_wakeup_fd(self._w, warn_on_full_buffer=False)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._thread is None:
+            return
+        signal.set_wakeup_fd(self._old_fd)
+        for s, h in self._previous.items():
+            signal.signal(s, h)
+        try:
+            os.write(self._w, b"\0")
+        except OSError:
+            pass
+        self._thread.join(timeout=2.0)
+        os.close(self._r)
+        os.close(self._w)
+        self._thread = None
+
+
+def _check_speed(speed: Any, virtual: bool) -> float:
+    if isinstance(speed, (int, float)) and speed == math.inf and virtual:
+        return math.inf
+    value = check_number("speed", speed, low=0.0, high=MAX_SPEED)
+    if value != 1.0 and not virtual:
+        raise OptionError(f"Invalid value for 'speed': a stimulator on a serial port runs in real time (1), but got {speed!r}.")
+    return value
+
+
+def deliver(
+    plan: ApprovedPlan,
+    stimulator: Stimulator | str,
+    store: Any = None,
+    *,
+    duration_s: float | None = None,
+    speed: float = 1.0,
+    step_s: float = 0.05,
+    device: str | None = None,
+    on_tick: Callable[[Runner], None] | None = None,
+    handle_signals: bool = True,
+    runner_options: dict[str, Any] | None = None,
+) -> SessionResult:
+    """Deliver an approved plan on a stimulator and record every event as it happens.
+
+    Parameters
+    ----------
+    plan : ApprovedPlan
+        From ``assess(...).approve()``.
+    stimulator : Stimulator or str
+        A stimulator not yet connected, or a backend spec (``sim``, ``rehastim2:PORT``,
+        ``p24:PORT``; see :data:`electrostim.devices.BACKENDS`).
+    store : Store, str, path or None
+        An open :class:`~electrostim.store.Store`, or where to open one (database URL
+        or SQLite file; None: the default in the user's data folder). A store opened
+        here is closed here. Sessions left running by processes that died are marked
+        interrupted first.
+    duration_s : float, optional
+        Run time of the session, s: ``0 < duration_s <=`` the program's (default).
+    speed : float
+        Times faster than real time (a simulated stimulator only; ``math.inf`` as fast
+        as it computes); 1 for a serial device.
+    step_s : float
+        Session step, s.
+    device : str, optional
+        What to record as the device (default: the spec, or the stimulator's profile).
+    on_tick : callable(Runner), optional
+        Called after every step (a console reads keys and redraws there).
+    handle_signals : bool
+        In the main thread, let SIGINT, SIGTERM and SIGHUP zero the output at once and
+        end the session ``stopped`` (see the module notes).
+    runner_options : dict, optional
+        More :class:`~._runner.Runner` options (``slew_ma_per_s``, ``ramp_s``, ...).
+
+    Returns
+    -------
+    SessionResult
+
+    Raises
+    ------
+    OptionError
+        A duration, speed or step out of range (before anything is opened).
+    DeviceError
+        The stimulator cannot be reached or configured (no session is recorded).
+    StoreError
+        The store cannot be opened.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, math
+    >>> import electrostim as es
+    >>> from electrostim.session import deliver
+    >>> plan = es.assess(es.load_program("knee-oa-tens")).approve()
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     r = deliver(plan, "sim", pathlib.Path(folder) / "s.db", duration_s=10, speed=math.inf)
+    >>> r.end_state, round(r.summary["session_s"]), r.summary["pulses_delivered"] > 0, r.exit_code
+    ('completed', 10, True, 0)
+    """
+    from ..store import Store, StoreError
+
+    if not isinstance(plan, ApprovedPlan):
+        raise OptionError(f"Invalid value for 'plan': allowed an ApprovedPlan from assess(...).approve(), "
+                          f"but got {type(plan).__name__}.")
+    spec = stimulator if isinstance(stimulator, str) else None
+    dev = open_stimulator(stimulator) if isinstance(stimulator, str) else stimulator
+    program_s = plan.program.session_duration_s
+    if duration_s is not None:
+        duration_s = check_number("duration_s", duration_s, low=0.0, high=program_s)
+    speed = _check_speed(speed, dev.virtual_time)
+    step_s = check_number("step_s", step_s, low=0.0, high=1.0)
+    device_name = device or spec or dev.profile.id
+
+    own_store = not isinstance(store, Store)
+    db = Store.open(store) if own_store else store
+    try:
+        db.mark_interrupted()
+        guard = _SignalGuard(dev) if handle_signals else None
+        with guard if guard is not None else _Nothing():
+            dev.connect()  # a stimulator that cannot be reached leaves no session behind
+            try:
+                dev.configure(plan)
+                plan_rec = db.record_plan(plan)
+                record = db.start_session(plan_rec.id, device_name)
+            except BaseException:
+                dev.close()
+                raise
+            return _run(plan, dev, db, record.id, device_name, guard, duration_s, speed, step_s, on_tick,
+                        runner_options or {}, StoreError)
+    finally:
+        if own_store:
+            db.close()
+
+
+class _Nothing:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
+
+
+def _run(plan, dev, db, session_id, device_name, guard, duration_s, speed, step_s, on_tick, options, StoreError):
+    events = [0]
+    store_failure: list[str] = []
+    pending: list[tuple[str, dict[str, Any]]] = []
+    holder: list[Runner] = []
+    kinds = {"contact": "note", "target": "intensity"}
+
+    def on_event(kind: str, payload: dict[str, Any]) -> None:
+        events[0] += 1
+        if store_failure:
+            pending.append((kind, payload))
+            return
+        try:
+            db.append_event(session_id, kinds.get(kind, kind), payload, output=payload.get("output"))
+        except StoreError as exc:
+            store_failure.append(str(exc))
+            pending.append((kind, payload))
+            try:
+                dev.stop()  # zero output first
+            except ElectrostimError:
+                pass
+            if holder:
+                holder[0].fail(f"the session store failed: {exc}")
+
+    runner = Runner(dev, duration_s=duration_s, on_event=on_event, **options)
+    holder.append(runner)
+    if guard is not None:
+        guard.runner = runner
+        if guard.signal is not None:  # a signal came while connecting
+            runner.request_stop(f"signal {guard.signal.name}")
+    try:
+        runner.run(step_s=step_s, speed=speed, tick=on_tick)
+    except KeyboardInterrupt:  # signals not handled here (not the main thread): Ctrl-C still stops
+        runner.emergency_stop("interrupted")
+    except BaseException as exc:  # anything else (a console that lost its terminal): stop, record, then raise
+        runner.fail(f"internal error: {type(exc).__name__}: {exc}")
+        _end(plan, dev, db, session_id, device_name, runner, guard, events, store_failure, pending, StoreError)
+        raise
+    return _end(plan, dev, db, session_id, device_name, runner, guard, events, store_failure, pending, StoreError)
+
+
+def _end(plan, dev, db, session_id, device_name, runner, guard, events, store_failure, pending, StoreError):
+    if runner.state not in END_STATES:
+        runner.emergency_stop("the session ended early")
+    try:
+        dev.close()
+    except ElectrostimError as exc:
+        if runner.error is None:
+            runner.error = f"closing the stimulator failed: {exc}"
+    end_state = END_STATES[runner.state]
+    sig = guard.signal.name if guard is not None and guard.signal is not None else None
+    summary = runner.summary()
+    summary["end_state"] = end_state
+    if sig:
+        summary["signal"] = sig
+    record_error = None
+    try:
+        for kind, payload in pending:  # what the store could not take, if it recovered
+            db.append_event(session_id, {"contact": "note", "target": "intensity"}.get(kind, kind), payload,
+                            output=payload.get("output"))
+        db.end_session(session_id, end_state, summary)
+    except StoreError as exc:
+        record_error = (f"the ending of session {session_id} could not be recorded ({exc}); the next start marks it "
+                        "interrupted")
+    return SessionResult(program=plan.program.id, device=device_name, session_id=session_id, end_state=end_state,
+                         error=runner.error, signal=sig, record_error=record_error, summary=summary,
+                         events=events[0], db=db.url)
