@@ -48,7 +48,7 @@ def test_a_session_on_an_emulated_stimulator_is_delivered_and_recorded(kind: str
         log = list(emu.output_log)
     assert r.returncode == 0, r.stderr
     session = json.loads(r.stdout)["session"]
-    assert session["state"] == "done" and session["error"] is None and session["pulses_delivered"] > 0
+    assert session["state"] == "completed" and session["error"] is None and session["pulses_delivered"] > 0
     assert set(session["charge_delivered_uc"]) == {"low-back-left", "low-back-right"}
     assert all(q > 0 for q in session["charge_delivered_uc"].values())
     # the device carried current during the session, never above the envelope, and none at the end
@@ -60,7 +60,7 @@ def test_a_session_on_an_emulated_stimulator_is_delivered_and_recorded(kind: str
         assert rec.state == "completed" and rec.device == f"{kind}:{emu.port}"
         assert [e.seq for e in rec.events] == list(range(1, len(rec.events) + 1))
         states = [e.payload["state"] for e in rec.events if e.kind == "state"]
-        assert states == ["running", "prepare", "contact-check", "ramp-up", "run", "ramp-down", "done", "completed"]
+        assert states == ["running", "prepare", "contact-check", "ramp-up", "run", "ramp-down", "completed"]
 
 
 def test_a_stimulator_that_does_not_answer_leaves_no_session(tmp_path: Path):

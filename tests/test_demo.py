@@ -25,7 +25,7 @@ def test_demo_json_has_the_assessment_the_figure_and_the_recorded_session(tmp_pa
     assert d["assessment"]["verdict"] == "ok" and d["assessment"]["dose"]["outputs"][0]["label"] == "knee-1"
     assert d["figure"] == str(tmp_path / "fig" / "knee-oa-tens.png") and (tmp_path / "fig" / "knee-oa-tens.png").stat().st_size > 0
     s = d["session"]
-    assert (s["program"], s["device"], s["state"], s["error"]) == ("knee-oa-tens", "sim", "done", None)
+    assert (s["program"], s["device"], s["state"], s["error"]) == ("knee-oa-tens", "sim", "completed", None)
     assert 30.0 <= s["session_s"] < 30.2
     # pulses: the program's rate over the session (ramps included), less the first pulse's wait
     rate_hz = es.load_program("knee-oa-tens").channels[0].stimulus.pulse.frequency_hz
@@ -46,7 +46,7 @@ def test_demo_prints_the_assessment_and_the_session(tmp_path):
     assert r.exit_code == 0, r.output
     text = r.stdout.replace("\n", "")  # lines the console wrapped, joined
     assert "OK" in text and "Dose at the highest amplitude" in text and f"wrote {tmp_path / 'knee-oa-tens.png'}" in text
-    assert re.search(r"session done: 60\.0 s of session time on the simulated stimulator, [1-9]\d* pulses", text)
+    assert re.search(r"session completed: 60\.0 s of session time on the simulated stimulator, [1-9]\d* pulses", text)
     assert "charge delivered: knee-1 " in text and " µC" in text
     assert "recorded as session 1 (" in text and f"see it with: electrostim sessions show 1 --db {db}" in text
     r = demo("-o", str(tmp_path), "--db", db, "--duration-s", "5")  # a second session in the same store

@@ -123,6 +123,32 @@ def test_chunk_size_does_not_change_the_dose():
                 assert v == pytest.approx(getattr(y, k), rel=1e-9, abs=1e-12), k
 
 
+MIXED_RATES = make_program(
+    {"shape": "symmetric-biphasic", "pulse_width_us": 60, "frequency_hz": 2400}, amplitude_ma=50, duration_s=7,
+    modulation=[{"kind": "alternating-frequency", "frequencies_hz": [300, 1000, 2400, 401], "dwell_s": 0.7}],
+    duty_cycle={"on_s": 2.5, "off_s": 1.2}, ramp_up_s=0.5,
+)
+SINE_BURSTS = make_program(
+    {"shape": "sine-burst", "carrier_frequency_hz": 2500, "frequency_hz": 50, "burst_duty_percent": 50},
+    amplitude_ma=80, modality="russian", duration_s=8, duty_cycle={"on_s": 2, "off_s": 1.5},
+)
+
+
+@pytest.mark.parametrize("p", [MIXED_RATES, SINE_BURSTS], ids=["mixed-rates", "sine-bursts"])
+@pytest.mark.parametrize("chunk_s", [0.0013, 0.0031, 0.05, 0.999, 3.3])
+def test_chunk_size_does_not_change_any_figure(p, chunk_s):
+    # chunks shorter than a pulse interval (some empty), cuts inside bursts and off phases:
+    # a pulse's local rate and a window's figures wait for the pulses they need
+    a = es.compute_dose(p, schedule=es.Schedule(p, level="max", chunk_s=chunk_s)).outputs[0]
+    b = es.compute_dose(p, schedule=es.Schedule(p, level="max", chunk_s=1000)).outputs[0]
+    assert a.pulse_count == b.pulse_count
+    for k, v in a.model_dump().items():
+        if isinstance(v, float):
+            assert v == pytest.approx(getattr(b, k), rel=1e-9, abs=1e-12), k
+    if p is MIXED_RATES:
+        assert min(b.rms_current_up_to_400hz_ma, b.rms_current_400_to_1500hz_ma, b.rms_current_above_1500hz_ma) > 0
+
+
 def test_render_matches_the_schedule():
     p = es.load_program("nmes-quadriceps-tka")
     s = es.Schedule(p, level="max")

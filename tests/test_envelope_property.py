@@ -31,7 +31,7 @@ from electrostim.session import Runner, SessionError, SessionState
 DEVICES = ("generic", "rehastim2", "p24")
 PRESET_IDS = sorted(e.id for e in list_programs(include_user=False))
 SITES = [s.id for s in anatomy.list_sites()]
-FINAL = (SessionState.DONE, SessionState.STOPPED, SessionState.FAILED)
+FINAL = (SessionState.COMPLETED, SessionState.STOPPED, SessionState.FAILED)
 
 
 class RecordingStimulator(SimulatedStimulator):

@@ -212,11 +212,11 @@ def test_session_ramps_up_runs_and_ends_at_zero(emu, plan):
         dev.configure(plan)
         runner = Runner(dev, duration_s=2.0, ramp_s=0.5, slew_ma_per_s=30.0, on_event=lambda k, p: events.append((k, p)))
         t0 = time.monotonic()
-        assert runner.run(step_s=0.05).value == "done", runner.error
+        assert runner.run(step_s=0.05).value == "completed", runner.error
         t_end = time.monotonic()
     assert 1.9 < t_end - t0 < 3.0
     assert [p["state"] for k, p in events if k == "state"] == ["prepare", "contact-check", "ramp-up", "run",
-                                                               "ramp-down", "done"]
+                                                               "ramp-down", "completed"]
     limit = {o.output + 1: o.max_amplitude_ma for o in plan.envelope.outputs}
     for ch in (1, 2):
         series = [outs.get(ch, OutputState(0.0, 0.0)).current_ma for _, outs in emu.output_log]

@@ -214,7 +214,7 @@ def test_runner_session_in_real_time_ends_done_with_zero_output():
         runner = Runner(dev, slew_ma_per_s=40.0, start_ma={"knee-1": 20.0}, duration_s=2.0, ramp_s=0.4,
                         on_event=lambda kind, payload: events.append((kind, payload)))
         t0 = time.monotonic()
-        assert runner.run(step_s=0.05) == SessionState.DONE
+        assert runner.run(step_s=0.05) == SessionState.COMPLETED
         wall_s = time.monotonic() - t0
         assert runner.error is None and 1.9 <= wall_s <= 3.0
         assert not emu.output_on and emu.mode == Sm2StimulationMode.START and emu.output_zero_since(t0) is not None
@@ -224,7 +224,7 @@ def test_runner_session_in_real_time_ends_done_with_zero_output():
         assert all(c.current_ma <= top_ma for _, cmds in dev.command_log for c in cmds.values())
         assert emu.drops == 0 and emu.errors == []  # the keepalive held the link for the whole session
     assert [p["state"] for k, p in events if k == "state"] == ["prepare", "contact-check", "ramp-up", "run",
-                                                               "ramp-down", "done"]
+                                                               "ramp-down", "completed"]
 
 
 class _RawClient:
@@ -404,7 +404,7 @@ def test_fault_ends_in_a_safe_stop_within_100_ms_and_a_complete_record(fault: Fa
             device_state, device_error = dev.state, dev.status().error
         finally:  # as `electrostim run` ends a session: close the device, then end the record
             dev.close()
-            final = {"done": "completed", "stopped": "stopped", "failed": "failed"}.get(runner.state.value, "stopped")
+            final = {"completed": "completed", "stopped": "stopped", "failed": "failed"}.get(runner.state.value, "stopped")
             store.end_session(record.id, final, runner.summary())
             store.close()
 

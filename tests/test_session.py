@@ -28,8 +28,8 @@ def states(events):
 
 def test_a_session_goes_through_its_phases():
     r, dev, events = session(duration_s=30.0)
-    assert r.run(step_s=0.05, speed=FAST) == SessionState.DONE
-    assert states(events) == ["prepare", "contact-check", "ramp-up", "run", "ramp-down", "done"]
+    assert r.run(step_s=0.05, speed=FAST) == SessionState.COMPLETED
+    assert states(events) == ["prepare", "contact-check", "ramp-up", "run", "ramp-down", "completed"]
     s = r.summary()
     assert s["pulses_delivered"] > 0 and s["charge_delivered_uc"]["knee-1"] > 0
     assert dev.status().intensity_ma["knee-1"] == 0.0
@@ -114,7 +114,7 @@ def test_cli_run_scripted(tmp_path):
     r = CliRunner().invoke(app, ["run", "knee-oa-tens", "--yes", "--duration-s", "20", "--speed", "1000", "--json", "--db", db])
     assert r.exit_code == 0, r.output
     d = json.loads(r.stdout)
-    assert d["assessment"]["verdict"] == "ok" and d["session"]["state"] == "done" and d["session"]["pulses_delivered"] > 0
+    assert d["assessment"]["verdict"] == "ok" and d["session"]["state"] == "completed" and d["session"]["pulses_delivered"] > 0
     r = CliRunner().invoke(app, ["run", "tens-conventional", "--site", "anterior-neck", "--yes", "--json", "--db", db])
     assert r.exit_code == 1 and json.loads(r.stdout)["session"] is None
     r = CliRunner().invoke(app, ["run", "nmes-quadriceps-tka", "--patient", "/nonexistent.toml", "--db", db])
@@ -154,7 +154,7 @@ def test_cli_run_records_the_session(tmp_path):
     r = CliRunner().invoke(app, ["sessions", "show", str(sid), "--db", db, "--tail", "2"], env={"COLUMNS": "160"})
     assert r.exit_code == 0, r.output
     assert "knee-oa-tens" in r.output and "completed" in r.output and f"{len(seqs)} events, the last 2" in r.output
-    assert "state=done" in r.output and "state=completed" in r.output and "pulses" in r.output
+    assert "dose" in r.output and "state=completed" in r.output and "pulses" in r.output
     r = CliRunner().invoke(app, ["sessions", "show", str(sid), "--db", db, "--tail", "-1"])
     assert r.exit_code == 2 and "allowed >= 0" in r.output
     r = CliRunner().invoke(app, ["sessions", "show", "999", "--db", db])
@@ -169,7 +169,7 @@ def test_ramp_down_only_goes_down_and_the_session_ends_on_time():
         r.nudge("knee-1", 1.0)
     assert r.target["knee-1"] == 0.0
     r.nudge("knee-1", -1.0)  # down is allowed (already at the floor)
-    assert r.run(step_s=0.05, speed=FAST) == SessionState.DONE
+    assert r.run(step_s=0.05, speed=FAST) == SessionState.COMPLETED
     assert r.t <= 20.0 + 1e-6
 
 
@@ -182,7 +182,7 @@ def test_a_nan_step_is_refused():
 
 def test_dose_events_come_every_period_and_at_the_end():
     r, dev, events = session(duration_s=45.0, dose_every_s=10.0)
-    assert r.run(step_s=0.05, speed=FAST) == SessionState.DONE
+    assert r.run(step_s=0.05, speed=FAST) == SessionState.COMPLETED
     doses = [p for k, p in events if k == "dose"]
     assert [round(p["t_s"]) for p in doses] == [10, 20, 30, 40, 45]
     pulses = [p["pulses_delivered"] for p in doses]

@@ -70,7 +70,7 @@ class _Phases:
         """Phase by output label at device time ``t_s``."""
         labels = [o.label for o in self.schedule.outputs]
         state = runner.state.value
-        if state in ("paused", "prepare", "contact-check", "done", "stopped", "failed"):
+        if state in ("paused", "prepare", "contact-check", "completed", "stopped", "failed"):
             return dict.fromkeys(labels, "paused" if state == "paused" else "—")
         phases = {}
         for label, (level, _) in zip(labels, self.schedule.levels_at(t_s)):

@@ -7,7 +7,10 @@ timing: it answers after ``response_delay_s`` (the protocols allow 100 ms), runs
 device's timers (ScienceMode2 repeats Init every 500 ms until acknowledged and drops a
 link silent for 1.2 s; ScienceMode4 stops stimulation when not polled for 1.5 s), and
 logs every change of its outputs with a timestamp, so a test can see when the output
-really went to zero.
+really went to zero, and records every pulse it emits (:attr:`PtyEmulator.pulse_recorder`,
+listed by :meth:`PtyEmulator.emitted`), so a test can compare what was delivered with
+what was approved. Whatever stops the outputs (a stop command, a watchdog, an
+electrode error, :meth:`~PtyEmulator.vanish`) stops the pulses at that moment.
 
 Faults to inject, for the tests and for anyone checking a client:
 :meth:`~PtyEmulator.inject` (raw bytes, e.g. garbage), :meth:`~PtyEmulator.corrupt_replies`
@@ -16,7 +19,10 @@ Faults to inject, for the tests and for anyone checking a client:
 device stops answering, or disappears with its port).
 
 Subclasses supply the protocol: :meth:`~PtyEmulator._handle` answers one packet and
-:meth:`~PtyEmulator._tick` runs the timers.
+:meth:`~PtyEmulator._tick` runs the timers; both get the time ``now`` (monotonic
+seconds) and act as if it were now, so a test can drive an emulator in virtual time
+through :meth:`~PtyEmulator._receive` (bytes as they arrive on the line) and
+:meth:`~PtyEmulator._tick` without starting its thread.
 """
 
 from __future__ import annotations
@@ -29,6 +35,8 @@ import tty
 from dataclasses import dataclass
 from typing import Any
 
+from ..waveform import PulseChunk
+from ._emitted import PulseRecorder
 from ._framing import Frame, FrameError, ProtocolError
 
 __all__ = ["PtyEmulator", "OutputState"]
@@ -74,6 +82,8 @@ class PtyEmulator:
         self.output_log: list[tuple[float, dict[int, OutputState]]] = [(time.monotonic(), {})]
         #: (monotonic time, message) of every valid packet received
         self.received: list[tuple[float, Any]] = []
+        #: every pulse emitted (see :meth:`emitted`)
+        self.pulse_recorder = PulseRecorder()
         #: what could not be understood: (monotonic time, text)
         self.errors: list[tuple[float, str]] = []
         self._decoder = self._stream_decoder()
@@ -110,7 +120,28 @@ class PtyEmulator:
         self.outputs = dict(outputs)
 
     def stop_outputs(self, now: float | None = None) -> None:
-        self.set_outputs({}, now)
+        """Every output stops: logged, and no pulse starts from ``now`` on."""
+        t = time.monotonic() if now is None else now
+        self.pulse_recorder.stop(t)
+        self.set_outputs({}, t)
+
+    def emitted(self, start_s: float | None = None, stop_s: float | None = None) -> PulseChunk:
+        """Every pulse the device emitted in ``[start_s, stop_s)`` (monotonic seconds), as the device would.
+
+        Parameters
+        ----------
+        start_s : float, optional
+            Start of the window (default: the first pulse).
+        stop_s : float, optional
+            End of the window (default, and at most: now).
+
+        Returns
+        -------
+        PulseChunk
+            Sorted by time then channel; ``output`` is the device channel (1..n).
+        """
+        with self._lock:
+            return self.pulse_recorder.emitted(start_s, stop_s)
 
     @property
     def output_on(self) -> bool:
@@ -150,11 +181,14 @@ class PtyEmulator:
         """Stop answering, port left open (a hung device). Its own timers still run."""
         self.silent = True
 
-    def vanish(self) -> None:
-        """The device disappears with its port (unplugged): the client's next read or write fails."""
+    def vanish(self, now: float | None = None) -> None:
+        """The device disappears with its port (unplugged): the client's next read or write fails.
+
+        Its outputs stop at ``now`` (default: the time of the call).
+        """
         with self._lock:
             self.silent = True
-            self.stop_outputs()
+            self.stop_outputs(now)
             self._release_port()
 
     # -- running ----------------------------------------------------------------------------------
@@ -236,23 +270,26 @@ class PtyEmulator:
                     data = os.read(self._master, 4096)
                 except OSError:
                     continue
-                now = time.monotonic()
-                for event in self._decoder.feed(data):
-                    if isinstance(event, FrameError):
-                        self.errors.append((now, f"{event.reason}: {event.message}"))
-                        continue
-                    assert isinstance(event, Frame)
-                    try:
-                        pn, msg = self._decode(event.data)
-                    except ProtocolError as exc:
-                        self.errors.append((now, f"{exc.reason}: {exc}"))
-                        if not self.silent:
-                            self._queue(self._bad_packet(event.data, exc, now), now)
-                        continue
-                    self.last_valid_s = now
-                    self.received.append((now, msg))
-                    if not self.silent:
-                        self._queue(self._handle(pn, msg, now), now)
+                self._receive(data, time.monotonic())
+
+    def _receive(self, data: bytes, now: float) -> None:
+        """Bytes that arrived on the line at ``now``: decode, log and answer every whole packet (lock held)."""
+        for event in self._decoder.feed(data):
+            if isinstance(event, FrameError):
+                self.errors.append((now, f"{event.reason}: {event.message}"))
+                continue
+            assert isinstance(event, Frame)
+            try:
+                pn, msg = self._decode(event.data)
+            except ProtocolError as exc:
+                self.errors.append((now, f"{exc.reason}: {exc}"))
+                if not self.silent:
+                    self._queue(self._bad_packet(event.data, exc, now), now)
+                continue
+            self.last_valid_s = now
+            self.received.append((now, msg))
+            if not self.silent:
+                self._queue(self._handle(pn, msg, now), now)
 
 
 def _corrupt_checksum(frame: bytes, pos: int) -> bytes:

@@ -20,13 +20,35 @@ It behaves as ``reference/sciencemode.md`` describes the device, mid level:
 * a command it does not know is answered with UnknownCommand (67, result
   "invalid cmd error"), a known command whose data cannot be decoded with its
   acknowledgement carrying "parameter error".
+
+Every pulse it emits is recorded (:meth:`~._emulator.PtyEmulator.emitted`), with
+these rules for the timing the public description leaves open:
+
+* **Trains.** A channel fires its shape (the points of its MlUpdate entry, converted
+  by :func:`p24_shape_pulses`) once per period. Its first update after MlInit (or
+  after a stop) starts its train at the moment the update is processed.
+* **Updates keep the timing.** A later update that lists the channel lets the shape
+  under way finish (the last shape that started at or before the update) and starts
+  the new shape one *new* period after that shape's start, then every new period.
+  A channel the update omits is disabled (the codec's rule: "channels not listed are
+  disabled"): no pulse of it starts from that moment.
+* **Not modelled:** the ramp field (pulses are recorded at full current) and the
+  interpolation bits (each point holds its current).
+* MlStop, MlInit, Reset, the 1.5 s poll watchdog, an electrode error and
+  :meth:`~._emulator.PtyEmulator.vanish` end every pulse from that moment (a pulse
+  already started is whole).
+* A low-level LlChannelConfig with stimulation enabled fires its shape once, when
+  processed.
 """
 
 from __future__ import annotations
 
+import math
 import time
+from collections.abc import Iterable
 from typing import Any
 
+from ._emitted import Pulse
 from ._emulator import OutputState, PtyEmulator
 from ._framing import ProtocolError, unstuff
 from ._sciencemode4 import (
@@ -54,6 +76,7 @@ from ._sciencemode4 import (
     Sm4MlStopAck,
     Sm4MlUpdate,
     Sm4MlUpdateAck,
+    Sm4Point,
     Sm4RawPacket,
     Sm4Reset,
     Sm4ResetAck,
@@ -63,7 +86,7 @@ from ._sciencemode4 import (
     sm4_encode,
 )
 
-__all__ = ["P24Emulator"]
+__all__ = ["P24Emulator", "p24_shape_pulses"]
 
 #: The device's limits (profile ``p24``).
 _CHANNELS = 4
@@ -74,6 +97,83 @@ _ACK_OF = {cmd: SM4_MESSAGES[cmd + 1] for cmd in (
     Sm4Command.LL_INIT, Sm4Command.LL_CHANNEL_CONFIG, Sm4Command.LL_STOP, Sm4Command.ML_INIT,
     Sm4Command.ML_UPDATE, Sm4Command.ML_STOP, Sm4Command.ML_GET_CURRENT_DATA, Sm4Command.GET_DEVICE_ID,
     Sm4Command.RESET, Sm4Command.GET_STIM_STATUS, Sm4Command.GET_EXTENDED_VERSION)}
+
+
+def p24_shape_pulses(points: Iterable[Sm4Point]) -> tuple[Pulse, ...]:
+    """The pulses of one mid-level (or low-level) shape, with their offsets from its start.
+
+    The points are read in order, each holding its current for its width:
+
+    1. Consecutive points of the same current are one span (a phase longer than
+       4095 µs comes as several points); points 0 µs wide are skipped.
+    2. A nonzero span is a phase. A phase followed by a phase of the opposite sign is
+       one biphasic pulse; a 0 mA span between them is its interphase gap.
+    3. A 0 mA span anywhere else separates pulses, and so does a change of current
+       within one sign: a phase followed by a phase of the same sign (with or without
+       0 mA between them), or any phase after a completed biphasic pair, starts a new
+       pulse. So a monophasic twin peak is two monophasic pulses, and a staircase
+       phase is one monophasic pulse per step (a pulse record holds one current per
+       phase).
+    4. A phase left without a partner is a monophasic pulse (second phase 0 mA, 0 µs,
+       gap 0 µs).
+
+    Currents keep their sign (the schedule's convention: cathodic at the active pad
+    negative). A shape of 0 mA points emits nothing.
+
+    Parameters
+    ----------
+    points : iterable of Sm4Point
+        The shape's points.
+
+    Returns
+    -------
+    tuple of Pulse
+        In order of their start.
+
+    Examples
+    --------
+    A symmetric biphasic pulse, then a 5000 µs monophasic phase sent as two points:
+
+    >>> pts = [Sm4Point(200, -20), Sm4Point(50, 0), Sm4Point(200, 20), Sm4Point(1000, 0),
+    ...        Sm4Point(4095, -5), Sm4Point(905, -5)]
+    >>> [(round(p.offset_s * 1e6), p.first_amplitude_ma, p.first_width_us, p.gap_us, p.second_amplitude_ma,
+    ...   p.second_width_us) for p in p24_shape_pulses(pts)]
+    [(0, -20.0, 200.0, 50.0, 20.0, 200.0), (1450, -5.0, 5000.0, 0.0, 0.0, 0.0)]
+    """
+    spans: list[list[float]] = []  # [start_us, width_us, current_ma]
+    t_us = 0.0
+    for p in points:
+        w, a = float(p.pulse_width_us), float(p.current_ma)
+        if w > 0:
+            if spans and spans[-1][2] == a:
+                spans[-1][1] += w
+            else:
+                spans.append([t_us, w, a])
+        t_us += w
+    pulses: list[Pulse] = []
+    first: list[float] | None = None  # the phase waiting for its partner
+    gap_us = 0.0
+
+    def monophasic(phase: list[float]) -> Pulse:
+        return Pulse(phase[0] * 1e-6, phase[2], phase[1])
+
+    for span in spans:
+        start_us, width_us, current_ma = span
+        if current_ma == 0:
+            if first is not None:
+                gap_us = width_us
+            continue
+        if first is None:
+            first, gap_us = span, 0.0
+        elif (current_ma > 0) != (first[2] > 0):
+            pulses.append(Pulse(first[0] * 1e-6, first[2], first[1], gap_us, current_ma, width_us))
+            first = None
+        else:
+            pulses.append(monophasic(first))
+            first, gap_us = span, 0.0
+    if first is not None:
+        pulses.append(monophasic(first))
+    return tuple(pulses)
 
 
 def _unknown(result: Sm4Result = Sm4Result.INVALID_CMD_ERROR) -> Sm4RawPacket:
@@ -117,6 +217,8 @@ class P24Emulator(PtyEmulator):
         self.low_level_pulses: list[Sm4LlChannelConfig] = []
         self.watchdog_stops = 0  # stimulations stopped for want of a poll
         self.last_poll_s = time.monotonic()
+        #: channel → (start of its current train's period 0 in s, its period in s, its pulses)
+        self._trains: dict[int, tuple[float, float, tuple[Pulse, ...]]] = {}
 
     # -- codec ------------------------------------------------------------------------------------
     def _stream_decoder(self) -> Sm4FrameDecoder:
@@ -139,14 +241,19 @@ class P24Emulator(PtyEmulator):
         """Stop stimulating; the mid level stays initialised."""
         self.update = None
         self.stim_status = Sm4StimStatus.ML_INITIALISED
+        self._trains = {}
         self.stop_outputs(now)
 
-    def electrode_error(self, channel: int = 1, error: Sm4ChannelError = Sm4ChannelError.ELECTRODE_ERROR) -> None:
-        """``channel``'s electrode check failed: stop every output; the next polls report it."""
+    def electrode_error(self, channel: int = 1, error: Sm4ChannelError = Sm4ChannelError.ELECTRODE_ERROR,
+                        now: float | None = None) -> None:
+        """``channel``'s electrode check failed: stop every output; the next polls report it.
+
+        ``now`` is when it happens (default: the time of the call).
+        """
         with self._lock:
             self.channel_errors[int(channel)] = Sm4ChannelError(error)
             if self.stim_status == Sm4StimStatus.ML_RUNNING:
-                self._halt(time.monotonic())
+                self._halt(time.monotonic() if now is None else now)
 
     # -- requests ---------------------------------------------------------------------------------
     def _ml_initialised(self) -> bool:
@@ -186,6 +293,8 @@ class P24Emulator(PtyEmulator):
             if self.stim_status != Sm4StimStatus.LL_INITIALISED:
                 return [(Sm4LlChannelConfigAck(Sm4Result.NOT_INITIALIZED_ERROR, msg.channel, msg.connector), pn)]
             self.low_level_pulses.append(msg)
+            if msg.enable_stimulation:
+                self.pulse_recorder.add_group(msg.channel, now, p24_shape_pulses(msg.points))
             return [(Sm4LlChannelConfigAck(Sm4Result.OK, msg.channel, msg.connector), pn)]
         if isinstance(msg, Sm4LlStop):
             if self.stim_status == Sm4StimStatus.LL_INITIALISED:
@@ -219,7 +328,29 @@ class P24Emulator(PtyEmulator):
         self.stim_status = Sm4StimStatus.ML_RUNNING
         self.set_outputs({c.channel: OutputState(max(abs(p.current_ma) for p in c.points), c.points[0].pulse_width_us)
                           for c in msg.channels}, now)
+        self._emit_update(msg, now)
         return Sm4Result.OK
+
+    def _emit_update(self, msg: Sm4MlUpdate, now: float) -> None:
+        """Start, change or end each channel's train (the rules are in the module docstring)."""
+        listed = {c.channel for c in msg.channels}
+        for ch in [ch for ch in self._trains if ch not in listed]:
+            self.pulse_recorder.end_train(ch, now)
+            del self._trains[ch]
+        for c in msg.channels:
+            period_s = c.period_ms * 1e-3
+            pulses = p24_shape_pulses(c.points)
+            if c.channel in self._trains:
+                origin_s, old_period_s, old_pulses = self._trains[c.channel]
+                if (old_period_s, old_pulses) == (period_s, pulses):
+                    continue  # the same shape at the same period: the train runs on
+                last = math.floor((now - origin_s) / old_period_s + 1e-9)  # the last shape started at or before now
+                self.pulse_recorder.end_train(c.channel, periods=last + 1)
+                origin_s += last * old_period_s + period_s
+            else:
+                origin_s = now
+            self._trains[c.channel] = (origin_s, period_s, pulses)
+            self.pulse_recorder.start_train(c.channel, origin_s=origin_s, period_s=period_s, pulses=pulses)
 
     def _bad_packet(self, frame: bytes, error: ProtocolError, now: float) -> list[tuple[Any, int]]:
         """A valid frame whose data could not be decoded: its acknowledgement with "parameter error"."""

@@ -42,7 +42,9 @@ HANDLED_SIGNALS: tuple[signal.Signals, ...] = tuple(
     s for s in (getattr(signal, n, None) for n in ("SIGINT", "SIGTERM", "SIGHUP")) if s is not None
 )
 #: How a session ends in the store, by the session engine's final state.
-END_STATES = {SessionState.DONE: "completed", SessionState.STOPPED: "stopped", SessionState.FAILED: "failed"}
+#: (the session engine and the store name them alike)
+END_STATES = {SessionState.COMPLETED: "completed", SessionState.STOPPED: "stopped", SessionState.FAILED: "failed"}
+END_FINAL = {s.value for s in END_STATES}
 #: Process exit codes for an ending (a signal adds 128 to its number).
 EXIT_CODES = {"completed": 0, "stopped": 0, "failed": 1}
 #: Fastest speed-up of a simulated session asked for by a number (``math.inf``: as fast as it computes).
@@ -69,7 +71,8 @@ class SessionResult:
     summary : dict
         The session engine's summary (state, times, thresholds, pulses, charge).
     events : int
-        Events the session produced (all recorded unless ``record_error``).
+        Events the session recorded between the store's first event (``running``) and
+        its last (the ending): all of them unless ``record_error``.
     db : str
         The store's URL (password hidden).
     """
@@ -153,8 +156,8 @@ class _SignalGuard:
                     self._act()
 
     def _handler(self, signum: int, frame: Any) -> None:
-        if self._take(signum):  # the watcher missed it (no wakeup fd): act here
-            self._act()
+        """The Python-level handler: nothing. The watcher thread acts (this runs in the main thread, which may be
+        inside a device request: stopping from here could cut that request in half)."""
 
     def __enter__(self) -> _SignalGuard:
         if threading.current_thread() is not threading.main_thread():
@@ -306,18 +309,21 @@ class _Nothing:
 
 def _run(plan, dev, db, session_id, device_name, guard, duration_s, speed, step_s, on_tick, options, StoreError):
     events = [0]
+    final: list[dict[str, Any]] = []
     store_failure: list[str] = []
     pending: list[tuple[str, dict[str, Any]]] = []
     holder: list[Runner] = []
-    kinds = {"contact": "note", "target": "intensity"}
 
     def on_event(kind: str, payload: dict[str, Any]) -> None:
+        if kind == "state" and payload.get("state") in END_FINAL:
+            final[:] = [payload]  # the store's ending records it, once
+            return
         events[0] += 1
         if store_failure:
             pending.append((kind, payload))
             return
         try:
-            db.append_event(session_id, kinds.get(kind, kind), payload, output=payload.get("output"))
+            db.append_event(session_id, kind, payload, output=payload.get("output"))
         except StoreError as exc:
             store_failure.append(str(exc))
             pending.append((kind, payload))
@@ -340,12 +346,12 @@ def _run(plan, dev, db, session_id, device_name, guard, duration_s, speed, step_
         runner.emergency_stop("interrupted")
     except BaseException as exc:  # anything else (a console that lost its terminal): stop, record, then raise
         runner.fail(f"internal error: {type(exc).__name__}: {exc}")
-        _end(plan, dev, db, session_id, device_name, runner, guard, events, store_failure, pending, StoreError)
+        _end(plan, dev, db, session_id, device_name, runner, guard, events, final, pending, StoreError)
         raise
-    return _end(plan, dev, db, session_id, device_name, runner, guard, events, store_failure, pending, StoreError)
+    return _end(plan, dev, db, session_id, device_name, runner, guard, events, final, pending, StoreError)
 
 
-def _end(plan, dev, db, session_id, device_name, runner, guard, events, store_failure, pending, StoreError):
+def _end(plan, dev, db, session_id, device_name, runner, guard, events, final, pending, StoreError):
     if runner.state not in END_STATES:
         runner.emergency_stop("the session ended early")
     try:
@@ -357,14 +363,18 @@ def _end(plan, dev, db, session_id, device_name, runner, guard, events, store_fa
     sig = guard.signal.name if guard is not None and guard.signal is not None else None
     summary = runner.summary()
     summary["end_state"] = end_state
+    reason = (final[0] if final else {}).get("reason")
+    if reason:
+        summary["reason"] = reason
     if sig:
         summary["signal"] = sig
     record_error = None
     try:
         for kind, payload in pending:  # what the store could not take, if it recovered
-            db.append_event(session_id, {"contact": "note", "target": "intensity"}.get(kind, kind), payload,
-                            output=payload.get("output"))
-        db.end_session(session_id, end_state, summary)
+            if kind == "state" and payload.get("state") in END_FINAL:
+                continue
+            db.append_event(session_id, kind, payload, output=payload.get("output"))
+        db.end_session(session_id, end_state, summary, reason=reason)
     except StoreError as exc:
         record_error = (f"the ending of session {session_id} could not be recorded ({exc}); the next start marks it "
                         "interrupted")

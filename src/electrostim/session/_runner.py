@@ -59,13 +59,13 @@ class SessionState(StrEnum):
     RUN = "run"
     PAUSED = "paused"
     RAMP_DOWN = "ramp-down"
-    DONE = "done"
+    COMPLETED = "completed"
     STOPPED = "stopped"
     FAILED = "failed"
 
 
 _ACTIVE = (SessionState.RAMP_UP, SessionState.RUN, SessionState.RAMP_DOWN)
-_FINAL = (SessionState.DONE, SessionState.STOPPED, SessionState.FAILED)
+_FINAL = (SessionState.COMPLETED, SessionState.STOPPED, SessionState.FAILED)
 
 
 class Runner:
@@ -179,7 +179,7 @@ class Runner:
             self._fail(f"contact check failed: impedance {', '.join(f'{k} {z:.0f} Ω' for k, z in bad.items())} "
                        f"above {self.max_impedance_ohm:.0f} Ω")
             return
-        self._emit("contact", {"impedance_ohm": status.impedance_ohm})
+        self._emit("note", {"note": "contact", "impedance_ohm": status.impedance_ohm})
         if not self.device.virtual_time:
             self.device.host_timeout_s = self.keepalive_s  # the device stops by itself if this session hangs
         self.device.heartbeat()
@@ -191,7 +191,7 @@ class Runner:
             return
         self.target = dict(self.start_ma)
         for label, value in self.target.items():
-            self._emit("target", {"output": label, "target_ma": value})
+            self._emit("intensity", {"output": label, "target_ma": value})
         self._set_state(SessionState.RAMP_UP)
 
     def set_target(self, output: str | int, amplitude_ma: float) -> float:
@@ -207,10 +207,10 @@ class Runner:
             frac = self._down_fraction()
             if frac > 0:
                 self._down_from[label] = min(self._down_from.get(label, 0.0), float(amplitude_ma) / frac)
-            self._emit("target", {"output": label, "target_ma": float(amplitude_ma)})
+            self._emit("intensity", {"output": label, "target_ma": float(amplitude_ma)})
             return float(amplitude_ma)  # the target stays 0: the ramp is heading there
         self.target[label] = float(amplitude_ma)
-        self._emit("target", {"output": label, "target_ma": float(amplitude_ma)})
+        self._emit("intensity", {"output": label, "target_ma": float(amplitude_ma)})
         return float(amplitude_ma)
 
     def nudge(self, output: str | int, delta_ma: float) -> float:
@@ -354,7 +354,7 @@ class Runner:
         if self.run_t >= self.duration_s - 1e-9:
             self.device.stop()
             self.level = {k: 0.0 for k in self.labels}
-            self._set_state(SessionState.DONE)
+            self._set_state(SessionState.COMPLETED)
         elif self.t >= self._next_dose_s:
             self._next_dose_s += self.dose_every_s
             self._emit_dose()

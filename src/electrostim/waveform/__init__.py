@@ -9,11 +9,12 @@ Examples
 100.0
 """
 
-from ._dose import DEFAULT_LOAD_OHM, WINDOW_S, Dose, ElectrodeDose, OutputDose, compute_dose, pulse_terms
+from ._dose import DEFAULT_LOAD_OHM, RATE_BANDS_HZ, WINDOW_S, Dose, ElectrodeDose, OutputDose, compute_dose, pulse_terms
 from ._schedule import SHAPE_RECT, SHAPE_SINE, PulseChunk, Schedule, schedule
 
 __all__ = [
     "DEFAULT_LOAD_OHM",
+    "RATE_BANDS_HZ",
     "WINDOW_S",
     "SHAPE_RECT",
     "SHAPE_SINE",

@@ -5,6 +5,12 @@ a rectangular phase of amplitude I and width w carries I·w and I²·w; a sine
 half-wave carries 2·I·w/π and I²·w/2). "During stimulation" figures are the highest
 over any one-second window starting at a pulse (the FDA averages power over 1 s at
 maximum duty); "session" figures average over the whole session.
+
+Rate-dependent figures are judged per window at what the schedule does there: each
+pulse (or carrier cycle) has a local rate, 1 / the shorter of its intervals to the
+previous and the next pulse of the same output, and the rms current of a rate band
+(:data:`RATE_BANDS_HZ`) is the highest over the 1 s windows that hold a pulse at a
+rate in that band.
 """
 
 from __future__ import annotations
@@ -17,12 +23,23 @@ from pydantic import BaseModel, ConfigDict
 from ..program import Program
 from ._schedule import SHAPE_SINE, PulseChunk, Schedule
 
-__all__ = ["ElectrodeDose", "OutputDose", "Dose", "compute_dose", "DEFAULT_LOAD_OHM", "WINDOW_S"]
+__all__ = ["ElectrodeDose", "OutputDose", "Dose", "compute_dose", "DEFAULT_LOAD_OHM", "WINDOW_S", "RATE_BANDS_HZ"]
 
 #: Standard test load of IEC 60601-2-10.
 DEFAULT_LOAD_OHM = 500.0
 #: Averaging window for "during stimulation" figures.
 WINDOW_S = 1.0
+#: Upper edges of the rate bands of the rms-current limits of IEC 60601-2-10 (1987),
+#: cl. 51.104 [verify against the 2012 edition]: up to 400 Hz, above 400 up to 1500 Hz, above
+#: 1500 Hz (the band figures of :class:`OutputDose` are named after them). A rate on an edge
+#: belongs to the band below it; so does a rate within 1 ppm above an edge (rounding in
+#: pulse times never moves a train set at an edge into the laxer band).
+RATE_BANDS_HZ: tuple[float, float] = (400.0, 1500.0)
+_BAND_REL_TOL = 1e-6
+# a pulse whose shortest interval to a neighbour is at least _BAND_MIN_INTERVAL_S[0] lies in
+# band 0, at least [1] in band 1, else in band 2 (an interval of inf, a lone pulse: rate 0, band 0)
+_BAND_MIN_INTERVAL_S = tuple(1.0 / (edge * (1.0 + _BAND_REL_TOL)) for edge in RATE_BANDS_HZ)
+_N_BANDS = len(RATE_BANDS_HZ) + 1
 
 
 class _Frozen(BaseModel):
@@ -58,6 +75,12 @@ class OutputDose(_Frozen):
     net_charge_session_uc: float
     dc_current_ma: float
     rms_current_ma: float
+    #: highest rms over the 1 s windows holding a pulse at a local rate up to 400 Hz (0 if none)
+    rms_current_up_to_400hz_ma: float
+    #: the same for local rates above 400 Hz up to 1500 Hz
+    rms_current_400_to_1500hz_ma: float
+    #: the same for local rates above 1500 Hz
+    rms_current_above_1500hz_ma: float
     rms_current_session_ma: float
     average_current_ma: float
     average_current_session_ma: float
@@ -98,7 +121,25 @@ def pulse_terms(c: PulseChunk) -> tuple[np.ndarray, ...]:
     return np.abs(s1), np.abs(s2), s1 + s2, i2t, peak
 
 
+def _band_of_interval(interval_s: float) -> int:
+    """Rate band (0, 1, 2) of a pulse whose shorter interval to a neighbour is ``interval_s``."""
+    return 0 if interval_s >= _BAND_MIN_INTERVAL_S[0] else 1 if interval_s >= _BAND_MIN_INTERVAL_S[1] else 2
+
+
+_NO_BANDS = np.zeros(0, np.int8)
+
+
 class _OutputAccumulator:
+    """Streams the pulses of one output, chunk by chunk, into its dose figures.
+
+    Window figures are taken over the windows ``[t, t + w)`` that start at a pulse. A
+    window is evaluated once every pulse in it is known and every pulse in it has a
+    known local rate: once a later pulse lies at or beyond its end (or at the final
+    chunk). Until then it waits in the tail, with the pulses it covers. The last pulse
+    seen waits for its next neighbour (possibly chunks later) to get its local rate, so
+    the figures do not depend on where the chunks are cut.
+    """
+
     def __init__(self, window_s: float):
         self.w = window_s
         self.count = 0
@@ -111,14 +152,31 @@ class _OutputAccumulator:
         self.max_i2t = 0.0
         self.min_dt = math.inf
         self.last_t: float | None = None
+        self.last_gap = math.inf  # interval from the last pulse seen to the one before it
         self.win_max = np.zeros(3)  # i2t, |q|, net
         self.win_min_net = 0.0
+        self.band_max = np.zeros(_N_BANDS)  # highest window ∫i²dt among windows holding a pulse of each band
         self.tail_t = np.zeros(0)
         self.tail_v = np.zeros((3, 0))
+        self.tail_b = _NO_BANDS  # bands of the tail's pulses but its last (whose next neighbour is unknown)
 
     def add(self, c: PulseChunk, final: bool) -> None:
+        """Take the next chunk of this output's pulses.
+
+        Parameters
+        ----------
+        c : PulseChunk
+            Pulses of this output only, later than every pulse already added.
+        final : bool
+            True for the last chunk: every window still open is then evaluated, and the
+            last pulse's rate is settled on its previous interval alone.
+        """
         t = c.time_s
         n = t.shape[0]
+        if n == 0 and not final:
+            return  # nothing new: no window can complete, no rate can be settled
+        pending = self.last_t is not None  # the last pulse seen, its rate still open
+        g0 = float(t[0]) - self.last_t if (n and self.last_t is not None) else math.inf
         if n:
             q1, q2, net, i2t, peak = pulse_terms(c)
             self.count += n
@@ -130,30 +188,81 @@ class _OutputAccumulator:
             absq = q1 + q2
             self.sum_absq += float(absq.sum())
             self.max_i2t = max(self.max_i2t, float(i2t.max()))
+            d = np.diff(t)
             if n > 1:
-                self.min_dt = min(self.min_dt, float(np.diff(t).min()))
-            if self.last_t is not None:
-                self.min_dt = min(self.min_dt, float(t[0]) - self.last_t)
-            self.last_t = float(t[-1])
+                self.min_dt = min(self.min_dt, float(d.min()))
+            self.min_dt = min(self.min_dt, g0)
             T = np.concatenate([self.tail_t, t])
             V = np.concatenate([self.tail_v, np.stack([i2t, absq, net])], axis=1)
         else:
+            d = t[:0]
             T, V = self.tail_t, self.tail_v
-        if T.shape[0] == 0:
+        # shortest interval to a neighbour of each pulse whose rate is now settled: the pending
+        # pulse, then the new pulses but the last (all of them at the final chunk)
+        k = 1 if pending else 0
+        m = np.empty(k + n)
+        if pending:
+            m[0] = min(self.last_gap, g0)
+        if n == 1:
+            m[k] = g0
+        elif n > 1:
+            m[k] = min(g0, float(d[0]))
+            np.minimum(d[:-1], d[1:], out=m[k + 1 : k + n - 1])
+            m[k + n - 1] = d[-1]
+        if n:
+            self.last_gap = float(d[-1]) if n > 1 else g0
+            self.last_t = float(t[-1])
+        m = m if final else m[: k + n - 1] if n else m[:0]
+        # rate bands of the settled pulses, in the order of T: one band for all (the common
+        # case, no per-pulse work) or, where bands mix, one per pulse
+        tb = self.tail_b
+        present: list[int] = []
+        if m.shape[0]:
+            present += [_band_of_interval(float(m.max())), _band_of_interval(float(m.min()))]
+        if tb.shape[0]:
+            present += [int(tb.min()), int(tb.max())]
+        uniform = present[0] if present and min(present) == max(present) else None
+        B: np.ndarray | None = None
+        if present and uniform is None:
+            new_b = (m < _BAND_MIN_INTERVAL_S[0]).view(np.int8) + (m < _BAND_MIN_INTERVAL_S[1]).view(np.int8)
+            B = np.concatenate([tb, new_b])
+        N = T.shape[0]
+        if N == 0:
             return
-        C = np.zeros((3, T.shape[0] + 1))
+        C = np.zeros((3, N + 1))
         np.cumsum(V, axis=1, out=C[:, 1:])
-        ends = T + self.w
-        complete = np.ones(T.shape[0], bool) if final else ends <= c.stop_s
-        if complete.any():
-            start = np.nonzero(complete)[0]
-            # half-open windows [t, t + w); a pulse exactly at t + w (to 1 ns) belongs to the next
-            stop = np.searchsorted(T, ends[start] - 1e-9, side="left")
-            sums = C[:, stop] - C[:, start]
-            self.win_max = np.maximum(self.win_max, sums.max(axis=1))
+        # half-open windows [t, t + w); a pulse exactly at t + w (to 1 ns) belongs to the next
+        stop = np.searchsorted(T, T + self.w - 1e-9, side="left")
+        # a window is complete once a known pulse lies at or past its end; stop never decreases
+        done = N if final else int(np.searchsorted(stop, N, side="left"))
+        if done:
+            s = stop[:done]
+            sums = C[:, s] - C[:, :done]
+            top = sums.max(axis=1)
+            self.win_max = np.maximum(self.win_max, top)
             self.win_min_net = min(self.win_min_net, float(sums[2].min()))
-        pending = ~complete
-        self.tail_t, self.tail_v = T[pending], V[:, pending]
+            # Band figures: the highest ∫i²dt over windows holding a pulse of the band. Windows
+            # starting at pulses give the exact maximum over all windows: any window [a, a + w)
+            # can slide right to its first pulse p without losing a pulse (its pulses lie in
+            # [p, a + w) ⊂ [p, p + w)), so [p, p + w) holds the same band's pulse and at least
+            # the same ∫i²dt (every term is ≥ 0).
+            if uniform is not None:
+                self.band_max[uniform] = max(self.band_max[uniform], float(top[0]))
+            elif B is not None:
+                K = np.zeros(B.shape[0] + 1, np.int32)
+                for band in range(_N_BANDS):
+                    np.cumsum(B == band, out=K[1:])
+                    has = K[s] > K[:done]
+                    if has.any():
+                        self.band_max[band] = max(self.band_max[band], float(sums[0][has].max()))
+        # the tail: pulses of the windows still open, with the bands settled among them
+        self.tail_t, self.tail_v = T[done:], V[:, done:]
+        if B is not None:
+            self.tail_b = B[done:]
+        elif uniform is not None and not final:
+            self.tail_b = np.full(N - 1 - done, uniform, np.int8)
+        else:
+            self.tail_b = _NO_BANDS
 
 
 def compute_dose(
@@ -177,12 +286,33 @@ def compute_dose(
     schedule : Schedule, optional
         A schedule to use instead of building one.
 
+    Returns
+    -------
+    Dose
+
+    Notes
+    -----
+    The rms current of each IEC rate band (:data:`RATE_BANDS_HZ`) is the highest rms
+    over the 1 s windows (starting at a pulse, half-open) that hold at least one pulse
+    whose local rate lies in the band, 0 where no pulse does. A pulse's local rate is
+    1 / the shorter of its intervals to the previous and the next pulse of the same
+    output (0 for a pulse alone in its session): the carrier inside a Russian or
+    interferential burst, the intra-burst rate inside a burst, the train rate of a
+    plain train. A window holding pulses of several bands counts for each, so a rate
+    limit is judged by the strictest band the window holds.
+
     Examples
     --------
     >>> import electrostim as es
     >>> d = es.compute_dose(es.load_program("nmes-quadriceps-tka"), level="max")
     >>> round(d.outputs[0].max_phase_charge_uc, 3)
     25.0
+
+    Russian current (2.5 kHz sine carrier in bursts) lies in the band above 1500 Hz:
+
+    >>> r = es.compute_dose(es.load_program("russian-current"), level="max").outputs[0]
+    >>> round(r.rms_current_above_1500hz_ma, 6), r.rms_current_up_to_400hz_ma
+    (40.0, 0.0)
     """
     if load_ohm <= 0:
         from ..errors import OptionError
@@ -204,6 +334,7 @@ def compute_dose(
     outs = []
     for o, amp, acc in zip(sched.outputs, sched.amplitudes_ma, accs):
         rms = math.sqrt(acc.win_max[0] * 1e-6 / window)
+        rms_band = [math.sqrt(x * 1e-6 / window) for x in acc.band_max]
         rms_session = math.sqrt(acc.sum_i2t * 1e-6 / duration)
         power_w = rms * rms * 1e-6 * load_ohm
         power_session_w = rms_session * rms_session * 1e-6 * load_ohm
@@ -239,6 +370,9 @@ def compute_dose(
                 net_charge_session_uc=acc.sum_net,
                 dc_current_ma=max(acc.win_max[2], -acc.win_min_net) * 1e-3 / window,
                 rms_current_ma=rms,
+                rms_current_up_to_400hz_ma=rms_band[0],
+                rms_current_400_to_1500hz_ma=rms_band[1],
+                rms_current_above_1500hz_ma=rms_band[2],
                 rms_current_session_ma=rms_session,
                 average_current_ma=acc.win_max[1] * 1e-3 / window,
                 average_current_session_ma=acc.sum_absq * 1e-3 / duration,
