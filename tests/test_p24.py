@@ -175,12 +175,11 @@ def test_connect_to_a_silent_port_says_what_to_check():
         emu.close()
 
 
-def test_configure_refuses_a_burst_that_does_not_fit_in_16_points(emu):
-    plan = es.assess(es.load_program("tens-burst"), device="p24").approve()
-    with P24(emu.port) as dev:
-        dev.connect()
-        with pytest.raises(DeviceError, match=r"cannot carry output 'low-back'?.*pulse shape .*points"):
-            dev.configure(plan)
+def test_a_burst_that_does_not_fit_in_16_points_is_refused_by_the_check_with_the_numbers():
+    a = es.assess(es.load_program("tens-burst"), device="p24")
+    assert a.verdict == "refused"
+    (reason,) = [r for r in a.reasons if r.verdict == "refused"]
+    assert reason.rule == "device.p24.shape-points" and "39 points" in reason.message and "takes 16" in reason.message
 
 
 def test_update_carries_each_channel_period_and_shape(emu, plan):
@@ -194,7 +193,10 @@ def test_update_carries_each_channel_period_and_shape(emu, plan):
 
 
 def test_period_is_rounded_up_never_faster_than_approved(emu):
-    plan = es.assess(es.load_program("edema-muscle-pump"), device="p24").approve()  # 35 Hz: 28.57 ms
+    a = es.assess(es.load_program("edema-muscle-pump"), device="p24")  # 35 Hz: 28.57 ms
+    assert [r.rule for r in a.reasons] == ["device.p24.period-step"] and "34.4828 Hz (29 ms)" in a.reasons[0].message
+    plan = a.approve(confirm=True, confirmed_by="test")
+    assert plan.program.channels[0].stimulus.pulse.frequency_hz == pytest.approx(1000 / 29)
     with P24(emu.port) as dev:
         dev.connect()
         dev.configure(plan)

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -37,11 +38,12 @@ from electrostim.store import (
     SessionStateError,
     Store,
     StoreError,
+    StoreReadOnlyError,
     program_content_hash,
     resolve_url,
 )
 from electrostim.store._migrate import MIGRATIONS_DIR, alembic_config, head_revision
-from electrostim.store._tables import PLAN_VERDICTS, Base
+from electrostim.store._tables import PLAN_VERDICTS, Base, SessionRow
 
 TABLES = {"patients", "programs", "approved_plans", "sessions", "session_events"}
 
@@ -86,9 +88,9 @@ def test_migrations_create_the_schema_from_empty(db: Path):
     store = Store(db)  # opened without migrating
     try:
         assert store.schema_revision() is None
-        assert store.migrate() == head_revision() == "0001"
-        assert store.schema_revision() == "0001"
-        assert store.migrate() == "0001"  # a second upgrade changes nothing
+        assert store.migrate() == head_revision() == "0002"
+        assert store.schema_revision() == "0002"
+        assert store.migrate() == "0002"  # a second upgrade changes nothing
     finally:
         store.close()
     engine = _engine(db)
@@ -125,13 +127,13 @@ def test_downgrade_to_empty_and_up_again(store: Store, db: Path):
     finally:
         engine.dispose()
     assert store.schema_revision() is None
-    assert store.migrate() == "0001"
+    assert store.migrate() == "0002"
     assert store.list_sessions() == []
 
 
 def test_migrations_ship_with_the_package():
     assert (MIGRATIONS_DIR / "env.py").is_file()
-    assert sorted(p.name for p in (MIGRATIONS_DIR / "versions").glob("*.py")) == ["0001_initial_schema.py"]
+    assert sorted(p.name for p in (MIGRATIONS_DIR / "versions").glob("*.py")) == ["0001_initial_schema.py", "0002_row_checksums.py"]
 
 
 def test_a_newer_schema_is_refused(db: Path):
@@ -463,10 +465,10 @@ def test_mark_interrupted_marks_only_abandoned_sessions(db: Path, plan):
         elsewhere = first.start_session(plan_id, "simulated")
         first.append_event(dead.id, "intensity", {"amplitude_ma": 8.0})
         engine = _engine(db)
-        try:
-            with engine.begin() as conn:
-                conn.execute(sa.text("UPDATE sessions SET pid = :pid WHERE id = :id"), {"pid": _dead_pid(), "id": dead.id})
-                conn.execute(sa.text("UPDATE sessions SET host = 'another-machine' WHERE id = :id"), {"id": elsewhere.id})
+        try:  # through the models, which keep each row's checksum (a bare UPDATE would read back as damage)
+            with Session(engine) as s, s.begin():
+                s.get(SessionRow, dead.id).pid = _dead_pid()
+                s.get(SessionRow, elsewhere.id).host = "another-machine"
         finally:
             engine.dispose()
         # ``second`` did not start ``live``, but its process (this one) is alive
@@ -592,7 +594,16 @@ def test_postgresql(plan, tmp_path: Path):
             except BaseException as exc:  # pragma: no cover - reported below
                 errors.append(exc)
 
+        def reader() -> None:  # each read is one snapshot: the events always run 1..event_count
+            try:
+                while any(t.is_alive() for t in threads[:4]):
+                    log = store.get_session(s.id)
+                    assert [e.seq for e in log.events] == list(range(1, log.event_count + 1))
+            except BaseException as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+
         threads = [threading.Thread(target=worker) for _ in range(4)]
+        threads.append(threading.Thread(target=reader))
         for t in threads:
             t.start()
         for t in threads:
@@ -602,3 +613,9 @@ def test_postgresql(plan, tmp_path: Path):
         log = store.get_session(s.id)
         assert [e.seq for e in log.events] == list(range(1, 103))
         assert json.loads(store.export_session(s.id, tmp_path / "pg.json").read_text())["session"]["event_count"] == 102
+    with Store.open(PG_URL, readonly=True) as reader:  # read-only transactions, no migration
+        assert reader.get_session(s.id) == log
+        with pytest.raises(StoreReadOnlyError, match=r"opened read-only"):
+            reader.add_patient("P-readonly")
+        with reader._engine.connect() as conn:  # type: ignore[union-attr]
+            assert conn.execute(sa.text("SHOW transaction_read_only")).scalar() == "on"

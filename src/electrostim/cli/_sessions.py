@@ -1,4 +1,11 @@
-"""``electrostim sessions``: list, show and export recorded sessions."""
+"""``electrostim sessions``: list, show and export recorded sessions; upgrade and recover a store.
+
+``list``, ``show`` and ``export`` only read: they open the store read-only, so they
+work on a read-only file or folder and on a full disk, and never migrate, mark
+sessions interrupted or create a database. A session left ``running`` by a process
+that has ended is shown as ``running (process ended)``; the next writing command
+(``electrostim run``) marks it ``interrupted``.
+"""
 
 from __future__ import annotations
 
@@ -10,18 +17,18 @@ from rich.table import Table
 
 from ._app import _emit_json, _guard, app, out
 
-sessions_app = typer.Typer(help="Recorded sessions: list, show, export (CSV or JSON).", no_args_is_help=True)
+sessions_app = typer.Typer(help="Recorded sessions: list, show, export (CSV or JSON); upgrade or recover the store.",
+                           no_args_is_help=True)
 app.add_typer(sessions_app, name="sessions")
 
 DbOpt = Annotated[str | None, typer.Option("--db", help="database URL or SQLite file (default: the user data folder)")]
 
 
 def _open(db):
+    """The store, for reading only (nothing is written, nothing is created)."""
     from ..store import Store
 
-    store = Store.open(db)
-    store.mark_interrupted()
-    return store
+    return Store.open(db, readonly=True)
 
 
 @sessions_app.command("list")
@@ -31,15 +38,17 @@ def list_(db: DbOpt = None, limit: Annotated[int, typer.Option("--limit")] = 50,
     """Recorded sessions, newest first."""
     with _open(db) as store:
         rows = store.list_sessions(limit=limit)
+        ended = {r.id for r in rows if store.process_ended(r)}
     if json_:
-        _emit_json([r.model_dump(mode="json") for r in rows])
+        _emit_json([{**r.model_dump(mode="json"), "process_ended": r.id in ended} for r in rows])
         return
     t = Table(title="Sessions", title_justify="left")
     for col in ("id", "started", "state", "device", "plan"):
         t.add_column(col)
     for r in rows:
         d = r.model_dump(mode="json")
-        t.add_row(str(d.get("id")), str(d.get("started_at", ""))[:19], str(d.get("state")), str(d.get("device")), str(d.get("plan_id")))
+        state = "running (process ended)" if r.id in ended else str(d.get("state"))
+        t.add_row(str(d.get("id")), str(d.get("started_at", ""))[:19], state, str(d.get("device")), str(d.get("plan_id")))
     out.print(t)
 
 
@@ -67,16 +76,18 @@ def show(session_id: Annotated[int, typer.Argument(help="session id")], db: DbOp
         raise InvalidInputError(f"Invalid value for '--tail': allowed >= 0, but got {tail!r}.")
     with _open(db) as store:
         detail = store.get_session(session_id)
+        ended = store.process_ended(detail)
     d = detail.model_dump(mode="json")
     if json_:
-        _emit_json(d)
+        _emit_json({**d, "process_ended": ended})
         return
     head = Table.grid(padding=(0, 2))
     head.add_column(style="bold")
     head.add_column()
     summary = d.get("summary") or {}
     rows = [("session", str(d["id"])), ("program", str(d.get("program_id"))), ("device", str(d.get("device"))),
-            ("state", str(d.get("state"))), ("started", str(d.get("started_at"))), ("ended", str(d.get("ended_at") or "—"))]
+            ("state", "running (process ended)" if ended else str(d.get("state"))), ("started", str(d.get("started_at"))),
+            ("ended", str(d.get("ended_at") or "—"))]
     if summary:
         rows.append(("delivered", f"{summary.get('session_s', 0):.1f} s of session time, "
                                   f"{summary.get('pulses_delivered', 0)} pulses"))
@@ -116,3 +127,45 @@ def export(session_id: Annotated[int, typer.Argument(help="session id")],
     with _open(db) as store:
         path = store.export_session(session_id, output, fmt)
     out.print(f"wrote {path}")
+
+
+@sessions_app.command("upgrade")
+@_guard
+def upgrade(db: DbOpt = None) -> None:
+    """Bring the store's schema to the newest revision (what every writing command does first); creates no store."""
+    from ..store import Store, StoreNotFoundError, resolve_url
+
+    url = resolve_url(db)
+    if url.get_backend_name() == "sqlite" and not Path(url.database or "").exists():
+        raise StoreNotFoundError(f"No database at {url.database} to upgrade; nothing was created.")
+    with Store.open(db) as store:
+        revision = store.schema_revision()
+        where = store.url
+    out.print(f"{where} is at schema revision {revision}")
+
+
+@sessions_app.command("recover")
+@_guard
+def recover(source: Annotated[str, typer.Argument(metavar="SOURCE_DB", help="the damaged store (SQLite file)")],
+            to: Annotated[str, typer.Option("--to", metavar="NEW_DB", help="the new store to write (must not exist)")],
+            json_: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Copy every row of a damaged store that can still be read into a new store; SOURCE_DB is never written."""
+    from ..store import Store
+
+    report = Store.recover(source, to)
+    if json_:
+        _emit_json({"source": source, "to": to, "tables": report})
+        return
+    t = Table(title=f"Recovered into {to}", title_justify="left")
+    for col in ("table", "recovered", "lost", "unreadable", "damaged", "orphaned"):
+        t.add_column(col, justify="left" if col == "table" else "right")
+    for table, counts in report.items():
+        t.add_row(table, *("unknown" if counts[k] is None else str(counts[k])
+                           for k in ("recovered", "lost", "unreadable", "damaged", "orphaned")))
+    out.print(t)
+    lost = sum(c["lost"] or 0 for c in report.values())
+    unknown = any(c["lost"] is None for c in report.values())
+    out.print(f"{source} was not changed. " + ("Every row was recovered." if not lost and not unknown else
+              "Rows were lost: unreadable (SQLite could not read them), damaged (checksum or constraint), "
+              "orphaned (their session or plan was lost). Each event lost from a recovered session is replaced "
+              "by an 'error' event that says so, so that its events still run 1, 2, 3, …"))

@@ -78,6 +78,11 @@ class SerialStimulator(Stimulator):
         self.link: SerialLink | None = None
         self._schedule: Schedule | None = None
         self._labels: list[str] = []
+        self._widths_us: list[float] = []
+        #: monotonic time of device time 0 of every start (what the tests align emitted pulses with)
+        self.start_times: list[float] = []
+        #: (monotonic time, device time) at every start and resume: device time of any moment
+        self.time_marks: list[tuple[float, float]] = []
         self._commanded: dict[str, OutputCommand] = {}
         self._t0: float | None = None  # monotonic time of device time 0
         self._paused_at: float | None = None
@@ -145,6 +150,9 @@ class SerialStimulator(Stimulator):
         self._raise_fault()
         self._schedule = Schedule(program, amplitude_ma={c.label: 1.0 for c in program.channels})
         self._labels = [o.label for o in self._schedule.outputs]
+        self._widths_us = [getattr(o.stimulus.pulse, "pulse_width_us", 0.0) for o in self._schedule.outputs]
+        self.start_times = []
+        self.time_marks = []
         self._commanded = {}
         self._pulses = 0
         self._charge_uc = {}
@@ -155,6 +163,8 @@ class SerialStimulator(Stimulator):
     def _start(self) -> None:
         self._raise_fault()
         self._t0 = time.monotonic()
+        self.start_times.append(self._t0)
+        self.time_marks.append((self._t0, 0.0))
         self._paused_at = None
         self._guarded(self._push, first=True)
 
@@ -172,7 +182,9 @@ class SerialStimulator(Stimulator):
 
     def _resume(self) -> None:
         if self._paused_at is not None and self._t0 is not None:
-            self._t0 += time.monotonic() - self._paused_at
+            now = time.monotonic()
+            self._t0 += now - self._paused_at
+            self.time_marks.append((now, now - self._t0))
         self._paused_at = None
         self._guarded(self._push)
 
@@ -214,17 +226,32 @@ class SerialStimulator(Stimulator):
         now = self._paused_at if self._paused_at is not None else time.monotonic()
         return now - self._t0
 
+    @property
+    def horizon_s(self) -> float:
+        """How far ahead a command must hold: it stays in force until the next one (a few ticks, and the link)."""
+        return max(6 * self.tick_s, 0.12)
+
     def commands_at(self, t_s: float) -> dict[str, OutputCommand]:
-        """What each output should carry at device time ``t_s``."""
+        """What each output should carry from device time ``t_s`` until the next command can take over.
+
+        The lowest level and width the schedule has over ``[t_s, t_s + horizon_s]``
+        (:meth:`~electrostim.waveform.Schedule.lowest_levels`), times the intensity,
+        rounded *down* to the device's current and width steps: no pulse delivered while
+        the command holds exceeds the schedule's (an off phase, a ramp down or a
+        modulation trough ahead lowers it in time).
+        """
         assert self._schedule is not None
         step = self.profile.current_step_ma
+        wstep = self.profile.pulse_width_step_us or 1.0
         out: dict[str, OutputCommand] = {}
-        for label, (level, width) in zip(self._labels, self._schedule.levels_at(t_s)):
-            if level == 0.0:
-                out[label] = OutputCommand(0.0, self._commanded.get(label, OutputCommand(0.0, 0.0)).pulse_width_us)
+        lows = self._schedule.lowest_levels(t_s, t_s + self.horizon_s)
+        for label, (level, width_factor), width in zip(self._labels, lows, self._widths_us):
+            if level <= 0.0:
+                out[label] = OutputCommand(0.0, self._commanded.get(label, OutputCommand(0.0, width)).pulse_width_us)
                 continue
             amp = self._intensity.get(label, 0.0) * level
-            out[label] = OutputCommand(math.floor(amp / step + 1e-9) * step, round(width))
+            current = math.floor(amp / step + 1e-9) * step if step > 0 else amp
+            out[label] = OutputCommand(current, math.floor(width * width_factor / wstep + 1e-9) * wstep)
         return out
 
     def _count_pulses(self, t_s: float) -> None:

@@ -16,12 +16,12 @@ error (or any other channel error), or a channel that stopped stimulating withou
 being told, is a fault: the driver stops and reports it. Before configure, and after
 a stop, GetStimStatus is the keepalive.
 
-The device runs each channel at its own period, rounded up to 0.5 ms (never faster
-than approved); ramps, on/off cycles and amplitude or width modulation are the host's
-(the device ramp is not used). A frequency modulation is not followed: each output
-runs at its nominal rate (never above the highest rate approved). A burst is sent as
-one shape per period, its pulses with zero-current points between them, and refused at
-configure when it does not fit in the 16 points of a shape.
+The device runs each channel at its own period: ``assess(..., device="p24")`` puts it
+on the 0.5 ms grid (rounded up: never faster than asked) and refuses a rate that varies;
+ramps, on/off cycles and amplitude or width modulation are the host's (the device ramp
+is not used). A burst is sent as one shape per period, its pulses with zero-current
+points between them; ``assess`` refuses one that does not fit in the 16 points of a
+shape, and the driver refuses it again at configure.
 """
 
 from __future__ import annotations
@@ -306,11 +306,18 @@ class P24(SerialStimulator):
             if st.pulse.shape not in PULSED_SHAPES:
                 raise DeviceError(f"the P24 driver delivers rectangular pulses ({', '.join(PULSED_SHAPES)}), "
                                   f"but output {o.label!r} has shape {st.pulse.shape!r}")
-            rate = min(st.nominal_repetition_hz, st.max_repetition_hz)
-            try:  # the period rounded up to the 0.5 ms grid: never faster than approved
-                period_ms = sm4_period_ms(sm4_period_code(math.ceil(2000.0 / rate - 1e-9) / 2.0))
+            if st.frequency_modulation is not None:
+                raise DeviceError(f"the P24 driver runs each output at one fixed rate; output {o.label!r}'s varies "
+                                  "(assess the program for the p24)")
+            rate = st.nominal_repetition_hz
+            try:  # the approved period, on the device's 0.5 ms grid (assess put it there)
+                period_ms = sm4_period_ms(sm4_period_code(round(1000.0 / rate, 9)))
             except FieldRangeError as exc:  # a rate the period field cannot carry: say which
                 raise DeviceError(f"the P24 cannot run output {o.label!r} at {rate:g} Hz: {exc}") from None
+            env = plan.output_envelope(o.label)
+            if st.burst is None and 0 < env.max_pulse_rate_hz * (1 + 1e-6) + 1e-9 < 1000.0 / period_ms:
+                raise DeviceError(f"output {o.label!r}: a period of {period_ms:g} ms is faster than the approved "
+                                  f"{env.max_pulse_rate_hz:g} Hz")
             # the widest phase at no current (the longest shape: an asymmetric second phase is never longer
             # than width x ratio) and at the highest current approved
             width = round(st.pulse.pulse_width_us)

@@ -10,8 +10,10 @@ Stop: StopChannelListMode. A Watchdog goes out whenever the link was quiet for 0
 (the device drops it after 1.2 s). Every request waits at most 100 ms for its
 acknowledgement.
 
-The device runs every channel of the list at the one main interval; a program whose
-outputs have different rates is refused at configure with the reason.
+The device runs every channel of the list at the one main interval, and low-frequency
+channels every k-th period; ``assess(..., device="rehastim2")`` puts each period and
+burst interval on the device's 0.5 ms grid (rounded up: never faster) and refuses what
+one main interval cannot serve, and the driver refuses it again at configure.
 """
 
 from __future__ import annotations
@@ -174,35 +176,50 @@ class RehaStim2(SerialStimulator):
             _check_result(self.link.request(Sm2StopChannelListMode()), "StopChannelListMode")
 
     def _send_config(self, plan: ApprovedPlan) -> None:
+        """InitChannelListMode for the approved program (as the RehaStim2 delivers it: ``assess`` put its periods
+        and burst intervals on the device's grids). Outputs at the shortest period form the main list; outputs
+        at k times that period are low-frequency channels (factor k - 1). Anything else is refused here too."""
         assert self.link is not None and self._schedule is not None
         outputs = self._schedule.outputs
-        rates = {o.stimulus.nominal_repetition_hz for o in outputs}
-        if len(rates) > 1:
-            raise DeviceError("the RehaStim2 runs every channel at one main interval, but this program's outputs "
-                              f"repeat at {', '.join(f'{r:g}' for r in sorted(rates))} Hz")
-        rate = rates.pop()
+        periods: dict[str, float] = {}
         inner: set[float] = set()
         self._modes = {}
         for o in outputs:
-            burst = o.stimulus.burst
+            st = o.stimulus
+            if st.pulse.shape != "symmetric-biphasic" or st.frequency_modulation is not None:
+                raise DeviceError(f"the RehaStim2 driver delivers fixed-rate symmetric biphasic pulses; output "
+                                  f"{o.label!r} is not one (assess the program for the rehastim2)")
+            periods[o.label] = round(1000.0 / st.nominal_repetition_hz, 9)
+            env = plan.output_envelope(o.label)
+            if 0 < env.max_pulse_rate_hz * (1 + 1e-6) + 1e-9 < st.nominal_repetition_hz and st.burst is None:
+                raise DeviceError(f"output {o.label!r}: {st.nominal_repetition_hz:g} Hz is above the approved "
+                                  f"{env.max_pulse_rate_hz:g} Hz")
+            burst = st.burst
             n = burst.pulses_per_burst if burst else 1
             if n > 3:
                 raise DeviceError(f"the RehaStim2 delivers at most 3 pulses per period (a triplet); output "
                                   f"{o.label!r} asks for bursts of {n}")
             self._modes[o.label] = Sm2PulseMode(n - 1)
             if n > 1:
-                inner.add(o.stimulus.pulse.frequency_hz)
+                inner.add(round(1000.0 / st.pulse.frequency_hz, 9))
         if len(inner) > 1:
             raise DeviceError("the RehaStim2 has one inter-pulse interval for every doublet and triplet, but this "
-                              f"program's bursts run at {', '.join(f'{r:g}' for r in sorted(inner))} Hz")
-        ipi_ms = 1000.0 / inner.pop() if inner else 8.0
+                              f"program's bursts use {', '.join(f'{v:g}' for v in sorted(inner))} ms")
+        main = min(periods.values())
+        slow = {round(v / main, 9) for v in periods.values()} - {1.0}
+        if len(slow) > 1 or any(abs(k - round(k)) > 1e-9 or k > 8 for k in slow):
+            raise DeviceError("the RehaStim2 runs every channel at one main interval (some every k-th period, one k "
+                              f"up to 8), but this program's outputs repeat every "
+                              f"{', '.join(f'{v:g}' for v in sorted(set(periods.values())))} ms")
+        factor = round(slow.pop()) if slow else 1
         self._channels = {o.label: i + 1 for i, o in enumerate(outputs)}
+        low = tuple(self._channels[lbl] for lbl, v in periods.items() if abs(v - main * factor) < 1e-9 and factor > 1)
         try:
-            message = Sm2InitChannelListMode(active_channels=tuple(self._channels.values()),
-                                             main_interval_ms=round(2000.0 / rate) / 2.0,
-                                             inter_pulse_interval_ms=round(2.0 * ipi_ms) / 2.0)
+            message = Sm2InitChannelListMode(active_channels=tuple(self._channels.values()), main_interval_ms=main,
+                                             inter_pulse_interval_ms=inner.pop() if inner else 8.0,
+                                             low_frequency_factor=factor - 1, low_frequency_channels=low)
             message._check_documented()
-        except FieldRangeError as exc:  # a field the protocol cannot carry: say which
+        except FieldRangeError as exc:  # a period off the grid or out of range: the plan was not made for this device
             raise DeviceError(f"the RehaStim2 cannot run this program: {exc}") from None
         _check_result(self.link.request(message), "InitChannelListMode")
 

@@ -177,23 +177,173 @@ def _device_reasons(program: Program, dev: DeviceProfile) -> tuple[list[Reason],
                 add("pulse-width-range", "refused",
                     f"phase widths {low:g}-{max(widths):g} µs are outside the device's {dev.pulse_width_min_us:g}-{dev.pulse_width_max_us:g} µs",
                     ch.label)
-            if dev.pulse_width_step_us > 0 and abs(p.pulse_width_us / dev.pulse_width_step_us - round(p.pulse_width_us / dev.pulse_width_step_us)) > 1e-9:
-                add("pulse-width-step", "needs_confirmation",
-                    f"{dev.name} sets pulse width in {dev.pulse_width_step_us:g} µs steps; {p.pulse_width_us:g} µs will be rounded", ch.label)
             rate = max(st.max_repetition_hz, p.frequency_hz)
             if rate > dev.max_pulse_rate_hz:
                 add("pulse-rate", "refused", f"pulse rate up to {rate:g} Hz exceeds the device's {dev.max_pulse_rate_hz:g} Hz", ch.label)
-            gap = getattr(p, "interphase_gap_us", None)
-            if dev.fixed_interphase_gap_us is not None and gap is not None and abs(gap - dev.fixed_interphase_gap_us) > 1e-9:
-                add("interphase-gap", "needs_confirmation",
-                    f"{dev.name} uses a fixed {dev.fixed_interphase_gap_us:g} µs interphase gap; the program asks for {gap:g} µs",
-                    ch.label)
         else:
             carrier = p.carrier_frequency_hz + (st.max_repetition_hz if p.shape == "interferential" else 0.0)
             if carrier > dev.max_carrier_hz:
                 add("carrier", "refused", f"carrier up to {carrier:g} Hz exceeds what {dev.name} can make ({dev.max_carrier_hz:g} Hz)", ch.label)
     return reasons, amps
 
+
+
+def _describe_rate(st: Any) -> str:
+    fm = st.frequency_modulation
+    if fm is None:
+        return f"{st.nominal_repetition_hz:g} Hz"
+    if fm.kind == "alternating-frequency":
+        return f"alternating {', '.join(f'{f:g}' for f in fm.frequencies_hz)} Hz"
+    return f"{fm.kind} {fm.low_hz:g}-{fm.high_hz:g} Hz"
+
+
+def _hold_points(duration_us: float, max_point_us: float = 4095.0) -> int:
+    total = round(duration_us)
+    return 0 if total <= 0 else math.ceil(total / max_point_us)
+
+
+def shape_points(stimulus: Any) -> int:
+    """Points one period's pulse shape takes on a device that draws shapes as points (the P24).
+
+    A phase is one point (several when longer than 4095 µs), an interphase gap or a
+    twin-peak spacing one point at 0 mA, a burst its pulses with a 0 mA point between
+    them. The long second phase of an asymmetric pulse is counted at its longest.
+
+    Examples
+    --------
+    >>> import electrostim as es
+    >>> shape_points(es.load_program("tens-burst").channels[0].stimulus)
+    39
+    """
+    p = stimulus.pulse
+    w = p.pulse_width_us
+    if p.shape == "monophasic":
+        one = _hold_points(w)
+        if p.twin_peak_spacing_us is not None:
+            one += _hold_points(p.twin_peak_spacing_us) + _hold_points(w)
+        duration = p.duration_us
+    else:
+        second = w * (p.second_phase_ratio if p.shape == "asymmetric-biphasic" else 1.0)
+        one = _hold_points(w) + _hold_points(p.interphase_gap_us) + _hold_points(second)
+        duration = w + p.interphase_gap_us + second
+    burst = stimulus.burst
+    if burst is None:
+        return one
+    spacing = 1e6 / p.frequency_hz - round(duration)
+    return burst.pulses_per_burst * one + (burst.pulses_per_burst - 1) * _hold_points(spacing)
+
+
+def _realize(program: Program, dev: DeviceProfile) -> tuple[Program, list[Reason]]:
+    """The program as ``dev`` delivers it, and the reasons that say what changed or cannot be delivered.
+
+    A period off the device's grid is rounded *up* (never faster than asked), an
+    interphase gap the device fixes takes its value, a width off the device's step is
+    rounded to it: each needs confirmation, and the program is then judged, approved
+    and delivered as changed. What the drivers cannot deliver is refused, with the
+    numbers: a varying rate on a fixed-rate device, a period or burst interval out of
+    range, more pulses per burst than a period carries, outputs whose periods one main
+    interval cannot serve, a pulse shape of more points than the device takes.
+    """
+    reasons: list[Reason] = []
+
+    def add(rule: str, verdict: str, message: str, output: str | None = None) -> None:
+        reasons.append(Reason(rule=f"device.{dev.id}.{rule}", verdict=verdict, source=dev.source, message=message, output=output))  # type: ignore[arg-type]
+
+    data = program.model_dump(mode="python")
+    changed = False
+    periods: dict[str, float] = {}
+    bursts: dict[str, float] = {}
+    for ci, ch in enumerate(program.channels):
+        st, p, label = ch.stimulus, ch.stimulus.pulse, ch.label
+        if p.shape not in PULSED_SHAPES:
+            continue  # kHz carriers: the shape check refuses them where the device cannot make them
+        cst = data["channels"][ci]["stimulus"]
+        if st.frequency_modulation is not None and dev.fixed_rate:
+            add("fixed-rate", "refused", f"{dev.name} runs each output at one fixed rate, but the rate of {label!r} "
+                f"varies ({_describe_rate(st)})", label)
+            continue
+        grid = dev.period_step_ms
+        if grid > 0:
+            rate = st.nominal_repetition_hz
+            period = 1000.0 / rate
+            real = round(math.ceil(period / grid - 1e-9) * grid, 9)
+            if real < dev.min_period_ms - 1e-9 or real > dev.max_period_ms + 1e-9:
+                add("period-range", "refused", f"{label!r} repeats every {period:.6g} ms ({rate:g} Hz); {dev.name} "
+                    f"takes periods of {dev.min_period_ms:g} to {dev.max_period_ms:g} ms", label)
+                continue
+            if abs(real - period) > 1e-9:
+                new = 1000.0 / real
+                cst["burst" if st.burst is not None else "pulse"]["burst_frequency_hz" if st.burst is not None
+                                                                   else "frequency_hz"] = new
+                changed = True
+                add("period-step", "needs_confirmation", f"{dev.name} sets periods in {grid:g} ms steps: {label!r} at "
+                    f"{rate:g} Hz ({period:.6g} ms) is delivered and checked at {new:.6g} Hz ({real:g} ms)", label)
+            periods[label] = real
+        if st.burst is not None:
+            n = st.burst.pulses_per_burst
+            if n > dev.max_pulses_per_burst:
+                add("burst-pulses", "refused", f"{label!r} has bursts of {n} pulses; {dev.name} delivers at most "
+                    f"{dev.max_pulses_per_burst} per period", label)
+                continue
+            step = dev.burst_interval_step_ms
+            if step > 0:
+                ipi = 1000.0 / p.frequency_hz
+                real_ipi = round(math.ceil(ipi / step - 1e-9) * step, 9)
+                if real_ipi < dev.min_burst_interval_ms - 1e-9 or real_ipi > dev.max_burst_interval_ms + 1e-9:
+                    add("burst-interval", "refused", f"the pulses of {label!r}'s bursts are {ipi:.6g} ms apart "
+                        f"({p.frequency_hz:g} Hz); {dev.name} takes {dev.min_burst_interval_ms:g} to "
+                        f"{dev.max_burst_interval_ms:g} ms", label)
+                    continue
+                if abs(real_ipi - ipi) > 1e-9:
+                    cst["pulse"]["frequency_hz"] = 1000.0 / real_ipi
+                    changed = True
+                    add("burst-interval-step", "needs_confirmation", f"{dev.name} sets the interval between the "
+                        f"pulses of a burst in {step:g} ms steps: {label!r}'s {ipi:.6g} ms is delivered as "
+                        f"{real_ipi:g} ms", label)
+                bursts[label] = real_ipi
+        gap = getattr(p, "interphase_gap_us", None)
+        if dev.fixed_interphase_gap_us is not None and gap is not None and abs(gap - dev.fixed_interphase_gap_us) > 1e-9:
+            cst["pulse"]["interphase_gap_us"] = dev.fixed_interphase_gap_us
+            changed = True
+            add("interphase-gap", "needs_confirmation", f"{dev.name} uses a fixed {dev.fixed_interphase_gap_us:g} µs "
+                f"interphase gap; the program asks for {gap:g} µs (delivered and checked with "
+                f"{dev.fixed_interphase_gap_us:g} µs)", label)
+        wstep = dev.pulse_width_step_us
+        if wstep > 0:
+            w = p.pulse_width_us
+            real_w = round(round(w / wstep) * wstep, 9)
+            if abs(real_w - w) > 1e-9 and real_w > 0:
+                cst["pulse"]["pulse_width_us"] = real_w
+                changed = True
+                add("pulse-width-step", "needs_confirmation", f"{dev.name} sets pulse width in {wstep:g} µs steps: "
+                    f"{label!r}'s {w:g} µs is delivered and checked as {real_w:g} µs", label)
+    if dev.max_rate_factor > 0 and len(set(periods.values())) > 1:
+        base = min(periods.values())
+        factors = {round(v / base, 9) for v in periods.values()}
+        slow = factors - {1.0}
+        if len(slow) > 1 or any(abs(k - round(k)) > 1e-9 or k > dev.max_rate_factor for k in slow):
+            add("main-interval", "refused", f"{dev.name} runs its outputs at one main interval, and some every k-th "
+                f"period (k <= {dev.max_rate_factor}, one k for all); this program's outputs repeat every "
+                f"{', '.join(f'{lbl} {v:g} ms' for lbl, v in periods.items())}")
+    if len(set(bursts.values())) > 1 and dev.max_rate_factor > 0:
+        add("burst-interval", "refused", f"{dev.name} has one interval between the pulses of every burst, but this "
+            f"program's bursts use {', '.join(f'{lbl} {v:g} ms' for lbl, v in bursts.items())}")
+    if not changed:
+        realized = program
+    else:
+        try:
+            realized = validate_program(data, source=f"program {program.id!r} as {dev.name} delivers it")
+        except ProgramError as exc:
+            add("realize", "refused", f"{exc}")
+            return program, reasons
+    if dev.max_shape_points > 0:
+        for ch in realized.channels:
+            if ch.stimulus.pulse.shape in PULSED_SHAPES:
+                n = shape_points(ch.stimulus)
+                if n > dev.max_shape_points:
+                    add("shape-points", "refused", f"one period of {ch.label!r} needs a pulse shape of {n} points; "
+                        f"{dev.name} takes {dev.max_shape_points}", ch.label)
+    return realized, reasons
 
 def _non_finite_reasons(dose: Dose) -> list[Reason]:
     """Fail closed: a dose figure that is not a finite number is a refusal (every comparison with NaN is false)."""
@@ -599,7 +749,12 @@ def assess(
         load = math.nan
     if not (math.isfinite(load) and load > 0):
         raise OptionError(f"Invalid value for 'load_ohm': allowed a finite number > 0 Ω, but got {load_ohm!r}.")
-    reasons, amps = _device_reasons(judged, dev)
+    judged, reasons = _realize(judged, dev)
+    if judged is not None and reasons:
+        snapshot = program_snapshot(judged)  # what the device delivers is what is judged, approved and kept
+        judged = _from_snapshot(snapshot[0])
+    device_reasons, amps = _device_reasons(judged, dev)
+    reasons += device_reasons
     dose = compute_dose(judged, amplitude_ma=amps, load_ohm=load)
     reasons += _non_finite_reasons(dose)
     reasons += _limit_reasons(dose)

@@ -88,6 +88,20 @@ class DeviceProfile(_Row):
     max_carrier_hz: float = Field(ge=0)
     shapes: list[Literal["symmetric-biphasic", "asymmetric-biphasic", "monophasic", "sine-burst", "interferential"]]
     fixed_interphase_gap_us: float | None = None
+    #: grid of the repetition period, ms (0: any period)
+    period_step_ms: float = Field(0.0, ge=0)
+    min_period_ms: float = Field(0.0, ge=0)
+    max_period_ms: float = Field(float("inf"), gt=0)
+    #: each output runs at one fixed rate (a frequency modulation cannot be delivered)
+    fixed_rate: bool = False
+    #: outputs share one main interval; others may run every k-th period, k <= this; 0: each its own period
+    max_rate_factor: int = Field(0, ge=0)
+    max_pulses_per_burst: int = Field(1000, ge=1)
+    burst_interval_step_ms: float = Field(0.0, ge=0)
+    min_burst_interval_ms: float = Field(0.0, ge=0)
+    max_burst_interval_ms: float = Field(float("inf"), gt=0)
+    #: points of one period's pulse shape (0: no limit)
+    max_shape_points: int = Field(0, ge=0)
 
     @model_validator(mode="after")
     def _ranges(self) -> DeviceProfile:

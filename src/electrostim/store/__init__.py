@@ -6,6 +6,12 @@ they happen, each in its own committed transaction, so a killed process leaves a
 complete log; :meth:`Store.mark_interrupted` at the next start marks what it left
 running as ``interrupted``.
 
+``Store.open(url, readonly=True)`` reads without writing anything (no migration, no
+new file, nothing beside the file), so a store on read-only media or a full disk can
+be read. Every open checks an SQLite file first and refuses a damaged one with
+:class:`StoreDamagedError`; every row carries a checksum that is checked when it is
+read; :meth:`Store.recover` copies what can still be read into a new store.
+
 The database is ``electrostim.db`` in the user's data folder unless
 ``$ELECTROSTIM_DATABASE_URL`` or ``Store.open(url)`` names another (an SQLite path or
 URL, or ``postgresql+psycopg://…``). The schema is managed by Alembic migrations
@@ -23,7 +29,14 @@ Examples
 """
 
 from ._engine import DATABASE_URL_ENV, default_database_path, resolve_url
-from ._errors import RecordNotFoundError, SessionStateError, StoreError
+from ._errors import (
+    RecordNotFoundError,
+    SessionStateError,
+    StoreDamagedError,
+    StoreError,
+    StoreNotFoundError,
+    StoreReadOnlyError,
+)
 from ._schemas import (
     EventKind,
     EventRecord,
@@ -55,7 +68,10 @@ __all__ = [
     "SessionState",
     "SessionStateError",
     "Store",
+    "StoreDamagedError",
     "StoreError",
+    "StoreNotFoundError",
+    "StoreReadOnlyError",
     "default_database_path",
     "program_content_hash",
     "resolve_url",

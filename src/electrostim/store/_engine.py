@@ -11,6 +11,28 @@ and with SQLAlchemy, not the ``sqlite3`` module, emitting ``BEGIN``: ``BEGIN IMM
 for the store's write transactions (the write lock is taken before anything is read,
 so reading the last sequence number and writing the next one cannot interleave with
 another writer) and a plain deferred ``BEGIN`` for reads (which in WAL mode never wait).
+
+Reading only
+------------
+A store opened with ``readonly=True`` never writes: not the database, not its folder.
+SQLite opens the file read-only (a ``file:`` URI, see :func:`readonly_sqlite_connect`)
+and with ``PRAGMA query_only``; the journal mode is left as it is. A WAL database
+needs its ``-shm`` file to be read with the usual locks, and SQLite creates it (and
+an empty ``-wal``) if it can, even for a read-only connection; so:
+
+- when a ``-wal`` file with content is there (a writer has the database open, or one
+  was killed before it could fold its log back in), the file is opened with
+  ``mode=ro``: SQLite reads the log through the ``-shm`` file that is there with it;
+- when there is none (or an empty one: no transaction in it), the whole database is
+  in the main file, and it is opened with ``mode=ro&immutable=1``: no lock, no
+  ``-shm``, no ``-wal``, nothing created. This is what makes reading work in a
+  read-only folder, on read-only media and on a full disk.
+  (The one thing it cannot see is a writer that starts *and* ends, folding its log into
+  the main file, during the milliseconds of one read; the store then reports that the
+  file changed while it was read, and reading again is enough.)
+- a ``-wal`` file with content but no ``-shm`` in a folder that cannot be written
+  cannot be read safely (SQLite refuses; ``immutable`` would silently miss the log):
+  the store says so.
 """
 
 from __future__ import annotations
@@ -19,6 +41,8 @@ import functools
 import json
 import logging
 import os
+import sqlite3
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +60,8 @@ __all__ = [
     "resolve_url",
     "make_engine",
     "display_url",
+    "readonly_sqlite_connect",
+    "sqlite_header_is_wal",
 ]
 
 log = logging.getLogger("electrostim.store")
@@ -129,16 +155,86 @@ def _sqlite_connect(dbapi_conn: Any, record: Any) -> None:
                     "commits stay durable but readers may wait for writers", mode)
 
 
+def _sqlite_connect_readonly(dbapi_conn: Any, record: Any) -> None:
+    dbapi_conn.isolation_level = None
+    cur = dbapi_conn.cursor()
+    try:
+        cur.execute("PRAGMA query_only=ON")  # belt and braces: the file is open read-only already
+    finally:
+        cur.close()
+
+
+def sqlite_header_is_wal(path: Path) -> bool:
+    """Whether the SQLite file at ``path`` is in WAL mode (bytes 18 and 19 of its header are 2)."""
+    try:
+        with open(path, "rb") as fh:
+            header = fh.read(20)
+    except OSError:
+        return False
+    return len(header) == 20 and header[18] == 2 and header[19] == 2
+
+
+def readonly_sqlite_connect(path: str | os.PathLike[str]) -> sqlite3.Connection:
+    """Open an SQLite file for reading only, creating nothing (see the module's notes on WAL).
+
+    Parameters
+    ----------
+    path : str or path
+        An existing SQLite file.
+
+    Returns
+    -------
+    sqlite3.Connection
+        In autocommit mode (``isolation_level=None``), usable from any thread.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, sqlite3, os
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> w = sqlite3.connect(folder / "x.db"); _ = w.execute("PRAGMA journal_mode=WAL")
+    >>> _ = w.execute("CREATE TABLE t (x)"); w.commit(); w.close()
+    >>> r = readonly_sqlite_connect(folder / "x.db")
+    >>> r.execute("SELECT count(*) FROM t").fetchone(), sorted(os.listdir(folder))
+    ((0,), ['x.db'])
+    >>> r.execute("INSERT INTO t VALUES (1)")
+    Traceback (most recent call last):
+    ...
+    sqlite3.OperationalError: attempt to write a readonly database
+    >>> r.close()
+    """
+    path = Path(path)
+    query = "mode=ro"
+    try:
+        log_bytes = Path(f"{path}-wal").stat().st_size
+    except OSError:
+        log_bytes = 0
+    if log_bytes == 0 and sqlite_header_is_wal(path):
+        query = "mode=ro&immutable=1"
+    uri = f"file:{urllib.parse.quote(os.fspath(path))}?{query}"
+    conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S, check_same_thread=False, isolation_level=None)
+    return conn
+
+
 def _sqlite_begin(conn: Any) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(WRITE_OPTION) else "BEGIN")
 
 
-def make_engine(url: URL) -> Engine:
-    """An engine for ``url`` with the store's settings; SQLite files get their folder created."""
+def make_engine(url: URL, *, readonly: bool = False) -> Engine:
+    """An engine for ``url`` with the store's settings.
+
+    Writing (the default), SQLite files get their folder created and WAL mode; with
+    ``readonly`` nothing is created and every connection is read-only (SQLite:
+    :func:`readonly_sqlite_connect`; PostgreSQL: read-only transactions).
+    """
     backend = url.get_backend_name()
     try:
         if backend == "sqlite":
             path = Path(url.database or "")
+            if readonly:
+                engine = create_engine(url, json_serializer=json_dumps, creator=lambda: readonly_sqlite_connect(path))
+                event.listen(engine, "connect", _sqlite_connect_readonly)
+                event.listen(engine, "begin", _sqlite_begin)
+                return engine
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
@@ -148,6 +244,8 @@ def make_engine(url: URL) -> Engine:
             event.listen(engine, "begin", _sqlite_begin)
         else:
             engine = create_engine(url, json_serializer=json_dumps, pool_pre_ping=True)
+            if readonly:
+                engine.update_execution_options(postgresql_readonly=True)
     except (ModuleNotFoundError, NoSuchModuleError) as exc:
         raise StoreError(
             f"No database driver for {display_url(url)} ({exc}); for PostgreSQL install psycopg: "

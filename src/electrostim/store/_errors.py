@@ -5,7 +5,10 @@
     ElectrostimError
     └── StoreError                  the database cannot be opened, migrated, read or written
         ├── RecordNotFoundError     no patient, program, plan or session with that id
-        └── SessionStateError       a session is not in a state that allows the operation
+        ├── SessionStateError       a session is not in a state that allows the operation
+        ├── StoreNotFoundError      (also an InvalidInputError) no database to read at that path
+        ├── StoreDamagedError       the database file is damaged; nothing was written to it
+        └── StoreReadOnlyError      a write asked of a store opened with ``readonly=True``
 
 Bad option values (an event kind, an end state, an export format) raise
 :class:`~electrostim.errors.OptionError`, like everywhere else in electrostim.
@@ -13,9 +16,16 @@ Bad option values (an event kind, an end state, an export format) raise
 
 from __future__ import annotations
 
-from ..errors import ElectrostimError
+from ..errors import ElectrostimError, InvalidInputError
 
-__all__ = ["StoreError", "RecordNotFoundError", "SessionStateError"]
+__all__ = [
+    "StoreError",
+    "RecordNotFoundError",
+    "SessionStateError",
+    "StoreNotFoundError",
+    "StoreDamagedError",
+    "StoreReadOnlyError",
+]
 
 
 class StoreError(ElectrostimError):
@@ -28,3 +38,20 @@ class RecordNotFoundError(StoreError, LookupError):
 
 class SessionStateError(StoreError):
     """The session's state does not allow the operation (e.g. appending to an ended session)."""
+
+
+class StoreNotFoundError(StoreError, InvalidInputError):
+    """There is no database at the path given, and reading never creates one (the CLI exits with code 2)."""
+
+
+class StoreDamagedError(StoreError):
+    """The database file is damaged (empty, not SQLite, failing SQLite's checks or a row's checksum).
+
+    Nothing was written to it. The message quotes the first problem found and names
+    the command that copies what can still be read into a new file
+    (``electrostim sessions recover``, :meth:`Store.recover`).
+    """
+
+
+class StoreReadOnlyError(StoreError):
+    """A write was asked of a store opened for reading only (``Store.open(..., readonly=True)``)."""

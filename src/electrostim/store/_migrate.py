@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from alembic.config import Config
     from sqlalchemy.engine import Connection
 
-__all__ = ["MIGRATIONS_DIR", "alembic_config", "head_revision", "current_revision", "upgrade", "run_env"]
+__all__ = ["MIGRATIONS_DIR", "alembic_config", "head_revision", "current_revision", "check_known", "upgrade", "run_env"]
 
 #: The Alembic script directory shipped with the package.
 MIGRATIONS_DIR = Path(__file__).resolve().with_name("migrations")
@@ -62,18 +62,25 @@ def upgrade(connection: Connection, where: str) -> str:
     from alembic.script import ScriptDirectory
 
     cfg = alembic_config(connection)
-    script = ScriptDirectory.from_config(cfg)
-    head = script.get_current_head()
+    head = ScriptDirectory.from_config(cfg).get_current_head()
     current = current_revision(connection)
-    known = {rev.revision for rev in script.walk_revisions()}
-    if current is not None and current not in known:
-        raise StoreError(
-            f"The database {where} is at schema revision {current!r}, which this electrostim does not know "
-            f"(its newest is {head!r}): it was written by a newer electrostim. Upgrade electrostim to use it."
-        )
+    if current is not None:
+        check_known(current, where)
     command.upgrade(cfg, "head")
     assert head is not None
     return head
+
+
+def check_known(revision: str, where: str) -> None:
+    """Refuse a schema revision this electrostim does not know (one written by a newer electrostim)."""
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(alembic_config())
+    if revision not in {rev.revision for rev in script.walk_revisions()}:
+        raise StoreError(
+            f"The database {where} is at schema revision {revision!r}, which this electrostim does not know "
+            f"(its newest is {script.get_current_head()!r}): it was written by a newer electrostim. Upgrade electrostim to use it."
+        )
 
 
 def run_env(context: Any) -> None:

@@ -13,6 +13,17 @@ Sequence numbers are handed out by the session row itself (``event_count``), in 
 same transaction as the event: a rolled-back append gives back its number, so the
 numbers run 1, 2, 3, … without gaps, and concurrent writers to one session are
 serialised by the row lock (PostgreSQL) or the database write lock (SQLite).
+
+Reading and damage
+------------------
+``Store.open(url, readonly=True)`` reads without writing anything: no migration, no
+``mark_interrupted``, no new file, no ``-wal``/``-shm`` beside the file (see
+``_engine``), so it works on a read-only file, in a read-only folder and on a full
+disk; every write method refuses with :class:`StoreReadOnlyError`. Both modes check
+an SQLite file before using it (``_integrity``) and refuse a damaged one with
+:class:`StoreDamagedError`; every row read is compared with its checksum, and a
+session's events must run 1..``event_count`` without a gap. :meth:`Store.recover`
+copies what can still be read into a new file.
 """
 
 from __future__ import annotations
@@ -23,6 +34,7 @@ import io
 import json
 import logging
 import os
+import shlex
 import socket
 import sys
 import tempfile
@@ -35,25 +47,35 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import func, insert, select, text, update
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.engine import URL, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..errors import ElectrostimError, InvalidInputError, OptionError, check_option
 from ._engine import WRITE_OPTION, display_url, json_dumps, make_engine, resolve_url
-from ._errors import RecordNotFoundError, SessionStateError, StoreError
+from ._errors import (
+    RecordNotFoundError,
+    SessionStateError,
+    StoreDamagedError,
+    StoreError,
+    StoreReadOnlyError,
+)
+from ._integrity import check_sqlite_file, damage_hint, is_damage
 from ._schemas import EventRecord, PatientRecord, PlanRecord, ProgramRecord, SessionDetail, SessionRecord
 from ._tables import (
     END_STATES,
     EVENT_KINDS,
     PLAN_VERDICTS,
     SESSION_STATES,
+    TABLES_IN_ORDER,
     EventRow,
     PatientRow,
     PlanRow,
     ProgramRow,
     SessionRow,
+    row_checksum,
+    row_values,
 )
 
 __all__ = ["Store", "EXPORT_FORMATS", "program_content_hash"]
@@ -171,6 +193,68 @@ def _pid_alive(pid: int) -> bool:
     return state not in (["Z"], ["X"])
 
 
+def _ranges(numbers: list[int]) -> str:
+    """Whole numbers in runs: ``[1, 2, 3, 7, 9, 10]`` as ``1-3, 7, 9-10``.
+
+    Examples
+    --------
+    >>> _ranges([1, 2, 3, 7, 9, 10])
+    '1-3, 7, 9-10'
+    """
+    runs: list[list[int]] = []
+    for n in numbers:
+        if runs and n == runs[-1][1] + 1:
+            runs[-1][1] = n
+        else:
+            runs.append([n, n])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
+
+
+def _create_sqlite_store(cls: type[Store], path: Path) -> None:
+    """Create a new SQLite store at ``path`` whole: schema built beside it, then linked into place.
+
+    So a store file is never empty, not even when the process that creates it is
+    killed (a 0-byte file is refused as damaged, never taken for a new store). If
+    another process creates it first, theirs is kept.
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(f"Cannot create the folder for the database {path}: {exc.strerror}.") from None
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".creating", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    tmp.unlink()  # SQLite creates it (mkstemp only reserved a free name)
+    try:
+        store = cls(tmp)
+        try:
+            store.migrate()
+        finally:
+            store.close()  # folds the WAL into the file and removes -wal and -shm
+        if Path(f"{tmp}-wal").exists() and Path(f"{tmp}-wal").stat().st_size:
+            raise StoreError(f"Cannot create the database {path}: SQLite left part of the new schema in {tmp}-wal.")
+        try:
+            os.link(tmp, path)  # never replaces a store another process created meanwhile
+        except FileExistsError:
+            pass
+        except OSError:  # a file system without hard links
+            if not path.exists():
+                os.rename(tmp, path)
+    finally:
+        for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
+            leftover.unlink(missing_ok=True)
+    _fsync_folder(path.parent)
+
+
+def _fsync_folder(folder: Path) -> None:
+    if os.name == "posix":  # make a new name in the folder durable
+        dir_fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
 def _atomic_write(path: Path, data: bytes) -> None:
     """Write ``data`` so that ``path`` is either its old self or the whole new file, even after a crash."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -185,12 +269,7 @@ def _atomic_write(path: Path, data: bytes) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    if os.name == "posix":  # make the rename itself durable
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+    _fsync_folder(path.parent)  # make the rename itself durable
 
 
 class Store:
@@ -217,21 +296,28 @@ class Store:
     ('completed', 'P-7', 'knee-oa-tens')
     """
 
-    def __init__(self, url: str | os.PathLike[str] | URL | None = None):
+    def __init__(self, url: str | os.PathLike[str] | URL | None = None, *, readonly: bool = False):
         self._url = resolve_url(url)
         self._where = display_url(self._url)
-        self._engine: Engine | None = make_engine(self._url)
-        self._read = sessionmaker(self._engine, expire_on_commit=False)
+        self._readonly = bool(readonly)
+        self._engine: Engine | None = make_engine(self._url, readonly=self._readonly)
+        # a read is one snapshot: SQLite's read transactions are; PostgreSQL's default (read committed) is not
+        read_engine = (self._engine.execution_options(isolation_level="REPEATABLE READ")
+                       if self._url.get_backend_name() == "postgresql" else self._engine)
+        self._read = sessionmaker(read_engine, expire_on_commit=False)
         self._write_engine = self._engine.execution_options(**{WRITE_OPTION: True})
         self._write = sessionmaker(self._write_engine, expire_on_commit=False)
         # sessions this store started: monotonic clock at start, for elapsed_s
         self._clocks: dict[int, float] = {}
+        # the SQLite file as it was when opened (to tell "changed while read" from "damaged")
+        self._opened_stat = self._file_stat()
 
     # ------------------------------------------------------------------ opening
 
     @classmethod
-    def open(cls, url: str | os.PathLike[str] | URL | None = None, *, migrate: bool = True) -> Store:
-        """Open the store.
+    def open(cls, url: str | os.PathLike[str] | URL | None = None, *, migrate: bool = True,
+             readonly: bool = False) -> Store:
+        """Open the store, for writing (the default) or for reading only.
 
         Parameters
         ----------
@@ -240,24 +326,114 @@ class Store:
             or a path to an SQLite file. Default: ``$ELECTROSTIM_DATABASE_URL``, else
             ``electrostim.db`` in the user's data folder.
         migrate : bool
-            Bring the schema to the newest revision first (default). With False the
-            schema is used as it is.
+            Writing: bring the schema to the newest revision first (default). With
+            False the schema is used as it is. Ignored when reading.
+        readonly : bool
+            Read only: nothing is written (no migration, no new file, no files beside
+            it), so a store on a read-only file, folder or medium, or on a full disk,
+            can be read; every write method raises :class:`StoreReadOnlyError`. The
+            schema must be the newest revision (a writing open upgrades it).
 
         Raises
         ------
+        StoreNotFoundError
+            Reading, and there is no SQLite file at that path (nothing is created).
+        StoreDamagedError
+            The SQLite file is empty, not SQLite, or fails SQLite's checks: nothing is
+            written to it, and the message names the recovery command.
         StoreError
             The database cannot be reached or read, or its schema is newer than this
-            electrostim.
+            electrostim (or, reading, older).
+
+        Examples
+        --------
+        >>> import tempfile, pathlib
+        >>> db = pathlib.Path(tempfile.mkdtemp()) / "log.db"
+        >>> Store.open(db, readonly=True)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        electrostim.store._errors.StoreNotFoundError: No database at .../log.db: reading needs an existing store ...
+        >>> with Store.open(db) as store:  # writing creates it
+        ...     _ = store.add_patient("P-1")
+        >>> with Store.open(db, readonly=True) as store:
+        ...     [p.id for p in store.list_patients()]
+        ['P-1']
         """
-        store = cls(url)
+        resolved = resolve_url(url)
+        if resolved.get_backend_name() == "sqlite":
+            path = Path(resolved.database or "")
+            if not readonly and migrate and not path.exists():
+                _create_sqlite_store(cls, path)
+            check_sqlite_file(path, readonly=readonly)
+        store = cls(resolved, readonly=readonly)
         try:
             store._ping()
-            if migrate:
+            if readonly:
+                store._check_revision_for_reading()
+                store._check_columns()
+            elif migrate:
                 store.migrate()
+                store._check_columns()
         except BaseException:
             store.close()
             raise
+        store._opened_stat = store._file_stat()
         return store
+
+    @staticmethod
+    def recover(source: str | os.PathLike[str], dest: str | os.PathLike[str]) -> dict[str, dict[str, int | None]]:
+        """Copy every row of the SQLite store ``source`` that can still be read into a new store ``dest``.
+
+        ``source`` is opened read-only and never written. ``dest`` must not exist; it
+        is created with the migrations, and gets each table's rows in id order, each
+        checked against its checksum, parents before children. Where SQLite cannot
+        read a range of rows, the range is narrowed down to the rows it cannot read,
+        and they are counted as lost; so are rows that fail their checksum or the new
+        store's constraints, and rows whose parent (a session's plan, an event's
+        session) was lost. Each event lost from a recovered session is replaced by an
+        ``error`` event that says it was lost (``{"lost_in_recovery": true, ...}``),
+        so that the session's events still run 1, 2, 3, … and its hole shows.
+
+        Parameters
+        ----------
+        source : str or path
+            The damaged store (an SQLite file or ``sqlite:///`` URL).
+        dest : str or path
+            Where to write the new store; nothing may be there yet.
+
+        Returns
+        -------
+        dict
+            For each table (parents first): ``recovered`` and ``lost`` rows, and what
+            the lost ones were: ``unreadable`` (SQLite could not read them),
+            ``damaged`` (checksum or constraint) and ``orphaned`` (parent lost). A
+            count is None where it cannot be known (nothing of the table could be read).
+
+        Raises
+        ------
+        StoreNotFoundError
+            There is no ``source``.
+        OptionError
+            ``dest`` exists.
+        StoreDamagedError
+            Nothing can be read at all (an empty file, a damaged first page).
+
+        Examples
+        --------
+        >>> import tempfile, pathlib
+        >>> folder = pathlib.Path(tempfile.mkdtemp())
+        >>> with Store.open(folder / "old.db") as store:
+        ...     _ = store.add_patient("P-1")
+        >>> report = Store.recover(folder / "old.db", folder / "new.db")
+        >>> report["patients"]
+        {'recovered': 1, 'lost': 0, 'unreadable': 0, 'damaged': 0, 'orphaned': 0}
+        >>> with Store.open(folder / "new.db", readonly=True) as store:
+        ...     [p.id for p in store.list_patients()]
+        ['P-1']
+        """
+        from ._recover import recover
+
+        return recover(source, dest)
 
     @property
     def url(self) -> str:
@@ -269,8 +445,14 @@ class Store:
         """``sqlite`` or ``postgresql``."""
         return self._url.get_backend_name()
 
+    @property
+    def readonly(self) -> bool:
+        """Whether the store was opened for reading only."""
+        return self._readonly
+
     def __repr__(self) -> str:
-        return f"Store({self._where!r}{', closed' if self._engine is None else ''})"
+        flags = (", readonly" if self._readonly else "") + (", closed" if self._engine is None else "")
+        return f"Store({self._where!r}{flags})"
 
     def __enter__(self) -> Store:
         return self
@@ -288,9 +470,37 @@ class Store:
         if self._engine is None:
             raise StoreError(f"The store {self._where} is closed; open it again with Store.open().")
 
+    def _file_stat(self) -> tuple[int, int, bool] | None:
+        if self.backend != "sqlite":
+            return None
+        path = Path(self._url.database or "")
+        try:
+            st = path.stat()
+        except OSError:
+            return None
+        return st.st_mtime_ns, st.st_size, Path(f"{path}-wal").exists()
+
+    def _damage_hint(self) -> str:
+        if self.backend == "sqlite":
+            return damage_hint(self._url.database or "")
+        return "Nothing was written to it; restore the database from a backup."
+
+    def _damaged(self, what: str) -> StoreDamagedError | StoreError:
+        """The error for damage found while reading (or, reading without locks, for a file changed meanwhile)."""
+        if self._readonly and self._file_stat() != self._opened_stat:
+            return StoreError(
+                f"The database {self._where} changed while it was being read ({what}): another process wrote to it. "
+                f"Nothing was written; run the command again."
+            )
+        return StoreDamagedError(f"The database {self._where} is damaged: {what}. {self._damage_hint()}")
+
     @contextmanager
-    def _errors(self, action: str) -> Iterator[None]:
-        """Turn database errors into StoreError naming the action, the database and the cause."""
+    def _errors(self, action: str, *, decoding: bool = False) -> Iterator[None]:
+        """Turn database errors into StoreError naming the action, the database and the cause.
+
+        With ``decoding``, values that cannot be turned back into what was written
+        (bad JSON, a bad timestamp, a record that does not validate) mean damage too.
+        """
         self._check_open()
         try:
             yield
@@ -299,26 +509,59 @@ class Store:
         except IntegrityError as exc:
             raise StoreError(f"Cannot {action} in {self._where}: the database refused it ({exc.orig}).") from exc
         except DBAPIError as exc:
+            if is_damage(exc.orig):  # type: ignore[arg-type]
+                if "file is not a database" in str(exc.orig):
+                    raise StoreDamagedError(f"Cannot {action} in {self._where}: the file is not an SQLite database. "
+                                            f"{self._damage_hint()}") from exc
+                raise self._damaged(f"SQLite reports {str(exc.orig)!r} (while trying to {action})") from exc
             cause = str(exc.orig)
-            if "file is not a database" in cause:
-                cause = "the file is not an SQLite database"
+            reading = ("reading works (`electrostim sessions list|show|export`, Store.open(..., readonly=True)), "
+                       "writing does not")
+            if "readonly database" in cause or "unable to open database file" in cause:
+                cause += f" (the file or its folder cannot be written here: read-only media or permissions? {reading})"
+            elif "disk is full" in cause or "disk I/O error" in cause:
+                cause += f" (is the disk full? {reading})"
             raise StoreError(f"Cannot {action} in {self._where}: {cause}.") from exc
         except SQLAlchemyError as exc:
             raise StoreError(f"Cannot {action} in {self._where}: {exc}.") from exc
+        except (ValueError, TypeError, UnicodeDecodeError) as exc:
+            if not decoding:
+                raise
+            raise self._damaged(f"a stored value cannot be read back as written ({type(exc).__name__}: {exc}; "
+                                f"while trying to {action})") from exc
 
     @contextmanager
     def _writing(self, action: str) -> Iterator[Session]:
-        with self._errors(action), self._write() as s, s.begin():
+        if self._readonly:
+            self._check_open()
+            raise StoreReadOnlyError(
+                f"Cannot {action} in {self._where}: the store was opened read-only (readonly=True), which allows "
+                f"reading only; open it with Store.open(url) to write."
+            )
+        with self._errors(action, decoding=True), self._write() as s, s.begin():
             yield s
 
     @contextmanager
     def _reading(self, action: str) -> Iterator[Session]:
-        with self._errors(action), self._read() as s, s.begin():
+        with self._errors(action, decoding=True), self._read() as s, s.begin():
             yield s
 
     def _ping(self) -> None:
         with self._reading("open the database") as s:
-            s.execute(text("SELECT 1"))
+            if self.backend == "sqlite":
+                s.execute(text("SELECT count(*) FROM sqlite_master"))  # reads the file's first page
+            else:
+                s.execute(text("SELECT 1"))
+
+    def _verify(self, *rows: Any) -> None:
+        """Refuse rows whose values do not match their checksum (changed outside electrostim, or damaged)."""
+        for row in rows:
+            if row is None:
+                continue
+            table = row.__table__
+            if row.crc32 is None or row_checksum(table, row_values(row)) != row.crc32:
+                key = ", ".join(f"{c.name}={getattr(row, c.key)!r}" for c in table.primary_key)
+                raise self._damaged(f"the {table.name} row ({key}) does not match its checksum")
 
     # ------------------------------------------------------------------ schema
 
@@ -329,6 +572,12 @@ class Store:
         """
         from ._migrate import upgrade
 
+        if self._readonly:
+            self._check_open()
+            raise StoreReadOnlyError(
+                f"Cannot migrate the schema of {self._where}: the store was opened read-only (readonly=True); "
+                f"open it with Store.open(url) to upgrade it."
+            )
         with self._errors("migrate the schema"):
             assert self._engine is not None
             with self._write_engine.begin() as conn:
@@ -342,6 +591,40 @@ class Store:
             assert self._engine is not None
             with self._engine.connect() as conn:
                 return current_revision(conn)
+
+    def _check_columns(self) -> None:
+        """SQLite, schema at the newest revision: every table has the columns the models read (else its schema is damaged)."""
+        if self.backend != "sqlite":
+            return
+        with self._reading("check the schema") as s:
+            for table in TABLES_IN_ORDER:
+                present = {r[1] for r in s.execute(text(f'PRAGMA table_info("{table.name}")'))}
+                missing = [c.name for c in table.columns if c.name not in present]
+                if missing:
+                    raise self._damaged(f"its schema says the table {table.name} has no column "
+                                        f"{', '.join(missing)}, which the newest revision has")
+
+    def _check_revision_for_reading(self) -> None:
+        from ._migrate import check_known, head_revision
+
+        current = self.schema_revision()
+        head = head_revision()
+        if current == head:
+            return
+        if current is None:
+            raise StoreError(
+                f"The database {self._where} has no electrostim schema (no alembic_version table): it is not a store, "
+                f"or one that was never written. A store opened for reading does not create one; a writing command "
+                f"(e.g. `electrostim run`) does."
+            )
+        check_known(current, self._where)
+        upgrade_cmd = "electrostim sessions upgrade" + (f" --db {shlex.quote(self._url.database or '')}"
+                                                        if self.backend == "sqlite" else "")
+        raise StoreError(
+            f"The database {self._where} is at schema revision {current!r}; this electrostim reads revision {head!r}, "
+            f"and a store opened for reading does not upgrade it. Upgrade it once with `{upgrade_cmd}` (or any "
+            f"writing command, e.g. `electrostim run`), then read it again."
+        )
 
     def database_settings(self) -> dict[str, Any]:
         """The settings that make the log durable, as the database reports them.
@@ -382,6 +665,7 @@ class Store:
                 raise StoreError(f"Patient {pid!r} is already in {self._where}; pass exist_ok=True to use the existing record.")
             if row is None:
                 row = self._patient_row(s, pid)
+            self._verify(row)
             return PatientRecord.model_validate(row)
 
     def get_patient(self, patient_id: str) -> PatientRecord:
@@ -390,12 +674,15 @@ class Store:
             row = s.get(PatientRow, patient_id)
             if row is None:
                 raise RecordNotFoundError(f"No patient {patient_id!r} in {self._where}.")
+            self._verify(row)
             return PatientRecord.model_validate(row)
 
     def list_patients(self) -> list[PatientRecord]:
         """Every patient, by id."""
         with self._reading("list patients") as s:
-            return [PatientRecord.model_validate(r) for r in s.scalars(select(PatientRow).order_by(PatientRow.id))]
+            rows = s.scalars(select(PatientRow).order_by(PatientRow.id)).all()
+            self._verify(*rows)
+            return [PatientRecord.model_validate(r) for r in rows]
 
     @staticmethod
     def _patient_row(s: Session, pid: str) -> PatientRow:
@@ -419,7 +706,9 @@ class Store:
         """
         doc = self._program_document(program)
         with self._writing(f"record program {doc.get('id')!r}") as s:
-            return ProgramRecord.model_validate(self._program_row(s, doc))
+            row = self._program_row(s, doc)
+            self._verify(row)
+            return ProgramRecord.model_validate(row)
 
     def get_program(self, ref: int) -> ProgramRecord:
         """A recorded program by the store's number for it."""
@@ -427,6 +716,7 @@ class Store:
             row = s.get(ProgramRow, ref)
             if row is None:
                 raise RecordNotFoundError(f"No program {ref} in {self._where}.")
+            self._verify(row)
             return ProgramRecord.model_validate(row)
 
     @staticmethod
@@ -489,8 +779,9 @@ class Store:
             confirmed_by = _text(confirmed_by, "confirmed_by", 200)
         with self._writing(f"record the plan for program {doc['id']!r}") as s:
             prog = self._program_row(s, doc)
+            self._verify(prog)
             if patient_id is not None:
-                self._patient_row(s, patient_id)
+                self._verify(self._patient_row(s, patient_id))
             row = PlanRow(program_ref=prog.id, patient_id=patient_id, device=device_id, verdict=verdict,
                           reasons=reasons, warnings=warnings, envelope=env, patient_profile=profile,
                           confirmed=bool(confirmed), confirmed_by=confirmed_by, approved_at=approved_at,
@@ -505,11 +796,12 @@ class Store:
             return self._get_plan(s, plan_id)
 
     def _get_plan(self, s: Session, plan_id: int) -> PlanRecord:
-        found = s.execute(select(PlanRow, ProgramRow.program_id).join(ProgramRow, PlanRow.program_ref == ProgramRow.id)
+        found = s.execute(select(PlanRow, ProgramRow).join(ProgramRow, PlanRow.program_ref == ProgramRow.id)
                           .where(PlanRow.id == plan_id)).one_or_none()
         if found is None:
             raise RecordNotFoundError(f"No approved plan {plan_id} in {self._where}.")
-        return self._plan_record(found[0], found[1])
+        self._verify(*found)
+        return self._plan_record(found[0], found[1].program_id)
 
     @staticmethod
     def _plan_record(row: PlanRow, program_id: str) -> PlanRecord:
@@ -522,21 +814,30 @@ class Store:
 
     @staticmethod
     def _sessions_query():  # type: ignore[no-untyped-def]
-        return (select(SessionRow, PlanRow.patient_id, ProgramRow.program_id)
+        return (select(SessionRow, PlanRow, ProgramRow)
                 .join(PlanRow, SessionRow.plan_id == PlanRow.id)
                 .join(ProgramRow, PlanRow.program_ref == ProgramRow.id))
 
-    @staticmethod
-    def _session_fields(row: SessionRow, patient_id: str | None, program_id: str) -> dict[str, Any]:
-        return dict(id=row.id, plan_id=row.plan_id, patient_id=patient_id, program_id=program_id, device=row.device,
-                    state=row.state, started_at=row.started_at, ended_at=row.ended_at, summary=row.summary,
-                    event_count=row.event_count, host=row.host, pid=row.pid)
+    def _session_records(self, found: Any) -> list[SessionRecord]:
+        """Records from rows of :meth:`_sessions_query`, each row checked once."""
+        checked: set[int] = set()
+        records = []
+        for row, plan, program in found:
+            for r in (row, plan, program):
+                if id(r) not in checked:
+                    self._verify(r)
+                    checked.add(id(r))
+            records.append(SessionRecord(
+                id=row.id, plan_id=row.plan_id, patient_id=plan.patient_id, program_id=program.program_id,
+                device=row.device, state=row.state, started_at=row.started_at, ended_at=row.ended_at,  # type: ignore[arg-type]
+                summary=row.summary, event_count=row.event_count, host=row.host, pid=row.pid))
+        return records
 
     def _session(self, s: Session, session_id: int) -> SessionRecord:
-        found = s.execute(self._sessions_query().where(SessionRow.id == session_id)).one_or_none()
-        if found is None:
+        found = s.execute(self._sessions_query().where(SessionRow.id == session_id)).all()
+        if not found:
             raise RecordNotFoundError(f"No session {session_id} in {self._where}.")
-        return SessionRecord(**self._session_fields(*found))
+        return self._session_records(found)[0]
 
     def start_session(self, plan_id: int, device: str) -> SessionRecord:
         """Start a session of a recorded plan on a device; its first event (seq 1) is the state ``running``.
@@ -558,27 +859,37 @@ class Store:
                              summary=None, event_count=1, host=socket.gethostname()[:255], pid=os.getpid())
             s.add(row)
             s.flush()
-            s.execute(insert(EventRow).values(session_id=row.id, seq=1, at=started, elapsed_s=0.0, kind="state",
-                                              output=None, payload={"state": "running", "device": device, "plan_id": plan_id}))
+            self._insert_event(s, session_id=row.id, seq=1, at=started, elapsed_s=0.0, kind="state", output=None,
+                               payload={"state": "running", "device": device, "plan_id": plan_id})
             record = self._session(s, row.id)
         self._clocks[record.id] = clock
         return record
 
+    @staticmethod
+    def _insert_event(s: Session, **values: Any) -> None:
+        values["crc32"] = row_checksum(EventRow.__table__, values)  # type: ignore[arg-type]
+        s.execute(insert(EventRow).values(**values))
+
     def _next_seq(self, s: Session, session_id: int, at: datetime, **changes: Any) -> tuple[int, float]:
-        """Take the session's next sequence number (and apply ``changes``) if it is running; with elapsed_s."""
-        res = s.execute(update(SessionRow)
-                        .where(SessionRow.id == session_id, SessionRow.state == "running")
-                        .values(event_count=SessionRow.event_count + 1, **changes)
-                        .execution_options(synchronize_session=False))
-        if res.rowcount != 1:  # type: ignore[attr-defined]
-            state = s.scalar(select(SessionRow.state).where(SessionRow.id == session_id))
-            if state is None:
-                raise RecordNotFoundError(f"No session {session_id} in {self._where}.")
-            raise SessionStateError(f"Session {session_id} has ended ({state}); events can be added only to a running session.")
-        seq, started = s.execute(select(SessionRow.event_count, SessionRow.started_at).where(SessionRow.id == session_id)).one()
+        """Take the session's next sequence number (and apply ``changes``) if it is running; with elapsed_s.
+
+        The row is locked (``FOR UPDATE`` on PostgreSQL; SQLite's write transaction
+        holds the database lock already), checked against its checksum, and written
+        back with its new count and checksum.
+        """
+        row = s.scalars(select(SessionRow).where(SessionRow.id == session_id).with_for_update()).one_or_none()
+        if row is None:
+            raise RecordNotFoundError(f"No session {session_id} in {self._where}.")
+        self._verify(row)
+        if row.state != "running":
+            raise SessionStateError(f"Session {session_id} has ended ({row.state}); events can be added only to a running session.")
+        row.event_count += 1
+        for key, value in changes.items():
+            setattr(row, key, value)
+        s.flush()
         clock = self._clocks.get(session_id)
-        elapsed = time.monotonic() - clock if clock is not None else (at - started).total_seconds()
-        return seq, elapsed
+        elapsed = time.monotonic() - clock if clock is not None else (at - row.started_at).total_seconds()
+        return row.event_count, elapsed
 
     def append_event(self, session_id: int, kind: str, payload: Any = None, output: int | str | None = None) -> EventRecord:
         """Append an event to a running session, durably: it is committed when this returns.
@@ -608,22 +919,25 @@ class Store:
         with self._writing(f"append a {kind!r} event to session {session_id}") as s:
             at = _now()
             seq, elapsed = self._next_seq(s, session_id, at)
-            s.execute(insert(EventRow).values(session_id=session_id, seq=seq, at=at, elapsed_s=elapsed,
-                                              kind=kind, output=out, payload=data))
+            self._insert_event(s, session_id=session_id, seq=seq, at=at, elapsed_s=elapsed, kind=kind, output=out,
+                               payload=data)
         return EventRecord(session_id=session_id, seq=seq, at=at, elapsed_s=elapsed, kind=kind, output=out, payload=data)  # type: ignore[arg-type]
 
-    def end_session(self, session_id: int, state: str, summary: Any = None) -> SessionRecord:
+    def end_session(self, session_id: int, state: str, summary: Any = None, reason: str | None = None) -> SessionRecord:
         """End a running session as ``completed``, ``stopped`` or ``failed``, with a summary.
 
-        The last event is the state it ended in.
+        The last event is the state it ended in, with ``reason`` (what ended it) when given.
         """
         state = check_option("state", state, END_STATES)
         data = _json_object(summary, "summary")
+        ending: dict[str, Any] = {"state": state}
+        if reason is not None:
+            ending["reason"] = _text(str(reason), "reason", 2000)
         with self._writing(f"end session {session_id}") as s:
             at = _now()
             seq, elapsed = self._next_seq(s, session_id, at, state=state, ended_at=at, summary=data)
-            s.execute(insert(EventRow).values(session_id=session_id, seq=seq, at=at, elapsed_s=elapsed,
-                                              kind="state", output=None, payload={"state": state}))
+            self._insert_event(s, session_id=session_id, seq=seq, at=at, elapsed_s=elapsed, kind="state", output=None,
+                               payload=ending)
             record = self._session(s, session_id)
         self._clocks.pop(session_id, None)
         return record
@@ -647,6 +961,7 @@ class Store:
         with self._writing("mark interrupted sessions") as s:
             running = s.scalars(select(SessionRow).where(SessionRow.state == "running")
                                 .order_by(SessionRow.id).with_for_update()).all()
+            self._verify(*running)
             for row in running:
                 if row.id in self._clocks:
                     continue
@@ -658,14 +973,14 @@ class Store:
                 last_at = s.scalar(select(func.max(EventRow.at)).where(EventRow.session_id == row.id)) or row.started_at
                 at = _now()
                 seq = row.event_count + 1
-                s.execute(insert(EventRow).values(
-                    session_id=row.id, seq=seq, at=at, elapsed_s=(at - row.started_at).total_seconds(), kind="state",
+                self._insert_event(
+                    s, session_id=row.id, seq=seq, at=at, elapsed_s=(at - row.started_at).total_seconds(), kind="state",
                     output=None, payload={
                         "state": "interrupted",
                         "reason": f"the process that ran it (pid {row.pid} on {row.host}) ended without ending the session",
                         "last_event_seq": row.event_count,
                         "last_event_at": last_at.isoformat(),
-                    }))
+                    })
                 row.event_count = seq
                 row.state = "interrupted"
                 row.ended_at = last_at
@@ -709,19 +1024,29 @@ class Store:
             q = q.limit(limit)
         q = q.order_by(SessionRow.started_at.desc(), SessionRow.id.desc())
         with self._reading("list sessions") as s:
-            return [SessionRecord(**self._session_fields(*r)) for r in s.execute(q)]
+            return self._session_records(s.execute(q).all())
 
     def get_events(self, session_id: int, *, after_seq: int = 0) -> list[EventRecord]:
         """A session's events with ``seq > after_seq``, in order (for following a live session)."""
         with self._reading(f"read the events of session {session_id}") as s:
-            if s.get(SessionRow, session_id) is None:
+            row = s.get(SessionRow, session_id)
+            if row is None:
                 raise RecordNotFoundError(f"No session {session_id} in {self._where}.")
-            return self._events(s, session_id, after_seq)
+            self._verify(row)
+            return self._events(s, session_id, row.event_count, after_seq)
 
-    @staticmethod
-    def _events(s: Session, session_id: int, after_seq: int = 0) -> list[EventRecord]:
+    def _events(self, s: Session, session_id: int, event_count: int, after_seq: int = 0) -> list[EventRecord]:
+        """The events after ``after_seq``, checked: each against its checksum, all of them as 1.. ``event_count``."""
         rows = s.scalars(select(EventRow).where(EventRow.session_id == session_id, EventRow.seq > after_seq)
-                         .order_by(EventRow.seq))
+                         .order_by(EventRow.seq)).all()
+        self._verify(*rows)
+        seqs = [r.seq for r in rows]
+        first = max(after_seq, 0) + 1
+        if seqs != list(range(first, max(event_count, first - 1) + 1)) or any(r.session_id != session_id for r in rows):
+            raise self._damaged(
+                f"session {session_id} records {event_count} events, but its events read back as seq "
+                f"{_ranges(seqs) or 'none'} (expected {_ranges(list(range(first, event_count + 1))) or 'none'})"
+            )
         return [EventRecord.model_validate(r) for r in rows]
 
     def get_session(self, session_id: int) -> SessionDetail:
@@ -729,8 +1054,18 @@ class Store:
         with self._reading(f"read session {session_id}") as s:
             record = self._session(s, session_id)
             plan = self._get_plan(s, record.plan_id)
-            events = self._events(s, session_id)
+            events = self._events(s, session_id, record.event_count)
         return SessionDetail(**record.model_dump(), plan=plan, events=events)
+
+    def process_ended(self, session: SessionRecord) -> bool:
+        """Whether ``session`` is ``running`` but the process that ran it has ended on this machine.
+
+        What :meth:`mark_interrupted` would mark, told without writing (a reading
+        store shows such sessions as they are; this says which they are). Sessions
+        this store started, and those of other machines, count as not ended.
+        """
+        return (session.state == "running" and session.id not in self._clocks
+                and session.host == socket.gethostname()[:255] and not _pid_alive(session.pid))
 
     # ------------------------------------------------------------------ export
 

@@ -9,15 +9,29 @@ Five tables::
 Every timestamp is UTC (:class:`UTCDateTime`); every JSON column holds plain JSON
 (objects, arrays, strings, finite numbers, booleans, null). The migration in
 ``migrations/versions`` must create exactly this metadata; a test compares them.
+
+Checksums
+---------
+Every row carries ``crc32``: the CRC-32 of its values (:func:`row_checksum`), set
+whenever it is written (ORM rows by the mapper events below, Core inserts and
+updates by the store) and compared whenever it is read. SQLite's own checks (``PRAGMA
+quick_check``) find damage to the file's structure but not to the bytes of a value
+(a changed digit in an event's payload); the checksum finds that. A migration that
+adds or changes a column must recompute it for every row.
 """
 
 from __future__ import annotations
 
+import functools
+import json
+import zlib
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     CheckConstraint,
     DateTime,
@@ -27,9 +41,12 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Table,
+    event,
+    update,
 )
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, attributes, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 __all__ = [
@@ -44,6 +61,10 @@ __all__ = [
     "END_STATES",
     "EVENT_KINDS",
     "PLAN_VERDICTS",
+    "CHECKSUM_COLUMN",
+    "TABLES_IN_ORDER",
+    "row_checksum",
+    "row_values",
 ]
 
 #: Every state a session can be in; ``running`` until it ends.
@@ -98,6 +119,76 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
+#: The column that holds each row's checksum.
+CHECKSUM_COLUMN = "crc32"
+
+
+def _iso_utc(value: datetime) -> str:
+    value = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat()
+
+
+def _converter(column_type: Any) -> Callable[[Any], Any] | None:
+    """How a column's values look to the checksum: the same whether about to be written or just read."""
+    if isinstance(column_type, TypeDecorator):
+        column_type = column_type.impl
+    if isinstance(column_type, DateTime):
+        return _iso_utc
+    if isinstance(column_type, Boolean):
+        return bool
+    if isinstance(column_type, Float):
+        return float
+    if isinstance(column_type, Integer):  # BigInteger too
+        return int
+    return None  # text, and JSON (plain data)
+
+
+@functools.lru_cache(maxsize=64)
+def _checksum_plan(table: Table) -> tuple[tuple[str, str, Callable[[Any], Any] | None], ...]:
+    return tuple((c.name, c.key, _converter(c.type)) for c in table.columns if c.name != CHECKSUM_COLUMN)
+
+
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def row_checksum(table: Table, values: Mapping[str, Any]) -> int:
+    """The CRC-32 of a row of ``table``: its table name and every value but the checksum's own, by column name.
+
+    Parameters
+    ----------
+    table : sqlalchemy.Table
+    values : mapping
+        Column name to value, as Python sees it (aware datetimes, plain JSON data).
+
+    Returns
+    -------
+    int
+        0 <= crc < 2**32.
+
+    Examples
+    --------
+    >>> from datetime import datetime, UTC
+    >>> t = PatientRow.__table__
+    >>> a = row_checksum(t, {"id": "P-1", "created_at": datetime(2026, 1, 1, tzinfo=UTC)})
+    >>> a == row_checksum(t, {"id": "P-1", "created_at": datetime(2026, 1, 1)})  # naive means UTC
+    True
+    >>> a == row_checksum(t, {"id": "P-2", "created_at": datetime(2026, 1, 1, tzinfo=UTC)})
+    False
+    """
+    doc = {}
+    for name, _, convert in _checksum_plan(table):
+        value = values.get(name)
+        doc[name] = value if value is None or convert is None else convert(value)
+    return zlib.crc32(_ENCODER.encode([table.name, doc]).encode("utf-8", "surrogatepass"))
+
+
+def row_values(row: Base) -> dict[str, Any]:
+    """An ORM row's values by column name (what :func:`row_checksum` takes)."""
+    loaded = row.__dict__
+    return {name: loaded[key] if key in loaded else getattr(row, key)
+            for name, key, _ in _checksum_plan(row.__table__)}  # type: ignore[attr-defined]
+
+
 class PatientRow(Base):
     """A patient, known only by a pseudonymous id."""
 
@@ -105,6 +196,7 @@ class PatientRow(Base):
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    crc32: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class ProgramRow(Base):
@@ -118,6 +210,7 @@ class ProgramRow(Base):
     name: Mapped[str] = mapped_column(String(200))
     document: Mapped[dict[str, Any]] = mapped_column(JSON)
     first_used_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    crc32: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class PlanRow(Base):
@@ -139,6 +232,7 @@ class PlanRow(Base):
     confirmed_by: Mapped[str | None] = mapped_column(String(200))
     approved_at: Mapped[datetime] = mapped_column(UTCDateTime())
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    crc32: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class SessionRow(Base):
@@ -162,6 +256,7 @@ class SessionRow(Base):
     event_count: Mapped[int] = mapped_column(Integer)
     host: Mapped[str] = mapped_column(String(255))
     pid: Mapped[int] = mapped_column(Integer)
+    crc32: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class EventRow(Base):
@@ -180,3 +275,34 @@ class EventRow(Base):
     kind: Mapped[str] = mapped_column(String(16))
     output: Mapped[str | None] = mapped_column(String(64))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    crc32: Mapped[int | None] = mapped_column(BigInteger)
+
+
+#: The tables, parents before children (the order to copy them in).
+TABLES_IN_ORDER: tuple[Table, ...] = tuple(
+    row.__table__ for row in (PatientRow, ProgramRow, PlanRow, SessionRow, EventRow)  # type: ignore[misc]
+)
+
+
+@event.listens_for(Base, "before_insert", propagate=True)
+def _checksum_before_insert(mapper: Any, connection: Any, target: Base) -> None:
+    # rows whose id the database gives out get their checksum after the insert, when the id is known
+    values = row_values(target)
+    if all(values.get(c.name) is not None for c in target.__table__.primary_key):  # type: ignore[attr-defined]
+        target.crc32 = row_checksum(target.__table__, values)  # type: ignore[attr-defined,arg-type]
+
+
+@event.listens_for(Base, "after_insert", propagate=True)
+def _checksum_after_insert(mapper: Any, connection: Any, target: Base) -> None:
+    if target.crc32 is not None:  # type: ignore[attr-defined]
+        return
+    table: Table = target.__table__  # type: ignore[attr-defined,assignment]
+    crc = row_checksum(table, row_values(target))
+    connection.execute(update(table).where(*(c == getattr(target, c.key) for c in table.primary_key))
+                       .values({CHECKSUM_COLUMN: crc}))
+    attributes.set_committed_value(target, "crc32", crc)
+
+
+@event.listens_for(Base, "before_update", propagate=True)
+def _checksum_before_update(mapper: Any, connection: Any, target: Base) -> None:
+    target.crc32 = row_checksum(target.__table__, row_values(target))  # type: ignore[attr-defined,arg-type]

@@ -125,6 +125,67 @@ class _OutputGenerator:
             self.span_s = (self.n_inner - 1) / self.inner_hz if self.inner_hz else 0.0
             self.clock = make_clock(st.nominal_repetition_hz, fm, lookback_s=self.span_s + 1e-9)
 
+    # -- envelopes ---------------------------------------------------------------
+    def envelope(self, t: np.ndarray) -> np.ndarray:
+        """Ramps, duty cycle and sequencing: a factor in [0, 1] at times ``t`` (0 in an off phase)."""
+        st = self.stim
+        dc = st.duty_cycle
+        return duty_envelope(np.asarray(t, dtype=float), session_s=self.session_s, ramp_up_s=st.ramp_up_s,
+                             ramp_down_s=st.ramp_down_s, on_s=dc.on_s if dc else None, off_s=dc.off_s if dc else 0.0,
+                             offset_s=self.offset_s, periodic_offset=self.periodic)
+
+    def amplitude_factor(self, t: np.ndarray) -> np.ndarray:
+        """The amplitude modulation's factor at times ``t`` (1 without one)."""
+        am = self.stim.amplitude_modulation
+        t = np.asarray(t, dtype=float)
+        if am is None:
+            return np.ones_like(t)
+        return am.low_percent / 100.0 + (1.0 - am.low_percent / 100.0) * triangle01(t, am.period_s, am.profile)
+
+    def width_factor(self, t: np.ndarray) -> np.ndarray:
+        """The width modulation's factor at times ``t`` (1 without one)."""
+        wm = self.stim.width_modulation
+        t = np.asarray(t, dtype=float)
+        if wm is None:
+            return np.ones_like(t)
+        return wm.low_percent / 100.0 + (1.0 - wm.low_percent / 100.0) * triangle01(t, wm.period_s, wm.profile)
+
+    def breakpoints(self, t0: float, t1: float) -> np.ndarray:
+        """Times in (t0, t1) where an envelope or modulation changes slope or jumps: with t0 and t1, where the
+        lowest value of their product over [t0, t1] lies (each factor is linear between them)."""
+        st = self.stim
+        pts: list[np.ndarray] = []
+
+        def grid(origin: float, period: float, offsets: list[float]) -> None:
+            if period <= 0:
+                return
+            k0 = math.floor((t0 - origin) / period) - 1
+            k1 = math.ceil((t1 - origin) / period) + 1
+            if k1 - k0 > 100_000:  # an interval of many periods: its lowest value is one of a whole period's
+                k1 = k0 + 100_000
+            base = origin + period * np.arange(k0, k1 + 1, dtype=float)
+            for off in offsets:
+                pts.append(base + off)
+
+        dc = st.duty_cycle
+        if dc is None:
+            pts.append(np.array([self.offset_s, self.offset_s + st.ramp_up_s, self.session_s - st.ramp_down_s]))
+        else:
+            grid(self.offset_s, dc.cycle_s, [0.0, st.ramp_up_s, dc.on_s - st.ramp_down_s, dc.on_s])
+        for m in (st.amplitude_modulation, st.width_modulation):
+            if m is not None:
+                grid(0.0, m.period_s, [0.0, m.period_s / 2.0] if m.profile == "triangle" else [0.0])
+        t = np.concatenate(pts) if pts else np.zeros(0)
+        return t[(t > t0) & (t < t1)]
+
+    def lowest(self, t0: float, t1: float) -> tuple[float, float]:
+        """The lowest amplitude factor (envelope × amplitude modulation) and width factor over [t0, t1]."""
+        t = np.concatenate([[t0, t1], self.breakpoints(t0, t1)])
+        # the off phase begins at on_s: a point just before each breakpoint catches a factor that jumps up there
+        t = np.concatenate([t, np.maximum(t0, t - 1e-9)])
+        level = float(np.min(self.envelope(t) * self.amplitude_factor(t)))
+        return level, float(np.min(self.width_factor(t)))
+
     # -- event times -------------------------------------------------------------
     def _events(self, t0: float, t1: float) -> tuple[np.ndarray, np.ndarray | None]:
         """Event times in [t0, t1), and each carrier cycle's half-width in µs (sine shapes)."""
@@ -151,25 +212,12 @@ class _OutputGenerator:
             return _empty(t0, t1)
         t, half_us = self._events(t0, t1)
         st = self.stim
-        dc = st.duty_cycle
-        env = duty_envelope(
-            t,
-            session_s=self.session_s,
-            ramp_up_s=st.ramp_up_s,
-            ramp_down_s=st.ramp_down_s,
-            on_s=dc.on_s if dc else None,
-            off_s=dc.off_s if dc else 0.0,
-            offset_s=self.offset_s,
-            periodic_offset=self.periodic,
-        )
+        env = self.envelope(t)
         keep = env > 0
         t, env = t[keep], env[keep]
         if half_us is not None:
             half_us = half_us[keep]
-        amp = self.amplitude_ma * env
-        am = st.amplitude_modulation
-        if am is not None:
-            amp = amp * (am.low_percent / 100.0 + (1.0 - am.low_percent / 100.0) * triangle01(t, am.period_s, am.profile))
+        amp = self.amplitude_ma * env * self.amplitude_factor(t)
         n = t.shape[0]
         p = st.pulse
         if self.shape in ("sine-burst", "interferential"):
@@ -180,10 +228,7 @@ class _OutputGenerator:
             assert half_us is not None
             return PulseChunk(t0, t1, t, np.full(n, self.index, np.int16), np.full(n, SHAPE_SINE, np.uint8),
                               amp, half_us, np.zeros(n), -amp, half_us.copy())
-        width = np.full(n, p.pulse_width_us)
-        wm = st.width_modulation
-        if wm is not None:
-            width = width * (wm.low_percent / 100.0 + (1.0 - wm.low_percent / 100.0) * triangle01(t, wm.period_s, wm.profile))
+        width = p.pulse_width_us * self.width_factor(t)
         if self.shape == "monophasic":
             sign = -1.0 if p.polarity == "cathodic" else 1.0
             a1 = sign * amp
@@ -299,6 +344,33 @@ class Schedule:
                 continue
             level = float(np.max(np.abs(chunk.first_amplitude_ma[mine]))) / amp
             out.append((min(1.0, level), float(np.max(chunk.first_width_us[mine]))))
+        return out
+
+    def lowest_levels(self, t0_s: float, t1_s: float) -> list[tuple[float, float]]:
+        """Per output, ``(level, width_factor)``: the lowest amplitude and pulse-width factors of the schedule
+        over ``[t0_s, t1_s]``, exactly (each factor is linear between the breakpoints of ramps, duty cycle and
+        modulation, so the lowest product lies at an end or a breakpoint).
+
+        ``level`` is 0 when any part of the interval is in an off phase, before an
+        output's start or after the session. A host that commands an output at
+        ``level × intensity`` and ``width_factor × pulse width`` for the whole interval
+        delivers no pulse above the schedule's there.
+
+        Examples
+        --------
+        >>> import electrostim as es
+        >>> s = es.Schedule(es.load_program("nmes-quadriceps-tka"), level="max")
+        >>> s.lowest_levels(0.0, 0.1)[0], s.lowest_levels(5.0, 6.0)[0]  # ramp start; on, then off at 6 s?
+        ((0.0, 1.0), (0.0, 1.0))
+        """
+        t0 = max(0.0, float(t0_s))
+        t1 = max(t0, float(t1_s))
+        out = []
+        for g in self._generators():
+            if t1 > g.session_s or t0 >= g.session_s:
+                out.append((0.0, 1.0))
+                continue
+            out.append(g.lowest(t0, t1))
         return out
 
     @property

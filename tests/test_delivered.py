@@ -1,0 +1,366 @@
+"""Approved is delivered, measured at the output, on every backend.
+
+Each backend records every pulse it emits: the simulated stimulator (virtual time) and
+the RehaStim2 and P24 emulators (on a pseudo-terminal, in real time, driven by their
+serial drivers). Random approved programs are delivered by the session engine while
+random keys arrive (intensity up and down, targets, pause and resume, a stop). What
+came out must lie inside what was approved:
+
+* every pulse: its currents within the approved maximum amplitude, its phases no wider
+  than approved, its phase charge within the approved charge per phase;
+* rate: no two pulses of an output closer than the approved shortest interval;
+* every 1 s window starting at a delivered pulse: the ∫i²dt (rms current, and with it
+  the power density at each pad) and the charge within the approved dose's highest 1 s
+  window, and no more pulses than the approved schedule puts in any 1 s window;
+* every pulse is a pulse of the approved schedule: on the simulated stimulator the same
+  pulse (time, phases) at no more than the approved current; on a serial device a pulse
+  the schedule has within one period of it (the device runs the train on its own clock,
+  a pause shifts it, and the host switches ramps and off phases a little early).
+
+The default run tries 300 programs on the simulated stimulator and 50 on each emulator
+(short sessions, five at a time); the ``slow`` run (part of ``.ci/run``) 1000 on each.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, Phase, assume, given, settings
+from hypothesis import strategies as st
+
+import electrostim as es
+from electrostim.devices import P24, P24Emulator, RehaStim2, RehaStim2Emulator, SimulatedStimulator
+from electrostim.errors import ElectrostimError, ProgramError
+from electrostim.session import Runner, SessionState
+from electrostim.waveform import PulseChunk, Schedule, pulse_terms
+
+from .test_envelope_property import _num, electrodes, programs
+
+REL = 1e-9
+
+
+# --------------------------------------------------------------------------- what was approved
+
+
+class Approved:
+    """The approved schedule (at each output's maximum amplitude) and its dose, per output."""
+
+    def __init__(self, plan):
+        self.plan = plan
+        self.program = plan.program
+        self.dose = plan.assessment.dose
+        self.env = plan.envelope
+        amps = {o.channel: o.max_amplitude_ma for o in self.env.outputs}
+        self.schedule = Schedule(self.program, amplitude_ma=amps)
+        self.window_s = self.dose.window_s
+        self.pulses = self.schedule.pulses()
+        self.max_count = []
+        for i in range(len(self.env.outputs)):
+            t = self.pulses.time_s[self.pulses.output == i]
+            stop = np.searchsorted(t, t + self.window_s - 1e-9, side="left")
+            self.max_count.append(int((stop - np.arange(len(t))).max()) if len(t) else 0)
+
+    def output_pulses(self, i: int) -> PulseChunk:
+        return self.pulses.select(self.pulses.output == i)
+
+
+def check_delivered(approved: Approved, delivered: PulseChunk, *, exact: bool, where: str,
+                    to_schedule_time=None, step_ma: float = 0.0) -> int:
+    """Assert that ``delivered`` (output = index in the plan) lies inside what was approved; return its pulse count."""
+    env, dose = approved.env, approved.dose
+    n_total = 0
+    for i, (e, d) in enumerate(zip(env.outputs, dose.outputs)):
+        mine = delivered.select(delivered.output == i)
+        n = len(mine)
+        n_total += n
+        if n == 0:
+            continue
+        what = f"{where}, output {e.label!r}"
+        a1, a2 = np.abs(mine.first_amplitude_ma), np.abs(mine.second_amplitude_ma)
+        assert a1.max() <= e.max_amplitude_ma * (1 + REL) + 1e-9, f"{what}: {a1.max()} mA > {e.max_amplitude_ma} mA"
+        assert a2.max() <= e.max_amplitude_ma * (1 + REL) + 1e-9, f"{what}: second phase {a2.max()} mA"
+        widest = np.maximum(mine.first_width_us, mine.second_width_us)
+        assert mine.first_width_us.max() <= e.max_pulse_width_us * (1 + REL) + 1e-6, f"{what}: width {mine.first_width_us.max()}"
+        assert widest.max() <= e.max_phase_width_us * (1 + REL) + 1e-6, f"{what}: phase {widest.max()} µs"
+        q1, q2, _, i2t, _ = pulse_terms(mine)
+        # a device that rounds the second phase of an asymmetric pulse up to its current step keeps its charge
+        assert max(q1.max(), q2.max()) <= d.max_phase_charge_uc * (1 + 1e-6) + 1e-9, f"{what}: phase charge"
+        # rate and windows on the device's own clock (real time: a pause does not bring pulses closer)
+        order = np.argsort(mine.time_s, kind="stable")
+        t, i2t, absq = mine.time_s[order], i2t[order], (q1 + q2)[order]
+        if n > 1 and d.max_pulse_rate_hz > 0:
+            shortest = float(np.diff(t).min())
+            assert shortest >= (1.0 / d.max_pulse_rate_hz) * (1 - 1e-6) - 1e-7, \
+                f"{what}: pulses {shortest * 1e3:.4f} ms apart, approved at most {d.max_pulse_rate_hz:g} Hz"
+        # 1 s windows starting at each delivered pulse
+        w = approved.window_s
+        stop = np.searchsorted(t, t + w - 1e-9, side="left")
+        c_i2t = np.concatenate([[0.0], np.cumsum(i2t)])
+        c_q = np.concatenate([[0.0], np.cumsum(absq)])
+        idx = np.arange(n)
+        win_i2t = (c_i2t[stop] - c_i2t[idx]).max()
+        win_q = (c_q[stop] - c_q[idx]).max()
+        count = int((stop - idx).max())
+        assert count <= approved.max_count[i], f"{what}: {count} pulses in a {w:g} s window > {approved.max_count[i]}"
+        rms = math.sqrt(win_i2t * 1e-6 / w)
+        tol = step_ma * 0 + 1e-9
+        assert rms <= d.rms_current_ma * (1 + 1e-6) + tol, f"{what}: rms {rms} mA > approved {d.rms_current_ma} mA"
+        assert win_q * 1e-3 / w <= d.average_current_ma * (1 + 1e-6) + tol, f"{what}: charge in a window"
+        area = min(pad.area_cm2 for pad in d.electrodes)
+        power = rms * rms * 1e-6 * env.load_ohm / area
+        assert power <= max(pad.average_power_density_w_per_cm2 for pad in d.electrodes) * (1 + 1e-6) + 1e-12, what
+        # each delivered pulse is one of the approved schedule's (in schedule time: pauses excluded)
+        if to_schedule_time is not None:
+            t = to_schedule_time(t)
+        sched = approved.output_pulses(i)
+        ts = sched.time_s
+        assert len(ts), f"{what}: pulses delivered, none approved"
+        j = np.clip(np.searchsorted(ts, t), 1, len(ts) - 1) if len(ts) > 1 else np.zeros(n, int)
+        nearest = np.where(np.abs(ts[j - 1] - t) <= np.abs(ts[j] - t), j - 1, j) if len(ts) > 1 else j
+        gap_s = np.abs(ts[nearest] - t)
+        if exact:
+            assert gap_s.max() <= 1e-9, f"{what}: a pulse at {t[gap_s.argmax()]} s that the schedule does not have"
+            sa = np.abs(sched.first_amplitude_ma[nearest])
+            assert (a1[order] <= sa * (1 + REL) + 1e-9).all(), f"{what}: a pulse above the schedule's current"
+            assert np.allclose(mine.first_width_us[order], sched.first_width_us[nearest], rtol=1e-9), f"{what}: width"
+        else:
+            period = 1.0 / max(o.stimulus.nominal_repetition_hz for o in approved.program.outputs if o.index == i)
+            tol_s = period + 0.02
+            assert gap_s.max() <= tol_s, f"{what}: a pulse {gap_s.max():.4f} s from any approved pulse"
+    return n_total
+
+
+# --------------------------------------------------------------------------- sessions with keys
+
+
+def _keys(draw, n: int) -> list[tuple[str, Any]]:
+    keys = st.lists(st.one_of(
+        st.tuples(st.just("nudge"), st.integers(0, 7), st.sampled_from([-5.0, -1.0, 1.0, 5.0, 50.0])),
+        st.tuples(st.just("target"), st.integers(0, 7), st.floats(0, 1)),
+        st.tuples(st.just("pause"), st.just(0), st.just(0.0)),
+        st.tuples(st.just("stop"), st.just(0), st.just(0.0)),
+        st.tuples(st.just("wait"), st.just(0), st.just(0.0)),
+    ), min_size=0, max_size=n)
+    return draw(keys)
+
+
+def _apply(r: Runner, key: tuple[str, int, float]) -> None:
+    kind, k, x = key
+    labels = r.labels
+    label = labels[k % len(labels)]
+    top = r.plan.output_envelope(label).max_amplitude_ma
+    try:
+        if kind == "nudge":
+            r.nudge(label, x)
+        elif kind == "target":
+            r.set_target(label, top * x)
+        elif kind == "pause":
+            r.pause() if r.state != SessionState.PAUSED else r.resume()
+        elif kind == "stop":
+            r.emergency_stop("stopped by the test")
+    except ElectrostimError:
+        pass  # a refusal changes nothing
+
+
+def _assess(program, device: str):
+    a = es.assess(program, device=device)
+    assume(a.verdict != "refused")
+    return a.approve(confirm=True, confirmed_by="property test")
+
+
+# --------------------------------------------------------------------------- the simulated stimulator
+
+
+def _sim_case(program, data, longest_s: float) -> None:
+    device = data.draw(st.sampled_from(["generic", "rehastim2", "p24"]), label="device")
+    if program.session_duration_s > longest_s:
+        doc = program.model_dump(mode="python")
+        doc["session_duration_s"] = data.draw(_num(1.0, 10.0), label="session_duration_s")
+        try:
+            program = es.validate_program(doc, source="drawn program")
+        except ProgramError:
+            assume(False)
+    plan = _assess(program, device)
+    approved = Approved(plan)
+    dev = SimulatedStimulator(device)
+    dev.connect()
+    dev.configure(plan)
+    labels = [o.label for o in plan.envelope.outputs]
+    start = {lbl: plan.output_envelope(lbl).max_amplitude_ma * data.draw(st.floats(0, 1), label="start") for lbl in labels}
+    r = Runner(dev, slew_ma_per_s=data.draw(st.sampled_from([2.0, 20.0, 1000.0]), label="slew"), start_ma=start,
+               duration_s=min(plan.program.session_duration_s, data.draw(_num(0.5, 30), label="duration")))
+    keys = _keys(data.draw, 12)
+    step = data.draw(st.sampled_from([0.02, 0.05, 0.1]), label="step")
+    r.begin()
+    for key in keys:
+        r.run(step_s=step, speed=math.inf, until_s=r.t + data.draw(st.floats(0.0, 2.0), label="between keys"))
+        _apply(r, key)
+    if r.state == SessionState.PAUSED:
+        r.resume()
+    r.run(step_s=step, speed=math.inf)
+    assert r.state in (SessionState.COMPLETED, SessionState.STOPPED, SessionState.FAILED)
+    delivered = dev.emitted()
+    check_delivered(approved, delivered, exact=True, where=f"sim on {device}")
+    assert len(delivered) == dev.status().pulses_delivered
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(program=programs(), data=st.data())
+def test_the_simulated_stimulator_emits_only_what_was_approved(program, data):
+    _sim_case(program, data, longest_s=10.0)  # short sessions keep 300 programs quick
+
+
+def test_the_simulated_stimulator_records_the_pulses_it_counts():
+    plan = es.assess(es.load_program("knee-oa-tens")).approve()
+    dev = SimulatedStimulator()
+    dev.connect()
+    dev.configure(plan)
+    r = Runner(dev, duration_s=20.0)
+    r.run(step_s=0.05, speed=math.inf)
+    delivered = dev.emitted()
+    assert len(delivered) == dev.status().pulses_delivered > 0
+    q1, q2, *_ = pulse_terms(delivered)
+    assert float((q1 + q2).sum()) == pytest.approx(dev.charge_delivered_uc()["knee-1"], rel=1e-9)
+    check_delivered(Approved(plan), delivered, exact=True, where="knee-oa-tens")
+
+
+# --------------------------------------------------------------------------- the serial devices
+
+
+#: real-time sessions shrink slowly: a failing batch is reported as drawn
+NO_SHRINK = [Phase.explicit, Phase.reuse, Phase.generate]
+SERIAL = {"rehastim2": (RehaStim2, RehaStim2Emulator), "p24": (P24, P24Emulator)}
+
+
+@st.composite
+def serial_programs(draw, device: str) -> es.Program:
+    """Fixed-rate rectangular pulses the device can make, with ramps, duty cycles, bursts and modulation."""
+    n = draw(st.integers(1, 4))
+    shapes = ["symmetric-biphasic"] if device == "rehastim2" else ["symmetric-biphasic", "asymmetric-biphasic", "monophasic"]
+    rate = draw(st.sampled_from([10.0, 20.0, 25.0, 30.0, 40.0, 50.0, 80.0, 100.0]))
+    sequencing = draw(st.sampled_from(["synchronous", "alternating", "delayed"]) if n > 1 else st.just("synchronous"))
+    chans = []
+    for i in range(n):
+        shape = draw(st.sampled_from(shapes))
+        width = draw(st.sampled_from([50.0, 100.0, 200.0, 300.0]))
+        p: dict[str, Any] = {"shape": shape, "pulse_width_us": width,
+                             "frequency_hz": rate if device == "rehastim2" else draw(st.sampled_from([rate, 20.0, 50.0]))}
+        if shape != "monophasic":
+            p["interphase_gap_us"] = 100.0 if device == "rehastim2" else draw(st.sampled_from([0.0, 20.0, 50.0]))
+        if shape == "asymmetric-biphasic":
+            p["second_phase_ratio"] = draw(st.sampled_from([2.0, 4.0]))
+        top = draw(st.sampled_from([10.0, 20.0, 30.0, 40.0]))
+        stim: dict[str, Any] = {"pulse": p, "amplitude": {"max_ma": top, "default_ma": top / 2}, "modulation": []}
+        if draw(st.booleans()) and device == "p24" and shape == "symmetric-biphasic" and width <= 200:
+            stim["burst"] = {"pulses_per_burst": 2, "burst_frequency_hz": draw(st.sampled_from([2.0, 5.0]))}
+            stim["pulse"]["frequency_hz"] = 100.0
+        if draw(st.booleans()):
+            stim["modulation"].append({"kind": "amplitude-sweep", "low_percent": 50.0,
+                                       "period_s": draw(st.sampled_from([0.3, 0.5, 1.0])), "profile": "triangle"})
+        if draw(st.booleans()) or sequencing == "alternating":
+            on = draw(st.sampled_from([0.2, 0.3, 0.5]))
+            stim["duty_cycle"] = {"on_s": on, "off_s": draw(st.sampled_from([0.1, 0.2, 0.4]))}
+            stim["ramp_up_s"] = on * draw(st.sampled_from([0.0, 0.25]))
+            stim["ramp_down_s"] = on * draw(st.sampled_from([0.0, 0.25]))
+        else:
+            stim["ramp_up_s"] = draw(st.sampled_from([0.0, 0.2]))
+            stim["ramp_down_s"] = draw(st.sampled_from([0.0, 0.2]))
+        chans.append({"label": f"ch-{i + 1}", "electrodes": [draw(electrodes()), draw(electrodes())], "stimulus": stim})
+    data = {"id": "serial-property", "name": "serial property program", "modality": "nmes",
+            "session_duration_s": draw(st.sampled_from([0.6, 0.8, 1.2])), "sequencing": sequencing, "channels": chans}
+    if sequencing == "delayed":
+        data["sequencing_delay_s"] = 0.1
+    try:
+        return es.validate_program(data, source="drawn program")
+    except ProgramError:
+        assume(False)
+        raise
+
+
+def _serial_session(device: str, plan, start: dict[str, float], keys, seed: int) -> tuple[PulseChunk, Any, str]:
+    driver, emulator = SERIAL[device]
+    with emulator() as emu, driver(emu.port) as dev:
+        dev.connect()
+        dev.configure(plan)
+        r = Runner(dev, slew_ma_per_s=400.0, start_ma=start, ramp_s=0.1)
+        pending = list(keys)
+        rng = np.random.default_rng(seed)
+
+        def tick(runner: Runner) -> None:
+            if pending and rng.random() < 0.1:
+                _apply(runner, pending.pop(0))
+            elif not pending and runner.state == SessionState.PAUSED:
+                runner.resume()
+
+        r.run(step_s=0.02, tick=tick)
+        r_state = r.state.value
+        marks = list(dev.time_marks)
+        dev.close()
+        emitted = emu.emitted()
+    # channels 1..n are the plan's outputs in order; times to device (schedule) time
+    out = PulseChunk(emitted.start_s, emitted.stop_s, emitted.time_s, (emitted.output - 1).astype(np.int16), emitted.shape,
+                     emitted.first_amplitude_ma, emitted.first_width_us, emitted.gap_us, emitted.second_amplitude_ma,
+                     emitted.second_width_us)
+    mono = np.array([m[0] for m in marks])
+    dev_t = np.array([m[1] for m in marks])
+
+    def to_schedule_time(t: np.ndarray) -> np.ndarray:
+        k = np.clip(np.searchsorted(mono, t, side="right") - 1, 0, len(mono) - 1)
+        return dev_t[k] + (t - mono[k])
+
+    return out, to_schedule_time, r_state
+
+
+@st.composite
+def serial_batches(draw, device: str, size: int):
+    batch = []
+    for _ in range(size):
+        program = draw(serial_programs(device))
+        a = es.assess(program, device=device)
+        assume(a.verdict != "refused")
+        plan = a.approve(confirm=True, confirmed_by="property test")
+        start = {o.label: o.max_amplitude_ma * draw(st.sampled_from([0.3, 0.7, 1.0])) for o in plan.envelope.outputs}
+        batch.append((plan, start, _keys(draw, 4), draw(st.integers(0, 2**16))))
+    return batch
+
+
+def _check_serial_batch(device: str, batch) -> None:
+    with ThreadPoolExecutor(3) as pool:
+        results = list(pool.map(lambda b: _serial_session(device, *b), batch))
+    for (plan, *_), (delivered, to_time, state) in zip(batch, results):
+        assert state in ("completed", "stopped"), f"{device}: the session ended {state}"
+        check_delivered(Approved(plan), delivered, exact=False, where=f"{device} emulator", to_schedule_time=to_time)
+
+
+@pytest.mark.parametrize("device", list(SERIAL))
+def test_serial_devices_emit_only_what_was_approved(device):
+    @settings(max_examples=10, deadline=None, suppress_health_check=list(HealthCheck), phases=NO_SHRINK)
+    @given(batch=serial_batches(device, 5))
+    def run(batch):
+        _check_serial_batch(device, batch)
+
+    run()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("device", list(SERIAL))
+def test_serial_devices_emit_only_what_was_approved_1000_programs(device):
+    @settings(max_examples=125, deadline=None, suppress_health_check=list(HealthCheck), phases=NO_SHRINK)
+    @given(batch=serial_batches(device, 8))
+    def run(batch):
+        _check_serial_batch(device, batch)
+
+    run()
+
+
+@pytest.mark.slow
+@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(program=programs(), data=st.data())
+def test_the_simulated_stimulator_emits_only_what_was_approved_1000_programs(program, data):
+    _sim_case(program, data, longest_s=120.0)
