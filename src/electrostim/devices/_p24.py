@@ -233,7 +233,7 @@ class P24(SerialStimulator):
     ...     _ = dev.set_intensity("knee-1", 20.0)
     ...     emu.stim_status.name, dev.commands_at(6.0)["knee-1"]  # after the program's 5 s ramp
     ...     dev.stop()
-    ('ML_RUNNING', OutputCommand(current_ma=20.0, pulse_width_us=100))
+    ('ML_RUNNING', OutputCommand(current_ma=20.0, pulse_width_us=100.0))
     >>> dev.state.value, emu.output_on
     ('disconnected', False)
     """
@@ -315,7 +315,7 @@ class P24(SerialStimulator):
             except FieldRangeError as exc:  # a rate the period field cannot carry: say which
                 raise DeviceError(f"the P24 cannot run output {o.label!r} at {rate:g} Hz: {exc}") from None
             env = plan.output_envelope(o.label)
-            if st.burst is None and 0 < env.max_pulse_rate_hz * (1 + 1e-6) + 1e-9 < 1000.0 / period_ms:
+            if st.burst is None and env.max_pulse_rate_hz > 0 and 1000.0 / period_ms > env.max_pulse_rate_hz * (1 + 1e-6) + 1e-9:
                 raise DeviceError(f"output {o.label!r}: a period of {period_ms:g} ms is faster than the approved "
                                   f"{env.max_pulse_rate_hz:g} Hz")
             # the widest phase at no current (the longest shape: an asymmetric second phase is never longer

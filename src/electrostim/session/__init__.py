@@ -9,7 +9,7 @@ Examples
 >>> dev = SimulatedStimulator(); dev.connect(); dev.configure(plan)
 >>> r = Runner(dev, duration_s=20.0)
 >>> r.run(step_s=0.1, speed=float("inf")).value
-'done'
+'completed'
 """
 
 from ..devices import BACKENDS, backend_help, open_emulator, open_stimulator, parse_backend

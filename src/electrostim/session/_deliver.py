@@ -26,6 +26,7 @@ import math
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -47,6 +48,8 @@ END_STATES = {SessionState.COMPLETED: "completed", SessionState.STOPPED: "stoppe
 END_FINAL = {s.value for s in END_STATES}
 #: Process exit codes for an ending (a signal adds 128 to its number).
 EXIT_CODES = {"completed": 0, "stopped": 0, "failed": 1}
+#: How long the ending of a session waits for a store that failed to take it again (the output is zero by then)
+RECORD_RETRY_S = 5.0
 #: Fastest speed-up of a simulated session asked for by a number (``math.inf``: as fast as it computes).
 MAX_SPEED = 1e6
 
@@ -369,15 +372,21 @@ def _end(plan, dev, db, session_id, device_name, runner, guard, events, final, p
     if sig:
         summary["signal"] = sig
     record_error = None
-    try:
-        for kind, payload in pending:  # what the store could not take, if it recovered
-            if kind == "state" and payload.get("state") in END_FINAL:
-                continue
-            db.append_event(session_id, kind, payload, output=payload.get("output"))
-        db.end_session(session_id, end_state, summary, reason=reason)
-    except StoreError as exc:
-        record_error = (f"the ending of session {session_id} could not be recorded ({exc}); the next start marks it "
-                        "interrupted")
+    deadline = time.monotonic() + RECORD_RETRY_S
+    while True:  # the output is zero already: the record may wait a little for a store that recovers
+        try:
+            while pending:  # what the store could not take, if it recovered
+                kind, payload = pending[0]
+                db.append_event(session_id, kind, payload, output=payload.get("output"))
+                pending.pop(0)
+            db.end_session(session_id, end_state, summary, reason=reason)
+            break
+        except StoreError as exc:
+            if time.monotonic() >= deadline:
+                record_error = (f"the ending of session {session_id} could not be recorded ({exc}); the next start "
+                                "marks it interrupted")
+                break
+            time.sleep(0.2)
     return SessionResult(program=plan.program.id, device=device_name, session_id=session_id, end_state=end_state,
                          error=runner.error, signal=sig, record_error=record_error, summary=summary,
                          events=events[0], db=db.url)

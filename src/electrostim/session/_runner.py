@@ -292,7 +292,7 @@ class Runner:
         brings every output linearly to zero at that moment, and the last step is
         shortened to end there.
         """
-        dt_s = check_number("dt_s", dt_s, low=0.0, high=3600.0)
+        dt_s = check_number("dt_s", dt_s, low=0.0, high=3600.0, low_open=False)
         if self._stop_request is not None and self.state not in _FINAL:
             self.emergency_stop(self._stop_request)
             return

@@ -360,8 +360,8 @@ class Schedule:
         --------
         >>> import electrostim as es
         >>> s = es.Schedule(es.load_program("nmes-quadriceps-tka"), level="max")
-        >>> s.lowest_levels(0.0, 0.1)[0], s.lowest_levels(5.0, 6.0)[0]  # ramp start; on, then off at 6 s?
-        ((0.0, 1.0), (0.0, 1.0))
+        >>> s.lowest_levels(0.0, 0.1)[0], s.lowest_levels(5.0, 6.0)[0]  # the start of the ramp up; on
+        ((0.0, 1.0), (1.0, 1.0))
         """
         t0 = max(0.0, float(t0_s))
         t1 = max(t0, float(t1_s))
