@@ -357,3 +357,62 @@ def test_a_store_that_stays_broken_is_named_as_the_first_cause(tmp_path: Path, m
     store.close()
     assert r.end_state == "failed" and r.error == "the session store failed: Cannot append an event: database or disk is full."
     assert r.record_error is not None and "could not be recorded" in r.record_error and r.exit_code == 1
+
+
+# --------------------------------------------------------------------------- delivery in the library
+
+
+def test_the_run_command_is_a_thin_face():
+    """``electrostim run`` calls session.deliver; it imports neither the store nor a driver (only the backend table)."""
+    import ast
+
+    import electrostim.cli._run as run_module
+
+    tree = ast.parse(Path(run_module.__file__).read_text(encoding="utf-8"))
+    imported = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            imported.add(node.module or "")
+            imported.update(f"{node.module}.{a.name}" for a in node.names)
+    assert not any(m.startswith("store") for m in imported), imported
+    assert not any(m.startswith("devices") and m != "devices" and m != "devices.backend_help" for m in imported), imported
+    assert "session.deliver" in imported
+
+
+def test_the_backend_table_opens_every_stimulator_and_names_the_choices():
+    from electrostim.devices import BACKENDS, backend_help, open_emulator, open_stimulator, parse_backend
+    from electrostim.errors import InvalidInputError
+
+    assert set(BACKENDS) == {"sim", "rehastim2", "p24"}
+    assert open_stimulator("sim").profile.id == "generic"
+    for name, backend in BACKENDS.items():
+        assert name in backend_help()
+        if backend.emulator is not None:
+            with open_emulator(name) as emu:
+                dev = open_stimulator(f"{name}:{emu.port}")
+                assert dev.profile.id == backend.profile
+    for bad in ("", "sim:x", "rehastim2", "p24:", "gizmo:1", "com3"):
+        with pytest.raises(InvalidInputError, match="Invalid value for 'device'"):
+            parse_backend(bad)
+
+
+def test_sessions_and_the_store_share_one_vocabulary():
+    from electrostim.session import END_STATES
+    from electrostim.store import END_STATES as STORE_END_STATES
+    from electrostim.store import EVENT_KINDS
+
+    assert set(END_STATES.values()) == set(STORE_END_STATES)
+    plan = es.assess(es.load_program("knee-oa-tens")).approve()
+    dev = SimulatedStimulator()
+    dev.connect()
+    dev.configure(plan)
+    kinds = set()
+    r = Runner(dev, duration_s=15.0, on_event=lambda k, p: kinds.add(k))
+    r.begin()
+    r.run(step_s=0.05, speed=math.inf, until_s=3.0)
+    r.mark_threshold("knee-1", "sensory")
+    r.pause()
+    r.resume()
+    r.run(step_s=0.05, speed=math.inf)
+    assert kinds <= set(EVENT_KINDS) and {"state", "intensity", "note", "threshold", "dose"} <= kinds
+    assert r.state.value in STORE_END_STATES

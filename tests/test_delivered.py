@@ -213,7 +213,7 @@ def _sim_case(program, data, longest_s: float) -> None:
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 @given(program=programs(), data=st.data())
 def test_the_simulated_stimulator_emits_only_what_was_approved(program, data):
-    _sim_case(program, data, longest_s=10.0)  # short sessions keep 300 programs quick
+    _sim_case(program, data, longest_s=5.0)  # short sessions keep 300 programs quick
 
 
 def test_the_simulated_stimulator_records_the_pulses_it_counts():
@@ -330,33 +330,33 @@ def serial_batches(draw, device: str, size: int):
     return batch
 
 
-def _check_serial_batch(device: str, batch) -> None:
-    with ThreadPoolExecutor(3) as pool:
+def _check_serial_batch(device: str, batch, workers: int = 3) -> None:
+    with ThreadPoolExecutor(workers) as pool:
         results = list(pool.map(lambda b: _serial_session(device, *b), batch))
     for (plan, *_), (delivered, to_time, state) in zip(batch, results):
         assert state in ("completed", "stopped"), f"{device}: the session ended {state}"
         check_delivered(Approved(plan), delivered, exact=False, where=f"{device} emulator", to_schedule_time=to_time)
 
 
-@pytest.mark.parametrize("device", list(SERIAL))
-def test_serial_devices_emit_only_what_was_approved(device):
-    @settings(max_examples=10, deadline=None, suppress_health_check=list(HealthCheck), phases=NO_SHRINK)
-    @given(batch=serial_batches(device, 5))
+def _serial_property(device: str, batches: int, size: int, workers: int) -> None:
+    """``batches`` × ``size`` programs on ``device``'s emulator (each batch's sessions run ``workers`` at a time)."""
+    @settings(max_examples=batches, deadline=None, suppress_health_check=list(HealthCheck), phases=NO_SHRINK)
+    @given(batch=serial_batches(device, size))
     def run(batch):
-        _check_serial_batch(device, batch)
+        _check_serial_batch(device, batch, workers)
 
     run()
+
+
+@pytest.mark.parametrize("device", list(SERIAL))
+def test_serial_devices_emit_only_what_was_approved(device):
+    _serial_property(device, batches=10, size=5, workers=3)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("device", list(SERIAL))
 def test_serial_devices_emit_only_what_was_approved_1000_programs(device):
-    @settings(max_examples=125, deadline=None, suppress_health_check=list(HealthCheck), phases=NO_SHRINK)
-    @given(batch=serial_batches(device, 8))
-    def run(batch):
-        _check_serial_batch(device, batch)
-
-    run()
+    _serial_property(device, batches=125, size=8, workers=4)
 
 
 @pytest.mark.slow

@@ -54,6 +54,7 @@ def test_bad_population_input():
         population_thresholds(es.load_program("knee-oa-tens"), channel="nope", counts={"motor": 2})
 
 
+@pytest.mark.slow
 def test_cli_window_and_recruitment(tmp_path):
     import json
 

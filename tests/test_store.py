@@ -505,6 +505,7 @@ CHILD = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_a_killed_process_leaves_a_complete_log(db: Path, plan):
     """20 times: a writer appending as fast as it can is SIGKILLed at a random moment; nothing it reported is lost."""
     with Store.open(db) as store:

@@ -15,7 +15,9 @@ them, and each message says what was wrong, what is allowed and what was given::
     ├── SafetyError                  the safety engine would not approve
     │   └── RefusedError             approval asked for a refused assessment
     ├── physics.fibers.BlockError    excitation without propagation (virtual-anode block)
-    ├── store.StoreError             the session store failed (RecordNotFoundError, SessionStateError)
+    ├── store.StoreError             the session store failed (RecordNotFoundError, SessionStateError,
+    │                                StoreNotFoundError (also an InvalidInputError), StoreDamagedError,
+    │                                StoreReadOnlyError)
     ├── devices.DeviceError          a stimulator failed or vanished; output was stopped
     ├── devices.ProtocolError        bytes that are not a valid ScienceMode frame or message
     ├── devices.FieldRangeError      (an InvalidInputError) a message field outside the protocol's range

@@ -61,13 +61,12 @@ def _path_of(db: str | os.PathLike[str]) -> Path:
     return Path(url.database or "")
 
 
-def recover(source: str | os.PathLike[str], dest: str | os.PathLike[str]) -> dict[str, dict[str, int | None]]:
+def recover(source: str | os.PathLike[str], dest: str | os.PathLike[str], open_store: Any) -> dict[str, dict[str, int | None]]:
     """Copy every row of ``source`` that can still be read into a new store at ``dest``.
 
-    See :meth:`Store.recover`.
+    ``open_store`` opens the new store (``Store.open``: it creates the schema). See
+    :meth:`Store.recover`.
     """
-    from ._store import Store
-
     src, dst = _path_of(source), _path_of(dest)
     if not src.is_file():
         raise StoreNotFoundError(f"No database at {src} to recover from: allowed an existing SQLite file; nothing was created.")
@@ -97,7 +96,7 @@ def recover(source: str | os.PathLike[str], dest: str | os.PathLike[str]) -> dic
     report: dict[str, dict[str, int | None]] = {}
     kept: dict[str, set[Any]] = {}
     try:
-        with Store.open(dst) as new, engine.connect() as conn, new._write_engine.begin() as out:
+        with open_store(dst) as new, engine.connect() as conn, new._write_engine.begin() as out:
             for table in TABLES_IN_ORDER:
                 report[table.name], kept[table.name] = _copy_table(
                     conn, out, table, source_columns.get(table.name), indexes.get(table.name, []), kept)

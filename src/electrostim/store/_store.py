@@ -433,7 +433,7 @@ class Store:
         """
         from ._recover import recover
 
-        return recover(source, dest)
+        return recover(source, dest, Store.open)
 
     @property
     def url(self) -> str:

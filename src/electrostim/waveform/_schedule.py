@@ -134,21 +134,22 @@ class _OutputGenerator:
                              ramp_down_s=st.ramp_down_s, on_s=dc.on_s if dc else None, off_s=dc.off_s if dc else 0.0,
                              offset_s=self.offset_s, periodic_offset=self.periodic)
 
+    @staticmethod
+    def _sweep(sweep, t: np.ndarray) -> np.ndarray:
+        """An amplitude or width sweep's factor at times ``t``: from ``low_percent`` to 1 (1 without a sweep)."""
+        t = np.asarray(t, dtype=float)
+        if sweep is None:
+            return np.ones_like(t)
+        low = sweep.low_percent / 100.0
+        return low + (1.0 - low) * triangle01(t, sweep.period_s, sweep.profile)
+
     def amplitude_factor(self, t: np.ndarray) -> np.ndarray:
         """The amplitude modulation's factor at times ``t`` (1 without one)."""
-        am = self.stim.amplitude_modulation
-        t = np.asarray(t, dtype=float)
-        if am is None:
-            return np.ones_like(t)
-        return am.low_percent / 100.0 + (1.0 - am.low_percent / 100.0) * triangle01(t, am.period_s, am.profile)
+        return self._sweep(self.stim.amplitude_modulation, t)
 
     def width_factor(self, t: np.ndarray) -> np.ndarray:
         """The width modulation's factor at times ``t`` (1 without one)."""
-        wm = self.stim.width_modulation
-        t = np.asarray(t, dtype=float)
-        if wm is None:
-            return np.ones_like(t)
-        return wm.low_percent / 100.0 + (1.0 - wm.low_percent / 100.0) * triangle01(t, wm.period_s, wm.profile)
+        return self._sweep(self.stim.width_modulation, t)
 
     def breakpoints(self, t0: float, t1: float) -> np.ndarray:
         """Times in (t0, t1) where an envelope or modulation changes slope or jumps: with t0 and t1, where the
