@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import electrostim as es
@@ -170,6 +170,7 @@ def piecewise(draw, min_dwell_s: float, max_dwell_s: float, max_duration_s: floa
     return rates, dwell, shape, width, amp, duration
 
 
+@settings(max_examples=50)
 @given(case=piecewise(0.02, 1.5, 2.5), chunk_s=st.sampled_from([None, 0.0013, 0.05, 0.31, 1.0]))
 def test_band_figures_equal_a_brute_force_reference(case, chunk_s):
     rates, dwell, shape, width, amp, duration = case
