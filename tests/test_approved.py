@@ -416,3 +416,82 @@ def test_sessions_and_the_store_share_one_vocabulary():
     r.run(step_s=0.05, speed=math.inf)
     assert kinds <= set(EVENT_KINDS) and {"state", "intensity", "note", "threshold", "dose"} <= kinds
     assert r.state.value in STORE_END_STATES
+
+
+# --------------------------------------------------------------------------- forging through public names
+
+
+def test_plans_and_assessments_cannot_be_subclassed_or_forged():
+    from electrostim.safety import ApprovedPlan
+
+    with pytest.raises(TypeError, match="cannot be subclassed"):
+        type("Evil", (ApprovedPlan,), {})
+    with pytest.raises(TypeError, match="cannot be subclassed"):
+        type("Evil", (Assessment,), {})
+    dev = SimulatedStimulator()
+    dev.connect()
+    with pytest.raises(SafetyError, match="accepts only an ApprovedPlan"):
+        dev.configure(object.__new__(ApprovedPlan))  # type: ignore[arg-type]
+
+
+def test_an_intensity_is_converted_once_and_what_was_checked_is_sent():
+    class Sly:
+        calls = 0
+
+        def __float__(self):
+            Sly.calls += 1
+            return 10.0 if Sly.calls == 1 else 500.0
+
+    plan = es.assess(es.load_program("knee-oa-tens")).approve()
+    dev = SimulatedStimulator()
+    dev.connect()
+    dev.configure(plan)
+    dev.start()
+    dev.set_intensity("knee-1", Sly())  # type: ignore[arg-type]
+    dev.advance(8.0)
+    assert dev.status().intensity_ma["knee-1"] == 10.0
+    check_delivered(Approved(plan), dev.emitted(), exact=True, where="sly")
+
+
+def test_the_device_table_cannot_be_changed_from_outside():
+    from electrostim.safety import device_profiles
+
+    table = device_profiles()
+    table["p24"] = table["p24"].model_copy(update={"max_pulse_rate_hz": 5000.0})
+    assert get_device("p24").max_pulse_rate_hz == 500.0
+
+    class Lenient(DeviceProfile):
+        def __eq__(self, other):
+            return True
+
+    with pytest.raises(UnknownDeviceError):
+        es.assess(es.load_program("knee-oa-tens"), device=Lenient(**{**get_device("rehastim2").model_dump(),
+                                                                     "current_max_ma": 500.0}))
+
+
+@pytest.mark.parametrize("load", [1.0, 1e-9, 499.0, math.nan, 1e9])
+def test_limits_are_judged_at_the_test_load_or_above(load):
+    from electrostim.errors import OptionError
+
+    with pytest.raises(OptionError, match="load_ohm"):
+        es.assess(es.load_program("knee-oa-tens"), load_ohm=load)
+
+
+def test_a_stop_request_ends_a_slow_session_at_once():
+    plan = es.assess(es.load_program("knee-oa-tens")).approve()
+    dev = SimulatedStimulator()
+    dev.connect()
+    dev.configure(plan)
+    r = Runner(dev, duration_s=60.0)
+    threading.Timer(0.3, lambda: (r.request_stop("signal SIGTERM"), dev.stop())).start()
+    t0 = time.monotonic()
+    assert r.run(step_s=0.05, speed=0.01) == SessionState.STOPPED  # each step would sleep 5 s
+    assert time.monotonic() - t0 < 1.0
+
+
+@pytest.mark.parametrize("labels", [("knee", "KNEE"), ("knee", "ｋnee"), ("kn\u200bee", "x"), ("a,b", "c"), ("a\nb", "c")])
+def test_labels_that_look_alike_or_hide_characters_are_refused(labels):
+    doc = es.load_program("tens-conventional").model_dump(mode="json")
+    doc["channels"][0]["label"], doc["channels"][1]["label"] = labels
+    with pytest.raises(ProgramError, match="label"):
+        es.validate_program(doc)

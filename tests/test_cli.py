@@ -71,7 +71,7 @@ def test_check_options_and_exit_codes(tmp_path):
         (["check", "knee-oa-tens", "--patient", "/nonexistent/p.toml"], "no such file"),
         (["export", "knee-oa-tens", "-o", "x.xls"], "allowed 'csv', 'npz'"),
         (["plot", "knee-oa-tens", "-o", "x.gif"], "allowed '.png', '.svg', '.pdf'"),
-        (["export", "knee-oa-tens", "-o", "x.csv", "--start-s", "99999"], "start_s"),
+        (["export", "knee-oa-tens", "-o", "x.csv", "--start-s", "99999"], "'--start-s': allowed a finite number 0 <= x <= 2400"),
     ],
 )
 def test_bad_input_exits_2_with_one_clear_message(args, needle):

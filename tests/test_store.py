@@ -514,15 +514,23 @@ def test_a_killed_process_leaves_a_complete_log(db: Path, plan):
     total = 0
     for run in range(20):
         proc = subprocess.Popen([sys.executable, "-c", CHILD, str(db), str(plan_id)],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0)
         try:
-            first = proc.stdout.readline()  # type: ignore[union-attr]
-            assert first.startswith("session "), first + proc.stderr.read()  # type: ignore[union-attr]
+            # the first line byte by byte, unbuffered: nothing after it is taken from the pipe before communicate()
+            raw = b""
+            while not raw.endswith(b"\n"):
+                byte = os.read(proc.stdout.fileno(), 1)  # type: ignore[union-attr]
+                if not byte:
+                    break
+                raw += byte
+            first = raw.decode()
+            assert first.startswith("session "), first + proc.stderr.read().decode()  # type: ignore[union-attr]
             sid = int(first.split()[1])
             time.sleep(rng.uniform(0.05, 0.5))
             proc.send_signal(signal.SIGKILL)
             proc.wait(timeout=10)
-            out, err = proc.communicate(timeout=10)
+            out_b, err_b = proc.communicate(timeout=10)
+            out, err = out_b.decode(), err_b.decode()
         finally:
             if proc.poll() is None:
                 proc.kill()

@@ -326,7 +326,12 @@ def export(
 
     from ..waveform import Schedule, export_waveform
 
+    from ..session import check_number
+
+    check_number("--sample-rate-hz", sample_rate_hz, low=1.0, high=100e6, low_open=False)
     p = _load(ref)
+    check_number("--start-s", start_s, low=0.0, high=p.session_duration_s, low_open=False)
+    check_number("--duration-s", duration_s, low=0.0, high=p.session_duration_s)
     sched = Schedule(p, level=level.value)
     if json_ or not sys.stderr.isatty():
         path = export_waveform(sched, output, fmt.value if fmt else None, start_s, duration_s, sample_rate_hz)

@@ -79,6 +79,7 @@ class SerialStimulator(Stimulator):
         self._schedule: Schedule | None = None
         self._labels: list[str] = []
         self._widths_us: list[float] = []
+        self._common_period_s = 1.0
         #: monotonic time of device time 0 of every start (what the tests align emitted pulses with)
         self.start_times: list[float] = []
         #: (monotonic time, device time) at every start and resume: device time of any moment
@@ -151,6 +152,9 @@ class SerialStimulator(Stimulator):
         self._schedule = Schedule(program, amplitude_ma={c.label: 1.0 for c in program.channels})
         self._labels = [o.label for o in self._schedule.outputs]
         self._widths_us = [getattr(o.stimulus.pulse, "pulse_width_us", 0.0) for o in self._schedule.outputs]
+        # every output's train repeats after this long on the device's clock (periods lie on a 1 µs grid at least)
+        units = [max(1, round(1e6 / o.stimulus.nominal_repetition_hz)) for o in self._schedule.outputs]
+        self._common_period_s = math.lcm(*units) * 1e-6
         self.start_times = []
         self.time_marks = []
         self._commanded = {}
@@ -182,8 +186,12 @@ class SerialStimulator(Stimulator):
 
     def _resume(self) -> None:
         if self._paused_at is not None and self._t0 is not None:
+            # the device's trains ran on through the pause (at zero current): the schedule resumes where it is in
+            # step with them, a whole number of their common period later (it skips less than one such period,
+            # never repeats a pulse)
             now = time.monotonic()
-            self._t0 += now - self._paused_at
+            paused = now - self._paused_at
+            self._t0 += math.floor(paused / self._common_period_s + 1e-9) * self._common_period_s
             self.time_marks.append((now, now - self._t0))
         self._paused_at = None
         self._guarded(self._push)

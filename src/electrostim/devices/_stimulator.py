@@ -105,7 +105,7 @@ class Stimulator(ABC):
         widths, rate and pad area per output).
         """
         with self._lock:
-            if not isinstance(plan, ApprovedPlan):
+            if type(plan) is not ApprovedPlan or not plan.made_by_approve():
                 raise SafetyError(f"A stimulator accepts only an ApprovedPlan from safety.assess(...).approve(), not {type(plan).__name__}.")
             if plan.device.id != self.profile.id:
                 raise SafetyError(f"The plan was approved for device {plan.device.id!r}, not for {self.profile.id!r}: assess it for this device.")
@@ -129,7 +129,7 @@ class Stimulator(ABC):
             if self._plan is None:
                 raise DeviceError("No plan is configured: configure the stimulator with an approved plan first.")
             env = self._plan.output_envelope(output)
-            self._plan.check_amplitude(env.label, amplitude_ma)
+            amplitude_ma = self._plan.check_amplitude(env.label, amplitude_ma)  # one conversion: what was checked is sent
             if self._state == DeviceState.FAULT:
                 raise DeviceError(self._error or "The stimulator is in fault.")  # the cause: a session records it
             if self._state not in (DeviceState.CONFIGURED, DeviceState.RUNNING, DeviceState.PAUSED):

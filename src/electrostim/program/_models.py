@@ -10,6 +10,7 @@ own ``stimulus`` table overrides it key by key.
 from __future__ import annotations
 
 import math
+import unicodedata
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -452,6 +453,16 @@ class Channel(_Model):
     electrodes: Annotated[list[Electrode], Field(min_length=2, max_length=4)]
     stimulus: Stimulus
 
+    @field_validator("label")
+    @classmethod
+    def _plain_label(cls, v: str) -> str:
+        bad = sorted({c for c in v if unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp") or c in ',"'})
+        if bad:
+            shown = ", ".join(f"U+{ord(c):04X}" for c in bad)
+            raise ValueError(f"a channel label is plain text: no control or invisible characters, commas or quotes "
+                             f"(found {shown})")
+        return v
+
     @model_validator(mode="after")
     def _pads(self) -> Channel:
         quad = self.stimulus.pulse.shape == "interferential" and self.stimulus.pulse.mode == "quadripolar"
@@ -575,10 +586,14 @@ class Program(_Model):
         for c in self.channels:
             names = {c.label} | ({f"{c.label}.a", f"{c.label}.b"} if c.n_outputs == 2 else set())
             for name in sorted(names):
+                name = unicodedata.normalize("NFKC", name).casefold()  # 'Knee' and 'knee' look alike: one name
                 if name in owner:
                     other = owner[name]
                     if other == c.label:
                         raise ValueError(f"channel labels must be unique, but {[c.label]} repeat")
+                    if unicodedata.normalize("NFKC", other).casefold() == unicodedata.normalize("NFKC", c.label).casefold():
+                        raise ValueError(f"channel labels must be unique, ignoring case and look-alike characters, but "
+                                         f"{other!r} and {c.label!r} are one label")
                     raise ValueError(
                         f"output labels must be unique: channel {c.label!r} and channel {other!r} both name an "
                         f"output {name!r} (a quadripolar channel 'X' drives outputs 'X.a' and 'X.b'); rename one"

@@ -488,6 +488,9 @@ class Assessment:
         object.__setattr__(self, "_amps", dict(amps))
         object.__setattr__(self, "_load", float(load_ohm))
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        raise TypeError("Assessment cannot be subclassed: only assess(...) makes one")
+
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("an Assessment cannot be changed")
 
@@ -614,6 +617,9 @@ class ApprovedPlan:
         object.__setattr__(self, "_confirmed_by", confirmed_by)
         object.__setattr__(self, "_approved_at", datetime.now(UTC))
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        raise TypeError("ApprovedPlan cannot be subclassed: only assess(...).approve() makes one")
+
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("an ApprovedPlan cannot be changed")
 
@@ -632,6 +638,13 @@ class ApprovedPlan:
 
     def __repr__(self) -> str:
         return f"ApprovedPlan({self._assessment._program.id!r}, device={self.device.id!r}, confirmed={self._confirmed})"
+
+    def made_by_approve(self) -> bool:
+        """Whether this object went through :meth:`Assessment.approve` (one built with ``object.__new__`` did not)."""
+        try:
+            return isinstance(object.__getattribute__(self, "_assessment"), Assessment)
+        except AttributeError:
+            return False
 
     def verified_program(self) -> Program:
         """A new copy of the approved program, checked against the snapshot's hash and the envelope.
@@ -747,8 +760,9 @@ def assess(
         load = float(load_ohm)
     except (TypeError, ValueError):
         load = math.nan
-    if not (math.isfinite(load) and load > 0):
-        raise OptionError(f"Invalid value for 'load_ohm': allowed a finite number > 0 Ω, but got {load_ohm!r}.")
+    if not (math.isfinite(load) and DEFAULT_LOAD_OHM <= load <= 100_000.0):
+        raise OptionError(f"Invalid value for 'load_ohm': allowed {DEFAULT_LOAD_OHM:g} to 100000 Ω (the limits are "
+                          f"judged at the IEC 500 Ω test load or above), but got {load_ohm!r}.")
     judged, reasons = _realize(judged, dev)
     if judged is not None and reasons:
         snapshot = program_snapshot(judged)  # what the device delivers is what is judged, approved and kept

@@ -175,10 +175,14 @@ def program_rules() -> tuple[ProgramRule, ...]:
 
 
 @cache
-def device_profiles() -> dict[str, DeviceProfile]:
-    """Device capability profiles by id."""
+def _device_table() -> dict[str, DeviceProfile]:
     raw = _load("devices.toml")
     return {p.id: p for p in _rows(DeviceProfile, [{"id": k, **v} for k, v in raw.items()], "devices.toml")}
+
+
+def device_profiles() -> dict[str, DeviceProfile]:
+    """Device capability profiles by id (a copy: changing it changes nothing)."""
+    return dict(_device_table())
 
 
 def get_device(device: str | DeviceProfile) -> DeviceProfile:
@@ -193,9 +197,10 @@ def get_device(device: str | DeviceProfile) -> DeviceProfile:
     UnknownDeviceError
         No such id, or a profile that is not the table's.
     """
-    profiles = device_profiles()
+    profiles = _device_table()
     if isinstance(device, DeviceProfile):
-        if profiles.get(device.id) == device:
+        table = profiles.get(device.id)
+        if type(device) is DeviceProfile and table is not None and device.model_dump() == table.model_dump():
             return profiles[device.id]
         raise UnknownDeviceError(
             f"Invalid device profile {device.id!r}: profiles come from the device table "

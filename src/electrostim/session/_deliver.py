@@ -52,6 +52,8 @@ EXIT_CODES = {"completed": 0, "stopped": 0, "failed": 1}
 RECORD_RETRY_S = 5.0
 #: Fastest speed-up of a simulated session asked for by a number (``math.inf``: as fast as it computes).
 MAX_SPEED = 1e6
+#: Slowest speed of a simulated session (a hundredth of real time)
+MIN_SPEED = 0.01
 
 
 @dataclass
@@ -193,7 +195,7 @@ class _SignalGuard:
 def _check_speed(speed: Any, virtual: bool) -> float:
     if isinstance(speed, (int, float)) and speed == math.inf and virtual:
         return math.inf
-    value = check_number("speed", speed, low=0.0, high=MAX_SPEED)
+    value = check_number("speed", speed, low=MIN_SPEED, high=MAX_SPEED, low_open=False)
     if value != 1.0 and not virtual:
         raise OptionError(f"Invalid value for 'speed': a stimulator on a serial port runs in real time (1), but got {speed!r}.")
     return value

@@ -262,7 +262,13 @@ class Runner:
             self._set_state(SessionState.STOPPED, reason=reason)
 
     def _fail(self, message: str) -> None:
-        """Zero the output, then record the first cause (a later failure does not replace it)."""
+        """Zero the output, then record the first cause (a later failure does not replace it).
+
+        After a stop request (a signal) the device was stopped for it: what fails then is its consequence, and the
+        session ends ``stopped`` with the request as its cause."""
+        if self._stop_request is not None:
+            self.emergency_stop(self._stop_request)
+            return
         try:
             self.device.stop()
         except ElectrostimError as exc:  # the stop itself failed: the device's own watchdog stops it
@@ -380,8 +386,10 @@ class Runner:
             if speed != float("inf"):
                 due = wall0 + self.t / speed
                 delay = due - time.monotonic()
-                if delay > 0:
-                    time.sleep(delay)
+                # sleep in short pieces: a stop request (a signal) is acted on within one piece, whatever the speed
+                while delay > 0 and self._stop_request is None:
+                    time.sleep(min(delay, 0.02))
+                    delay = due - time.monotonic()
         return self.state
 
     def summary(self) -> dict[str, Any]:
