@@ -495,3 +495,27 @@ def test_labels_that_look_alike_or_hide_characters_are_refused(labels):
     doc["channels"][0]["label"], doc["channels"][1]["label"] = labels
     with pytest.raises(ProgramError, match="label"):
         es.validate_program(doc)
+
+
+def test_a_store_locked_during_a_serial_session_is_the_recorded_cause(tmp_path: Path):
+    """The session's thread waits for the store's lock; the P24 stops by itself (host watchdog); the record names the
+    store, not only the watchdog."""
+    db = tmp_path / "s.db"
+    plan = es.assess(es.load_program("knee-oa-tens"), device="p24").approve()
+    holder: dict = {}
+
+    def lock_the_store(runner: Runner) -> None:
+        if runner.t >= 1.0 and "con" not in holder:
+            con = sqlite3.connect(db, timeout=0, check_same_thread=False)
+            con.isolation_level = None
+            con.execute("BEGIN EXCLUSIVE")
+            holder["con"] = con
+            threading.Timer(2.5, lambda: (con.execute("COMMIT"), con.close())).start()
+
+    with P24Emulator() as emu:
+        r = deliver(plan, f"p24:{emu.port}", db, duration_s=30.0, on_tick=lock_the_store, handle_signals=False)
+        assert not emu.output_on
+    assert r.end_state == "failed" and r.error.startswith("the session store took") and r.exit_code == 1, r.error
+    with Store.open(db, readonly=True) as store:
+        log = store.get_session(r.session_id)
+    assert log.state == "failed" and log.summary["error"] == r.error

@@ -328,7 +328,14 @@ def _run(plan, dev, db, session_id, device_name, guard, duration_s, speed, step_
             pending.append((kind, payload))
             return
         try:
+            started = time.monotonic()
             db.append_event(session_id, kind, payload, output=payload.get("output"))
+            waited = time.monotonic() - started
+            if holder and not dev.virtual_time and waited > holder[0].keepalive_s:
+                # the session's thread was held by the store past the keepalive: a serial device has stopped by
+                # itself (its host watchdog); the store is the cause
+                holder[0].fail(f"the session store took {waited:.1f} s to record an event (is it locked by another "
+                               "process?); the stimulator's watchdog stopped the output")
         except StoreError as exc:
             store_failure.append(str(exc))
             pending.append((kind, payload))
