@@ -307,6 +307,21 @@ def test_every_session_ends_at_its_duration(duration, step, ramp):
 # --------------------------------------------------------------------------- 8. the first cause
 
 
+def _lock_the_store(db: Path, at_s: float, for_s: float, mode: str):
+    """A session tick that, at ``at_s`` of session time, lets another connection hold the store's lock for ``for_s``."""
+    holder: dict = {}
+
+    def tick(runner: Runner) -> None:
+        if runner.t >= at_s and "con" not in holder:
+            con = sqlite3.connect(db, timeout=0, check_same_thread=False)
+            con.isolation_level = None
+            con.execute(f"BEGIN {mode}")
+            holder["con"] = con
+            threading.Timer(for_s, lambda: (con.execute("COMMIT"), con.close())).start()
+
+    return tick
+
+
 def test_a_store_that_fails_mid_session_is_the_recorded_cause(tmp_path: Path, monkeypatch):
     """Another process holds the store's write lock: the output stops, the session fails with that cause, and the
     ending is recorded once the lock is released."""
@@ -315,18 +330,9 @@ def test_a_store_that_fails_mid_session_is_the_recorded_cause(tmp_path: Path, mo
     monkeypatch.setattr(engine, "BUSY_TIMEOUT_S", 0.2)
     db = tmp_path / "s.db"
     plan = es.assess(es.load_program("knee-oa-tens")).approve()
-    holder: dict = {}
-
-    def lock_the_store(runner: Runner) -> None:
-        if runner.t >= 2.0 and "con" not in holder:
-            con = sqlite3.connect(db, timeout=0, check_same_thread=False)
-            con.isolation_level = None
-            con.execute("BEGIN IMMEDIATE")
-            holder["con"] = con
-            threading.Timer(1.0, lambda: (con.execute("COMMIT"), con.close())).start()
-
     dev = SimulatedStimulator()
-    r = deliver(plan, dev, db, duration_s=30.0, speed=10.0, on_tick=lock_the_store, handle_signals=False)
+    r = deliver(plan, dev, db, duration_s=30.0, speed=10.0, on_tick=_lock_the_store(db, 2.0, 1.0, "IMMEDIATE"),
+                handle_signals=False)
     assert r.end_state == "failed" and r.error.startswith("the session store failed:") and "locked" in r.error
     assert r.record_error is None and r.exit_code == 1
     assert dev.emitted(start_s=2.2).time_s.size == 0  # nothing after the failure
@@ -502,18 +508,9 @@ def test_a_store_locked_during_a_serial_session_is_the_recorded_cause(tmp_path: 
     store, not only the watchdog."""
     db = tmp_path / "s.db"
     plan = es.assess(es.load_program("knee-oa-tens"), device="p24").approve()
-    holder: dict = {}
-
-    def lock_the_store(runner: Runner) -> None:
-        if runner.t >= 1.0 and "con" not in holder:
-            con = sqlite3.connect(db, timeout=0, check_same_thread=False)
-            con.isolation_level = None
-            con.execute("BEGIN EXCLUSIVE")
-            holder["con"] = con
-            threading.Timer(2.5, lambda: (con.execute("COMMIT"), con.close())).start()
-
     with P24Emulator() as emu:
-        r = deliver(plan, f"p24:{emu.port}", db, duration_s=30.0, on_tick=lock_the_store, handle_signals=False)
+        r = deliver(plan, f"p24:{emu.port}", db, duration_s=30.0, on_tick=_lock_the_store(db, 1.0, 2.5, "EXCLUSIVE"),
+                    handle_signals=False)
         assert not emu.output_on
     assert r.end_state == "failed" and r.error.startswith("the session store took") and r.exit_code == 1, r.error
     with Store.open(db, readonly=True) as store:
