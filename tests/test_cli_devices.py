@@ -39,6 +39,7 @@ def test_only_the_simulated_stimulator_runs_faster_than_real_time(tmp_path: Path
     assert r.returncode == 2 and "runs in real time" in r.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind, emulator", [("rehastim2", RehaStim2Emulator), ("p24", P24Emulator)])
 def test_a_session_on_an_emulated_stimulator_is_delivered_and_recorded(kind: str, emulator, tmp_path: Path):
     db = tmp_path / "s.db"

@@ -299,7 +299,7 @@ def _serial_session(device: str, plan, start: dict[str, float], keys, seed: int)
                 runner.resume()
 
         r.run(step_s=0.02, tick=tick)
-        r_state = r.state.value
+        r_state = r.state.value if r.error is None else f"{r.state.value} ({r.error})"
         marks = list(dev.time_marks)
         dev.close()
         emitted = emu.emitted()

@@ -255,7 +255,7 @@ def _snapshot(r: Runner, dev: RecordingStimulator) -> tuple:
 # --------------------------------------------------------------------------- the property
 
 
-@settings(max_examples=250, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(program=programs(), patient=patients, data=st.data())
 def test_commanded_output_never_leaves_the_envelope_over_random_programs_and_keys(program, patient, data):
     # the devices the program fits, then one of them

@@ -39,6 +39,7 @@ def test_large_fibres_are_recruited_before_small_ones():
     assert "motor" in fibre_classes()
 
 
+@pytest.mark.slow
 def test_thicker_fat_raises_the_motor_threshold():
     prog = es.load_program("nmes-quadriceps-tka")
     thin = population_thresholds(prog, counts={"motor": 10}, fat_thickness_mm=4.0, seed=7)

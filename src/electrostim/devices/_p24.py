@@ -315,9 +315,9 @@ class P24(SerialStimulator):
             except FieldRangeError as exc:  # a rate the period field cannot carry: say which
                 raise DeviceError(f"the P24 cannot run output {o.label!r} at {rate:g} Hz: {exc}") from None
             env = plan.output_envelope(o.label)
-            if st.burst is None and env.max_pulse_rate_hz > 0 and 1000.0 / period_ms > env.max_pulse_rate_hz * (1 + 1e-6) + 1e-9:
+            if 1000.0 / period_ms > env.max_repetition_hz * (1 + 1e-9):
                 raise DeviceError(f"output {o.label!r}: a period of {period_ms:g} ms is faster than the approved "
-                                  f"{env.max_pulse_rate_hz:g} Hz")
+                                  f"{env.max_repetition_hz:g} Hz")
             # the widest phase at no current (the longest shape: an asymmetric second phase is never longer
             # than width x ratio) and at the highest current approved
             width = round(st.pulse.pulse_width_us)

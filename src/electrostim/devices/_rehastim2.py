@@ -191,9 +191,9 @@ class RehaStim2(SerialStimulator):
                                   f"{o.label!r} is not one (assess the program for the rehastim2)")
             periods[o.label] = round(1000.0 / st.nominal_repetition_hz, 9)
             env = plan.output_envelope(o.label)
-            if env.max_pulse_rate_hz > 0 and st.nominal_repetition_hz > env.max_pulse_rate_hz * (1 + 1e-6) + 1e-9 and st.burst is None:
+            if st.nominal_repetition_hz > env.max_repetition_hz * (1 + 1e-9):
                 raise DeviceError(f"output {o.label!r}: {st.nominal_repetition_hz:g} Hz is above the approved "
-                                  f"{env.max_pulse_rate_hz:g} Hz")
+                                  f"{env.max_repetition_hz:g} Hz")
             burst = st.burst
             n = burst.pulses_per_burst if burst else 1
             if n > 3:

@@ -57,6 +57,8 @@ class OutputEnvelope(BaseModel):
     #: widest phase of any kind (the long second phase of an asymmetric pulse included), µs
     max_phase_width_us: float
     max_pulse_rate_hz: float
+    #: highest repetition rate (pulses, bursts or beats) the program names: a device's period never runs faster
+    max_repetition_hz: float
     min_electrode_area_cm2: float
 
 
@@ -554,6 +556,7 @@ class Assessment:
                 max_pulse_width_us=first_us,
                 max_phase_width_us=widest_us,
                 max_pulse_rate_hz=dose[o.label].max_pulse_rate_hz,
+                max_repetition_hz=st.max_repetition_hz,
                 min_electrode_area_cm2=min(e.area_cm2 for e in o.electrodes),
             ))
         return PlanEnvelope(device=self._device.id, current_step_ma=self._device.current_step_ma, load_ohm=self._load,
