@@ -16,6 +16,7 @@ def knee():
                                  seed=3)
 
 
+@pytest.mark.slow
 def test_window_orders_sensory_motor_pain(knee):
     w = knee.window()
     assert w["sensory"]["onset_ma"] < w["motor"]["onset_ma"] < w["pain"]["onset_ma"]

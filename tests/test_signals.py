@@ -7,8 +7,8 @@ two SIGINTs 2 ms apart. The output must be zero at the emulator within 50 ms of 
 JSON summary; the record must end ``stopped`` with the signal as its cause, exactly
 once (one final state event, sequence numbers without a gap).
 
-The default run tries each signal a few times on each device; the ``slow`` run (part of
-``.ci/run``) tries each 20 times on each device.
+Both tests are ``slow`` (part of ``.ci/run``): one tries each signal once on each device,
+the other 20 times each on each device.
 """
 
 from __future__ import annotations
@@ -98,6 +98,7 @@ def _run_trials(tmp_path: Path, per_kind: int, workers: int) -> list[dict]:
         return list(pool.map(lambda job: _trial(*job, tmp_path), jobs))
 
 
+@pytest.mark.slow
 def test_signals_zero_the_output_then_record_the_stop(tmp_path: Path):
     trials = _run_trials(tmp_path, per_kind=1, workers=2)
     for t in trials:
