@@ -358,7 +358,7 @@ def test_serial_devices_emit_only_what_was_approved(device):
 @pytest.mark.slow
 @pytest.mark.parametrize("device", list(SERIAL))
 def test_serial_devices_emit_only_what_was_approved_1000_programs(device):
-    _serial_property(device, batches=125, size=8, workers=4)
+    _serial_property(device, batches=125, size=8, workers=3)
 
 
 @pytest.mark.slow
