@@ -37,7 +37,7 @@ from electrostim.session import Runner, SessionState, deliver
 from electrostim.store import Store, StoreError
 
 from .conftest import make_program, pad
-from .test_delivered import Approved, check_delivered, serial_programs
+from .test_delivered import Approved, check_delivered, configured_sim, serial_programs
 from .test_envelope_property import programs
 
 CLI = [sys.executable, "-m", "electrostim"]
@@ -484,10 +484,7 @@ def test_limits_are_judged_at_the_test_load_or_above(load):
 
 
 def test_a_stop_request_ends_a_slow_session_at_once():
-    plan = es.assess(es.load_program("knee-oa-tens")).approve()
-    dev = SimulatedStimulator()
-    dev.connect()
-    dev.configure(plan)
+    dev = configured_sim(es.assess(es.load_program("knee-oa-tens")).approve())
     r = Runner(dev, duration_s=60.0)
     threading.Timer(0.3, lambda: (r.request_stop("signal SIGTERM"), dev.stop())).start()
     t0 = time.monotonic()

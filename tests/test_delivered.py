@@ -71,7 +71,7 @@ class Approved:
 
 
 def check_delivered(approved: Approved, delivered: PulseChunk, *, exact: bool, where: str,
-                    to_schedule_time=None, step_ma: float = 0.0) -> int:
+                    to_schedule_time=None) -> int:
     """Assert that ``delivered`` (output = index in the plan) lies inside what was approved; return its pulse count."""
     env, dose = approved.env, approved.dose
     n_total = 0
@@ -109,7 +109,7 @@ def check_delivered(approved: Approved, delivered: PulseChunk, *, exact: bool, w
         count = int((stop - idx).max())
         assert count <= approved.max_count[i], f"{what}: {count} pulses in a {w:g} s window > {approved.max_count[i]}"
         rms = math.sqrt(win_i2t * 1e-6 / w)
-        tol = step_ma * 0 + 1e-9
+        tol = 1e-9
         assert rms <= d.rms_current_ma * (1 + 1e-6) + tol, f"{what}: rms {rms} mA > approved {d.rms_current_ma} mA"
         assert win_q * 1e-3 / w <= d.average_current_ma * (1 + 1e-6) + tol, f"{what}: charge in a window"
         area = min(pad.area_cm2 for pad in d.electrodes)
@@ -216,11 +216,17 @@ def test_the_simulated_stimulator_emits_only_what_was_approved(program, data):
     _sim_case(program, data, longest_s=5.0)  # short sessions keep 300 programs quick
 
 
-def test_the_simulated_stimulator_records_the_pulses_it_counts():
-    plan = es.assess(es.load_program("knee-oa-tens")).approve()
-    dev = SimulatedStimulator()
+def configured_sim(plan) -> SimulatedStimulator:
+    """A simulated stimulator connected and configured with ``plan``."""
+    dev = SimulatedStimulator(plan.device.id)
     dev.connect()
     dev.configure(plan)
+    return dev
+
+
+def test_the_simulated_stimulator_records_the_pulses_it_counts():
+    plan = es.assess(es.load_program("knee-oa-tens")).approve()
+    dev = configured_sim(plan)
     r = Runner(dev, duration_s=20.0)
     r.run(step_s=0.05, speed=math.inf)
     delivered = dev.emitted()
