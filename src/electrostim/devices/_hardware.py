@@ -91,6 +91,8 @@ class SerialStimulator(Stimulator):
         self._charge_uc: dict[str, float] = {}
         self._counted_to = 0.0
         self._fault_text: str | None = None
+        self._valid_until: float | None = None  # device time until which the commands in force hold
+        self._late_s = 0.0  # the longest the host let a command run past what it covered
         self._wake = threading.Event()
         self._closing = threading.Event()
         self._worker: threading.Thread | None = None
@@ -162,6 +164,8 @@ class SerialStimulator(Stimulator):
         self._charge_uc = {}
         self._counted_to = 0.0
         self._t0 = None
+        self._valid_until = None
+        self._late_s = 0.0
         self._send_config(plan)
 
     def _start(self) -> None:
@@ -182,6 +186,7 @@ class SerialStimulator(Stimulator):
         if self._schedule is not None and self._t0 is not None:
             self._count_pulses(self.device_time_s())
         self._paused_at = time.monotonic()
+        self._valid_until = None  # zero output holds for ever
         self._guarded(self._send_outputs_logged, {lbl: OutputCommand(0.0, c.pulse_width_us) for lbl, c in self._commanded.items()})
 
     def _resume(self) -> None:
@@ -211,6 +216,7 @@ class SerialStimulator(Stimulator):
             if t_end is not None:
                 self._count_pulses(t_end)  # what ran up to the stop, at the currents it ran at
             self._t0 = None
+            self._valid_until = None
             self._commanded = {}
 
     def _close(self) -> None:
@@ -224,7 +230,8 @@ class SerialStimulator(Stimulator):
             self.link = None
 
     def _status(self) -> DeviceStatus:
-        return DeviceStatus(state=self.state, pulses_delivered=self._pulses, time_s=self.device_time_s())
+        return DeviceStatus(state=self.state, pulses_delivered=self._pulses, time_s=self.device_time_s(),
+                            host_late_s=self._late_s)
 
     # -- the schedule -----------------------------------------------------------------------------
     def device_time_s(self) -> float:
@@ -234,10 +241,31 @@ class SerialStimulator(Stimulator):
         now = self._paused_at if self._paused_at is not None else time.monotonic()
         return now - self._t0
 
+    #: the most the look-ahead grows with the host's measured lateness (s)
+    max_extra_horizon_s = 0.4
+
     @property
     def horizon_s(self) -> float:
-        """How far ahead a command must hold: it stays in force until the next one (a few ticks, and the link)."""
-        return max(6 * self.tick_s, 0.12)
+        """How far ahead a command must hold: it stays in force until the next one.
+
+        A few ticks and the link (0.12 s), plus the longest the host has been late in
+        this configuration (at most :attr:`max_extra_horizon_s`): a host that was late
+        once switches the following off phases and ramps down that much earlier.
+        """
+        return max(6 * self.tick_s, 0.12) + min(self._late_s, self.max_extra_horizon_s)
+
+    @property
+    def host_late_s(self) -> float:
+        """The longest time (s) a command stayed in force past the span it was computed for.
+
+        The outputs' levels are switched by this host (ramps, on/off cycles,
+        modulation): a command holds the lowest level of the next :attr:`horizon_s`. A
+        host that comes back later than that (a loaded machine, a stalled process)
+        lets an output run on at its last level until it does; that time is measured
+        here, reported in :meth:`status` and in the session's record, and widens the
+        look-ahead (:attr:`horizon_s`). 0.0 when the host was always on time.
+        """
+        return self._late_s
 
     def commands_at(self, t_s: float) -> dict[str, OutputCommand]:
         """What each output should carry from device time ``t_s`` until the next command can take over.
@@ -298,10 +326,13 @@ class SerialStimulator(Stimulator):
         if self._schedule is None or self._t0 is None or self._paused_at is not None:
             return
         t = self.device_time_s()
+        if self._valid_until is not None and t > self._valid_until:
+            self._late_s = max(self._late_s, t - self._valid_until)
         self._count_pulses(t)
         commands = self.commands_at(t)
         if first or commands != self._commanded:
             self._send_outputs_logged(commands, first)
+        self._valid_until = t + self.horizon_s
 
     # -- the worker -------------------------------------------------------------------------------
     def _guarded(self, action, *args: Any, **kwargs: Any) -> None:

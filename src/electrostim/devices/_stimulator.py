@@ -38,7 +38,9 @@ class DeviceState(StrEnum):
 @dataclass
 class DeviceStatus:
     """What a stimulator reports: its state, the intensity of each output (mA), the
-    measured electrode impedance where it measures one (Ω), and its last error."""
+    measured electrode impedance where it measures one (Ω), pulses delivered, device
+    time (s), the longest a host-switched level ran on past its time (``host_late_s``,
+    s; 0 where the device times everything itself) and its last error."""
 
     state: DeviceState
     intensity_ma: dict[str, float] = field(default_factory=dict)
@@ -46,6 +48,7 @@ class DeviceStatus:
     pulses_delivered: int = 0
     time_s: float = 0.0
     error: str | None = None
+    host_late_s: float = 0.0
 
 
 _ALLOWED = {

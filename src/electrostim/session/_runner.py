@@ -150,6 +150,8 @@ class Runner:
         """What has been delivered so far (pulses, and charge where the stimulator counts it)."""
         st = self.device.status()
         payload: dict[str, Any] = {"pulses_delivered": st.pulses_delivered}
+        if st.host_late_s > 0:  # a host-switched level ran on past its time by this much (s)
+            payload["host_late_s"] = round(st.host_late_s, 6)
         charge = self.device.charge_delivered_uc()
         if charge is not None:
             payload["charge_delivered_uc"] = {k: round(v, 6) for k, v in charge.items()}
@@ -393,11 +395,14 @@ class Runner:
         return self.state
 
     def summary(self) -> dict[str, Any]:
-        """What happened: final state, times, thresholds, pulses and charge delivered."""
+        """What happened: final state, times, thresholds, pulses and charge delivered, and how late the host
+        switched levels (``host_late_s``, s, only when it was)."""
         st = self.device.status()
         out: dict[str, Any] = {"state": self.state.value, "session_s": round(self.t, 6), "run_s": round(self.run_t, 6),
                                "thresholds_ma": self.thresholds, "pulses_delivered": st.pulses_delivered,
                                "error": self.error}
+        if st.host_late_s > 0:
+            out["host_late_s"] = round(st.host_late_s, 6)
         charge = self.device.charge_delivered_uc()
         if charge is not None:
             out["charge_delivered_uc"] = charge
