@@ -31,9 +31,9 @@ from hypothesis import strategies as st
 
 import electrostim as es
 from electrostim.devices import P24, P24Emulator, RehaStim2, RehaStim2Emulator, SimulatedStimulator
-from electrostim.errors import ElectrostimError, ProgramError, SafetyError, UnknownDeviceError
+from electrostim.errors import ElectrostimError, OptionError, ProgramError, SafetyError, UnknownDeviceError
 from electrostim.safety import Assessment, DeviceProfile, get_device
-from electrostim.session import Runner, SessionState, deliver
+from electrostim.session import MIN_DURATION_S, Runner, SessionState, deliver
 from electrostim.store import Store, StoreError
 
 from .conftest import make_program, pad
@@ -272,6 +272,7 @@ def test_no_non_finite_value_reaches_an_approved_plan(path, value):
 
 @pytest.mark.parametrize("option, value", [("--duration-s", "nan"), ("--duration-s", "inf"), ("--duration-s", "1e308"),
                                            ("--duration-s", "1e12"), ("--duration-s", "0"), ("--duration-s", "-3"),
+                                           ("--duration-s", "1e-300"), ("--duration-s", "0.0099"),
                                            ("--speed", "nan"), ("--speed", "inf"), ("--speed", "0"), ("--speed", "1e9")])
 def test_impossible_numbers_are_bad_input(option, value, tmp_path: Path):
     db = tmp_path / "s.db"
@@ -288,8 +289,21 @@ def test_a_session_lasts_what_was_asked(duration_s, tmp_path: Path):
     assert r.end_state == "completed" and r.summary["run_s"] == pytest.approx(duration_s, abs=1e-9)
 
 
+@settings(max_examples=50, deadline=None)
+@given(duration=st.one_of(st.floats(), st.floats(-1.0, 0.02), st.just(MIN_DURATION_S * 0.999)))
+def test_a_duration_out_of_range_is_refused_before_anything_runs(duration):
+    plan = es.assess(es.load_program("tens-conventional")).approve()
+    assume(not MIN_DURATION_S <= duration <= plan.program.session_duration_s)
+    dev = SimulatedStimulator()
+    dev.connect()
+    dev.configure(plan)
+    with pytest.raises(OptionError, match="duration_s"):
+        Runner(dev, duration_s=duration)
+    assert dev.state.value == "configured" and dev.status().pulses_delivered == 0
+
+
 @settings(max_examples=30, deadline=None)
-@given(duration=st.one_of(st.floats(0.001, 10.0), st.floats(10.0, 1800.0)), step=st.sampled_from([0.05, 0.1, 0.3, 1.0]),
+@given(duration=st.one_of(st.floats(MIN_DURATION_S, 10.0), st.floats(10.0, 1800.0)), step=st.sampled_from([0.05, 0.1, 0.3, 1.0]),
        ramp=st.floats(0.0, 10.0))
 def test_every_session_ends_at_its_duration(duration, step, ramp):
     plan = es.assess(es.load_program("tens-conventional")).approve()

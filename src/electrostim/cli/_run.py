@@ -103,12 +103,12 @@ def _view(runner, selected: int, phases: _Phases) -> Table:
 
 def _check_timing(speed: float, duration_s: float | None) -> None:
     """Refuse a speed or session length that is not a finite number in range (before anything is loaded)."""
+    from ..session import MIN_DURATION_S, check_number
     from ..session._deliver import MAX_SPEED, MIN_SPEED
-    from ..session import check_number
 
     check_number("--speed", speed, low=MIN_SPEED, high=MAX_SPEED, low_open=False)
     if duration_s is not None:
-        check_number("--duration-s", duration_s, low=0.0, high=24 * 3600.0)
+        check_number("--duration-s", duration_s, low=MIN_DURATION_S, high=24 * 3600.0, low_open=False)
 
 
 def _console_tick(read, live, phases):
@@ -172,7 +172,7 @@ def run(
     patient: Annotated[Path | None, typer.Option("--patient", help="patient profile .toml")] = None,
     site: Annotated[str | None, typer.Option("--site", help="put every pad on this body site")] = None,
     yes: Annotated[bool, typer.Option("--yes", help="confirm a plan that needs confirmation, and run without the console")] = False,
-    duration_s: Annotated[float | None, typer.Option("--duration-s", help="session length, s: 0 < X <= the program's (default: the program's)")] = None,
+    duration_s: Annotated[float | None, typer.Option("--duration-s", help="session length, s: 0.01 <= X <= the program's (default: the program's)")] = None,
     speed: Annotated[float, typer.Option("--speed", help="run the simulated stimulator this many times faster than real time (0.01 <= X <= 1e6)")] = 1.0,
     db: Annotated[str | None, typer.Option("--db", help="database URL or SQLite file (default: the user data folder)")] = None,
     json_: Annotated[bool, typer.Option("--json", help="print the session summary as JSON")] = False,

@@ -14,8 +14,8 @@ Examples
 
 from ..devices import BACKENDS, backend_help, open_emulator, open_stimulator, parse_backend
 from ._deliver import END_STATES, EXIT_CODES, HANDLED_SIGNALS, MAX_SPEED, SessionResult, deliver
-from ._runner import Runner, SessionError, SessionState, check_number
+from ._runner import MIN_DURATION_S, Runner, SessionError, SessionState, check_number
 
-__all__ = ["BACKENDS", "END_STATES", "EXIT_CODES", "HANDLED_SIGNALS", "MAX_SPEED", "Runner", "SessionError",
+__all__ = ["BACKENDS", "END_STATES", "EXIT_CODES", "HANDLED_SIGNALS", "MAX_SPEED", "MIN_DURATION_S", "Runner", "SessionError",
            "SessionResult", "SessionState", "backend_help", "check_number", "deliver", "open_emulator",
            "open_stimulator", "parse_backend"]

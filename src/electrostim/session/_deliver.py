@@ -34,7 +34,7 @@ from typing import Any
 from ..devices import Stimulator, open_stimulator
 from ..errors import ElectrostimError, OptionError
 from ..safety import ApprovedPlan
-from ._runner import Runner, SessionState, check_number
+from ._runner import MIN_DURATION_S, Runner, SessionState, check_number
 
 __all__ = ["deliver", "SessionResult", "END_STATES", "EXIT_CODES", "HANDLED_SIGNALS", "MAX_SPEED"]
 
@@ -229,7 +229,8 @@ def deliver(
         here is closed here. Sessions left running by processes that died are marked
         interrupted first.
     duration_s : float, optional
-        Run time of the session, s: ``0 < duration_s <=`` the program's (default).
+        Run time of the session, s: 0.01 (:data:`~electrostim.session.MIN_DURATION_S`) to the program's
+        (the default).
     speed : float
         Times faster than real time (a simulated stimulator only; ``math.inf`` as fast
         as it computes); 1 for a serial device.
@@ -278,7 +279,7 @@ def deliver(
     dev = open_stimulator(stimulator) if isinstance(stimulator, str) else stimulator
     program_s = plan.program.session_duration_s
     if duration_s is not None:
-        duration_s = check_number("duration_s", duration_s, low=0.0, high=program_s)
+        duration_s = check_number("duration_s", duration_s, low=MIN_DURATION_S, high=program_s, low_open=False)
     speed = _check_speed(speed, dev.virtual_time)
     step_s = check_number("step_s", step_s, low=0.0, high=1.0)
     device_name = device or spec or dev.profile.id

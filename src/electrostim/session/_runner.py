@@ -22,7 +22,10 @@ from typing import Any
 from ..devices._stimulator import DeviceError, DeviceState, Stimulator
 from ..errors import ElectrostimError, OptionError, SafetyError
 
-__all__ = ["SessionState", "SessionError", "Runner", "check_number"]
+__all__ = ["MIN_DURATION_S", "SessionState", "SessionError", "Runner", "check_number"]
+
+#: the shortest session (s of run time) a runner accepts: one step of a 100 Hz train
+MIN_DURATION_S = 0.01
 
 
 def check_number(name: str, value: object, *, low: float, high: float, low_open: bool = True) -> float:
@@ -80,7 +83,7 @@ class Runner:
     start_ma : mapping of output label to mA, optional
         Intensity reached by the ramp up; by default each output's default amplitude.
     duration_s : float, optional
-        Session length; by default the program's.
+        Session length, s: :data:`MIN_DURATION_S` (0.01) to the program's (the default).
     ramp_s : float
         Length of the closing ramp down.
     keepalive_s : float
@@ -104,7 +107,8 @@ class Runner:
         if device.plan is None:
             raise SessionError("The stimulator has no plan: configure it with an approved plan first.")
         program_s = device.plan.program.session_duration_s
-        duration = program_s if duration_s is None else check_number("duration_s", duration_s, low=0.0, high=program_s)
+        duration = program_s if duration_s is None else check_number("duration_s", duration_s, low=MIN_DURATION_S, high=program_s,
+                                                                           low_open=False)
         dose_every_s = check_number("dose_every_s", dose_every_s, low=0.0, high=86400.0)
         slew_ma_per_s = check_number("slew_ma_per_s", slew_ma_per_s, low=0.0, high=1e6)
         ramp_s = check_number("ramp_s", ramp_s, low=0.0, high=600.0, low_open=False)
