@@ -54,7 +54,8 @@ def emulate(
     json_: Annotated[bool, typer.Option("--json", help="print the port as JSON, then one JSON line per output change")] = False,
 ) -> None:
     """Emulate a RehaStim2 or P24 on a pseudo-terminal and print its port; connect with
-    ``electrostim run ID --device rehastim2:PORT`` (or p24:PORT). Runs until Ctrl-C.
+    ``electrostim run ID --device rehastim2:PORT`` (or p24:PORT), as many sessions as you
+    like, one after another, as to a device on its cable. Runs until Ctrl-C.
 
     The emulator keeps the protocol's timing (ScienceMode2: Init every 500 ms until
     acknowledged, the link dropped after 1.2 s of silence; ScienceMode4: stimulation
@@ -77,7 +78,8 @@ def emulate(
             _line({"device": device.value, "port": emu.port})
         else:
             out.print(f"{emu.name} emulator on [bold]{emu.port}[/bold]")
-            out.print(f"connect with: electrostim run knee-oa-tens --device {device.value}:{emu.port}    (Ctrl-C stops)")
+            out.print(f"connect with: electrostim run knee-oa-tens --device {device.value}:{emu.port}")
+            out.print("(one session after another, as many as you like; Ctrl-C stops)")
         seen = len(emu.output_log)
         t_end = None if duration_s is None else time.monotonic() + duration_s
         while not stop["now"] and (t_end is None or time.monotonic() < t_end):

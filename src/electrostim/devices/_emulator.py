@@ -18,6 +18,32 @@ Faults to inject, for the tests and for anyone checking a client:
 (late replies), :meth:`~PtyEmulator.go_silent` and :meth:`~PtyEmulator.vanish` (the
 device stops answering, or disappears with its port).
 
+One client after another: like a device on a serial cable, an emulator serves any
+number of clients in turn on the same :attr:`~PtyEmulator.port` (one at a time), for
+as long as it runs. It does not know when a client closes the port, as a device does
+not: its own timers notice a host that went away (the ScienceMode2 watchdog drops the
+link, stops the outputs and sends Init again; the ScienceMode4 poll watchdog stops a
+stimulation), and the next client finds it as a real device would be then. Its records
+(:attr:`~PtyEmulator.output_log`, :meth:`~PtyEmulator.emitted`, ``received``) run on
+across clients. Two things keep the port usable whatever a client left behind:
+
+* **Line settings.** A pseudo-terminal keeps the settings (termios) of the client
+  that set them last, and cannot hold parity: it drops PARENB. Debian's C library (a
+  local patch to glibc's ``tcsetattr``) reads the settings back and fails with EINVAL
+  when nothing changed but such a dropped bit; so the first client that opened the
+  port with even parity (a ScienceMode2 client) succeeded, since it changed the speed
+  too, and the next one, asking for exactly what the first had left, got EINVAL. The
+  emulator's thread puts the speed back to 50 baud (a speed no client asks for; a
+  pseudo-terminal ignores it) at each turn, every 5 ms at most, so every client's
+  configuration changes the speed and succeeds (unless the client before it opened
+  and closed the port within those milliseconds).
+* **A line nobody reads.** What the device sends while no client listens (Init every
+  500 ms) would fill the pseudo-terminal's buffer (some 20 kB) and then block the
+  device, its timers and watchdogs included. The emulator never waits for the line:
+  when it is full, what it holds is discarded (an overrun, counted in
+  :attr:`~PtyEmulator.overruns`) and the new bytes are put on it. A client empties
+  its input when it opens the port (pyserial does), so it reads fresh bytes only.
+
 Subclasses supply the protocol: :meth:`~PtyEmulator._handle` answers one packet and
 :meth:`~PtyEmulator._tick` runs the timers; both get the time ``now`` (monotonic
 seconds) and act as if it were now, so a test can drive an emulator in virtual time
@@ -29,6 +55,7 @@ from __future__ import annotations
 
 import os
 import select
+import termios
 import threading
 import time
 import tty
@@ -40,6 +67,9 @@ from ._emitted import PulseRecorder
 from ._framing import Frame, FrameError, ProtocolError
 
 __all__ = ["PtyEmulator", "OutputState"]
+
+#: The speed the emulator keeps on its side of the line: one no client asks for (see the module's docstring).
+_LINE_SPEED = termios.B50
 
 
 @dataclass(frozen=True)
@@ -68,7 +98,11 @@ class PtyEmulator:
         self.response_delay_s = float(response_delay_s)
         self._master, self._slave = os.openpty()
         tty.setraw(self._slave)  # no echo, no line discipline: bytes pass unchanged
+        # the device side is held open for the emulator's life: a client that closes the port does not hang it up
+        os.set_blocking(self._master, False)  # the device never waits for the line (see _send)
         self.port: str = os.ttyname(self._slave)
+        #: times the line was full (nobody read it) and what it held was discarded
+        self.overruns = 0
         self._lock = threading.RLock()
         self._closing = threading.Event()
         self._thread: threading.Thread | None = None
@@ -88,6 +122,7 @@ class PtyEmulator:
         self.errors: list[tuple[float, str]] = []
         self._decoder = self._stream_decoder()
         self.last_valid_s = time.monotonic()
+        self._reset_line()
 
     # -- protocol hooks ---------------------------------------------------------------------------
     def _stream_decoder(self) -> Any:
@@ -165,7 +200,7 @@ class PtyEmulator:
     def inject(self, data: bytes) -> None:
         """Write raw bytes to the line now (garbage, a hand-made frame)."""
         with self._lock:
-            os.write(self._master, data)
+            self._send(data)
 
     def corrupt_replies(self, n: int = 1) -> None:
         """Send the next ``n`` replies with a wrong checksum."""
@@ -214,6 +249,36 @@ class PtyEmulator:
             except OSError:
                 pass
 
+    def _reset_line(self) -> None:
+        """Put the line speed back to the emulator's own, if a client changed it (lock held, or not started).
+
+        A pseudo-terminal ignores speeds, so the client in session reads and writes on
+        unchanged; the next client's configuration then always changes the speed, and
+        so succeeds (see the module's docstring).
+        """
+        try:
+            attrs = termios.tcgetattr(self._slave)
+            if attrs[4] != _LINE_SPEED or attrs[5] != _LINE_SPEED:
+                attrs[4] = attrs[5] = _LINE_SPEED
+                termios.tcsetattr(self._slave, termios.TCSANOW, attrs)
+        except (termios.error, OSError):
+            pass  # the port is gone (vanish, close)
+
+    def _send(self, data: bytes) -> None:
+        """Put bytes on the line without waiting (lock held, or not started).
+
+        A line that nobody reads (no client, or one that stopped reading) fills up: then
+        what it holds is discarded, an overrun, and ``data`` is put on it whole.
+        """
+        try:
+            if os.write(self._master, data) == len(data):
+                return
+        except BlockingIOError:
+            pass
+        self.overruns += 1
+        termios.tcflush(self._slave, termios.TCIFLUSH)  # also what went out of a frame cut short
+        os.write(self._master, data)
+
     def __enter__(self) -> PtyEmulator:
         return self.start() if self._thread is None else self
 
@@ -247,13 +312,14 @@ class PtyEmulator:
             with self._lock:
                 if self.gone:
                     return
+                self._reset_line()
                 due = [f for t, f in self._outbox if t <= now]
                 self._outbox = [(t, f) for t, f in self._outbox if t > now]
                 for frame in due:
                     if not self.silent:
                         try:
-                            os.write(self._master, frame)
-                        except OSError:
+                            self._send(frame)
+                        except (OSError, termios.error):
                             pass
                 self._queue(self._tick(now), now)
                 wait = min([0.005] + [t - now for t, _ in self._outbox])

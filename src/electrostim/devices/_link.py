@@ -32,6 +32,14 @@ import serial
 from ._framing import Frame, FrameError, ProtocolError
 from ._stimulator import DeviceError
 
+try:
+    import termios
+
+    #: what opening a port can raise (pyserial lets termios.error, which is no OSError, through from its settings)
+    _OPEN_ERRORS: tuple[type[BaseException], ...] = (serial.SerialException, OSError, ValueError, termios.error)
+except ImportError:  # not POSIX
+    _OPEN_ERRORS = (serial.SerialException, OSError, ValueError)
+
 __all__ = ["Codec", "SerialLink", "LinkStats"]
 
 
@@ -112,7 +120,7 @@ class SerialLink:
             self._serial = serial.serial_for_url(port, baudrate=baudrate, parity=parity, bytesize=serial.EIGHTBITS,
                                                  stopbits=serial.STOPBITS_ONE, rtscts=rtscts, timeout=0.005,
                                                  write_timeout=self.response_timeout_s, exclusive=True)
-        except (serial.SerialException, OSError, ValueError) as exc:
+        except _OPEN_ERRORS as exc:
             raise DeviceError(f"Cannot open the {codec.name} port {port!r}: {exc}") from None
         self._decoder = codec.stream_decoder()
         self._reader = threading.Thread(target=self._read_loop, name=f"{codec.name} reader {port}", daemon=True)
