@@ -8,6 +8,8 @@ import sys
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from electrostim.cli import app
@@ -126,3 +128,140 @@ def test_console_script_has_no_traceback_on_bad_input():
                        capture_output=True, text=True)
     assert r.returncode == 2
     assert "Traceback" not in r.stderr and "both sides must be > 0" in r.stderr
+
+
+# --------------------------------------------------------------------------- usage errors: one line, exit code 2
+
+
+def _walk(command, path=()):
+    """Every command of the CLI with its path, and its parameters."""
+    yield path, command
+    for name, sub in getattr(command, "commands", {}).items():
+        yield from _walk(sub, (*path, name))
+
+
+def _int_params():
+    from typer.main import get_command
+
+    for path, command in _walk(get_command(app)):
+        for param in command.params:
+            desc = getattr(param, "type_descriptor", None)
+            if desc is not None and desc.annotation is int:
+                yield path, param
+
+
+#: Every integer option and argument of the CLI: the arguments before it, how it is given, and its range.
+INT_OPTIONS = {
+    "sessions list --limit": (["sessions", "list"], ["--limit"], 1, 1_000_000),
+    "sessions show SESSION_ID": (["sessions", "show"], [], 1, 2**31 - 1),
+    "sessions show --tail": (["sessions", "show", "1"], ["--tail"], 0, 2**31 - 1),
+    "sessions export SESSION_ID": (["sessions", "export", "-o", "x.csv"], [], 1, 2**31 - 1),
+    "fibers threshold --nodes": (["fibers", "threshold"], ["--nodes"], 5, 1000),
+    "fibers recruitment --fibers": (["fibers", "recruitment", "knee-oa-tens"], ["--fibers"], 4, 100_000),
+    "fibers recruitment --seed": (["fibers", "recruitment", "knee-oa-tens"], ["--seed"], 0, 2**32 - 1),
+    "fibers window --fibers": (["fibers", "window", "knee-oa-tens"], ["--fibers"], 4, 100_000),
+    "fibers window --seed": (["fibers", "window", "knee-oa-tens"], ["--seed"], 0, 2**32 - 1),
+}
+
+
+def test_every_integer_option_has_a_stated_range():
+    found = {}
+    for path, param in _int_params():
+        label = param.opts[0] if param.param_type_name == "option" else param.name.upper()
+        label = next((o for o in param.opts if o.startswith("--")), label)
+        found[" ".join((*path, label))] = (param.min, param.max)
+    assert found == {name: (lo, hi) for name, (_, _, lo, hi) in INT_OPTIONS.items()}
+
+
+def _usage_error(args, needle: str | None = None) -> str:
+    r = runner.invoke(app, list(args))
+    assert r.exit_code == 2, (args, r.output)
+    assert r.stdout == "" and "Traceback" not in r.output, (args, r.output)
+    lines = r.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), (args, r.stderr)
+    assert "╭" not in r.stderr and "Usage:" not in r.stderr
+    if needle is not None:
+        assert needle in lines[0], (args, lines[0])
+    return lines[0]
+
+
+@settings(max_examples=200, deadline=None)
+@given(option=st.sampled_from(sorted(INT_OPTIONS)), data=st.data())
+def test_any_out_of_range_or_non_integer_value_is_one_line_exit_2(tmp_path_factory, option, data):
+    """Any integer outside an option's range (10**30 too: no SQLite overflow), or any non-integer: one line, exit 2."""
+    before, flag, lo, hi = INT_OPTIONS[option]
+    value = data.draw(st.one_of(
+        st.integers(max_value=lo - 1), st.integers(min_value=hi + 1), st.sampled_from([-(10**30), 10**30, 2**63]),
+    ).map(str) | st.sampled_from(["1e20", "abc", "1.5", "", "0x10", "nan", "inf", "--"]), label="value")
+    db = tmp_path_factory.mktemp("db") / "none.db"
+    given_as = flag or ["--"]  # an argument after `--`, so that -1 is not taken for an option
+    line = _usage_error([*before, "--db", str(db), *given_as, value] if before[0] == "sessions" else [*before, *given_as, value])
+    name = flag[0] if flag else "SESSION_ID"
+    assert line == f"error: Invalid value for '{name}': allowed a whole number {lo} <= x <= {hi}, but got {value!r}.", line
+    assert not db.exists()
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["sessions", "list", "--bogus"],
+         "error: No such option of 'electrostim sessions list': allowed --db, --limit, --json, --help, but got '--bogus'."),
+        (["sessions", "show"], "error: Missing argument 'SESSION_ID' of 'electrostim sessions show': allowed a whole number "
+                               "1 <= x <= 2147483647, but got nothing."),
+        (["sessions", "export", "1"], "error: Missing option '--output' of 'electrostim sessions export': allowed file "
+                                      "(.csv or .json) in an existing folder, but got nothing."),
+        (["sessions", "list", "--limit"], "error: Option '--limit' of 'electrostim sessions list' needs a value: allowed a "
+                                          "whole number 1 <= x <= 1000000, but got nothing."),
+        (["check", "knee-oa-tens", "--device", "zzz"],
+         "error: Invalid value for '--device': allowed 'generic', 'rehastim2', 'p24', but got 'zzz'."),
+        (["plot", "knee-oa-tens", "-o", "f.png", "--level", "loud"],
+         "error: Invalid value for '--level': allowed 'default', 'max', but got 'loud'."),
+        (["emulate", "foo"], "error: Invalid value for 'DEVICE': allowed 'rehastim2', 'p24', but got 'foo'."),
+        (["run", "knee-oa-tens", "--speed", "fast"], "error: Invalid value for '--speed': allowed a number, but got 'fast'."),
+        (["demo", "--duration-s", "1e"], "error: Invalid value for '--duration-s': allowed a number, but got '1e'."),
+        (["emulate", "p24", "--response-delay-ms", "x"],
+         "error: Invalid value for '--response-delay-ms': allowed a number, but got 'x'."),
+        (["check", "knee-oa-tens", "--amplitude-ma", "ten"],
+         "error: Invalid value for '--amplitude-ma': allowed a number, but got 'ten'."),
+        (["sessions", "nope"], "error: No such command of 'electrostim sessions': allowed list, show, export, upgrade, "
+                               "recover, but got 'nope'."),
+        (["nope"], None),
+        (["sessions", "show", "1", "2"], "error: Too many arguments for 'electrostim sessions show': allowed electrostim "
+                                         "sessions show [OPTIONS] {session_id}, but got also '2'."),
+    ],
+)
+def test_usage_errors_are_one_line_with_exit_code_2(args, expected):
+    line = _usage_error(args)
+    if expected is not None:
+        assert line == expected
+    else:
+        assert line.startswith("error: No such command of 'electrostim': allowed ") and "sessions" in line and "'nope'" in line
+
+
+def test_help_still_works():
+    r = runner.invoke(app, ["sessions", "list", "--help"])
+    assert r.exit_code == 0 and "Usage" in r.stdout and "--limit" in r.stdout and "1<=x<=1000000" in r.stdout
+    r = runner.invoke(app, ["--help"])
+    assert r.exit_code == 0 and "sessions" in r.stdout and "check" in r.stdout
+    r = runner.invoke(app, ["sessions"])  # a group without a command: its help, as before
+    assert r.exit_code == 2 and "list" in r.output and "recover" in r.output and "error" not in r.output
+
+
+def test_console_script_usage_error_is_one_line():
+    r = subprocess.run([sys.executable, "-m", "electrostim", "sessions", "list", "--limit", str(10**30)],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr == (f"error: Invalid value for '--limit': allowed a whole number 1 <= x <= 1000000, "
+                        f"but got '{10**30}'.\n")
+
+
+@pytest.mark.parametrize("args", [
+    ["plot", "knee-oa-tens", "-o", "{new}/f.png"],
+    ["export", "knee-oa-tens", "-o", "{new}/w.csv", "--duration-s", "0.01"],
+    ["fibers", "sd", "-o", "{new}/sd.png"],
+    ["fibers", "recruitment", "knee-oa-tens", "--fibers", "12", "-o", "{new}/rec.png"],
+])
+def test_output_files_need_an_existing_folder(tmp_path, args):
+    new = tmp_path / "new" / "dir"
+    line = _usage_error([a.format(new=new) for a in args], f"the folder {new} does not exist")
+    assert "'--output'" in line and not (tmp_path / "new").exists()

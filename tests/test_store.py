@@ -409,6 +409,7 @@ def test_export_json_and_csv(store: Store, plan, tmp_path: Path):
     store.end_session(s.id, "failed", {"cause": "contact"})
     detail = store.get_session(s.id)
 
+    (tmp_path / "out").mkdir()  # export creates no folder
     out = store.export_session(s.id, tmp_path / "out" / "session.json")
     doc = json.loads(out.read_text(encoding="utf-8"))
     assert (doc["format"], doc["format_version"]) == ("electrostim-session", 1)
@@ -442,7 +443,7 @@ def test_export_errors(store: Store, plan, tmp_path: Path):
     with pytest.raises(RecordNotFoundError, match=r"No session 77 in"):
         store.export_session(77, tmp_path / "x.json")
     (tmp_path / "taken").mkdir()
-    with pytest.raises(StoreError, match=rf"Cannot write the export of session {s.id} to .*taken"):
+    with pytest.raises(OptionError, match=r"Invalid value for 'path': allowed a file, but .*taken is a folder"):
         store.export_session(s.id, tmp_path / "taken", format="json")
     assert not [p.name for p in tmp_path.iterdir() if p.name.endswith(".part")]  # the failed write left nothing
 

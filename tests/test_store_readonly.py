@@ -20,11 +20,13 @@ import hashlib
 import json
 import os
 import random
+import re
 import shutil
 import sqlite3
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -134,6 +136,7 @@ def _one_line(text: str) -> str:
 
 
 def test_reading_creates_changes_and_leaves_nothing(db: Path, expected: tuple, tmp_path: Path):
+    (tmp_path / "out").mkdir()  # export creates no folder
     before = _state(db)
     with Store.open(db, readonly=True) as store:
         assert store.readonly and "readonly" in repr(store)
@@ -420,17 +423,24 @@ def test_a_truncated_file_is_refused(db: Path):
             Store.open(db, readonly=readonly)
 
 
-def test_a_changed_value_is_caught_by_its_checksum(db: Path):
-    """One digit of one payload: SQLite's checks pass, the row's checksum does not."""
+def _change_a_value(db: Path) -> None:
+    """One digit of one payload (event 7 of session 2), changed in the file: SQLite's checks pass."""
     data = db.read_bytes()
     at = data.index(b'"amplitude_ma":2.5,"marker":"S2-E05"')
     db.write_bytes(data[:at] + b'"amplitude_ma":9.5' + data[at + len(b'"amplitude_ma":2.5'):])
-    for readonly in (True, False):
-        with Store.open(db, readonly=readonly) as store:  # the file's structure is whole
-            assert store.get_session(1).event_count == EVENTS + 2
-            with pytest.raises(StoreDamagedError, match=r"the session_events row \(session_id=2, seq=7\) does not match "
-                                                        rf"its checksum\. Nothing was written to it\. .*{RECOVER}"):
-                store.get_session(2)
+
+
+def test_a_changed_value_is_caught_by_its_checksum(db: Path):
+    """One digit of one payload: SQLite's checks pass, the row's checksum does not."""
+    _change_a_value(db)
+    damaged = (r"the session_events row \(session_id=2, seq=7\) does not match its checksum\. Nothing was written to "
+               rf"it\. .*{RECOVER}")
+    with Store.open(db, readonly=True) as store:  # the file's structure is whole: reading reads what is intact
+        assert store.get_session(1).event_count == EVENTS + 2
+        with pytest.raises(StoreDamagedError, match=damaged):
+            store.get_session(2)
+    with pytest.raises(StoreDamagedError, match=damaged):  # never written to (Store.open's quick checksum check)
+        Store.open(db)
     r = cli("sessions", "export", "2", "-o", str(db.parent / "s2.csv"), "--db", str(db))
     assert r.exit_code == 1 and "does not match its checksum" in _one_line(r.output)
     assert not (db.parent / "s2.csv").exists()
@@ -563,3 +573,190 @@ def test_damage_is_refused_or_changes_nothing_that_is_read(template: Path, expec
         return
     event("read back")
     assert got == expected
+
+
+# --------------------------------------------------------------------------- the quick checksum check: list and writing
+
+
+def _files(folder: Path) -> dict[str, str]:
+    """Every file in a folder and the hash of its bytes."""
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def test_a_changed_event_is_reported_by_list_and_never_appended_to(db: Path):
+    """`sessions list` and every writing open compare the newest rows with their checksums, not only `show`/`export`."""
+    _change_a_value(db)
+    before = _files(db.parent)
+    r = cli("sessions", "list", "--db", str(db))
+    assert r.exit_code == 1 and r.stdout == "", r.output
+    line = _one_line(r.stderr)
+    assert re.fullmatch(rf"error: The database .*store\.db is damaged: the session_events row \(session_id=2, seq=7\) "
+                        rf"does not match its checksum\. Nothing was written to it\. .*{RECOVER}", line), line
+    # what `electrostim run` does first: open for writing (then it appends); refused, and the file is as it was
+    r = cli("run", "knee-oa-tens", "--yes", "--duration-s", "1", "--speed", "1000", "--db", str(db))
+    assert r.exit_code == 1 and "session_events row (session_id=2, seq=7) does not match its checksum" in r.output, r.output
+    assert "electrostim sessions recover" in r.output and "Traceback" not in r.output
+    r = cli("sessions", "upgrade", "--db", str(db))
+    assert r.exit_code == 1 and "does not match its checksum" in _one_line(r.output)
+    assert _files(db.parent) == before  # no byte changed, no file left beside it
+    r = cli("sessions", "show", "1", "--db", str(db))  # what is intact can still be read
+    assert r.exit_code == 0, r.output
+    with Store.open(db, readonly=True) as store:  # so can the list, through the library
+        assert len(store.list_sessions()) == SESSIONS
+
+
+_EVENT_COLUMNS = {  # a column of session_events, and values to write over it (bypassing the checksum)
+    "payload": st.fixed_dictionaries({"amplitude_ma": st.floats(0, 100, allow_nan=False)}).map(json.dumps),
+    "elapsed_s": st.floats(-1e6, 1e6, allow_nan=False),
+    "kind": st.sampled_from(["state", "intensity", "threshold", "error", "dose", "note"]),
+    "output": st.one_of(st.none(), st.text("abcdefgh-123", min_size=1, max_size=8)),
+    "at": st.datetimes().map(lambda t: t.isoformat(sep=" ")),
+}
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(session=st.integers(1, SESSIONS), seq=st.integers(1, EVENTS + 2), data=st.data())
+def test_any_changed_event_is_reported_by_list_and_refused_for_writing(template: Path, tmp_path: Path, session: int,
+                                                                       seq: int, data: st.DataObject):
+    """Any value of any event changed outside electrostim: `list` reports that row, a writing open refuses the store."""
+    db = tmp_path / "prop.db"
+    for leftover in (db, Path(f"{db}-wal"), Path(f"{db}-shm")):
+        leftover.unlink(missing_ok=True)
+    shutil.copy(template, db)
+    column = data.draw(st.sampled_from(sorted(_EVENT_COLUMNS)), label="column")
+    value = data.draw(_EVENT_COLUMNS[column], label="value")
+    conn = sqlite3.connect(db)
+    old = conn.execute(f"SELECT {column} FROM session_events WHERE session_id = ? AND seq = ?", (session, seq)).fetchone()[0]
+    conn.execute(f"UPDATE session_events SET {column} = ? WHERE session_id = ? AND seq = ?", (value, session, seq))
+    conn.commit()
+    conn.close()
+    with Store.open(db, readonly=True) as store:
+        try:  # the new value may read back as the old one (e.g. the same time, written another way)
+            store.get_session(session)
+        except StoreDamagedError:
+            changed = True
+        else:
+            changed = False
+    event("changed" if changed else f"same value ({column})")
+    if not changed:
+        return
+    where = rf"the session_events row \(session_id={session}, seq={seq}\) does not match its checksum"
+    r = cli("sessions", "list", "--db", str(db))
+    assert r.exit_code == 1 and re.search(where + rf".*{RECOVER}", _one_line(r.stderr)), (old, value, r.output)
+    with pytest.raises(StoreDamagedError, match=where):
+        Store.open(db)
+
+
+def _bulk_store(path: Path, template: Path, sessions: int) -> None:
+    """A copy of the template with ``sessions`` sessions: the template's last one repeated, with good checksums."""
+    from sqlalchemy import create_engine, insert, select
+
+    from electrostim.store._tables import EventRow, SessionRow, row_checksum
+
+    shutil.copy(template, path)
+    st_, et = SessionRow.__table__, EventRow.__table__
+    engine = create_engine(f"sqlite:///{path}")
+    with engine.begin() as conn:
+        last = dict(conn.execute(select(st_).where(st_.c.id == SESSIONS)).one()._mapping)
+        events = [dict(r._mapping) for r in conn.execute(select(et).where(et.c.session_id == SESSIONS))]
+        for sid in range(SESSIONS + 1, sessions + 1):
+            row = dict(last, id=sid)
+            conn.execute(insert(st_).values(**{**row, "crc32": row_checksum(st_, row)}))
+            conn.execute(insert(et), [{**e, "session_id": sid, "crc32": row_checksum(et, {**e, "session_id": sid})}
+                                      for e in events])
+    engine.dispose()
+
+
+def test_the_quick_check_is_quick_and_bounded(template: Path, tmp_path: Path):
+    """A store of a few thousand events: `list`'s check compares them all, well under a second; a larger one, its newest."""
+    from electrostim.store._store import QUICK_CHECK_EVENTS
+
+    db = tmp_path / "big.db"
+    _bulk_store(db, template, 150)  # 150 sessions, 3 300 events
+    with Store.open(db, readonly=True) as store:
+        t0 = time.perf_counter()
+        checked = store.verify_checksums()
+        took = time.perf_counter() - t0
+    assert checked == 150 * (EVENTS + 2) + 150 + 1 + 1 + 2  # events, sessions, plan, program, patients
+    assert took < 0.5, f"the quick check took {took:.2f} s"
+
+    _bulk_store(db.with_name("bigger.db"), template, 300)  # 6 600 events: more than the quick check reads
+    bigger = db.with_name("bigger.db")
+    conn = sqlite3.connect(bigger)  # the oldest event, and the newest, changed outside electrostim
+    conn.execute("UPDATE session_events SET elapsed_s = 99 WHERE session_id = 1 AND seq = 2")
+    conn.commit()
+    with Store.open(bigger, readonly=True) as store:
+        assert store.verify_checksums() == QUICK_CHECK_EVENTS + 300 + 1 + 1 + 2  # the oldest is beyond its reach
+        with pytest.raises(StoreDamagedError, match=r"session_events row \(session_id=1, seq=2\)"):
+            store.verify_checksums(newest_events=None)  # the whole store
+        with pytest.raises(OptionError, match=r"'newest_events': allowed a whole number >= 0 or None, but got -1"):
+            store.verify_checksums(newest_events=-1)
+    conn.execute("UPDATE session_events SET elapsed_s = 99 WHERE session_id = 300 AND seq = 22")
+    conn.commit()
+    conn.close()
+    r = cli("sessions", "list", "--db", str(bigger))
+    assert r.exit_code == 1 and "session_events row (session_id=300, seq=22) does not match" in _one_line(r.output)
+
+
+# --------------------------------------------------------------------------- export creates nothing on bad input
+
+
+def test_export_creates_no_folder(db: Path, tmp_path: Path):
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    target = tmp_path / "some" / "new" / "dir" / "s1.csv"
+    r = cli("sessions", "export", "1", "-o", str(target), "--db", str(db))
+    assert r.exit_code == 2 and r.stdout == "", r.output
+    line = _one_line(r.stderr)
+    assert line == (f"error: Invalid value for '--output': the folder {target.parent} does not exist; allowed a file in "
+                    f"an existing folder (no folder is created), but got {target}. Nothing was written."), line
+    r = cli("sessions", "export", "1", "-o", str(tmp_path), "--db", str(db))  # a folder, not a file
+    assert r.exit_code == 2 and f"allowed a file, but {tmp_path} is a folder" in _one_line(r.stderr)
+    (tmp_path / "plain").write_text("x")
+    r = cli("sessions", "export", "1", "-o", str(tmp_path / "plain" / "s1.csv"), "--db", str(db))
+    assert r.exit_code == 2 and f"the folder {tmp_path / 'plain'} is not a folder" in _one_line(r.stderr)
+    with Store.open(db, readonly=True) as store:
+        with pytest.raises(OptionError, match=r"Invalid value for 'path': the folder .* does not exist"):
+            store.export_session(1, target)
+    (tmp_path / "plain").unlink()
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+
+
+@pytest.mark.parametrize("fails", ["write", "fsync", "replace", "interrupt"])
+def test_a_failed_export_leaves_no_file(db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fails: str):
+    """Whatever step of the write fails, the export is whole or absent: no partial file, no temporary file."""
+    from electrostim.store import _store
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "kept.json").write_text("old")  # an earlier export: kept as it was
+
+    def boom(*args, **kwargs):
+        raise KeyboardInterrupt if fails == "interrupt" else OSError(28, "No space left on device")
+
+    real_fdopen = os.fdopen
+
+    class _Full:
+        def __init__(self, fh):
+            self.fh = fh
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.fh.close()
+
+        def write(self, data):
+            self.fh.write(data[: len(data) // 2])  # half of it reached the disk
+            boom()
+
+    with Store.open(db, readonly=True) as store:
+        if fails in ("write", "interrupt"):
+            monkeypatch.setattr(_store.os, "fdopen", lambda *a, **k: _Full(real_fdopen(*a, **k)))
+        else:
+            monkeypatch.setattr(_store.os, fails, boom)
+        for name in ("s2.csv", "kept.json"):
+            with pytest.raises(KeyboardInterrupt if fails == "interrupt" else StoreError,
+                               match=None if fails == "interrupt" else r"Cannot write the export of session 2 to .*No space"):
+                store.export_session(2, out / name)
+        monkeypatch.undo()
+    assert sorted(os.listdir(out)) == ["kept.json"] and (out / "kept.json").read_text() == "old"

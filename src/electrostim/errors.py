@@ -28,7 +28,9 @@ The subclasses after ``SafetyError`` live with the code that raises them.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 __all__ = [
@@ -44,6 +46,7 @@ __all__ = [
     "UnknownProgramError",
     "UnknownSiteError",
     "check_option",
+    "check_output_file",
 ]
 
 
@@ -120,3 +123,31 @@ def check_option(name: str, value: Any, allowed: Iterable[Any]) -> Any:
         choices = ", ".join(repr(a) for a in allowed)
         raise OptionError(f"Invalid value for {name!r}: allowed {choices}, but got {value!r}.")
     return value
+
+
+def check_output_file(name: str, path: str | os.PathLike[str]) -> Path:
+    """``path`` as a Path if a file can be written there without creating a folder, else :class:`OptionError`.
+
+    Writing a file never creates folders: a folder that does not exist is most often
+    a typo, and nothing is created on bad input.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> check_output_file("path", folder / "s.csv") == folder / "s.csv"
+    True
+    >>> check_output_file("--output", folder / "new" / "s.csv")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    electrostim.errors.OptionError: Invalid value for '--output': the folder .../new does not exist; allowed a file in an existing folder (no folder is created), but got .../new/s.csv. Nothing was written.
+    """
+    path = Path(path)
+    parent = path.parent
+    if path.is_dir():
+        raise OptionError(f"Invalid value for {name!r}: allowed a file, but {path} is a folder. Nothing was written.")
+    if not parent.is_dir():
+        problem = "is not a folder" if parent.exists() else "does not exist"
+        raise OptionError(f"Invalid value for {name!r}: the folder {parent} {problem}; allowed a file in an existing "
+                          f"folder (no folder is created), but got {path}. Nothing was written.")
+    return path

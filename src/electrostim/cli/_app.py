@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from collections.abc import Callable
-from enum import StrEnum
+from enum import Enum, StrEnum
 from functools import wraps
 from pathlib import Path
 from typing import Annotated, Any
@@ -15,8 +16,183 @@ import typer
 from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
+from typer.core import TyperGroup
 
 from ..errors import ElectrostimError, InvalidInputError, SafetyError
+
+try:  # a newer Typer carries its own copy of Click
+    from typer._click import exceptions as _click_errors
+except ImportError:  # pragma: no cover - Typer on Click
+    from click import exceptions as _click_errors  # type: ignore[no-redef]
+#: a group given no command (Click >= 8.2; older ones print its help themselves)
+_NoArgsIsHelp = getattr(_click_errors, "NoArgsIsHelpError", ())
+
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+#: exit codes of ``check``
+EXIT_OK, EXIT_REFUSED, EXIT_BAD_INPUT, EXIT_NEEDS_CONFIRMATION = 0, 1, 2, 3
+
+#: The largest id or count the store holds (its INTEGER columns are 32-bit on PostgreSQL): the top of
+#: every session-id and event-count range.
+MAX_ROW_ID = 2**31 - 1
+
+
+# --------------------------------------------------------------------------- usage errors in one line
+
+
+def _flat(text: str) -> str:
+    """A message on one line."""
+    return " ".join(str(text).split())
+
+
+def _param_label(param: Any) -> str:
+    """How a parameter is named on the command line: ``--limit`` or ``SESSION_ID``."""
+    if getattr(param, "param_type_name", "") == "argument":
+        return str(getattr(param, "metavar", None) or param.name).upper()
+    opts = list(getattr(param, "opts", []) or [])
+    longs = [o for o in opts if o.startswith("--")]
+    return (longs or opts or [param.name])[0]
+
+
+def _param_allowed(param: Any) -> str | None:
+    """What a parameter allows, in words: its choices, or a whole number or a number and its range."""
+    desc = getattr(param, "type_descriptor", None)  # a newer Typer
+    kind = getattr(desc, "annotation", None)
+    lo, hi = getattr(param, "min", None), getattr(param, "max", None)
+    ptype = getattr(param, "type", None)  # Typer on Click
+    if desc is None and ptype is not None:
+        lo, hi = getattr(ptype, "min", None), getattr(ptype, "max", None)
+        kind = {"integer": int, "integer range": int, "float": float, "float range": float}.get(getattr(ptype, "name", ""))
+        if getattr(ptype, "choices", None):
+            return ", ".join(repr(getattr(c, "value", c)) for c in ptype.choices)
+    if isinstance(kind, type) and issubclass(kind, Enum):
+        return ", ".join(repr(m.value) for m in kind)
+    if kind in (int, float):
+        words = "a whole number" if kind is int else "a number"
+        if lo is not None and hi is not None:
+            return f"{words} {lo} <= x <= {hi}"
+        if lo is not None:
+            return f"{words} >= {lo}"
+        if hi is not None:
+            return f"{words} <= {hi}"
+        return words
+    help_text = getattr(param, "help", None)
+    return _flat(help_text) if help_text else None
+
+
+_NOTHING = object()
+
+
+def _given(exc: BaseException) -> Any:
+    """The value given, where the error carries it (Typer's validation error does), else ``_NOTHING``."""
+    errors = getattr(exc.__cause__, "errors", None)
+    if callable(errors):
+        try:
+            return errors()[0].get("input", _NOTHING)
+        except Exception:  # noqa: BLE001 - the message is then shown as it is
+            return _NOTHING
+    return _NOTHING
+
+
+def _param_by_option(command: Any, option: str) -> Any:
+    for param in getattr(command, "params", ()):
+        if option in (*getattr(param, "opts", ()), *getattr(param, "secondary_opts", ())):
+            return param
+    return None
+
+
+def _command_of(root: Any, prog: str, args: list[str]) -> tuple[Any, str]:
+    """The (sub)command that ``args`` name, and its path: for errors Click raises without a context."""
+    command, path = root, [prog]
+    for token in args:
+        sub = getattr(command, "commands", {}).get(token)
+        if sub is None:
+            break
+        command, path = sub, [*path, token]
+    return command, " ".join(path)
+
+
+def usage_error_line(exc: Any, command: Any = None, where: str = "electrostim") -> str:
+    """A Click usage error as one line: what was wrong, what is allowed and what was given (no usage panel).
+
+    Examples
+    --------
+    >>> from typer.testing import CliRunner
+    >>> from electrostim.cli import app
+    >>> CliRunner().invoke(app, ["sessions", "list", "--limit", "abc"]).output
+    "error: Invalid value for '--limit': allowed a whole number 1 <= x <= 1000000, but got 'abc'.\\n"
+    """
+    ctx = getattr(exc, "ctx", None)
+    if ctx is not None:
+        command, where = ctx.command, ctx.command_path
+    param = getattr(exc, "param", None)
+    if isinstance(exc, _click_errors.MissingParameter) and param is not None:
+        kind = getattr(param, "param_type_name", "parameter")
+        allowed = _param_allowed(param)
+        return (f"Missing {kind} '{_param_label(param)}' of '{where}'"
+                + (f": allowed {allowed}, but got nothing." if allowed else ", but got nothing."))
+    if isinstance(exc, _click_errors.BadParameter) and param is not None:
+        allowed, given = _param_allowed(param), _given(exc)
+        if allowed is not None and given is not _NOTHING:
+            return f"Invalid value for '{_param_label(param)}': allowed {allowed}, but got {given!r}."
+        return _flat(exc.format_message()) + (f" (allowed {allowed})" if allowed else "")
+    if isinstance(exc, _click_errors.NoSuchOption) and ctx is not None:
+        options = [o for p in ctx.command.get_params(ctx) for o in (*p.opts, *getattr(p, "secondary_opts", ()))
+                   if o.startswith("-")]
+        return f"No such option of '{where}': allowed {', '.join(options)}, but got {exc.option_name!r}."
+    message = _flat(exc.format_message())
+    if isinstance(exc, _click_errors.BadOptionUsage) and "requires an argument" in message:
+        option = getattr(exc, "option_name", "")
+        param = _param_by_option(command, option)
+        allowed = _param_allowed(param) if param is not None else None
+        return f"Option '{option}' of '{where}' needs a value" + (f": allowed {allowed}" if allowed else "") + ", but got nothing."
+    if ctx is not None and message.startswith("No such command") and hasattr(ctx.command, "list_commands"):
+        name = message[len("No such command"):].strip().rstrip(".")
+        return f"No such command of '{where}': allowed {', '.join(ctx.command.list_commands(ctx))}, but got {name}."
+    extra = re.fullmatch(r"Got unexpected extra argument(?:s|\(s\))? \((.*)\)", message)
+    if extra and ctx is not None:
+        return (f"Too many arguments for '{where}': allowed {_flat(ctx.get_usage()).removeprefix('Usage: ')}, "
+                f"but got also {extra.group(1)!r}.")
+    return message + (f" (see '{where} --help')" if command is not None else "")
+
+
+class _Group(TyperGroup):
+    """The ``electrostim`` command: every usage error is one line on stderr, exit code 2, never a panel.
+
+    Click parses with ``standalone_mode=False`` so that its errors come here instead
+    of to its boxed usage panel; ``--help`` and a command given without arguments
+    still print their help.
+    """
+
+    def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
+             standalone_mode: bool = True, **extra: Any) -> Any:
+        argv = list(sys.argv[1:] if args is None else args)
+
+        def run() -> Any:
+            return super(_Group, self).main(args=argv, prog_name=prog_name, complete_var=complete_var,
+                                            standalone_mode=False, **extra)
+
+        if not standalone_mode:
+            return run()
+        try:
+            code = run()  # what the command returned, or the code of the Exit it raised (--help: 0)
+        except _NoArgsIsHelp as exc:  # a group given no command: its help
+            text = exc.format_message()  # (Rich has printed it already)
+            if text.strip():
+                print(text)
+            sys.exit(EXIT_BAD_INPUT)
+        except _click_errors.UsageError as exc:
+            err.out(f"error: {usage_error_line(exc, *_command_of(self, prog_name or self.name or 'electrostim', argv))}")
+            sys.exit(EXIT_BAD_INPUT)
+        except _click_errors.ClickException as exc:
+            err.out(f"error: {_flat(exc.format_message())}")
+            sys.exit(exc.exit_code)
+        except typer.Abort:
+            err.out("aborted")
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) and not isinstance(code, bool) else 0)
+
 
 app = typer.Typer(
     name="electrostim",
@@ -24,15 +200,10 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=_Group,
 )
 programs_app = typer.Typer(help="List and show therapy programs (presets and your own files).", no_args_is_help=True)
 app.add_typer(programs_app, name="programs")
-
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
-
-#: exit codes of ``check``
-EXIT_OK, EXIT_REFUSED, EXIT_BAD_INPUT, EXIT_NEEDS_CONFIRMATION = 0, 1, 2, 3
 
 ProgramRef = Annotated[str, typer.Argument(metavar="ID|FILE", help="preset id, user-program id, or path to a program .toml")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable JSON on stdout")]
@@ -292,15 +463,16 @@ def _print_assessment(a) -> None:
 @_guard
 def plot(
     ref: ProgramRef,
-    output: Annotated[Path, typer.Option("-o", "--output", help="figure file (.png, .svg or .pdf)")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="figure file (.png, .svg or .pdf) in an existing folder")],
     level: Annotated[Level, typer.Option("--level", help="amplitude to draw: the program's default or its maximum")] = Level.default,
     json_: JsonOpt = False,
 ) -> None:
     """Draw the pulse shape, a pulse train and the session envelope."""
-    from ..errors import check_option
+    from ..errors import check_option, check_output_file
     from ..waveform import plot_program
 
     check_option("figure format", output.suffix.lower(), [".png", ".svg", ".pdf"])
+    check_output_file("--output", output)  # no folder is created
     p = _load(ref)
     plot_program(p, output, level=level.value)
     if json_:
@@ -313,7 +485,7 @@ def plot(
 @_guard
 def export(
     ref: ProgramRef,
-    output: Annotated[Path, typer.Option("-o", "--output", help="output file")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="output file, in an existing folder")],
     fmt: Annotated[Format | None, typer.Option("--format", help="csv or npz (default: from the file suffix)")] = None,
     start_s: Annotated[float, typer.Option("--start-s", help="window start in the session (s)")] = 0.0,
     duration_s: Annotated[float, typer.Option("--duration-s", help="window length (s)")] = 1.0,
@@ -324,11 +496,13 @@ def export(
     """Write the sampled current of every output (CSV or NumPy .npz)."""
     from rich.progress import Progress
 
+    from ..errors import check_output_file
     from ..waveform import Schedule, export_waveform
 
     from ..session import check_number
 
     check_number("--sample-rate-hz", sample_rate_hz, low=1.0, high=100e6, low_open=False)
+    check_output_file("--output", output)  # no folder is created
     p = _load(ref)
     check_number("--start-s", start_s, low=0.0, high=p.session_duration_s, low_open=False)
     check_number("--duration-s", duration_s, low=0.0, high=p.session_duration_s)

@@ -18,7 +18,7 @@ DEMO_SPEED = float("inf")
 @app.command()
 @_guard
 def demo(
-    output_dir: Annotated[Path, typer.Option("-o", "--output-dir", help="folder for the figure")] = Path("."),
+    output_dir: Annotated[Path, typer.Option("-o", "--output-dir", help="folder for the figure (created if missing)")] = Path("."),
     duration_s: Annotated[float, typer.Option("--duration-s", help="session time to deliver, s (simulated, not wall time)")] = 60.0,
     db: Annotated[str | None, typer.Option("--db", help="database URL or SQLite file (default: the user data folder)")] = None,
     json_: JsonOpt = False,
@@ -36,9 +36,10 @@ def demo(
     if duration_s > p.session_duration_s:
         from ..errors import InvalidInputError
 
-        raise InvalidInputError(f"Invalid value for '--duration-s': allowed 0 < X <= {p.session_duration_s:g} s "
+        raise InvalidInputError(f"Invalid value for '--duration-s': allowed 0.01 <= X <= {p.session_duration_s:g} s "
                                 f"(the program's session), but got {duration_s!r}.")
     a = assess(p, device="generic")
+    output_dir.mkdir(parents=True, exist_ok=True)  # the demo's own folder (other commands create none)
     fig = output_dir / f"{DEMO_PROGRAM}.png"
     plot_program(p, fig)
     if not json_:

@@ -18,6 +18,8 @@ fibers_app = typer.Typer(help="Nerve fibre thresholds, strength-duration curves 
 app.add_typer(fibers_app, name="fibers")
 
 MODELS = ["mrg", "mrg-interp", "sweeney", "sensory", "adelta", "sundt"]
+#: the ranges of the integer options
+MAX_NODES, MAX_FIBRES, MAX_SEED = 1000, 100_000, 2**32 - 1
 
 
 def _floats(name: str, text: str) -> list[float]:
@@ -53,7 +55,7 @@ def threshold(
     waveform: Annotated[str, typer.Option("--waveform", help="monophasic or biphasic (cathodic/anodic first)")] = "monophasic",
     polarity: Annotated[str, typer.Option("--polarity", help="cathodic or anodic (first phase)")] = "cathodic",
     conductivity_s_per_m: Annotated[float, typer.Option("--conductivity-s-per-m", help="medium conductivity")] = 0.2,
-    nodes: Annotated[int, typer.Option("--nodes", help="nodes of Ranvier (sections for sundt)")] = 51,
+    nodes: Annotated[int, typer.Option("--nodes", min=5, max=MAX_NODES, help="nodes of Ranvier (sections for sundt)")] = 51,
     dt_us: Annotated[float, typer.Option("--dt-us", help="time step, µs")] = 1.0,
     tstop_ms: Annotated[float | None, typer.Option("--tstop-ms", help="simulated time, ms (default: 5 ms, longer for slow fibres)")] = None,
     tolerance: Annotated[float, typer.Option("--tolerance", help="relative bracket at which the search stops")] = 0.001,
@@ -120,7 +122,7 @@ def strength_duration(
     json_: Annotated[bool, typer.Option("--json", help="machine-readable JSON on stdout")] = False,
 ) -> None:
     """Strength-duration curve: thresholds over pulse widths, rheobase and chronaxie (Weiss fit)."""
-    from ..errors import check_option
+    from ..errors import check_option, check_output_file
     from ..physics.fibers import PointSourceCase
     from ..physics.fibers import strength_duration as sd
 
@@ -130,6 +132,7 @@ def strength_duration(
         from pathlib import Path
 
         check_option("figure format", Path(output).suffix.lower(), [".png", ".svg", ".pdf"])
+        check_output_file("--output", output)
     res, fit = sd(PointSourceCase(model=model, diameter_um=diameter_um, distance_um=distance_um), pws)
     data = {
         "model": model, "diameter_um": diameter_um, "distance_um": distance_um,
@@ -187,8 +190,10 @@ def _population(ref: str, channel: str | None, fibres: int, tissue: str | None, 
     from ..physics.population import DEFAULT_COUNTS, population_thresholds
     from ._app import _load
 
-    if fibres < 4:
-        raise InvalidInputError(f"Invalid value for '--fibers': allowed at least 4, but got {fibres}.")
+    if not 4 <= fibres <= MAX_FIBRES:
+        raise InvalidInputError(f"Invalid value for '--fibers': allowed a whole number 4 <= x <= {MAX_FIBRES}, but got {fibres}.")
+    if not 0 <= seed <= MAX_SEED:
+        raise InvalidInputError(f"Invalid value for '--seed': allowed a whole number 0 <= x <= {MAX_SEED}, but got {seed}.")
     total = sum(DEFAULT_COUNTS.values())
     counts = {k: max(1, round(v * fibres / total)) for k, v in DEFAULT_COUNTS.items()}
     program = _load(ref)
@@ -205,10 +210,10 @@ def _population(ref: str, channel: str | None, fibres: int, tissue: str | None, 
 
 ProgramArg = Annotated[str, typer.Argument(metavar="ID|FILE", help="preset id, user-program id, or path to a program .toml")]
 ChannelOpt = Annotated[str | None, typer.Option("--channel", help="channel label (default: the first)")]
-FibresOpt = Annotated[int, typer.Option("--fibers", help="fibres in the sampled population (all classes)")]
+FibresOpt = Annotated[int, typer.Option("--fibers", min=4, max=MAX_FIBRES, help="fibres in the sampled population (all classes)")]
 TissueOpt = Annotated[str | None, typer.Option("--tissue", help="tissue preset (default: from the pads' body site)")]
 FatOpt = Annotated[float | None, typer.Option("--fat-mm", help="subcutaneous fat thickness, mm (default: the preset's)")]
-SeedOpt = Annotated[int, typer.Option("--seed", help="seed of the sampled population")]
+SeedOpt = Annotated[int, typer.Option("--seed", min=0, max=MAX_SEED, help="seed of the sampled population")]
 
 
 @fibers_app.command("recruitment")
@@ -226,10 +231,11 @@ def recruitment(
     """Recruitment curves of a mixed fibre population under a program's pads (one repetition of its waveform)."""
     from pathlib import Path
 
-    from ..errors import check_option
+    from ..errors import check_option, check_output_file
 
     if output:
         check_option("figure format", Path(output).suffix.lower(), [".png", ".svg", ".pdf"])
+        check_output_file("--output", output)
     res = _population(ref, channel, fibers, tissue, fat_mm, seed)
     data = res.to_dict()
     if output:

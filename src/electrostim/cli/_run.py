@@ -195,7 +195,7 @@ def run(
         raise InvalidInputError(f"Invalid value for '--speed': a stimulator on a serial port runs in real time (1), but got {speed!r}.")
     program = _load(ref)
     if duration_s is not None and duration_s > program.session_duration_s:
-        raise InvalidInputError(f"Invalid value for '--duration-s': allowed 0 < X <= {program.session_duration_s:g} s "
+        raise InvalidInputError(f"Invalid value for '--duration-s': allowed 0.01 <= X <= {program.session_duration_s:g} s "
                                 f"(the program's session), but got {duration_s!r}.")
     if site:
         get_site(site)

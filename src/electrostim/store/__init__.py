@@ -10,7 +10,9 @@ running as ``interrupted``.
 new file, nothing beside the file), so a store on read-only media or a full disk can
 be read. Every open checks an SQLite file first and refuses a damaged one with
 :class:`StoreDamagedError`; every row carries a checksum that is checked when it is
-read; :meth:`Store.recover` copies what can still be read into a new store.
+read (and, for the newest rows, when a store is opened for writing:
+:meth:`Store.verify_checksums`); :meth:`Store.recover` copies what can still be read
+into a new store.
 
 The database is ``electrostim.db`` in the user's data folder unless
 ``$ELECTROSTIM_DATABASE_URL`` or ``Store.open(url)`` names another (an SQLite path or

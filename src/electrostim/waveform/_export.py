@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import OptionError, check_option
+from ..errors import OptionError, check_option, check_output_file
 from ._render import render
 from ._schedule import Schedule
 
@@ -19,7 +19,7 @@ _BLOCK_S = 1.0
 
 
 def _atomic_target(path: Path):
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """A temporary file beside ``path`` (whose folder must exist: none is created)."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     return fd, Path(tmp)
 
@@ -38,7 +38,7 @@ def export_waveform(
     CSV: a header ``time_s,<label>_ma,...`` and one row per sample, written block by
     block so that long windows never sit in memory. NPZ: arrays ``current_ma``
     (outputs × samples, float32), ``sample_rate_hz``, ``start_s`` and ``labels``.
-    The file appears only when complete.
+    The file appears only when complete, and its folder must exist (none is created).
 
     Parameters
     ----------
@@ -54,6 +54,7 @@ def export_waveform(
         raise OptionError(
             f"Invalid window: start_s must lie in the session (0 to {schedule.duration_s:g} s), but got {start_s!r}."
         )
+    check_output_file("path", path)
     fd, tmp = _atomic_target(path)
     try:
         with os.fdopen(fd, "wb") as fh:

@@ -126,11 +126,20 @@ def plot_program(program: Program, path: str | os.PathLike[str] | None = None, l
 
 
 def save_figure(fig, path: str | os.PathLike[str]) -> Path:
-    """Write a figure (format from the suffix) so that the file appears only when complete, then close it."""
+    """Write a figure (format from the suffix) so that the file appears only when complete, then close it.
+
+    The folder must exist (none is created): else :class:`~electrostim.errors.OptionError`, and nothing is written.
+    """
     import matplotlib.pyplot as plt
 
+    from ..errors import check_output_file
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        check_output_file("path", path)
+    except BaseException:
+        plt.close(fig)
+        raise
     tmp = path.with_name(f".{path.name}.part{path.suffix}")
     try:
         fig.savefig(tmp, dpi=110)
