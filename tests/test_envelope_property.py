@@ -26,7 +26,7 @@ from electrostim.devices._stimulator import DeviceError, DeviceState
 from electrostim.errors import ProgramError, SafetyError
 from electrostim.program import list_programs
 from electrostim.safety import get_device
-from electrostim.session import Runner, SessionError, SessionState
+from electrostim.session import MIN_DURATION_S, Runner, SessionError, SessionState
 
 DEVICES = ("generic", "rehastim2", "p24")
 PRESET_IDS = sorted(e.id for e in list_programs(include_user=False))
@@ -290,7 +290,7 @@ def test_commanded_output_never_leaves_the_envelope_over_random_programs_and_key
     start = data.draw(st.fixed_dictionaries({}, optional={lbl: _in_range(env[lbl].max_amplitude_ma) for lbl in labels}),
                       label="start_ma")
     r = Runner(dev, start_ma=start or None, slew_ma_per_s=data.draw(_num(0.1, 50, [2, 5]), label="slew"),
-               duration_s=data.draw(st.none() | _num(0.001, program.session_duration_s), label="duration_s"),
+               duration_s=data.draw(st.none() | _num(MIN_DURATION_S, program.session_duration_s), label="duration_s"),
                ramp_s=data.draw(_num(0, 10, [0, 3]), label="ramp_s"))
 
     checked = 0
