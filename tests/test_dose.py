@@ -6,12 +6,13 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import electrostim as es
 
 from .conftest import make_program, pad
+from .test_envelope_property import programs
 
 REL = 1e-9
 
@@ -157,3 +158,74 @@ def test_render_matches_the_schedule():
     # 50 pulses, 250 µs per phase: 250 samples at -100 mA and 250 at +100 mA each
     assert (x == -100.0).sum() == 50 * 250 and (x == 100.0).sum() == 50 * 250
     assert x.sum() == pytest.approx(0.0, abs=1e-6)
+
+
+# --------------------------------------------------------------------------- a repeating schedule
+
+
+def _dose_both_ways(program, monkeypatch):
+    import electrostim.waveform._dose as dose_module
+
+    monkeypatch.setattr(dose_module, "REPEAT_MIN_EVENTS", math.inf)
+    full = es.compute_dose(program, level="max")
+    monkeypatch.setattr(dose_module, "REPEAT_MIN_EVENTS", 0)
+    fast = es.compute_dose(program, level="max")
+    return full, fast
+
+
+def _assert_same_dose(full, fast):
+    for a, b in zip(full.outputs, fast.outputs):
+        x, y = a.model_dump(), b.model_dump()
+        for key, value in x.items():
+            if key == "max_pulse_rate_hz":  # rounded to 1e-6 Hz: the rounding of a time's last bit may flip it
+                assert y[key] == pytest.approx(value, rel=1e-9, abs=1.01e-6), (a.label, key)
+            elif isinstance(value, float):
+                assert y[key] == pytest.approx(value, rel=1e-9, abs=1e-9), (a.label, key)
+            elif key != "electrodes":
+                assert y[key] == value, (a.label, key)
+        for pa, pb in zip(x["electrodes"], y["electrodes"]):
+            for key, value in pa.items():
+                assert pb[key] == (pytest.approx(value, rel=1e-9, abs=1e-12) if isinstance(value, float) else value)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(program=programs(), duration=st.sampled_from([40.0, 90.0, 200.0]))
+def test_a_dose_from_the_repeat_period_equals_the_dose_of_every_pulse(program, duration):
+    """Counting one period and the ends gives every figure that counting every pulse gives (same to 1e-9)."""
+    program = program.model_copy(update={"session_duration_s": duration})
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        full, fast = _dose_both_ways(program, monkeypatch)
+    _assert_same_dose(full, fast)
+
+
+@pytest.mark.parametrize("program_id", ["ifc-knee", "tens-mixed-frequency", "russian-current", "nmes-quadriceps-tka",
+                                        "tens-burst", "circulation"])
+def test_presets_dose_the_same_from_their_repeat_period(program_id, monkeypatch):
+    program = es.load_program(program_id)
+    assert any(g.repeat() is not None for g in es.Schedule(program)._generators())
+    full, fast = _dose_both_ways(program, monkeypatch)
+    _assert_same_dose(full, fast)
+
+
+def test_a_day_of_10_khz_interferential_is_dosed_from_its_repeat_period(monkeypatch):
+    """86 400 s at about 10 kHz on two circuits: 1.7e9 carrier cycles; the figures that do not depend on
+    the length of the session equal those of ten minutes of it, and the counts scale with the steady time."""
+    import electrostim.waveform._dose as dose_module
+
+    base = es.load_program("ifc-knee").model_dump(mode="python")
+    base["channels"][0]["stimulus"]["pulse"]["carrier_frequency_hz"] = 9900.0
+    day = es.validate_program({**base, "session_duration_s": 86400.0}, source="day")
+    hour = es.validate_program({**base, "session_duration_s": 600.0}, source="ten minutes")
+    monkeypatch.setattr(dose_module, "REPEAT_MIN_EVENTS", math.inf)
+    d_hour = es.compute_dose(hour, level="max")
+    monkeypatch.setattr(dose_module, "REPEAT_MIN_EVENTS", 0)
+    d_day = es.compute_dose(day, level="max")
+    # carrier cycles late in a day start at times of about 1e5 s (a float's step there is 1.5e-11 s), so their
+    # half-widths of about 50 µs are known to some 3e-7 of themselves: the figures of a cycle agree to 1e-6
+    for h, d in zip(d_hour.outputs, d_day.outputs):
+        for key in ("rms_current_ma", "average_current_ma", "max_phase_charge_uc", "max_pulse_rate_hz", "peak_current_ma",
+                    "rms_current_above_1500hz_ma", "average_power_mw"):
+            assert getattr(d, key) == pytest.approx(getattr(h, key), rel=1e-6), key
+        # the 5 s ramps are the same; the steady middle is 86 390 s instead of 590 s
+        steady = (h.pulse_count - 2 * 5.0 * (9900.0 + (h.output == 1) * 90.0))
+        assert d.pulse_count == pytest.approx(h.pulse_count + steady * (86400.0 - 600.0) / 590.0, rel=1e-5)

@@ -159,6 +159,8 @@ class _OutputAccumulator:
         self.tail_t = np.zeros(0)
         self.tail_v = np.zeros((3, 0))
         self.tail_b = _NO_BANDS  # bands of the tail's pulses but its last (whose next neighbour is unknown)
+        #: leave out the window that starts at the first pulse (its pulse's previous neighbour was not seen)
+        self.skip_first_window = False
 
     def add(self, c: PulseChunk, final: bool) -> None:
         """Take the next chunk of this output's pulses.
@@ -235,9 +237,12 @@ class _OutputAccumulator:
         stop = np.searchsorted(T, T + self.w - 1e-9, side="left")
         # a window is complete once a known pulse lies at or past its end; stop never decreases
         done = N if final else int(np.searchsorted(stop, N, side="left"))
-        if done:
-            s = stop[:done]
-            sums = C[:, s] - C[:, :done]
+        first = 0
+        if done and self.skip_first_window:
+            first, self.skip_first_window = 1, False
+        if done > first:
+            s = stop[first:done]
+            sums = C[:, s] - C[:, first:done]
             top = sums.max(axis=1)
             self.win_max = np.maximum(self.win_max, top)
             self.win_min_net = min(self.win_min_net, float(sums[2].min()))
@@ -252,7 +257,7 @@ class _OutputAccumulator:
                 K = np.zeros(B.shape[0] + 1, np.int32)
                 for band in range(_N_BANDS):
                     np.cumsum(B == band, out=K[1:])
-                    has = K[s] > K[:done]
+                    has = K[s] > K[first:done]
                     if has.any():
                         self.band_max[band] = max(self.band_max[band], float(sums[0][has].max()))
         # the tail: pulses of the windows still open, with the bands settled among them
@@ -263,6 +268,93 @@ class _OutputAccumulator:
             self.tail_b = np.full(N - 1 - done, uniform, np.int8)
         else:
             self.tail_b = _NO_BANDS
+
+
+#: an output with at least this many pulses in its session is dosed from its repeat period, where it has one
+REPEAT_MIN_EVENTS = 2_000_000
+
+
+def _expected_events(out, duration_s: float) -> float:
+    return Schedule._event_rate(out) * duration_s
+
+
+def _stream(acc: _OutputAccumulator | None, g, t0: float, t1: float, chunk_s: float, *, final: bool) -> np.ndarray:
+    """Feed the pulses of generator ``g`` in ``[t0, t1)`` to ``acc`` (if given); their sums of
+    (count, net charge, ∫i²dt, |charge|)."""
+    sums = np.zeros(4)
+    n = max(1, math.ceil((t1 - t0) / chunk_s - 1e-9))
+    prev = None
+    for k in range(n):
+        a = t0 + k * chunk_s
+        b = t1 if k == n - 1 else t0 + (k + 1) * chunk_s
+        if b <= a:
+            break
+        c = g.window(a, b)
+        if len(c):
+            q1, q2, net, i2t, _ = pulse_terms(c)
+            sums += (len(c), float(net.sum()), float(i2t.sum()), float((q1 + q2).sum()))
+        if acc is not None:
+            if prev is not None:
+                acc.add(prev, final=False)
+            prev = c
+    if acc is not None and prev is not None:
+        acc.add(prev, final=final)
+    return sums
+
+
+def _repeating_dose(g, window: float, chunk_s: float, duration: float) -> _OutputAccumulator | None:
+    """The dose figures of one output from its repeat period (see ``_OutputGenerator.repeat``), or None
+    when it has none long enough to save work.
+
+    With the pulses in ``[a, b)`` repeating every ``P``: sums are those of ``[0, c)``, ``N`` times those
+    of one period ``[c, c + P)`` and those from ``c + NP`` to the end, where ``c = a + P + d`` cuts
+    mid-way across the widest gap between the pulses of a period (no pulse lies near a cut, so the
+    rounding of a time cannot count it twice or not at all) and ``c + NP <= b``. Every 1 s window
+    starting in ``[a + 2P, b - W)`` holds only repeating pulses with repeating neighbours, so it is a copy
+    of one starting a whole number of periods earlier, in ``[a + P, a + 2P)``: the windows are those
+    starting before ``a + 2P`` (first pass, cut off after ``a + 3P + W``) and those starting from ``s0``,
+    the last period boundary at or before ``b - W`` (second pass, to the end; its first window, whose
+    first pulse's previous neighbour it does not see, is the copy of one in the first pass).
+    """
+    rep = g.repeat()
+    if rep is None:
+        return None
+    a, period, b = rep
+    n_periods = math.floor((b - a) / period + 1e-9) - 2  # periods [a + kP + d, a + (k + 1)P + d), k = 1..N, inside [a, b)
+    s0 = a + period * math.floor((b - window - a) / period + 1e-9)
+    cut = a + 3 * period + window
+    if n_periods < 4 or s0 < a + 2 * period or cut >= s0 or cut >= duration:
+        return None
+    chunk = max(chunk_s, 1e-6)
+    head = _OutputAccumulator(window)
+    _stream(head, g, 0.0, cut, chunk, final=False)
+    tail = _OutputAccumulator(window)
+    tail.skip_first_window = True
+    _stream(tail, g, s0, duration, chunk, final=True)
+    # the sums cut the session between pulses (mid-way across the widest gap of a period), never at one
+    t = g.window(a + period, a + 2 * period).time_s
+    shift = 0.0
+    if len(t):
+        gaps = np.diff(np.concatenate([t, [t[0] + period]]))
+        k = int(np.argmax(gaps))
+        shift = float(t[k] + gaps[k] / 2.0 - (a + period))
+    c1 = a + period + shift
+    c2 = c1 + period
+    total = (_stream(None, g, 0.0, c1, chunk, final=False)
+             + n_periods * _stream(None, g, c1, c2, chunk, final=False)
+             + _stream(None, g, c1 + n_periods * period, duration, chunk, final=False))
+    acc = head
+    acc.count = int(round(total[0]))
+    acc.sum_net, acc.sum_i2t, acc.sum_absq = float(total[1]), float(total[2]), float(total[3])
+    acc.peak = max(head.peak, tail.peak)
+    acc.max_q = max(head.max_q, tail.max_q)
+    acc.max_net = max(head.max_net, tail.max_net)
+    acc.max_i2t = max(head.max_i2t, tail.max_i2t)
+    acc.min_dt = min(head.min_dt, tail.min_dt)
+    acc.win_max = np.maximum(head.win_max, tail.win_max)
+    acc.win_min_net = min(head.win_min_net, tail.win_min_net)
+    acc.band_max = np.maximum(head.band_max, tail.band_max)
+    return acc
 
 
 def compute_dose(
@@ -321,16 +413,30 @@ def compute_dose(
     sched = schedule if schedule is not None else Schedule(program, level=level, amplitude_ma=amplitude_ma)
     duration = sched.duration_s
     window = min(WINDOW_S, duration)
-    accs = [_OutputAccumulator(window) for _ in sched.outputs]
-    prev: list[PulseChunk] | None = None
-    for parts in sched.output_chunks():
+    accs: list[_OutputAccumulator | None] = [None] * len(sched.outputs)
+    repeating = []
+    for i, (o, g) in enumerate(zip(sched.outputs, sched._generators())):
+        acc = _repeating_dose(g, window, sched.chunk_s, duration) if _expected_events(o, duration) >= REPEAT_MIN_EVENTS else None
+        if acc is None:
+            repeating.append(False)
+        else:
+            accs[i] = acc
+            repeating.append(True)
+    if not all(repeating):  # the other outputs: every pulse, all of them in one stream
+        for i in range(len(accs)):
+            if not repeating[i]:
+                accs[i] = _OutputAccumulator(window)
+        prev: list[PulseChunk] | None = None
+        for parts in sched.output_chunks():
+            if prev is not None:
+                for i, c in enumerate(prev):
+                    if not repeating[i]:
+                        accs[i].add(c, final=False)  # type: ignore[union-attr]
+            prev = parts
         if prev is not None:
-            for acc, c in zip(accs, prev):
-                acc.add(c, final=False)
-        prev = parts
-    if prev is not None:
-        for acc, c in zip(accs, prev):
-            acc.add(c, final=True)
+            for i, c in enumerate(prev):
+                if not repeating[i]:
+                    accs[i].add(c, final=True)  # type: ignore[union-attr]
     outs = []
     for o, amp, acc in zip(sched.outputs, sched.amplitudes_ma, accs):
         rms = math.sqrt(acc.win_max[0] * 1e-6 / window)

@@ -12,12 +12,13 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, fields
+from fractions import Fraction
 
 import numpy as np
 
 from ..errors import OptionError
 from ..program import Output, Program
-from ._timing import duty_envelope, make_clock, triangle01
+from ._timing import ConstantClock, PiecewiseClock, RandomClock, duty_envelope, make_clock, triangle01
 
 __all__ = ["PulseChunk", "Schedule", "schedule", "SHAPE_RECT", "SHAPE_SINE"]
 
@@ -84,6 +85,39 @@ class PulseChunk:
         return PulseChunk(start_s, stop_s, **{n: np.concatenate([getattr(c, n) for c in chunks]) for n in PulseChunk._ARRAYS})
 
 
+#: the longest repeat period (s) looked for, and the finest denominator of a period as a fraction of a second
+_MAX_REPEAT_S = 3600.0
+_MAX_DENOMINATOR = 10**6
+
+
+def _fraction(x: float) -> Fraction | None:
+    """``x`` as a fraction of small denominator, if it is one to 1e-12 (relative); else None."""
+    if not (math.isfinite(x) and x > 0):
+        return None
+    f = Fraction(x).limit_denominator(_MAX_DENOMINATOR)
+    return f if f > 0 and abs(float(f) - x) <= 1e-12 * x else None
+
+
+def _lcm(a: Fraction, b: Fraction) -> Fraction:
+    """The least common multiple of two positive fractions."""
+    return Fraction(math.lcm(a.numerator, b.numerator), math.gcd(a.denominator, b.denominator))
+
+
+def _clock_period(clock) -> Fraction | None:
+    """The shortest time after which a clock fires the same events shifted by it (None: never, or not found)."""
+    if isinstance(clock, ConstantClock):
+        f = _fraction(clock.f)
+        return None if f is None else 1 / f
+    if isinstance(clock, PiecewiseClock):
+        period, cycles = _fraction(clock.period), _fraction(clock.phi_period)
+        if period is None or cycles is None:
+            return None
+        return period * cycles.denominator  # whole periods of the profile that hold whole events
+    if isinstance(clock, RandomClock):
+        return Fraction(clock.period)  # exactly: it combines with nothing but itself
+    return None
+
+
 def _empty(t0: float, t1: float) -> PulseChunk:
     z = np.zeros(0)
     return PulseChunk(t0, t1, z, np.zeros(0, np.int16), np.zeros(0, np.uint8), z, z, z, z, z)
@@ -123,7 +157,7 @@ class _OutputGenerator:
             elif st.burst is not None:
                 self.inner_hz, self.n_inner = p.frequency_hz, st.burst.pulses_per_burst
             self.span_s = (self.n_inner - 1) / self.inner_hz if self.inner_hz else 0.0
-            self.clock = make_clock(st.nominal_repetition_hz, fm, lookback_s=self.span_s + 1e-9)
+            self.clock = make_clock(st.nominal_repetition_hz, fm)
 
     # -- envelopes ---------------------------------------------------------------
     def envelope(self, t: np.ndarray) -> np.ndarray:
@@ -186,6 +220,38 @@ class _OutputGenerator:
         t = np.concatenate([t, np.maximum(t0, t - 1e-9)])
         level = float(np.min(self.envelope(t) * self.amplitude_factor(t)))
         return level, float(np.min(self.width_factor(t)))
+
+    def repeat(self) -> tuple[float, float, float] | None:
+        """``(start_s, period_s, stop_s)``: the pulses in ``[start_s, stop_s)`` repeat every ``period_s``
+        (every pulse there, shifted by ``period_s``, is the next period's pulse, with the same phases and the
+        same neighbours); None when no such period of at most an hour was found (periods with no small common
+        multiple, such as a random rate's cycle with a duty cycle or a sweep).
+
+        Between the ramps (or from the first on phase, with a duty cycle) an output's clock, bursts, duty
+        cycle and sweeps all repeat; the period is their least common multiple, where each clock contributes
+        the time after which it fires whole events again.
+        """
+        st = self.stim
+        periods = [_clock_period(self.clock)]
+        if getattr(self, "beat_clock", None) is not None:
+            periods.append(_clock_period(self.beat_clock))
+        for m in (st.amplitude_modulation, st.width_modulation):
+            if m is not None:
+                periods.append(_fraction(m.period_s))
+        dc = st.duty_cycle
+        if dc is None:
+            start, stop = self.offset_s + st.ramp_up_s, self.session_s - st.ramp_down_s
+        else:
+            periods.append(_fraction(dc.cycle_s))
+            start, stop = (0.0 if self.periodic else max(0.0, self.offset_s)), self.session_s
+        if any(p is None for p in periods):
+            return None
+        period = periods[0]
+        for p in periods[1:]:
+            period = _lcm(period, p)
+        if period > _MAX_REPEAT_S:
+            return None
+        return start, float(period), stop
 
     # -- event times -------------------------------------------------------------
     def _events(self, t0: float, t1: float) -> tuple[np.ndarray, np.ndarray | None]:

@@ -99,41 +99,38 @@ class PiecewiseClock(_IndexedClock):
         return m * self.period + self.tau0[j] + u
 
 
-class RandomClock:
+class RandomClock(_IndexedClock):
     """Events whose intervals are ``1/f`` with ``f`` uniform in ``[low_hz, high_hz]``, seeded.
 
-    Windows must be asked for in increasing order; events up to ``lookback_s`` before
-    the latest window's start stay available.
+    The first :attr:`CYCLE` intervals are drawn from the seed; the sequence then
+    repeats, every :attr:`period` seconds (their sum), like the pseudo-random tables of
+    stimulators. Event ``k`` has a closed-form time, so any window can be asked for.
     """
 
-    _BLOCK = 4096
+    #: intervals drawn before the sequence repeats
+    CYCLE = 4096
 
-    def __init__(self, low_hz: float, high_hz: float, seed: int, lookback_s: float = 0.0):
+    def __init__(self, low_hz: float, high_hz: float, seed: int):
         self.low, self.high = float(low_hz), float(high_hz)
-        self.rng = np.random.default_rng(seed)
-        self.lookback = float(lookback_s)
-        self.buf = np.zeros(1)  # first event at t = 0
-        self.next_start = 0.0
+        intervals = 1.0 / np.random.default_rng(seed).uniform(self.low, self.high, self.CYCLE)
+        ends = np.cumsum(intervals)
+        self.starts = np.concatenate([[0.0], ends[:-1]])  # event j of a cycle, from the cycle's start
+        self.intervals = intervals
+        #: length of one cycle of the sequence (s)
+        self.period = float(ends[-1])
 
-    def _extend(self, until: float) -> None:
-        chunks = [self.buf]
-        last = float(self.buf[-1])
-        while last < until:
-            f = self.rng.uniform(self.low, self.high, self._BLOCK)
-            block = last + np.cumsum(1.0 / f)
-            chunks.append(block)
-            last = float(block[-1])
-        self.buf = np.concatenate(chunks)
+    def time_of(self, k: np.ndarray) -> np.ndarray:
+        k = np.asarray(k, dtype=float)
+        m = np.floor(k / self.CYCLE)
+        j = (k - m * self.CYCLE).astype(np.int64)
+        return m * self.period + self.starts[j]
 
-    def times(self, t0: float, t1: float) -> np.ndarray:
-        if t0 + 1e-12 < self.next_start - self.lookback:
-            raise RuntimeError("RandomClock windows must be requested in increasing order")
-        self._extend(t1)
-        keep = np.searchsorted(self.buf, t0 - self.lookback, side="left")
-        if keep > 0:
-            self.buf = self.buf[keep:]
-        self.next_start = max(self.next_start, t0)
-        return self.buf[(self.buf >= t0) & (self.buf < t1)]
+    def phase(self, t: np.ndarray) -> np.ndarray:
+        t = np.asarray(t, dtype=float)
+        m = np.floor(t / self.period)
+        tau = t - m * self.period
+        j = np.clip(np.searchsorted(self.starts, tau, side="right") - 1, 0, self.CYCLE - 1)
+        return m * self.CYCLE + j + (tau - self.starts[j]) / self.intervals[j]
 
 
 def profile_segments(low: float, high: float, period_s: float, profile: str) -> list[tuple[float, float, float]]:
@@ -143,7 +140,7 @@ def profile_segments(low: float, high: float, period_s: float, profile: str) -> 
     return [(period_s, low, high)]  # sawtooth
 
 
-def make_clock(nominal_hz: float, modulation, *, offset_hz: float = 0.0, lookback_s: float = 0.0):
+def make_clock(nominal_hz: float, modulation, *, offset_hz: float = 0.0):
     """The clock of a repetition rate under an optional frequency modulation (shifted by ``offset_hz``)."""
     if modulation is None:
         return ConstantClock(nominal_hz + offset_hz)
@@ -153,7 +150,7 @@ def make_clock(nominal_hz: float, modulation, *, offset_hz: float = 0.0, lookbac
     elif kind == "alternating-frequency":
         segs = [(modulation.dwell_s, f, f) for f in modulation.frequencies_hz]
     elif kind == "random-frequency":
-        return RandomClock(modulation.low_hz, modulation.high_hz, modulation.seed, lookback_s)
+        return RandomClock(modulation.low_hz, modulation.high_hz, modulation.seed)
     else:  # pragma: no cover - schema forbids
         raise ValueError(kind)
     return PiecewiseClock([(d, a + offset_hz, b + offset_hz) for d, a, b in segs])

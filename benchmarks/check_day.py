@@ -1,0 +1,93 @@
+"""``check`` of day-long programs: the safety assessment of 24 h sessions.
+
+Target: every valid program is checked in <= 2 s. A long session repeats: its dose
+is taken from one repeat period and the ends (``waveform._dose._repeating_dose``),
+not from every pulse. Each run is a fresh process that builds the programs (not
+timed), then times ``es.assess(program)`` (what ``electrostim check`` computes) for
+
+(a) ``ifc-knee`` at a 9900 Hz carrier for 86 400 s (two circuits, 1.7e9 carrier cycles);
+(b) the same on 8 quadripolar channels (16 outputs, 1.4e10 carrier cycles);
+(c) ``tens-mixed-frequency`` (2 and 100 Hz, alternating every 3 s) on 8 channels for 86 400 s;
+(d) ``nmes-quadriceps-tka`` (duty cycle, ramps) on 4 channels for 86 400 s.
+
+Run from the repository root::
+
+    python -m benchmarks.check_day [--runs 5] [--json]
+
+The exit code is 1 when a median misses its target.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import subprocess
+import sys
+
+from ._harness import positive_int, report, timed
+
+TARGET_S = 2.0
+DAY_S = 86400.0
+CASES = {
+    "(a) interferential, 9900 Hz, 1 channel": ("ifc-knee", 1),
+    "(b) interferential, 9900 Hz, 8 channels": ("ifc-knee", 8),
+    "(c) mixed-frequency TENS, 8 channels": ("tens-mixed-frequency", 8),
+    "(d) NMES with a duty cycle, 4 channels": ("nmes-quadriceps-tka", 4),
+}
+
+
+def day_program(preset: str, channels: int):
+    """``preset`` for a whole day on ``channels`` copies of its first channel (a 9900 Hz carrier where it has one)."""
+    import electrostim as es
+
+    data = es.load_program(preset).model_dump(mode="python")
+    first = data["channels"][0]
+    chans = []
+    for i in range(channels):
+        ch = copy.deepcopy(first)
+        ch["label"] = f"ch-{i + 1}"
+        pulse = (ch.get("stimulus") or data["stimulus"])["pulse"]
+        if "carrier_frequency_hz" in pulse and preset == "ifc-knee":
+            pulse["carrier_frequency_hz"] = 9900.0
+        chans.append(ch)
+    data.update(channels=chans, id=f"{preset}-day", session_duration_s=DAY_S)
+    if "stimulus" in data and data["stimulus"] and "carrier_frequency_hz" in data["stimulus"]["pulse"]:
+        data["stimulus"]["pulse"]["carrier_frequency_hz"] = 9900.0
+    return es.validate_program(data, source=f"{preset} for a day")
+
+
+def measure() -> dict[str, float]:
+    import electrostim as es
+
+    programs = {name: day_program(*case) for name, case in CASES.items()}
+    out = {}
+    for name, p in programs.items():
+        seconds, a = timed(lambda p=p: es.assess(p))
+        out[name] = seconds
+        out[name + " pulses"] = float(sum(o.pulse_count for o in a.dose.outputs))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--runs", type=positive_int, default=5, help="fresh processes to time (default 5)")
+    ap.add_argument("--json", action="store_true", help="print the results as JSON")
+    ap.add_argument("--single", action="store_true", help="one run in this process, figures as JSON")
+    args = ap.parse_args(argv)
+    if args.single:
+        print(json.dumps(measure()))
+        return 0
+    runs = []
+    for _ in range(args.runs):
+        out = subprocess.run([sys.executable, "-m", __spec__.name, "--single"], check=True, capture_output=True, text=True)
+        runs.append(json.loads(out.stdout))
+    rows = {name: ([r[name] for r in runs], "s") for name in CASES}
+    targets = {f"time, {name}": (name, TARGET_S) for name in CASES}
+    meta = {"pulses (carrier cycles) per case": {name: int(runs[0][name + " pulses"]) for name in CASES},
+            "fresh processes": args.runs, "target": f"es.assess of each day-long program in <= {TARGET_S:g} s"}
+    return report("benchmarks.check_day", rows, targets, meta, args.json)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
