@@ -229,3 +229,20 @@ def test_a_day_of_10_khz_interferential_is_dosed_from_its_repeat_period(monkeypa
         # the 5 s ramps are the same; the steady middle is 86 390 s instead of 590 s
         steady = (h.pulse_count - 2 * 5.0 * (9900.0 + (h.output == 1) * 90.0))
         assert d.pulse_count == pytest.approx(h.pulse_count + steady * (86400.0 - 600.0) / 590.0, rel=1e-5)
+
+
+@given(polarity=st.sampled_from(["cathodic", "anodic"]), pw=st.floats(20, 500), f=st.integers(1, 200),
+       amp=st.floats(0.5, 100), twin=st.booleans(), duration=st.integers(2, 20))
+def test_the_net_charge_per_pulse_has_the_sign_of_the_sessions(polarity, pw, f, amp, twin, duration):
+    """A monophasic program: the per-pulse and the session net charge carry the polarity's sign, and agree."""
+    pulse = {"shape": "monophasic", "pulse_width_us": pw, "frequency_hz": f, "polarity": polarity}
+    if twin:
+        pulse["twin_peak_spacing_us"] = 50.0
+    p = make_program(pulse, amplitude_ma=amp, duration_s=duration)
+    d = es.compute_dose(p, level="max").outputs[0]
+    sign = -1.0 if polarity == "cathodic" else 1.0
+    per_pulse = amp * pw * 1e-3 * (2 if twin else 1)
+    assert d.net_charge_per_pulse_uc == pytest.approx(sign * per_pulse, rel=REL)
+    assert d.max_net_charge_per_pulse_uc == pytest.approx(per_pulse, rel=REL)
+    assert math.copysign(1.0, d.net_charge_session_uc) == sign
+    assert d.net_charge_session_uc == pytest.approx(d.net_charge_per_pulse_uc * d.pulse_count, rel=1e-6)

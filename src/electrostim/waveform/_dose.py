@@ -71,7 +71,11 @@ class OutputDose(_Frozen):
     peak_current_ma: float
     peak_voltage_v: float
     max_phase_charge_uc: float
+    #: the largest net charge of any one pulse, as a magnitude (what the charge-balance rule judges)
     max_net_charge_per_pulse_uc: float
+    #: the same pulse's net charge with its sign (at the first pad: a cathodic monophasic pulse is negative),
+    #: the sign the session's net charge has too
+    net_charge_per_pulse_uc: float
     net_charge_session_uc: float
     dc_current_ma: float
     rms_current_ma: float
@@ -146,6 +150,7 @@ class _OutputAccumulator:
         self.peak = 0.0
         self.max_q = 0.0
         self.max_net = 0.0
+        self.net_extreme = 0.0  # the signed net charge of largest magnitude
         self.sum_net = 0.0
         self.sum_i2t = 0.0
         self.sum_absq = 0.0
@@ -184,7 +189,9 @@ class _OutputAccumulator:
             self.count += n
             self.peak = max(self.peak, float(peak.max()))
             self.max_q = max(self.max_q, float(q1.max()), float(q2.max()))
-            self.max_net = max(self.max_net, float(np.abs(net).max()))
+            j = int(np.abs(net).argmax())
+            if abs(float(net[j])) > self.max_net:
+                self.max_net, self.net_extreme = abs(float(net[j])), float(net[j])
             self.sum_net += float(net.sum())
             self.sum_i2t += float(i2t.sum())
             absq = q1 + q2
@@ -348,7 +355,8 @@ def _repeating_dose(g, window: float, chunk_s: float, duration: float) -> _Outpu
     acc.sum_net, acc.sum_i2t, acc.sum_absq = float(total[1]), float(total[2]), float(total[3])
     acc.peak = max(head.peak, tail.peak)
     acc.max_q = max(head.max_q, tail.max_q)
-    acc.max_net = max(head.max_net, tail.max_net)
+    acc.max_net, acc.net_extreme = max((head.max_net, head.net_extreme), (tail.max_net, tail.net_extreme),
+                                       key=lambda x: x[0])
     acc.max_i2t = max(head.max_i2t, tail.max_i2t)
     acc.min_dt = min(head.min_dt, tail.min_dt)
     acc.win_max = np.maximum(head.win_max, tail.win_max)
@@ -473,6 +481,7 @@ def compute_dose(
                 peak_voltage_v=acc.peak * 1e-3 * load_ohm,
                 max_phase_charge_uc=acc.max_q,
                 max_net_charge_per_pulse_uc=acc.max_net,
+                net_charge_per_pulse_uc=acc.net_extreme,
                 net_charge_session_uc=acc.sum_net,
                 dc_current_ma=max(acc.win_max[2], -acc.win_min_net) * 1e-3 / window,
                 rms_current_ma=rms,
