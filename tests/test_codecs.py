@@ -639,19 +639,6 @@ def test_decoded_field_out_of_range_is_a_protocol_error_naming_the_field():
         sm2_decode(frame)
 
 
-def test_sm4_reserved_period_bit_is_refused_not_guessed():
-    frame = sm4_encode(Sm4MlUpdate([Sm4MlChannel(1, 20.0, [Sm4Point(100, 10)])]), 1)
-    payload = bytearray(unstuff(frame[9:-1]))
-    payload[5] |= 1  # bit 0 of the period word
-    stuffed = stuff(bytes(payload))
-    length, crc = len(stuffed) + 10, ref_crc16(stuffed)
-    bad = bytes([0xF0, 0x81, (length >> 8) ^ 0x55, 0x81, (length & 0xFF) ^ 0x55,
-                 0x81, (crc >> 8) ^ 0x55, 0x81, (crc & 0xFF) ^ 0x55]) + stuffed + b"\x0f"
-    with pytest.raises(ProtocolError, match="reserved bits set in the period word") as exc:
-        sm4_decode(bad)
-    assert exc.value.reason == "data"
-
-
 def test_messages_are_frozen_and_normalised():
     m = Sm2InitChannelListMode(active_channels=[4, 2], main_interval_ms=20, inter_pulse_interval_ms=8)
     assert m.active_channels == (2, 4) and m.main_interval_ms == 20.0 and isinstance(m.main_interval_ms, float)

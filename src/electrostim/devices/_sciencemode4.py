@@ -15,12 +15,18 @@ From ``sciencemode.md``: the command groups (low level 0-5, mid level 30-37, gen
 ``[(points - 1) << 4 | ramp]``, a 15-bit period in 0.5 ms steps and 4 bytes per
 point (12-bit pulse width in µs, current code ``2 I + 300``, interpolation bits).
 
-**Layout assumed where the public description is silent** — every entry of
-:data:`SM4_LAYOUT` (the individual command numbers, the bit positions in a point and
-in the period word, and the data of every message other than the mid-level update).
-The assumptions agree with the public ScienceMode4 C library's headers as far as
-they were checked; correct them in that one table (and the bit tables beside it).
-Command numbers without a message class here decode to :class:`Sm4RawPacket`.
+**Where the public description is silent** — every entry of :data:`SM4_LAYOUT`
+(the individual command numbers, the bit positions in a point and in the period word,
+and the data of every message other than the mid-level update) — the layout follows
+the public ScienceMode4 C library's packet code (``smpt_*_packet_client.c``,
+``smpt_ml_packet_utils.c``, ``smpt_packet_general.c``), and the suite checks it
+against an independent client, ``science-mode-4`` (``tests/test_p24_sm4_client.py``).
+Two details are settled by that code: bit 0 of the mid-level period word is
+``double_period_accuracy`` (the 15-bit code then counts 0.25 ms), and a low-level
+channel configuration with stimulation disabled carries no points whatever its point
+count says. Correct a layout in that one table (and the bit
+tables beside it). Command numbers without a message class here decode to
+:class:`Sm4RawPacket`.
 
 Examples
 --------
@@ -209,9 +215,10 @@ SM4_LIMITS: dict[str, Any] = {
     "pulse_width_us": (0, 4095),  # 12 bits
     "current_ma": (-150.0, 150.0),  # code 2 I + 300, 0..600, in 0.5 mA steps
     "period_ms": (0.5, 4, 0x7FFF),  # step, lowest code (2 ms: up to 500 Hz), highest code (15 bits)
+    "period_ms_double_accuracy": (0.25, 8, 0x7FFF),  # the same with double_period_accuracy: 2 to 8191.75 ms
     "interpolation": (0, 3),
     "high_voltage_level": (0, 6),
-    "max_frame_bytes": 1200,  # assumed (the C library's largest packet)
+    "max_frame_bytes": 1200,  # the C library's largest packet (Smpt_Length_Max_Packet_Size)
     "raw_data_bytes_max": 593,  # so that any raw packet fits in max_frame_bytes after stuffing
     "device_id_chars": 10,
 }
@@ -224,25 +231,32 @@ SM4_POINT_BITS: dict[str, tuple[int, int]] = {
 }
 
 #: The mid-level period is one 16-bit word, MSB first: field → (lowest bit, width).
-#: Bit 0 is reserved and must be 0 (a set bit is refused rather than guessed at).
+#: ``double_period_accuracy`` (bit 0, the C library's name) says the code counts 0.25 ms
+#: instead of 0.5 ms.
 SM4_PERIOD_BITS: dict[str, tuple[int, int]] = {
+    "double_period_accuracy": (0, 1),
     "period_code": (1, 15),
 }
 
-#: Data layout of every message (command number, bytes). Layout assumed where the
-#: public description is silent: everything but the mid-level update's structure.
+#: Data layout of every message (command number, bytes). Where the public description
+#: is silent (everything but the mid-level update's structure) it follows the public C
+#: library's packet code; ``tests/test_p24_sm4_client.py`` checks it with the
+#: independent ``science-mode-4`` client.
 SM4_LAYOUT: dict[str, tuple[int, str]] = {
-    "LlInit": (0, "(high_voltage_level & 7) << 1; other bits 0"),
+    "LlInit": (0, "(high_voltage_level & 7) << 1; measurement type << 4 (not modelled: must be 0); "
+                  "other bits 0"),
     "LlInitAck": (1, "result"),
     "LlChannelConfig": (2, "enable << 7 | (channel - 1) << 5 | connector << 4 | (points - 1 or 0); "
-                           "then the points when enabled"),
+                           "then the points when enabled (when disabled: none, whatever the count; "
+                           "points sent anyway are ignored)"),
     "LlChannelConfigAck": (3, "result, connector << 4 | (channel - 1), measurement type 0"),
     "LlStop": (4, "none"),
     "LlStopAck": (5, "result"),
     "MlInit": (30, "stop_all_channels_on_error in bit 0; other bits 0"),
     "MlInitAck": (31, "result"),
     "MlUpdate": (32, "channel mask; per enabled channel, increasing: (points - 1) << 4 | ramp, "
-                     "period word (SM4_PERIOD_BITS), points (SM4_POINT_BITS)"),
+                     "period word (SM4_PERIOD_BITS: code << 1 | double_period_accuracy), "
+                     "points (SM4_POINT_BITS)"),
     "MlUpdateAck": (33, "result"),
     "MlStop": (34, "none"),
     "MlStopAck": (35, "result"),
@@ -294,25 +308,32 @@ def sm4_current_ma(code: int) -> float:
     return (c - 300) / 2
 
 
-def sm4_period_code(period_ms: float, *, exact: bool = True) -> int:
+def _period_limits(double_period_accuracy: bool) -> tuple[float, int, int]:
+    return SM4_LIMITS["period_ms_double_accuracy" if double_period_accuracy else "period_ms"]
+
+
+def sm4_period_code(period_ms: float, *, exact: bool = True, double_period_accuracy: bool = False) -> int:
     """The 15-bit period code of a mid-level period (0.5 ms steps, 2 to 16383.5 ms).
 
-    With ``exact=False`` the period is rounded to the nearest 0.5 ms first.
+    With ``exact=False`` the period is rounded to the nearest step first. With
+    ``double_period_accuracy`` the code counts 0.25 ms (2 to 8191.75 ms).
 
     >>> sm4_period_code(25.0), sm4_period_code(1000 / 35, exact=False)
     (50, 57)
+    >>> sm4_period_code(25.25, double_period_accuracy=True)
+    101
     """
-    step, lo, hi = SM4_LIMITS["period_ms"]
+    step, lo, hi = _period_limits(double_period_accuracy)
     return grid_code("Sm4MlChannel", "period_ms", period_ms, 0.0, step, lo, hi, exact=exact)
 
 
-def sm4_period_ms(code: int) -> float:
-    """The period in ms of a 15-bit code.
+def sm4_period_ms(code: int, *, double_period_accuracy: bool = False) -> float:
+    """The period in ms of a 15-bit code (0.5 ms steps; 0.25 ms with ``double_period_accuracy``).
 
-    >>> sm4_period_ms(50)
-    25.0
+    >>> sm4_period_ms(50), sm4_period_ms(101, double_period_accuracy=True)
+    (25.0, 25.25)
     """
-    step, lo, hi = SM4_LIMITS["period_ms"]
+    step, lo, hi = _period_limits(double_period_accuracy)
     return step * check_int("Sm4MlChannel", "period code", code, lo, hi)
 
 
@@ -397,21 +418,30 @@ class Sm4MlChannel:
     channel : int
         1-8 (the P24 has 4).
     period_ms : float
-        Pulse period, 2 to 16383.5 ms in 0.5 ms steps.
+        Pulse period, 2 to 16383.5 ms in 0.5 ms steps (with ``double_period_accuracy``,
+        2 to 8191.75 ms in 0.25 ms steps).
     points : sequence of Sm4Point
         The pulse shape, 1-16 points.
     ramp : int
         0-15: pulses over which the current ramps up.
+    double_period_accuracy : bool
+        Send the period in 0.25 ms steps (bit 0 of the period word; the C library's
+        ``double_period_accuracy``) instead of 0.5 ms steps.
     """
 
     channel: int
     period_ms: float
     points: tuple[Sm4Point, ...]
     ramp: int = 0
+    double_period_accuracy: bool = False
 
     def __post_init__(self) -> None:
         _set(self, "channel", check_int("Sm4MlChannel", "channel", self.channel, *SM4_LIMITS["ml_channel"]))
-        _set(self, "period_ms", sm4_period_ms(sm4_period_code(self.period_ms)))
+        _set(self, "double_period_accuracy", check_bool("Sm4MlChannel", "double_period_accuracy",
+                                                        self.double_period_accuracy))
+        fine = self.double_period_accuracy
+        _set(self, "period_ms", sm4_period_ms(sm4_period_code(self.period_ms, double_period_accuracy=fine),
+                                              double_period_accuracy=fine))
         _set(self, "points", _check_points("Sm4MlChannel", self.points, 1))
         _set(self, "ramp", check_int("Sm4MlChannel", "ramp", self.ramp, *SM4_LIMITS["ramp"]))
 
@@ -492,7 +522,9 @@ class Sm4LlChannelConfig(_Sm4Message):
     """Low-level channel configuration (PC → device): one pulse of a given shape now.
 
     ``channel`` 1-4, ``connector`` 0-1; ``points`` 1-16 when ``enable_stimulation``,
-    none otherwise.
+    none otherwise. With stimulation disabled the C library sends the header byte alone
+    (with whatever point count it was given); the ``science-mode-4`` client sends the
+    points anyway. Both decode to a configuration without points.
     """
 
     channel: int
@@ -524,12 +556,12 @@ class Sm4LlChannelConfig(_Sm4Message):
             raise ProtocolError("Sm4LlChannelConfig needs at least 1 data byte", reason="data", data=data)
         head = data[0]
         enable = bool(head >> 7)
-        n = (head & 0x0F) + 1 if enable else 0
-        if not enable and head & 0x0F:
-            raise ProtocolError("Sm4LlChannelConfig: a point count with stimulation disabled",
-                                reason="data", data=data)
-        points, end = _read_points(data, 1, n)
-        _expect_length(cls, data, end)
+        points: tuple[Sm4Point, ...] = ()
+        if enable or len(data) > 1:  # points: always when enabled; when disabled, the count's worth or none
+            sent, end = _read_points(data, 1, (head & 0x0F) + 1)
+            _expect_length(cls, data, end)
+            if enable:
+                points = sent  # a disabled channel emits nothing: its points, if sent, mean nothing
         return cls(channel=(head >> 5 & 3) + 1, points=points, enable_stimulation=enable, connector=head >> 4 & 1)
 
 
@@ -630,10 +662,11 @@ class Sm4MlUpdate(_Sm4Message):
 
     def _data(self) -> bytes:
         out = bytearray([channels_to_mask(c.channel for c in self.channels)])
-        (lowest, _), = SM4_PERIOD_BITS.values()
+        fine_bit, code_bits = SM4_PERIOD_BITS["double_period_accuracy"][0], SM4_PERIOD_BITS["period_code"][0]
         for c in self.channels:
             out.append((len(c.points) - 1) << 4 | c.ramp)
-            out += (sm4_period_code(c.period_ms) << lowest).to_bytes(2, "big")
+            code = sm4_period_code(c.period_ms, double_period_accuracy=c.double_period_accuracy)
+            out += (code << code_bits | int(c.double_period_accuracy) << fine_bit).to_bytes(2, "big")
             for p in c.points:
                 out += p._word()
         return bytes(out)
@@ -642,17 +675,15 @@ class Sm4MlUpdate(_Sm4Message):
     def _from_data(cls, data: bytes) -> Sm4MlUpdate:
         if not data:
             raise ProtocolError("Sm4MlUpdate needs at least the channel mask", reason="data", data=data)
-        (lowest, width), = SM4_PERIOD_BITS.values()
         index, channels = 1, []
         for ch in mask_to_channels(data[0]):
             if index + 3 > len(data):
                 raise ProtocolError(f"Sm4MlUpdate ends inside channel {ch}'s header", reason="data", data=data)
             head, word = data[index], int.from_bytes(data[index + 1:index + 3], "big")
-            if word & ~(((1 << width) - 1) << lowest):
-                raise ProtocolError(f"Sm4MlUpdate channel {ch}: reserved bits set in the period word {word:#06x}",
-                                    reason="data", data=data)
+            fine = bool(_bits(word, *SM4_PERIOD_BITS["double_period_accuracy"]))
+            period_ms = sm4_period_ms(_bits(word, *SM4_PERIOD_BITS["period_code"]), double_period_accuracy=fine)
             points, index = _read_points(data, index + 3, (head >> 4) + 1)
-            channels.append(Sm4MlChannel(ch, sm4_period_ms(_bits(word, lowest, width)), points, head & 0x0F))
+            channels.append(Sm4MlChannel(ch, period_ms, points, head & 0x0F, fine))
         _expect_length(cls, data, index)
         return cls(tuple(channels))
 
