@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import pkgutil
 import subprocess
 import sys
 import textwrap
@@ -18,7 +19,15 @@ import pytest
 
 import electrostim
 
-SUBPACKAGES = ("program", "anatomy", "waveform", "safety", "errors", "units")
+def _public_packages() -> tuple[str, ...]:
+    """Every public package of electrostim (found, not listed: a new one is checked too), and the public top-level
+    modules."""
+    found = [m.name.removeprefix("electrostim.") for m in pkgutil.walk_packages(electrostim.__path__, "electrostim.")
+             if m.ispkg and not any(part.startswith("_") for part in m.name.split("."))]
+    return tuple(sorted(found)) + ("errors", "units")
+
+
+SUBPACKAGES = _public_packages()
 
 
 def _run_fresh(code: str) -> dict:
