@@ -12,7 +12,8 @@ import math
 
 import numpy as np
 
-__all__ = ["ConstantClock", "PiecewiseClock", "RandomClock", "make_clock", "triangle01", "duty_envelope"]
+__all__ = ["SNAP_S", "ConstantClock", "PiecewiseClock", "RandomClock", "cycle_phase", "make_clock", "triangle01",
+           "duty_envelope"]
 
 
 class _IndexedClock:
@@ -156,9 +157,21 @@ def make_clock(nominal_hz: float, modulation, *, offset_hz: float = 0.0):
     return PiecewiseClock([(d, a + offset_hz, b + offset_hz) for d, a, b in segs])
 
 
+#: a time within this much (s) of a cycle's start or of a jump is taken to be exactly there: a pulse on a
+#: boundary belongs to the same side whatever the rounding of its time (its time is exact to about 1e-11 s
+#: in a day-long session)
+SNAP_S = 1e-10
+
+
+def cycle_phase(t: np.ndarray, cycle_s: float) -> np.ndarray:
+    """``t`` modulo ``cycle_s`` in [0, cycle_s), with a time within :data:`SNAP_S` of a cycle's start taken as 0."""
+    phase = np.mod(t, cycle_s)
+    return np.where((phase < SNAP_S) | (cycle_s - phase < SNAP_S), 0.0, phase)
+
+
 def triangle01(t: np.ndarray, period_s: float, profile: str) -> np.ndarray:
     """A wave between 0 and 1: triangle (0→1→0) or sawtooth (0→1) of the given period."""
-    x = np.mod(t, period_s) / period_s
+    x = cycle_phase(t, period_s) / period_s
     if profile == "triangle":
         return 1.0 - np.abs(2.0 * x - 1.0)
     return x
@@ -196,7 +209,8 @@ def duty_envelope(
     cycle = on_s + off_s
     tau = t - offset_s
     started = np.ones_like(t, dtype=bool) if periodic_offset else tau >= 0
-    phase = np.mod(tau, cycle)
+    phase = cycle_phase(tau, cycle)
+    phase = np.where(np.abs(phase - on_s) < SNAP_S, on_s, phase)  # a pulse on the end of the on time is off
     on = (phase < on_s) & started
     up = _ramp(phase, ramp_up_s) if ramp_up_s > 0 else 1.0
     down = _ramp(on_s - phase, ramp_down_s) if ramp_down_s > 0 else 1.0
