@@ -8,7 +8,7 @@ import pytest
 
 import electrostim as es
 from electrostim.errors import ProgramError, UnknownProgramError
-from electrostim.program import list_programs, load_program
+from electrostim.program import list_programs, load_program, user_program_problems
 
 REQUIRED = ["tens-conventional", "tens-acupuncture", "tens-burst", "tens-mixed-frequency", "knee-oa-tens", "ifc-knee",
             "nmes-quadriceps-tka", "nmes-atrophy", "russian-current", "spasm-relief", "edema-muscle-pump",
@@ -57,10 +57,16 @@ def test_user_programs_from_folders(programs_dir):
 
 
 def test_user_program_cannot_shadow_a_preset(programs_dir):
+    """A user file that reuses a preset id: listed as a problem, and the id is refused, naming both files."""
     text = resources.files("electrostim.program").joinpath("presets", "knee-oa-tens.toml").read_text()
     (programs_dir / "clash.toml").write_text(text)
-    with pytest.raises(ProgramError, match="already a preset id"):
-        list_programs()
+    assert "knee-oa-tens" not in [e.id for e in list_programs()]
+    assert "tens-burst" in [e.id for e in list_programs()]
+    (problem,) = user_program_problems()
+    assert problem.program_id == "knee-oa-tens" and str(programs_dir / "clash.toml") in problem.message
+    with pytest.raises(ProgramError, match=r"claimed twice: by the preset .*knee-oa-tens\.toml and by .*clash\.toml"):
+        load_program("knee-oa-tens")
+    assert load_program("tens-burst").id == "tens-burst"
 
 
 def test_unknown_program_lists_what_exists():

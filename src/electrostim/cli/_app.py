@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
+from rich.text import Text
 from typer.core import TyperGroup
 
 from ..errors import ElectrostimError, InvalidInputError, SafetyError
@@ -270,24 +271,33 @@ def _num(x: float | None, digits: int = 3) -> str:
 @programs_app.command("list")
 @_guard
 def programs_list(json_: JsonOpt = False) -> None:
-    """List presets and your own programs."""
-    from ..program import list_programs, program_dirs
+    """List presets and your own programs.
+
+    Every program that can be used by its id is listed; each user program file that
+    cannot be used (unreadable, not valid, or an id claimed twice) is reported on its
+    own line on stderr, and the others are still listed (exit code 0).
+    """
+    from ..program import list_programs, program_dirs, user_program_problems
 
     entries = list_programs()
+    problems = user_program_problems()
     if json_:
         _emit_json([
             {"id": e.id, "name": e.name, "modality": e.modality, "origin": e.origin,
              "evidence_level": e.program.evidence.level if e.program.evidence else None}
             for e in entries
         ])
-        return
-    t = Table(title="Therapy programs", title_justify="left")
-    for col in ("id", "modality", "name", "evidence", "origin"):
-        t.add_column(col)
-    for e in entries:
-        t.add_row(e.id, e.modality, e.name, e.program.evidence.level if e.program.evidence else "—", e.origin)
-    out.print(t)
-    out.print(f"Your own programs go in: {', '.join(str(d) for d in program_dirs())}")
+    else:
+        t = Table(title="Therapy programs", title_justify="left")
+        for col in ("id", "modality", "name", "evidence", "origin"):
+            t.add_column(col)
+        for e in entries:  # user text is text, never markup
+            t.add_row(Text(e.id), Text(e.modality), Text(e.name),
+                      Text(e.program.evidence.level if e.program.evidence else "—"), Text(e.origin))
+        out.print(t)
+        out.print(Text(f"Your own programs go in: {', '.join(str(d) for d in program_dirs())}"))
+    for problem in problems:
+        err.out(f"skipped: {_flat(problem.message)}")
 
 
 def _stimulus_text(st) -> str:
@@ -318,6 +328,11 @@ def _stimulus_text(st) -> str:
     return ", ".join(parts)
 
 
+def _line(label: str, text: str) -> Text:
+    """``label`` in bold, then ``text`` as plain text (never read as markup)."""
+    return Text.assemble((label, "bold"), " ", text)
+
+
 @programs_app.command("show")
 @_guard
 def programs_show(ref: ProgramRef, json_: JsonOpt = False) -> None:
@@ -326,52 +341,73 @@ def programs_show(ref: ProgramRef, json_: JsonOpt = False) -> None:
     if json_:
         _emit_json(p.model_dump(mode="json"))
         return
-    out.print(Panel.fit(f"[bold]{p.name}[/]\n{p.id} · {p.modality.value} · {p.session_duration_s / 60:g} min"
-                        + (f" · {p.sequencing}" if len(p.channels) > 1 else ""), border_style="cyan"))
+    # every text of a program is the author's: shown as text, never interpreted as markup
+    head = Text.assemble((p.name, "bold"), "\n", f"{p.id} · {p.modality.value} · {p.session_duration_s / 60:g} min"
+                         + (f" · {p.sequencing}" if len(p.channels) > 1 else ""))
+    out.print(Panel.fit(head, border_style="cyan"))
     if p.description:
-        out.print(p.description.strip())
+        out.print(Text(p.description.strip()))
     if p.regimen:
-        out.print(f"[bold]Regimen:[/] {p.regimen}")
+        out.print(_line("Regimen:", p.regimen))
     t = Table(title="Channels", title_justify="left")
     for col in ("channel", "stimulus", "pads"):
         t.add_column(col, overflow="fold")
     for c in p.channels:
         pads = "; ".join(f"{e.site}{' ' + e.side if e.side else ''} {e.size_label}" for e in c.electrodes)
-        t.add_row(c.label, _stimulus_text(c.stimulus), pads)
+        t.add_row(Text(c.label), Text(_stimulus_text(c.stimulus)), Text(pads))
     out.print(t)
-    goals = {c.stimulus.amplitude.goal for c in p.channels if c.stimulus.amplitude.goal}
+    goals = dict.fromkeys(c.stimulus.amplitude.goal for c in p.channels if c.stimulus.amplitude.goal)
     for g in goals:
-        out.print(f"[bold]Intensity:[/] {g}")
+        out.print(_line("Intensity:", g))
     if p.placement:
-        out.print(f"[bold]Placement:[/] {p.placement.summary}")
+        out.print(_line("Placement:", p.placement.summary))
         for i, s in enumerate(p.placement.steps, 1):
-            out.print(f"  {i}. {s}")
+            out.print(Text(f"  {i}. {s}"))
     if p.evidence:
-        out.print(f"[bold]Evidence ({p.evidence.level}):[/] {' '.join(p.evidence.summary.split())}")
+        out.print(_line(f"Evidence ({p.evidence.level}):", " ".join(p.evidence.summary.split())))
         if p.evidence.mechanisms:
-            out.print(f"[bold]Mechanisms:[/] {', '.join(p.evidence.mechanisms)}")
+            out.print(_line("Mechanisms:", ", ".join(p.evidence.mechanisms)))
     for n in p.notes:
-        out.print(f"[bold]Note:[/] {n}")
+        out.print(_line("Note:", n))
     for c in p.citations:
-        out.print(f"  · {c.text}" + (f" doi:{c.doi}" if c.doi else ""))
+        out.print(Text(f"  · {c.text}" + (f" doi:{c.doi}" if c.doi else "")))
 
 
 # --------------------------------------------------------------------------- check
 
 
 def _apply_overrides(p, amplitude_ma: float | None, electrode: str | None, site: str | None):
+    """The program with the options of ``check`` applied; each bad option is one line naming it."""
+    import math
+
+    from ..errors import OptionError, ProgramError
+    from ..program import MAX_AMPLITUDE_MA, MAX_PAD_CM
     from ..units import parse_pad_size_cm
 
-    if amplitude_ma is not None and not (0 < amplitude_ma <= 500):
-        raise InvalidInputError(f"Invalid value for '--amplitude-ma': allowed 0 < X <= 500 mA, but got {amplitude_ma:g}.")
+    if amplitude_ma is not None:
+        if not math.isfinite(amplitude_ma):
+            raise OptionError(f"Invalid value for '--amplitude-ma': not a finite number; allowed a finite number "
+                              f"0 < X <= {MAX_AMPLITUDE_MA:g} mA, but got {amplitude_ma!r}.")
+        if not (0 < amplitude_ma <= MAX_AMPLITUDE_MA):
+            raise OptionError(f"Invalid value for '--amplitude-ma': allowed 0 < X <= {MAX_AMPLITUDE_MA:g} mA, but got "
+                              f"{amplitude_ma:g}.")
     pad = parse_pad_size_cm(electrode) if electrode else None
+    if pad is not None and not all(math.isfinite(x) and 0 < x <= MAX_PAD_CM for x in pad):
+        raise OptionError(f"Invalid value for '--electrode': allowed WxH with each side 0 < x <= {MAX_PAD_CM:g} cm, "
+                          f"but got {electrode!r}.")
     if site is not None:
         from ..anatomy import get_site
 
         get_site(site)
     if amplitude_ma is None and pad is None and site is None:
         return p
-    return p.with_changes(max_amplitude_ma=amplitude_ma, electrode_cm=pad, site=site)
+    try:
+        return p.with_changes(max_amplitude_ma=amplitude_ma, electrode_cm=pad, site=site)
+    except ProgramError as exc:  # what the options made of the program does not validate: one line
+        options = " ".join(f"{name} {value}" for name, value in (("--amplitude-ma", amplitude_ma),
+                           ("--electrode", electrode), ("--site", site)) if value is not None)
+        first = exc.problems[0] if exc.problems else ("", str(exc), None)
+        raise OptionError(f"Invalid options '{options}' for {p.id}: {first[0]}: {first[1]}.") from None
 
 
 _VERDICT_STYLE = {"ok": "bold green", "needs_confirmation": "bold yellow", "refused": "bold red"}
@@ -390,7 +426,11 @@ def check(
 ) -> None:
     """Check a program: verdict (ok, needs confirmation, refused), reasons and dose at its highest amplitude.
 
-    Exit code: 0 ok, 3 needs confirmation, 1 refused, 2 bad input.
+    Exit code: 0 ok, 3 needs confirmation, 1 refused, 2 bad input. For a sine carrier
+    (Russian, interferential) the dose counts carrier cycles, not pulses: the table
+    says "cycles", and so do its JSON keys (cycle_count, max_cycle_rate_hz,
+    max_energy_per_cycle_mj, ... for pulse_count, max_pulse_rate_hz, ...); each
+    output's "counts" says which.
     """
     from ..program import load_patient_file
     from ..safety import assess
@@ -400,60 +440,116 @@ def check(
     a = assess(p, patient=pat, device=device.value)
     code = {"ok": EXIT_OK, "needs_confirmation": EXIT_NEEDS_CONFIRMATION, "refused": EXIT_REFUSED}[a.verdict]
     if json_:
-        _emit_json(a.to_dict())
+        _emit_json(assessment_json(a))
         raise typer.Exit(code)
     _print_assessment(a)
     raise typer.Exit(code)
 
 
+#: pulse shapes whose "pulses" in the dose are cycles of a sine carrier
+_CARRIER_SHAPES = ("sine-burst", "interferential")
+
+
+def _is_carrier(program, output_index: int) -> bool:
+    """Whether an output delivers a sine carrier (Russian, interferential): its dose counts carrier cycles."""
+    outputs = program.outputs
+    return 0 <= output_index < len(outputs) and outputs[output_index].stimulus.pulse.shape in _CARRIER_SHAPES
+
+
+def assessment_json(a) -> dict[str, Any]:
+    """The JSON of ``check``: the assessment, with dose keys that say what they count.
+
+    An output that delivers a sine carrier (Russian current, interferential) has no
+    pulses: its dose counts carrier cycles. There every dose key that says "pulse"
+    says "cycle" instead (``cycle_count``, ``max_cycle_rate_hz``,
+    ``max_net_charge_per_cycle_uc``, ``net_charge_per_cycle_uc``,
+    ``max_energy_per_cycle_mj``); every output says what it counts in ``counts``
+    (``"pulses"`` or ``"carrier cycles"``).
+
+    Parameters
+    ----------
+    a : Assessment
+        The assessment.
+
+    Returns
+    -------
+    dict
+        Ready for JSON.
+    """
+    data = a.to_dict()
+    outputs = (data.get("dose") or {}).get("outputs") or []
+    for o in outputs:
+        carrier = _is_carrier(a.program, o.get("output", -1))
+        if carrier:
+            for key in [k for k in o if "pulse" in k]:
+                o[key.replace("pulse", "cycle")] = o.pop(key)
+        o["counts"] = "carrier cycles" if carrier else "pulses"
+    return data
+
+
+def _dose_word(kinds: set[bool], pulse: str, cycle: str) -> str:
+    """The word for what the outputs repeat: ``pulse``, ``cycle``, or both where they differ."""
+    if kinds == {True}:
+        return cycle
+    if kinds == {False}:
+        return pulse
+    return f"{pulse} (or {cycle})"
+
+
 def _print_assessment(a) -> None:
     p = a.program
-    out.print(Panel.fit(f"[{_VERDICT_STYLE[a.verdict]}]{a.verdict.replace('_', ' ').upper()}[/]  {p.id} on {a.device.name}"
-                        + (f", patient {a.patient.id}" if a.patient else "")
-                        + "\nchecked at the highest amplitude the program allows, into 500 Ω",
-                        border_style=_VERDICT_STYLE[a.verdict].split()[-1]))
+    # names, labels, sites and messages hold the program author's text: shown as text, never as markup
+    head = Text.assemble((a.verdict.replace("_", " ").upper(), _VERDICT_STYLE[a.verdict]),
+                         f"  {p.id} on {a.device.name}" + (f", patient {a.patient.id}" if a.patient else ""),
+                         "\nchecked at the highest amplitude the program allows, into 500 Ω")
+    out.print(Panel.fit(head, border_style=_VERDICT_STYLE[a.verdict].split()[-1]))
     if a.reasons:
         t = Table(title="Reasons", title_justify="left", show_lines=True)
         t.add_column("verdict")
         t.add_column("rule and why", overflow="fold")
         for r in a.reasons:
-            t.add_row(f"[{_VERDICT_STYLE[r.verdict]}]{r.verdict.replace('_', ' ')}[/]",
-                      f"[bold]{r.rule}[/]\n{r.message}\n[dim]source: {r.source}[/]")
+            t.add_row(Text(r.verdict.replace("_", " "), style=_VERDICT_STYLE[r.verdict]),
+                      Text.assemble((r.rule, "bold"), "\n", r.message, "\n", (f"source: {r.source}", "dim")))
         out.print(t)
     d = a.dose
     t = Table(title=f"Dose at the highest amplitude (load {d.load_ohm:g} Ω; during = highest {d.window_s:g} s window)",
               title_justify="left")
     t.add_column("figure")
     for o in d.outputs:
-        t.add_column(o.label, justify="right")
+        t.add_column(Text(o.label), justify="right")
+    # a sine carrier (Russian, interferential) has no pulses: its figures count carrier cycles
+    kinds = {_is_carrier(p, o.output) for o in d.outputs}
+    rate = _dose_word(kinds, "highest pulse rate (Hz)", "highest carrier rate (cycles/s)")
+    if kinds == {True, False}:
+        rate = "highest pulse rate (Hz) or carrier rate (cycles/s)"
     rows = [
         ("amplitude (mA)", lambda o: _num(o.amplitude_ma)),
-        ("highest pulse rate (Hz)", lambda o: _num(o.max_pulse_rate_hz, 5)),
-        ("charge per phase (µC)", lambda o: _num(o.max_phase_charge_uc)),
-        ("net charge per pulse (µC)", lambda o: _num(o.max_net_charge_per_pulse_uc)),
+        (rate, lambda o: _num(o.max_pulse_rate_hz, 5)),
+        (f"charge per {_dose_word(kinds, 'phase', 'half-cycle')} (µC)", lambda o: _num(o.max_phase_charge_uc)),
+        (f"net charge per {_dose_word(kinds, 'pulse', 'cycle')} (µC)", lambda o: _num(o.max_net_charge_per_pulse_uc)),
         ("net charge, session (µC)", lambda o: _num(o.net_charge_session_uc)),
         ("rms current during / session (mA)", lambda o: f"{_num(o.rms_current_ma)} / {_num(o.rms_current_session_ma)}"),
         ("average current during / session (mA)", lambda o: f"{_num(o.average_current_ma)} / {_num(o.average_current_session_ma)}"),
         ("DC component (mA)", lambda o: _num(o.dc_current_ma)),
-        ("energy per pulse (mJ)", lambda o: _num(o.max_energy_per_pulse_mj)),
+        (f"energy per {_dose_word(kinds, 'pulse', 'cycle')} (mJ)", lambda o: _num(o.max_energy_per_pulse_mj)),
         ("power during / session (mW)", lambda o: f"{_num(o.average_power_mw)} / {_num(o.average_power_session_mw)}"),
-        ("pulses in session", lambda o: str(o.pulse_count)),
+        (f"{_dose_word(kinds, 'pulses', 'carrier cycles')} in session", lambda o: str(o.pulse_count)),
     ]
     for name, fn in rows:
-        t.add_row(name, *[fn(o) for o in d.outputs])
+        t.add_row(Text(name), *[Text(fn(o)) for o in d.outputs])
     out.print(t)
     t = Table(title="Per electrode", title_justify="left")
     for col in ("pad", "cm²", "mA/cm² rms", "W/cm²", "µC/cm²", "k"):
         t.add_column(col, justify="right" if col != "pad" else "left")
     for o in d.outputs:
         for i, e in enumerate(o.electrodes, 1):
-            t.add_row(f"{o.label} {i}: {e.site}{' ' + e.side if e.side else ''} ({e.size})", _num(e.area_cm2),
+            t.add_row(Text(f"{o.label} {i}: {e.site}{' ' + e.side if e.side else ''} ({e.size})"), _num(e.area_cm2),
                       _num(e.rms_current_density_ma_per_cm2), _num(e.average_power_density_w_per_cm2),
                       _num(e.charge_density_uc_per_cm2), "—" if e.shannon_k is None else f"{e.shannon_k:.2f}")
     out.print(t)
-    out.print("[dim]k: Shannon's k = log10(charge density × charge per phase)[/]")
+    out.print(Text("k: Shannon's k = log10(charge density × charge per phase)", style="dim"))
     for w in a.warnings:
-        out.print(f"[dim]warning: {w}[/]")
+        out.print(Text(f"warning: {w}", style="dim"))
 
 
 # --------------------------------------------------------------------------- plot and export
@@ -478,7 +574,7 @@ def plot(
     if json_:
         _emit_json({"program": p.id, "figure": str(output)})
     else:
-        out.print(f"wrote {output}")
+        out.print(Text(f"wrote {output}"), soft_wrap=True)  # a file name is text, never markup, on one line
 
 
 @app.command()
@@ -520,7 +616,8 @@ def export(
     if json_:
         _emit_json(info)
     else:
-        out.print(f"wrote {path} ({info['format']}, {len(info['outputs'])} outputs, {info['duration_s']:g} s at {sample_rate_hz:g} Hz)")
+        out.print(Text(f"wrote {path} ({info['format']}, {len(info['outputs'])} outputs, {info['duration_s']:g} s at "
+                       f"{sample_rate_hz:g} Hz)"), soft_wrap=True)  # a file name is text, never markup
 
 
 def main() -> None:

@@ -8,9 +8,20 @@ Examples
 ['knee-1']
 """
 
-from ._io import format_validation_error, load_patient_file, load_program_file, validate_program
-from ._library import PROGRAM_PATH_ENV, ProgramEntry, list_programs, load_program, program_dirs
+from ._format import MAX_NESTING
+from ._io import MAX_FILE_BYTES, format_validation_error, load_patient_file, load_program_file, validate_program
+from ._library import (
+    PROGRAM_PATH_ENV,
+    ProgramEntry,
+    ProgramProblem,
+    list_programs,
+    load_program,
+    program_dirs,
+    user_program_problems,
+)
 from ._models import (
+    MAX_AMPLITUDE_MA,
+    MAX_PAD_CM,
     PULSED_SHAPES,
     AlternatingFrequency,
     Amplitude,
@@ -40,6 +51,10 @@ from ._patient import CONDITIONS, Condition, Patient
 __all__ = [
     "PULSED_SHAPES",
     "PROGRAM_PATH_ENV",
+    "MAX_AMPLITUDE_MA",
+    "MAX_FILE_BYTES",
+    "MAX_NESTING",
+    "MAX_PAD_CM",
     "CONDITIONS",
     "AlternatingFrequency",
     "Amplitude",
@@ -61,6 +76,7 @@ __all__ = [
     "Placement",
     "Program",
     "ProgramEntry",
+    "ProgramProblem",
     "RandomFrequency",
     "SineBurst",
     "Stimulus",
@@ -72,5 +88,6 @@ __all__ = [
     "load_program",
     "load_program_file",
     "program_dirs",
+    "user_program_problems",
     "validate_program",
 ]

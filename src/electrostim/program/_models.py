@@ -14,12 +14,14 @@ import unicodedata
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from .. import anatomy
 from ..errors import ProgramError
-from ._format import format_validation_error
 from ..units import pad_area_cm2
+from ._format import format_validation_error, nesting_problem
+from ._text import ID_RULE, check_id, check_text
 
 __all__ = [
     "Modality",
@@ -47,6 +49,8 @@ __all__ = [
     "Program",
     "Output",
     "PULSED_SHAPES",
+    "MAX_AMPLITUDE_MA",
+    "MAX_PAD_CM",
     "validate_program",
 ]
 
@@ -55,12 +59,39 @@ MAX_AMPLITUDE_MA = 500.0
 MAX_PULSE_WIDTH_US = 100_000.0
 MAX_FREQUENCY_HZ = 20_000.0
 MAX_SESSION_S = 24 * 3600.0
+#: The longest side (or diameter) of a pad, in cm.
+MAX_PAD_CM = 50.0
 
 
 class _Model(BaseModel):
     # NaN and infinity are never a setting: validation refuses them (a safety engine
-    # compares figures, and every comparison with NaN is false)
+    # compares figures, and every comparison with NaN is false). Numbers are strict:
+    # a boolean or a string is never taken for a number, nor 2.5 for a whole number.
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True, allow_inf_nan=False)
+
+    #: fields that are one line of visible text (a name or a label), and what they are called in messages
+    _one_line: ClassVar[dict[str, str]] = {}
+    #: characters a one-line field must not contain besides invisible ones
+    _one_line_forbidden: ClassVar[str] = ""
+    #: fields that are ids (see :data:`ID_RULE`)
+    _id_fields: ClassVar[tuple[str, ...]] = ()
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _plain_text(cls, v: Any, info: ValidationInfo) -> Any:
+        # every text a person writes is shown on screens and in records: no NUL, no control or
+        # bidirectional-override characters (they hide or reorder what is shown); names and
+        # labels are one line of visible text
+        what = cls._one_line.get(info.field_name or "")
+        for text in (v if isinstance(v, list) else [v]):
+            if isinstance(text, str):
+                if info.field_name in cls._id_fields:
+                    check_id(text)  # its own rule, in words
+                elif what is None:
+                    check_text(text, single_line=False, what="text")
+                else:
+                    check_text(text, single_line=True, what=what, forbidden=cls._one_line_forbidden)
+        return v
 
 
 class Modality(StrEnum):
@@ -83,9 +114,9 @@ class Electrode(_Model):
     site: str = Field(description="body-site id from the anatomy catalogue")
     side: Literal["left", "right", "midline"] | None = None
     shape: Literal["rectangle", "disk"] = "rectangle"
-    width_cm: Annotated[float, Field(gt=0, le=50)] | None = None
-    height_cm: Annotated[float, Field(gt=0, le=50)] | None = None
-    diameter_cm: Annotated[float, Field(gt=0, le=50)] | None = None
+    width_cm: Annotated[float, Field(strict=True, gt=0, le=MAX_PAD_CM)] | None = None
+    height_cm: Annotated[float, Field(strict=True, gt=0, le=MAX_PAD_CM)] | None = None
+    diameter_cm: Annotated[float, Field(strict=True, gt=0, le=MAX_PAD_CM)] | None = None
     position: str = Field("", description="where exactly on the site, in words")
 
     @field_validator("site")
@@ -118,10 +149,10 @@ class Electrode(_Model):
 
 # --------------------------------------------------------------------------- pulse shapes
 
-PulseWidthUs = Annotated[float, Field(gt=0, le=MAX_PULSE_WIDTH_US)]
+PulseWidthUs = Annotated[float, Field(strict=True, gt=0, le=MAX_PULSE_WIDTH_US)]
 #: the slowest rate a program may name: one pulse per 100 s
 MIN_FREQUENCY_HZ = 0.01
-FrequencyHz = Annotated[float, Field(ge=MIN_FREQUENCY_HZ, le=MAX_FREQUENCY_HZ)]
+FrequencyHz = Annotated[float, Field(strict=True, ge=MIN_FREQUENCY_HZ, le=MAX_FREQUENCY_HZ)]
 
 
 class SymmetricBiphasic(_Model):
@@ -129,7 +160,7 @@ class SymmetricBiphasic(_Model):
 
     shape: Literal["symmetric-biphasic"] = "symmetric-biphasic"
     pulse_width_us: PulseWidthUs = Field(description="width of each phase")
-    interphase_gap_us: Annotated[float, Field(ge=0, le=10_000)] = 0.0
+    interphase_gap_us: Annotated[float, Field(strict=True, ge=0, le=10_000)] = 0.0
     frequency_hz: FrequencyHz
     leading_phase: Literal["cathodic", "anodic"] = "cathodic"
 
@@ -146,10 +177,10 @@ class AsymmetricBiphasic(_Model):
 
     shape: Literal["asymmetric-biphasic"] = "asymmetric-biphasic"
     pulse_width_us: PulseWidthUs = Field(description="width of the first (leading) phase")
-    second_phase_ratio: Annotated[float, Field(ge=1, le=20)] = Field(
+    second_phase_ratio: Annotated[float, Field(strict=True, ge=1, le=20)] = Field(
         4.0, description="second-phase width / first-phase width; its amplitude is divided by the same factor"
     )
-    interphase_gap_us: Annotated[float, Field(ge=0, le=10_000)] = 0.0
+    interphase_gap_us: Annotated[float, Field(strict=True, ge=0, le=10_000)] = 0.0
     frequency_hz: FrequencyHz
     leading_phase: Literal["cathodic", "anodic"] = "cathodic"
 
@@ -168,7 +199,7 @@ class Monophasic(_Model):
     pulse_width_us: PulseWidthUs
     frequency_hz: FrequencyHz
     polarity: Literal["cathodic", "anodic"] = "cathodic"
-    twin_peak_spacing_us: Annotated[float, Field(ge=0, le=10_000)] | None = Field(
+    twin_peak_spacing_us: Annotated[float, Field(strict=True, ge=0, le=10_000)] | None = Field(
         None, description="if set, a second identical phase follows after this gap (high-voltage twin peak)"
     )
 
@@ -186,9 +217,9 @@ class SineBurst(_Model):
     """Bursts of a sine carrier (Russian current): ``frequency_hz`` bursts per second."""
 
     shape: Literal["sine-burst"] = "sine-burst"
-    carrier_frequency_hz: Annotated[float, Field(ge=500, le=MAX_FREQUENCY_HZ)]
-    frequency_hz: Annotated[float, Field(ge=1, le=1000)] = Field(description="burst rate")
-    burst_duty_percent: Annotated[float, Field(gt=0, le=100)] = 50.0
+    carrier_frequency_hz: Annotated[float, Field(strict=True, ge=500, le=MAX_FREQUENCY_HZ)]
+    frequency_hz: Annotated[float, Field(strict=True, ge=1, le=1000)] = Field(description="burst rate")
+    burst_duty_percent: Annotated[float, Field(strict=True, gt=0, le=100)] = 50.0
 
     @property
     def cycles_per_burst(self) -> int:
@@ -213,8 +244,8 @@ class Interferential(_Model):
 
     shape: Literal["interferential"] = "interferential"
     mode: Literal["quadripolar", "premodulated"] = "quadripolar"
-    carrier_frequency_hz: Annotated[float, Field(ge=1000, le=MAX_FREQUENCY_HZ)]
-    beat_frequency_hz: Annotated[float, Field(ge=0.1, le=250)]
+    carrier_frequency_hz: Annotated[float, Field(strict=True, ge=1000, le=MAX_FREQUENCY_HZ)]
+    beat_frequency_hz: Annotated[float, Field(strict=True, ge=0.1, le=250)]
 
     @property
     def frequency_hz(self) -> float:
@@ -243,8 +274,8 @@ PULSED_SHAPES = ("symmetric-biphasic", "asymmetric-biphasic", "monophasic")
 class Amplitude(_Model):
     """Intensity: the starting value and the most the program allows (peak current of a phase)."""
 
-    default_ma: Annotated[float, Field(ge=0, le=MAX_AMPLITUDE_MA)]
-    max_ma: Annotated[float, Field(gt=0, le=MAX_AMPLITUDE_MA)]
+    default_ma: Annotated[float, Field(strict=True, ge=0, le=MAX_AMPLITUDE_MA)]
+    max_ma: Annotated[float, Field(strict=True, gt=0, le=MAX_AMPLITUDE_MA)]
     goal: str = Field("", description='how to set it, e.g. "strong but comfortable, below motor threshold"')
 
     @model_validator(mode="after")
@@ -257,15 +288,15 @@ class Amplitude(_Model):
 class Burst(_Model):
     """Pulses grouped in bursts: ``pulses_per_burst`` at the pulse frequency, bursts at ``burst_frequency_hz``."""
 
-    pulses_per_burst: Annotated[int, Field(ge=2, le=1000)]
-    burst_frequency_hz: Annotated[float, Field(ge=MIN_FREQUENCY_HZ, le=100)]
+    pulses_per_burst: Annotated[int, Field(strict=True, ge=2, le=1000)]
+    burst_frequency_hz: Annotated[float, Field(strict=True, ge=MIN_FREQUENCY_HZ, le=100)]
 
 
 class DutyCycle(_Model):
     """Stimulation on for ``on_s`` (ramps included), then off for ``off_s``, repeated."""
 
-    on_s: Annotated[float, Field(gt=0, le=3600)]
-    off_s: Annotated[float, Field(ge=0, le=3600)]
+    on_s: Annotated[float, Field(strict=True, gt=0, le=3600)]
+    off_s: Annotated[float, Field(strict=True, ge=0, le=3600)]
 
     @property
     def cycle_s(self) -> float:
@@ -294,7 +325,7 @@ class FrequencySweep(_FrequencyRange):
     """Repetition rate swept between ``low_hz`` and ``high_hz`` (beat rate for interferential)."""
 
     kind: Literal["frequency-sweep"] = "frequency-sweep"
-    period_s: Annotated[float, Field(gt=0, le=3600)]
+    period_s: Annotated[float, Field(strict=True, gt=0, le=3600)]
     profile: Profile = "triangle"
 
 
@@ -302,7 +333,7 @@ class RandomFrequency(_FrequencyRange):
     """Each interval drawn uniformly from 1/high_hz..1/low_hz rates (seeded, reproducible)."""
 
     kind: Literal["random-frequency"] = "random-frequency"
-    seed: Annotated[int, Field(ge=0)] = 0
+    seed: Annotated[int, Field(strict=True, ge=0)] = 0
 
 
 class AlternatingFrequency(_Model):
@@ -310,15 +341,15 @@ class AlternatingFrequency(_Model):
 
     kind: Literal["alternating-frequency"] = "alternating-frequency"
     frequencies_hz: Annotated[list[FrequencyHz], Field(min_length=2, max_length=16)]
-    dwell_s: Annotated[float, Field(gt=0, le=3600)]
+    dwell_s: Annotated[float, Field(strict=True, gt=0, le=3600)]
 
 
 class AmplitudeSweep(_Model):
     """Amplitude swept between ``low_percent`` of the set amplitude and 100 %."""
 
     kind: Literal["amplitude-sweep"] = "amplitude-sweep"
-    low_percent: Annotated[float, Field(ge=0, lt=100)]
-    period_s: Annotated[float, Field(gt=0, le=3600)]
+    low_percent: Annotated[float, Field(strict=True, ge=0, lt=100)]
+    period_s: Annotated[float, Field(strict=True, gt=0, le=3600)]
     profile: Profile = "triangle"
 
 
@@ -326,8 +357,8 @@ class WidthSweep(_Model):
     """Pulse width swept between ``low_percent`` of the set width and 100 %."""
 
     kind: Literal["width-sweep"] = "width-sweep"
-    low_percent: Annotated[float, Field(gt=0, lt=100)]
-    period_s: Annotated[float, Field(gt=0, le=3600)]
+    low_percent: Annotated[float, Field(strict=True, gt=0, lt=100)]
+    period_s: Annotated[float, Field(strict=True, gt=0, le=3600)]
     profile: Profile = "triangle"
 
 
@@ -349,8 +380,8 @@ class Stimulus(_Model):
     amplitude: Amplitude
     burst: Burst | None = None
     modulation: list[Modulation] = Field(default_factory=list)
-    ramp_up_s: Annotated[float, Field(ge=0, le=600)] = 0.0
-    ramp_down_s: Annotated[float, Field(ge=0, le=600)] = 0.0
+    ramp_up_s: Annotated[float, Field(strict=True, ge=0, le=600)] = 0.0
+    ramp_down_s: Annotated[float, Field(strict=True, ge=0, le=600)] = 0.0
     duty_cycle: DutyCycle | None = None
 
     @model_validator(mode="after")
@@ -449,19 +480,14 @@ class Channel(_Model):
     (pads 1–2 form the first circuit, pads 3–4 the second).
     """
 
+    # one line of plain text: it names an output on screens, in CSV headers and in device records
+    _one_line: ClassVar[dict[str, str]] = {"label": "a channel label"}
+    _one_line_forbidden: ClassVar[str] = ',"'
+
     label: Annotated[str, Field(min_length=1, max_length=40)]
     electrodes: Annotated[list[Electrode], Field(min_length=2, max_length=4)]
     stimulus: Stimulus
 
-    @field_validator("label")
-    @classmethod
-    def _plain_label(cls, v: str) -> str:
-        bad = sorted({c for c in v if unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp") or c in ',"'})
-        if bad:
-            shown = ", ".join(f"U+{ord(c):04X}" for c in bad)
-            raise ValueError(f"a channel label is plain text: no control or invisible characters, commas or quotes "
-                             f"(found {shown})")
-        return v
 
     @model_validator(mode="after")
     def _pads(self) -> Channel:
@@ -546,20 +572,30 @@ class Program(_Model):
     (<Modality.TENS: 'tens'>, 100.0)
     """
 
+    _one_line: ClassVar[dict[str, str]] = {"name": "a program name"}
+    _id_fields: ClassVar[tuple[str, ...]] = ("id",)
+
     schema_version: Literal[1] = 1
-    id: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{1,63}$")]
+    id: str = Field(description=ID_RULE)
     name: Annotated[str, Field(min_length=3, max_length=120)]
     modality: Modality
     description: str = ""
-    session_duration_s: Annotated[float, Field(gt=0, le=MAX_SESSION_S)]
+    session_duration_s: Annotated[float, Field(strict=True, gt=0, le=MAX_SESSION_S)]
     sequencing: Literal["synchronous", "alternating", "delayed"] = "synchronous"
-    sequencing_delay_s: Annotated[float, Field(ge=0, le=3600)] = 0.0
+    sequencing_delay_s: Annotated[float, Field(strict=True, ge=0, le=3600)] = 0.0
     channels: Annotated[list[Channel], Field(min_length=1, max_length=16)]
     regimen: str = Field("", description="how often and how long, e.g. 'twice daily for 6 weeks'")
     citations: list[Citation] = Field(default_factory=list)
     evidence: Evidence | None = None
     placement: Placement | None = None
     notes: list[str] = Field(default_factory=list)
+
+    @field_validator("schema_version", mode="before")
+    @classmethod
+    def _version_is_a_number(cls, v: Any) -> Any:
+        if isinstance(v, bool):  # Python's True == 1: never a version
+            raise PydanticCustomError("int_type", "Input should be a valid integer")
+        return v
 
     @model_validator(mode="before")
     @classmethod
@@ -661,11 +697,47 @@ class Program(_Model):
 
 
 def validate_program(data: Any, source: str = "program") -> Program:
-    """Validate a program from a mapping, raising :class:`~electrostim.errors.ProgramError` on any problem."""
+    """Validate a program from a mapping.
+
+    Parameters
+    ----------
+    data : dict
+        The program's fields, as a TOML file gives them.
+    source : str
+        What the data came from (a file name), for messages.
+
+    Returns
+    -------
+    Program
+        The validated program.
+
+    Raises
+    ------
+    ProgramError
+        On any problem: one line for one problem (``source: field: problem; allowed ...;
+        given ...``), else a heading line and one line per problem; ``problems`` lists
+        ``(field, problem, given)``.
+
+    Examples
+    --------
+    >>> from electrostim.program import validate_program
+    >>> validate_program({"id": "knée"}).id
+    Traceback (most recent call last):
+    ...
+    electrostim.errors.ProgramError: program: invalid (5 problems)
+      - id: an id is 2 to 64 characters: lowercase ASCII letters a-z, digits 0-9 and hyphens (-), starting with a letter or a digit; found 'é' (U+00E9); given 'knée'
+      - name: required, but missing; allowed text in quotes
+      - modality: required, but missing; allowed 'tens', 'nmes', 'fes', 'interferential', 'russian', 'hvpc'
+      - session_duration_s: required, but missing; allowed a finite number 0 < x <= 86400
+      - channels: required, but missing; allowed an array
+    """
     if not isinstance(data, dict):
         raise ProgramError(f"{source}: a program must be a table of fields, but got {type(data).__name__}")
+    problem = nesting_problem(data)
+    if problem is not None:
+        raise ProgramError(f"{source}: {problem}", [("(top level)", problem, None)])
     try:
         return Program.model_validate(data)
     except ValidationError as exc:
-        message, problems = format_validation_error(exc, source)
+        message, problems = format_validation_error(exc, source, Program)
         raise ProgramError(message, problems) from None

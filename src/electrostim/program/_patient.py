@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .. import anatomy
+from ._text import check_text
 
 __all__ = ["ConditionName", "CONDITIONS", "Condition", "Patient"]
 
@@ -47,6 +48,11 @@ class Condition(BaseModel):
     side: Literal["left", "right", "midline"] | None = None
     note: str = ""
 
+    @field_validator("note")
+    @classmethod
+    def _plain_note(cls, v: str) -> str:
+        return check_text(v, single_line=False, what="a note")
+
     @field_validator("sites")
     @classmethod
     def _known(cls, v: list[str]) -> list[str]:
@@ -71,6 +77,12 @@ class Patient(BaseModel):
 
     id: Annotated[str, Field(min_length=1, max_length=64)] = "anonymous"
     conditions: list[Condition] = Field(default_factory=list)
+
+    @field_validator("id")
+    @classmethod
+    def _plain_id(cls, v: str) -> str:
+        # shown on screens and kept in records: one line of visible text
+        return check_text(v, single_line=True, what="a patient id")
 
     @model_validator(mode="before")
     @classmethod
