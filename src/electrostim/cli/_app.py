@@ -526,7 +526,7 @@ def _print_assessment(a) -> None:
         ("amplitude (mA)", lambda o: _num(o.amplitude_ma)),
         (rate, lambda o: _num(o.max_pulse_rate_hz, 5)),
         (f"charge per {_dose_word(kinds, 'phase', 'half-cycle')} (µC)", lambda o: _num(o.max_phase_charge_uc)),
-        (f"net charge per {_dose_word(kinds, 'pulse', 'cycle')} (µC)", lambda o: _num(o.max_net_charge_per_pulse_uc)),
+        (f"net charge per {_dose_word(kinds, 'pulse', 'cycle')} (µC)", lambda o: _num(o.net_charge_per_pulse_uc)),
         ("net charge, session (µC)", lambda o: _num(o.net_charge_session_uc)),
         ("rms current during / session (mA)", lambda o: f"{_num(o.rms_current_ma)} / {_num(o.rms_current_session_ma)}"),
         ("average current during / session (mA)", lambda o: f"{_num(o.average_current_ma)} / {_num(o.average_current_session_ma)}"),
