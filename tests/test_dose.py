@@ -246,3 +246,46 @@ def test_the_net_charge_per_pulse_has_the_sign_of_the_sessions(polarity, pw, f, 
     assert d.max_net_charge_per_pulse_uc == pytest.approx(per_pulse, rel=REL)
     assert math.copysign(1.0, d.net_charge_session_uc) == sign
     assert d.net_charge_session_uc == pytest.approx(d.net_charge_per_pulse_uc * d.pulse_count, rel=1e-6)
+
+
+# --------------------------------------------------------------------------- coupled modulation
+
+
+def _modulated_tens(phase_deg: float, amplitude_ma: float = 52.0) -> es.Program:
+    """TENS 'modulated' mode: rate swept 60-120-60 Hz and width 200 µs swept down to 30 % (60 µs), both
+    triangles of 1 s, the width sweep at ``phase_deg`` against the rate."""
+    pulse = {"shape": "symmetric-biphasic", "pulse_width_us": 200.0, "frequency_hz": 120.0, "interphase_gap_us": 0.0}
+    p = make_program(pulse, amplitude_ma=amplitude_ma, duration_s=20)
+    data = p.model_dump(mode="python")
+    stim = data["channels"][0]["stimulus"]
+    stim["modulation"] = [
+        {"kind": "frequency-sweep", "low_hz": 60.0, "high_hz": 120.0, "period_s": 1.0, "profile": "triangle"},
+        {"kind": "width-sweep", "low_percent": 30.0, "period_s": 1.0, "profile": "triangle", "phase_deg": phase_deg},
+    ]
+    stim["ramp_up_s"] = stim["ramp_down_s"] = 0.0
+    return es.validate_program(data, source="modulated TENS")
+
+
+def test_rate_and_width_can_sweep_against_each_other():
+    """120 Hz comes with 60 µs and 60 Hz with 200 µs; every pulse's width is the sweep's at its time."""
+    s = es.Schedule(_modulated_tens(180.0), level="max")
+    c = s.pulses(2.0, 6.0)
+    t, w = c.time_s, c.first_width_us
+    x = 1.0 - np.abs(2.0 * np.mod(t + 0.5, 1.0) - 1.0)  # the width sweep: 0 -> 1 -> 0, half a period ahead
+    assert np.allclose(w, 200.0 * (0.3 + 0.7 * x), rtol=1e-12)
+    rate = 1.0 / np.diff(t)
+    fast, slow = rate > 118.0, rate < 62.0
+    assert fast.any() and slow.any()
+    assert w[:-1][fast].max() < 66.0 and w[:-1][slow].min() > 194.0
+
+
+@pytest.mark.parametrize("phase_deg, integral_us_per_s", [(180.0, 11000.0), (0.0, 12400.0)])
+def test_the_rms_of_coupled_sweeps_follows_the_pairing(phase_deg, integral_us_per_s):
+    """rms² over a 1 s window (one sweep period) is 2·I²·Σw: for a rate f = 60 + 60x and a width
+    w = 60 + 140x (in step) or 200 - 140x (against), x uniform in time, Σw ≈ ∫f·w dt = 12 400 or 11 000 µs
+    per second. At 52 mA against the rate that is 7.71 mA rms, not the 11.4 mA of 200 µs at 120 Hz. The
+    sum over about 90 discrete pulses approximates the integral to about 1 %."""
+    d = es.compute_dose(_modulated_tens(phase_deg), level="max").outputs[0]
+    expected = 52.0 * math.sqrt(2.0 * integral_us_per_s * 1e-6)
+    assert d.rms_current_ma == pytest.approx(expected, rel=0.015)
+    assert d.rms_current_ma < 52.0 * math.sqrt(2.0 * 200.0 * 120.0 * 1e-6)

@@ -116,10 +116,10 @@ def modulations(draw: st.DrawFn, shape: str) -> list[dict[str, Any]]:
         out.append(m)
     if draw(st.booleans()):
         out.append({"kind": "amplitude-sweep", "low_percent": draw(_num(0, 99, [0, 50])), "period_s": draw(_num(0.1, 30)),
-                    "profile": draw(st.sampled_from(["triangle", "sawtooth"]))})
+                    "profile": draw(st.sampled_from(["triangle", "sawtooth"])), "phase_deg": draw(_num(0, 359, [0, 180]))})
     if shape in ("symmetric-biphasic", "asymmetric-biphasic", "monophasic") and draw(st.booleans()):
         out.append({"kind": "width-sweep", "low_percent": draw(_num(1, 99, [50])), "period_s": draw(_num(0.1, 30)),
-                    "profile": draw(st.sampled_from(["triangle", "sawtooth"]))})
+                    "profile": draw(st.sampled_from(["triangle", "sawtooth"])), "phase_deg": draw(_num(0, 359, [0, 180]))})
     return draw(st.permutations(out))
 
 

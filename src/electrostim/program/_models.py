@@ -344,22 +344,37 @@ class AlternatingFrequency(_Model):
     dwell_s: Annotated[float, Field(strict=True, gt=0, le=3600)]
 
 
-class AmplitudeSweep(_Model):
+_PHASE_DEG = Annotated[float, Field(strict=True, ge=0, lt=360)]
+
+
+class _LevelSweep(_Model):
+    """A sweep of a level (amplitude or width) between ``low_percent`` and 100 %.
+
+    ``phase_deg`` shifts the sweep against time 0, where a frequency sweep starts at its
+    ``low_hz``: with 0 a triangle sweep reaches 100 % when a triangle frequency sweep of
+    the same period reaches its ``high_hz`` (in step); with 180 it is at ``low_percent``
+    there (against the rate: the TENS "modulated" mode whose widest pulses come at the
+    lowest rate).
+    """
+
+    low_percent: float
+    period_s: Annotated[float, Field(strict=True, gt=0, le=3600)]
+    profile: Profile = "triangle"
+    phase_deg: _PHASE_DEG = 0.0
+
+
+class AmplitudeSweep(_LevelSweep):
     """Amplitude swept between ``low_percent`` of the set amplitude and 100 %."""
 
     kind: Literal["amplitude-sweep"] = "amplitude-sweep"
     low_percent: Annotated[float, Field(strict=True, ge=0, lt=100)]
-    period_s: Annotated[float, Field(strict=True, gt=0, le=3600)]
-    profile: Profile = "triangle"
 
 
-class WidthSweep(_Model):
-    """Pulse width swept between ``low_percent`` of the set width and 100 %."""
+class WidthSweep(_LevelSweep):
+    """Pulse width swept between ``low_percent`` of the set width and 100 % (``phase_deg``: see the amplitude sweep)."""
 
     kind: Literal["width-sweep"] = "width-sweep"
     low_percent: Annotated[float, Field(strict=True, gt=0, lt=100)]
-    period_s: Annotated[float, Field(strict=True, gt=0, le=3600)]
-    profile: Profile = "triangle"
 
 
 Modulation = Annotated[

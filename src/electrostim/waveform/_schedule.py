@@ -18,7 +18,7 @@ import numpy as np
 
 from ..errors import OptionError
 from ..program import Output, Program
-from ._timing import ConstantClock, PiecewiseClock, RandomClock, duty_envelope, make_clock, triangle01
+from ._timing import ConstantClock, PiecewiseClock, RandomClock, duty_envelope, make_clock, sweep_factor, sweep_shift_s
 
 __all__ = ["PulseChunk", "Schedule", "schedule", "SHAPE_RECT", "SHAPE_SINE"]
 
@@ -171,11 +171,7 @@ class _OutputGenerator:
     @staticmethod
     def _sweep(sweep, t: np.ndarray) -> np.ndarray:
         """An amplitude or width sweep's factor at times ``t``: from ``low_percent`` to 1 (1 without a sweep)."""
-        t = np.asarray(t, dtype=float)
-        if sweep is None:
-            return np.ones_like(t)
-        low = sweep.low_percent / 100.0
-        return low + (1.0 - low) * triangle01(t, sweep.period_s, sweep.profile)
+        return sweep_factor(sweep, t)
 
     def amplitude_factor(self, t: np.ndarray) -> np.ndarray:
         """The amplitude modulation's factor at times ``t`` (1 without one)."""
@@ -209,7 +205,7 @@ class _OutputGenerator:
             grid(self.offset_s, dc.cycle_s, [0.0, st.ramp_up_s, dc.on_s - st.ramp_down_s, dc.on_s])
         for m in (st.amplitude_modulation, st.width_modulation):
             if m is not None:
-                grid(0.0, m.period_s, [0.0, m.period_s / 2.0] if m.profile == "triangle" else [0.0])
+                grid(-sweep_shift_s(m), m.period_s, [0.0, m.period_s / 2.0] if m.profile == "triangle" else [0.0])
         t = np.concatenate(pts) if pts else np.zeros(0)
         return t[(t > t0) & (t < t1)]
 

@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-__all__ = ["SNAP_S", "ConstantClock", "PiecewiseClock", "RandomClock", "cycle_phase", "make_clock", "triangle01",
+__all__ = ["SNAP_S", "sweep_factor", "sweep_shift_s", "ConstantClock", "PiecewiseClock", "RandomClock", "cycle_phase", "make_clock", "triangle01",
            "duty_envelope"]
 
 
@@ -175,6 +175,21 @@ def triangle01(t: np.ndarray, period_s: float, profile: str) -> np.ndarray:
     if profile == "triangle":
         return 1.0 - np.abs(2.0 * x - 1.0)
     return x
+
+
+def sweep_factor(sweep, t: np.ndarray) -> np.ndarray:
+    """An amplitude or width sweep's factor at times ``t`` (s): ``low_percent`` / 100 to 1, shifted by its
+    ``phase_deg`` (1 without a sweep)."""
+    t = np.asarray(t, dtype=float)
+    if sweep is None:
+        return np.ones_like(t)
+    low = sweep.low_percent / 100.0
+    return low + (1.0 - low) * triangle01(t + sweep_shift_s(sweep), sweep.period_s, sweep.profile)
+
+
+def sweep_shift_s(sweep) -> float:
+    """How far (s) a sweep runs ahead of time 0: ``phase_deg`` of its period."""
+    return sweep.period_s * getattr(sweep, "phase_deg", 0.0) / 360.0
 
 
 def _ramp(x: np.ndarray, ramp_s: float) -> np.ndarray:
