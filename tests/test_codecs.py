@@ -685,3 +685,22 @@ def test_tables_agree():
     groups = [range(0, 6), range(30, 38), range(50, 70)]  # documented command groups
     assert all(any(int(c) in g for g in groups) for c in Sm4Command)
     assert all(num in SM4_MESSAGES for num in (0, 1, 2, 3, 4, 5, *range(30, 38)))  # low and mid level complete
+
+
+def test_both_codecs_declare_their_messages_on_one_base():
+    from electrostim.devices._framing import Message, RawPacket
+
+    for cls in (*SM2_MESSAGES.values(), *SM4_MESSAGES.values()):
+        assert issubclass(cls, Message) and dataclasses.is_dataclass(cls), cls
+    assert issubclass(Sm2RawPacket, RawPacket) and issubclass(Sm4RawPacket, RawPacket)
+    # each protocol keeps its own registry
+    assert not set(SM2_MESSAGES.values()) & set(SM4_MESSAGES.values())
+
+
+def test_a_second_class_for_one_command_is_refused():
+    with pytest.raises(TypeError, match="command 4 already belongs to Sm2Watchdog"):
+
+        class Twin(Sm2Watchdog):
+            command = Sm2Command.WATCHDOG
+
+    assert SM2_MESSAGES[Sm2Command.WATCHDOG] is Sm2Watchdog

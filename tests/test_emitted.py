@@ -19,8 +19,7 @@ import serial
 
 from electrostim.devices import P24Emulator, RehaStim2Emulator
 from electrostim.devices._emitted import Pulse, PulseRecorder
-from electrostim.devices._p24_emulator import p24_shape_pulses
-from electrostim.devices._sciencemode2 import (
+from electrostim.devices._sciencemode2.codec import (
     Sm2ChannelPulse,
     Sm2InitAck,
     Sm2InitChannelListMode,
@@ -31,7 +30,7 @@ from electrostim.devices._sciencemode2 import (
     Sm2Watchdog,
     sm2_encode,
 )
-from electrostim.devices._sciencemode4 import (
+from electrostim.devices._sciencemode4.codec import (
     Sm4LlChannelConfig,
     Sm4LlInit,
     Sm4MlChannel,
@@ -43,6 +42,7 @@ from electrostim.devices._sciencemode4 import (
     Sm4StimStatus,
     sm4_encode,
 )
+from electrostim.devices._sciencemode4.emulator import p24_shape_pulses
 from electrostim.waveform import SHAPE_RECT, PulseChunk
 
 T0 = 1000.0  # virtual time of the first command

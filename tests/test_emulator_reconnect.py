@@ -28,9 +28,7 @@ import serial
 import electrostim as es
 from electrostim.devices import DeviceState, P24, P24Emulator, RehaStim2, RehaStim2Emulator
 from electrostim.devices._framing import Frame
-from electrostim.devices._p24 import SM4_SERIAL
-from electrostim.devices._rehastim2 import SM2_SERIAL
-from electrostim.devices._sciencemode2 import (
+from electrostim.devices._sciencemode2.codec import (
     Sm2ChannelPulse,
     Sm2FrameDecoder,
     Sm2Init,
@@ -42,7 +40,8 @@ from electrostim.devices._sciencemode2 import (
     sm2_decode,
     sm2_encode,
 )
-from electrostim.devices._sciencemode4 import (
+from electrostim.devices._sciencemode2.driver import SM2_SERIAL
+from electrostim.devices._sciencemode4.codec import (
     Sm4FrameDecoder,
     Sm4MlChannel,
     Sm4MlInit,
@@ -53,6 +52,7 @@ from electrostim.devices._sciencemode4 import (
     sm4_decode,
     sm4_encode,
 )
+from electrostim.devices._sciencemode4.driver import SM4_SERIAL
 
 CLI = [sys.executable, "-m", "electrostim"]
 LABEL = "knee-1"

@@ -38,7 +38,7 @@ from electrostim.devices import (
     Sm4StimStatus,
 )
 from electrostim.devices._link import SerialLink
-from electrostim.devices._p24 import SM4_SERIAL, p24_points
+from electrostim.devices._sciencemode4.driver import SM4_SERIAL, p24_points
 from electrostim.session import Runner
 
 SAFE_STOP_S = 0.1

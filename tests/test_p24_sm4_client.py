@@ -109,7 +109,7 @@ from electrostim.devices import (
 from electrostim.devices import Sm4Codec
 from electrostim.devices._framing import Frame, ProtocolError, stuff
 from electrostim.devices._link import SerialLink
-from electrostim.devices._p24 import SM4_SERIAL
+from electrostim.devices._sciencemode4.driver import SM4_SERIAL
 
 #: the longest one client request may take (the emulator answers within a millisecond)
 STEP_S = 2.0

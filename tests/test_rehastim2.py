@@ -30,7 +30,7 @@ from pysciencemode import Channel, Device, Modes, Rehastim2
 import electrostim as es
 from electrostim.devices import DeviceState, OutputCommand, OutputState, RehaStim2, RehaStim2Emulator
 from electrostim.devices._framing import Frame
-from electrostim.devices._sciencemode2 import (
+from electrostim.devices._sciencemode2.codec import (
     Sm2ChannelPulse,
     Sm2FrameDecoder,
     Sm2GetStimulationMode,

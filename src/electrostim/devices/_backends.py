@@ -47,25 +47,25 @@ def _sim(port: str | None = None) -> "Stimulator":
 
 
 def _rehastim2(port: str) -> "Stimulator":
-    from ._rehastim2 import RehaStim2
+    from ._sciencemode2.driver import RehaStim2
 
     return RehaStim2(port)
 
 
 def _p24(port: str) -> "Stimulator":
-    from ._p24 import P24
+    from ._sciencemode4.driver import P24
 
     return P24(port)
 
 
 def _rehastim2_emulator(**options: Any) -> Any:
-    from ._rehastim2_emulator import RehaStim2Emulator
+    from ._sciencemode2.emulator import RehaStim2Emulator
 
     return RehaStim2Emulator(**options)
 
 
 def _p24_emulator(**options: Any) -> Any:
-    from ._p24_emulator import P24Emulator
+    from ._sciencemode4.emulator import P24Emulator
 
     return P24Emulator(**options)
 

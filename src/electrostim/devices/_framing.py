@@ -1,4 +1,4 @@
-"""Byte stuffing, checksums, field checks and frame splitting shared by the ScienceMode codecs.
+"""Byte stuffing, checksums, the message base and frame splitting shared by the ScienceMode codecs.
 
 Both HASOMED protocols wrap a packet the same way: a start byte ``F0``, a header of
 escaped bytes (``81, b ^ 55``: checksum and length), the byte-stuffed packet and a stop
@@ -8,9 +8,15 @@ always escaped, so *their* value bytes may be ``F0`` or ``0F``: a frame is found
 position (start, fixed-size header, stuffed bytes up to the stop byte), not by
 searching for delimiters alone.
 
-Everything here is pure: functions on bytes and one small state machine
-(:class:`FrameSplitter`, the base of the protocols' ``FrameDecoder``) that never does
-I/O and never starts a thread.
+Both declare their messages the same way, on :class:`Message`: a frozen dataclass
+with its command number, a range table its fields are checked against when it is
+built (:class:`Checked`), its data bytes both ways, and a registry per protocol from
+command number to message class; :class:`ResultAck` (an acknowledgement that is its
+result byte) and :class:`RawPacket` (a command without a class) are shared too.
+
+Everything here is pure: functions on bytes, the message base and one small state
+machine (:class:`FrameSplitter`, the base of the protocols' ``FrameDecoder``) that never
+does I/O and never starts a thread.
 
 Errors::
 
@@ -35,7 +41,7 @@ import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, ClassVar, NamedTuple, TypeVar
 
 from ..errors import ElectrostimError, InvalidInputError
 
@@ -192,6 +198,17 @@ def check_channels(owner: str, field: str, value: Any, lo: int, hi: int) -> tupl
     return tuple(sorted(out))
 
 
+def check_items(owner: str, field: str, value: Any, kind: type, lo: int, hi: int) -> tuple[Any, ...]:
+    """``lo`` to ``hi`` instances of ``kind`` (from any iterable but a string), as a tuple."""
+    allowed = f"{lo} to {hi} {kind.__name__} entries"
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+        raise field_error(owner, field, allowed, value)
+    items = tuple(value)
+    if not lo <= len(items) <= hi or not all(isinstance(x, kind) for x in items):
+        raise field_error(owner, field, allowed, items)
+    return items
+
+
 def channels_to_mask(channels: Iterable[int]) -> int:
     """Bit ``k - 1`` set for channel ``k``."""
     mask = 0
@@ -206,6 +223,176 @@ def mask_to_channels(mask: int) -> tuple[int, ...]:
 
 def to_signed(b: int) -> int:
     return b - 256 if b >= 128 else b
+
+
+# --------------------------------------------------------------------------- messages
+
+
+class Channels(NamedTuple):
+    """A range-table rule: distinct channel numbers ``lo`` to ``hi``, kept as a sorted tuple."""
+
+    lo: int
+    hi: int
+
+
+class Items(NamedTuple):
+    """A range-table rule: ``lo`` to ``hi`` instances of ``kind``, kept as a tuple."""
+
+    kind: type
+    lo: int
+    hi: int
+
+
+#: What a range table may say of a field: ``(lo, hi)`` (integers), an ``IntEnum`` (a
+#: member, given by value), ``bool``, :class:`Channels`, :class:`Items`, or for any
+#: other check a function ``(owner, field, value) -> value to keep`` that raises
+#: :class:`FieldRangeError` (see :func:`field_error`).
+Rule = tuple[int, int] | type[IntEnum] | type[bool] | Channels | Items | Callable[[str, str, Any], Any]
+
+
+def check_field(owner: str, field: str, value: Any, rule: Rule) -> Any:
+    """``value`` checked against one rule of a range table: the value to keep."""
+    if isinstance(rule, Channels):
+        return check_channels(owner, field, value, rule.lo, rule.hi)
+    if isinstance(rule, Items):
+        return check_items(owner, field, value, rule.kind, rule.lo, rule.hi)
+    if rule is bool:
+        return check_bool(owner, field, value)
+    if isinstance(rule, type) and issubclass(rule, IntEnum):
+        return check_enum(owner, field, value, rule)
+    if callable(rule):
+        return rule(owner, field, value)
+    lo, hi = rule
+    return check_int(owner, field, value, lo, hi)
+
+
+class Checked:
+    """A frozen dataclass whose fields are checked against its range table when built.
+
+    ``_ranges`` maps a field to its :data:`Rule`, in the order they are checked; the
+    field then holds the checked value (an int for an integral float, the enum member
+    for its value, a sorted tuple of channels, a value on its grid). A check that
+    depends on another field extends ``__post_init__`` after ``super().__post_init__()``.
+    A field error names the class.
+    """
+
+    _ranges: ClassVar[dict[str, Rule]] = {}
+
+    def __post_init__(self) -> None:
+        owner = type(self).__name__
+        for field, rule in self._ranges.items():
+            self._set(field, check_field(owner, field, getattr(self, field), rule))
+
+    def _set(self, field: str, value: Any) -> None:
+        """Set a field of the frozen instance (while it is being built)."""
+        object.__setattr__(self, field, value)
+
+
+class Message(Checked):
+    """Base of the messages of both ScienceMode codecs.
+
+    A message is a frozen dataclass whose field names carry their units, with:
+
+    * ``command``: its command number (a class constant);
+    * ``_ranges``: its range table, checked when it is built (:class:`Checked`);
+    * ``_data()`` and ``_from_data(data)``: the packet data after the command, both
+      ways (none by default);
+    * ``_check_documented()``: limits the encoder and the strict decoder enforce
+      beyond what construction checks (none by default).
+
+    A protocol's own base class holds ``messages``, its registry (command number →
+    message class, the table both directions use): every subclass with a ``command``
+    of its own enters it when it is defined, and a second class for one command is
+    refused. A command without a class decodes to the protocol's :class:`RawPacket`.
+    """
+
+    command: ClassVar[int]
+    messages: ClassVar[dict[int, type[Message]]]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        command = cls.__dict__.get("command")
+        if isinstance(command, int):
+            known = cls.messages.setdefault(command, cls)
+            if known is not cls:
+                raise TypeError(f"{cls.__name__}: command {command} already belongs to {known.__name__}")
+
+    def _data(self) -> bytes:
+        return b""
+
+    @classmethod
+    def _from_data(cls, data: bytes) -> Message:
+        cls._expect_length(data, 0)
+        return cls()
+
+    def _check_documented(self) -> None:
+        """Limits the encoder and the strict decoder enforce beyond what construction checks."""
+
+    @classmethod
+    def _expect_length(cls, data: bytes, n: int) -> None:
+        if len(data) != n:
+            raise ProtocolError(f"{cls.__name__} carries {n} data bytes, but the packet has {len(data)}",
+                                reason="data", data=data)
+
+
+class ResultAck(Message):
+    """An acknowledgement whose data is its result byte alone (``signed``: a signed byte)."""
+
+    result: IntEnum
+    signed: ClassVar[bool] = False
+
+    def _data(self) -> bytes:
+        return bytes([self.result & 0xFF])
+
+    @classmethod
+    def _from_data(cls, data: bytes) -> Message:
+        cls._expect_length(data, 1)
+        return cls(to_signed(data[0]) if cls.signed else data[0])  # type: ignore[call-arg]
+
+
+@dataclass(frozen=True)
+class RawPacket(Message):
+    """A packet whose command has no message class in its protocol: its data as sent.
+
+    A protocol's raw packet gives the command range in its range table and
+    ``max_data_bytes``; a command that has a class is refused (use that class).
+    """
+
+    command: int  # type: ignore[misc]
+    data: bytes = b""
+    max_data_bytes: ClassVar[int]
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        owner = type(self).__name__
+        if self.command in self.messages:
+            raise field_error(owner, "command", "a command number without its own message class "
+                              f"(use {self.messages[self.command].__name__})", self.command)
+        n = self.max_data_bytes
+        if not isinstance(self.data, (bytes, bytearray)) or len(self.data) > n:
+            raise field_error(owner, "data", f"bytes, at most {n}", self.data)
+        self._set("data", bytes(self.data))
+
+    def _data(self) -> bytes:
+        return self.data
+
+    @classmethod
+    def parse(cls, command: int, data: bytes, frame: bytes, *, documented: bool = True) -> Message:
+        """The message one packet of this protocol carries: its command's class, else a raw packet.
+
+        With ``documented`` the message must also keep the documented limits. Every
+        error is a :class:`ProtocolError` about ``frame`` that names the command.
+        """
+        known = cls.messages.get(command)
+        try:
+            message = cls(command, data) if known is None else known._from_data(data)
+            if documented:
+                message._check_documented()
+        except FieldRangeError as exc:
+            raise ProtocolError(f"command {command}: {exc}", reason="data", data=bytes(frame)) from exc
+        except ProtocolError as exc:
+            raise ProtocolError(f"command {command}: {exc}", reason=exc.reason, data=bytes(frame)) from None
+        return message
 
 
 # --------------------------------------------------------------------------- stuffing and CRCs

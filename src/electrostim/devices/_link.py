@@ -1,6 +1,6 @@
 """The serial side of a ScienceMode stimulator: a port, a reader thread, and requests that wait for their acknowledgement.
 
-The codecs (:mod:`._sciencemode2`, :mod:`._sciencemode4`) are pure; this module adds the
+The codecs (:mod:`._sciencemode2.codec`, :mod:`._sciencemode4.codec`) are pure; this module adds the
 transport and the threads. A :class:`SerialLink` owns one serial port (pyserial: a
 device path, or any URL pyserial opens) and one reader thread that splits the incoming
 bytes into frames and decodes them:

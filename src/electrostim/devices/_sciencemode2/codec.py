@@ -7,11 +7,12 @@ Frame (``reference/sciencemode.md``)::
 
 LEN is the length of the stuffed body and CRC its CRC-8 (:func:`crc8`). Multi-byte
 fields are sent most significant byte first; results and error codes are signed bytes.
-Messages are frozen dataclasses whose field names carry their units; they check their
-fields when built and raise :class:`FieldRangeError` naming the field, the allowed
-range and the value. :func:`sm2_encode` turns one into a frame, :func:`sm2_decode` a
-frame into ``(packet_number, message)``, and :class:`Sm2FrameDecoder` finds frames in
-a byte stream.
+Messages are frozen dataclasses on the message base both codecs share
+(:class:`~.._framing.Message`): their field names carry their units, and they check
+their fields against their range table when built, raising :class:`FieldRangeError`
+naming the field, the allowed range and the value. :func:`sm2_encode` turns one into
+a frame, :func:`sm2_decode` a frame into ``(packet_number, message)``, and
+:class:`Sm2FrameDecoder` finds frames in a byte stream.
 
 =======  ==============================  ==========================================
 command  message                         data bytes
@@ -80,17 +81,20 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any, ClassVar
 
-from ._framing import (
+from .._framing import (
     START,
     STOP,
+    Channels,
+    Checked,
     DecodedPacket,
-    FieldRangeError,
     FrameSplitter,
+    Items,
+    Message,
     ProtocolError,
+    RawPacket,
+    ResultAck,
     channels_to_mask,
-    check_channels,
     check_delimiters,
-    check_enum,
     check_int,
     crc8,
     escaped_header,
@@ -286,48 +290,19 @@ def sm2_main_interval_ms(code: int) -> float | None:
 # --------------------------------------------------------------------------- messages
 
 
-class _Sm2Message:
-    """Base of the ScienceMode2 messages: no data."""
+class _Sm2Message(Message):
+    """Base of the ScienceMode2 messages: their registry."""
 
-    command: ClassVar[int]
-
-    def _data(self) -> bytes:
-        return b""
-
-    @classmethod
-    def _from_data(cls, data: bytes) -> _Sm2Message:
-        _expect_length(cls, data, 0)
-        return cls()
-
-    def _check_documented(self) -> None:
-        """Limits the encoder and the strict decoder enforce beyond what construction checks."""
+    messages: ClassVar[dict[int, type[Message]]] = {}
 
 
-def _expect_length(cls: type, data: bytes, n: int) -> None:
-    if len(data) != n:
-        raise ProtocolError(f"{cls.__name__} carries {n} data bytes, but the packet has {len(data)}",
-                            reason="data", data=data)
-
-
-def _set(obj: object, name: str, value: Any) -> None:
-    object.__setattr__(obj, name, value)
-
-
-class _ResultAck(_Sm2Message):
+@dataclass(frozen=True)
+class _ResultAck(ResultAck, _Sm2Message):
     """An acknowledgement whose data is one signed result byte."""
 
-    result: Sm2Result
-
-    def __post_init__(self) -> None:
-        _set(self, "result", check_enum(type(self).__name__, "result", self.result, Sm2Result))
-
-    def _data(self) -> bytes:
-        return bytes([self.result & 0xFF])
-
-    @classmethod
-    def _from_data(cls, data: bytes) -> _Sm2Message:
-        _expect_length(cls, data, 1)
-        return cls(to_signed(data[0]))  # type: ignore[call-arg]
+    result: Sm2Result = Sm2Result.OK
+    signed = True
+    _ranges = {"result": Sm2Result}
 
 
 @dataclass(frozen=True)
@@ -336,36 +311,24 @@ class Sm2Init(_Sm2Message):
 
     protocol_version: int = 1
     command: ClassVar[int] = Sm2Command.INIT
-
-    def __post_init__(self) -> None:
-        _set(self, "protocol_version", check_int("Sm2Init", "protocol_version", self.protocol_version, 0, 255))
+    _ranges = {"protocol_version": SM2_LIMITS["byte"]}
 
     def _data(self) -> bytes:
         return bytes([self.protocol_version])
 
     @classmethod
     def _from_data(cls, data: bytes) -> Sm2Init:
-        _expect_length(cls, data, 1)
+        cls._expect_length(data, 1)
         return cls(data[0])
 
 
 @dataclass(frozen=True)
-class Sm2InitAck(_Sm2Message):
+class Sm2InitAck(_ResultAck):
     """InitAck (PC → device): 0 ok, -5 incompatible protocol version."""
 
     result: Sm2InitResult = Sm2InitResult.OK
     command: ClassVar[int] = Sm2Command.INIT_ACK
-
-    def __post_init__(self) -> None:
-        _set(self, "result", check_enum("Sm2InitAck", "result", self.result, Sm2InitResult))
-
-    def _data(self) -> bytes:
-        return bytes([self.result & 0xFF])
-
-    @classmethod
-    def _from_data(cls, data: bytes) -> Sm2InitAck:
-        _expect_length(cls, data, 1)
-        return cls(to_signed(data[0]))
+    _ranges = {"result": Sm2InitResult}
 
 
 @dataclass(frozen=True)
@@ -374,16 +337,14 @@ class Sm2UnknownCommand(_Sm2Message):
 
     unknown_command: int
     command: ClassVar[int] = Sm2Command.UNKNOWN_COMMAND
-
-    def __post_init__(self) -> None:
-        _set(self, "unknown_command", check_int("Sm2UnknownCommand", "unknown_command", self.unknown_command, 0, 255))
+    _ranges = {"unknown_command": SM2_LIMITS["byte"]}
 
     def _data(self) -> bytes:
         return bytes([self.unknown_command])
 
     @classmethod
     def _from_data(cls, data: bytes) -> Sm2UnknownCommand:
-        _expect_length(cls, data, 1)
+        cls._expect_length(data, 1)
         return cls(data[0])
 
 
@@ -408,18 +369,32 @@ class Sm2GetStimulationModeAck(_Sm2Message):
     result: Sm2Result = Sm2Result.OK
     mode: Sm2StimulationMode = Sm2StimulationMode.START
     command: ClassVar[int] = Sm2Command.GET_STIMULATION_MODE_ACK
-
-    def __post_init__(self) -> None:
-        _set(self, "result", check_enum("Sm2GetStimulationModeAck", "result", self.result, Sm2Result))
-        _set(self, "mode", check_enum("Sm2GetStimulationModeAck", "mode", self.mode, Sm2StimulationMode))
+    _ranges = {"result": Sm2Result, "mode": Sm2StimulationMode}
 
     def _data(self) -> bytes:
         return bytes([self.result & 0xFF, self.mode])
 
     @classmethod
     def _from_data(cls, data: bytes) -> Sm2GetStimulationModeAck:
-        _expect_length(cls, data, 2)
+        cls._expect_length(data, 2)
         return cls(to_signed(data[0]), data[1])
+
+
+def _channel_execution(owner: str, field: str, value: Any) -> int:
+    if value not in SM2_LIMITS["channel_execution"] or isinstance(value, bool):
+        raise field_error(owner, field, "0 (fixed 1.5 ms slots)", value)
+    return int(value)
+
+
+def _on_grid(owner: str, field: str, value: Any) -> float:
+    """An interval on its code's grid: any code, documented or not."""
+    offset, step, lo, hi, _ = SM2_LIMITS[field]
+    return offset + step * grid_code(owner, field, value, offset, step, lo, hi)
+
+
+def _on_grid_or_one_shot(owner: str, field: str, value: Any) -> float | None:
+    """A main interval on its code's grid, or None for one-shot mode."""
+    return None if value is None else _on_grid(owner, field, value)
 
 
 @dataclass(frozen=True)
@@ -457,25 +432,14 @@ class Sm2InitChannelListMode(_Sm2Message):
     low_frequency_channels: tuple[int, ...] = ()
     channel_execution: int = 0
     command: ClassVar[int] = Sm2Command.INIT_CHANNEL_LIST_MODE
-
-    def __post_init__(self) -> None:
-        owner = "Sm2InitChannelListMode"
-        lo, hi = SM2_LIMITS["channel"]
-        _set(self, "active_channels", check_channels(owner, "active_channels", self.active_channels, lo, hi))
-        _set(self, "low_frequency_channels",
-             check_channels(owner, "low_frequency_channels", self.low_frequency_channels, lo, hi))
-        _set(self, "low_frequency_factor",
-             check_int(owner, "low_frequency_factor", self.low_frequency_factor, *SM2_LIMITS["low_frequency_factor"]))
-        if self.channel_execution not in SM2_LIMITS["channel_execution"] or isinstance(self.channel_execution, bool):
-            raise field_error(owner, "channel_execution", "0 (fixed 1.5 ms slots)", self.channel_execution)
-        _set(self, "channel_execution", int(self.channel_execution))
-        offset, step, clo, chi, _ = SM2_LIMITS["inter_pulse_interval_ms"]
-        c = grid_code(owner, "inter_pulse_interval_ms", self.inter_pulse_interval_ms, offset, step, clo, chi)
-        _set(self, "inter_pulse_interval_ms", offset + step * c)
-        if self.main_interval_ms is not None:
-            offset, step, clo, chi, _ = SM2_LIMITS["main_interval_ms"]
-            c = grid_code(owner, "main_interval_ms", self.main_interval_ms, offset, step, clo, chi)
-            _set(self, "main_interval_ms", offset + step * c)
+    _ranges = {
+        "active_channels": Channels(*SM2_LIMITS["channel"]),
+        "low_frequency_channels": Channels(*SM2_LIMITS["channel"]),
+        "low_frequency_factor": SM2_LIMITS["low_frequency_factor"],
+        "channel_execution": _channel_execution,
+        "inter_pulse_interval_ms": _on_grid,
+        "main_interval_ms": _on_grid_or_one_shot,
+    }
 
     def _check_documented(self) -> None:
         sm2_inter_pulse_interval_code(self.inter_pulse_interval_ms)
@@ -496,7 +460,7 @@ class Sm2InitChannelListMode(_Sm2Message):
 
     @classmethod
     def _from_data(cls, data: bytes) -> Sm2InitChannelListMode:
-        _expect_length(cls, data, 7)
+        cls._expect_length(data, 7)
         return cls(
             active_channels=mask_to_channels(data[1]),
             main_interval_ms=sm2_main_interval_ms(data[4] << 8 | data[5]),
@@ -511,12 +475,11 @@ class Sm2InitChannelListMode(_Sm2Message):
 class Sm2InitChannelListModeAck(_ResultAck):
     """InitChannelListModeAck (device → PC)."""
 
-    result: Sm2Result = Sm2Result.OK
     command: ClassVar[int] = Sm2Command.INIT_CHANNEL_LIST_MODE_ACK
 
 
 @dataclass(frozen=True)
-class Sm2ChannelPulse:
+class Sm2ChannelPulse(Checked):
     """One channel's entry in StartChannelListMode.
 
     Parameters
@@ -532,12 +495,11 @@ class Sm2ChannelPulse:
     pulse_width_us: int
     current_ma: int
     mode: Sm2PulseMode = Sm2PulseMode.SINGLE
-
-    def __post_init__(self) -> None:
-        owner = "Sm2ChannelPulse"
-        _set(self, "pulse_width_us", check_int(owner, "pulse_width_us", self.pulse_width_us, *SM2_LIMITS["pulse_width_us"]))
-        _set(self, "current_ma", check_int(owner, "current_ma", self.current_ma, *SM2_LIMITS["current_ma"]))
-        _set(self, "mode", check_enum(owner, "mode", self.mode, Sm2PulseMode))
+    _ranges = {
+        "pulse_width_us": SM2_LIMITS["pulse_width_us"],
+        "current_ma": SM2_LIMITS["current_ma"],
+        "mode": Sm2PulseMode,
+    }
 
 
 @dataclass(frozen=True)
@@ -550,16 +512,7 @@ class Sm2StartChannelListMode(_Sm2Message):
 
     pulses: tuple[Sm2ChannelPulse, ...]
     command: ClassVar[int] = Sm2Command.START_CHANNEL_LIST_MODE
-
-    def __post_init__(self) -> None:
-        lo, hi = SM2_LIMITS["channel_list_entries"]
-        allowed = f"{lo} to {hi} Sm2ChannelPulse entries"
-        if isinstance(self.pulses, (str, bytes)) or not hasattr(self.pulses, "__iter__"):
-            raise field_error("Sm2StartChannelListMode", "pulses", allowed, self.pulses)
-        pulses = tuple(self.pulses)
-        if not lo <= len(pulses) <= hi or not all(isinstance(p, Sm2ChannelPulse) for p in pulses):
-            raise field_error("Sm2StartChannelListMode", "pulses", allowed, pulses)
-        _set(self, "pulses", pulses)
+    _ranges = {"pulses": Items(Sm2ChannelPulse, *SM2_LIMITS["channel_list_entries"])}
 
     def _data(self) -> bytes:
         out = bytearray()
@@ -580,7 +533,6 @@ class Sm2StartChannelListMode(_Sm2Message):
 class Sm2StartChannelListModeAck(_ResultAck):
     """StartChannelListModeAck (device → PC)."""
 
-    result: Sm2Result = Sm2Result.OK
     command: ClassVar[int] = Sm2Command.START_CHANNEL_LIST_MODE_ACK
 
 
@@ -595,7 +547,6 @@ class Sm2StopChannelListMode(_Sm2Message):
 class Sm2StopChannelListModeAck(_ResultAck):
     """StopChannelListModeAck (device → PC)."""
 
-    result: Sm2Result = Sm2Result.OK
     command: ClassVar[int] = Sm2Command.STOP_CHANNEL_LIST_MODE_ACK
 
 
@@ -610,19 +561,18 @@ class Sm2SinglePulse(_Sm2Message):
     pulse_width_us: int
     current_ma: int
     command: ClassVar[int] = Sm2Command.SINGLE_PULSE
-
-    def __post_init__(self) -> None:
-        owner = "Sm2SinglePulse"
-        _set(self, "channel", check_int(owner, "channel", self.channel, *SM2_LIMITS["channel"]))
-        _set(self, "pulse_width_us", check_int(owner, "pulse_width_us", self.pulse_width_us, *SM2_LIMITS["pulse_width_us"]))
-        _set(self, "current_ma", check_int(owner, "current_ma", self.current_ma, *SM2_LIMITS["current_ma"]))
+    _ranges = {
+        "channel": SM2_LIMITS["channel"],
+        "pulse_width_us": SM2_LIMITS["pulse_width_us"],
+        "current_ma": SM2_LIMITS["current_ma"],
+    }
 
     def _data(self) -> bytes:
         return bytes([self.channel - 1, self.pulse_width_us >> 8, self.pulse_width_us & 0xFF, self.current_ma])
 
     @classmethod
     def _from_data(cls, data: bytes) -> Sm2SinglePulse:
-        _expect_length(cls, data, 4)
+        cls._expect_length(data, 4)
         if data[0] > 7:
             raise ProtocolError(f"Sm2SinglePulse channel byte {data[0]} is not 0-7", reason="data", data=data)
         return cls(channel=data[0] + 1, pulse_width_us=data[1] << 8 | data[2], current_ma=data[3])
@@ -632,7 +582,6 @@ class Sm2SinglePulse(_Sm2Message):
 class Sm2SinglePulseAck(_ResultAck):
     """SinglePulseAck (device → PC)."""
 
-    result: Sm2Result = Sm2Result.OK
     command: ClassVar[int] = Sm2Command.SINGLE_PULSE_ACK
 
 
@@ -642,28 +591,20 @@ class Sm2StimulationError(_Sm2Message):
 
     error: Sm2StimulationErrorCode
     command: ClassVar[int] = Sm2Command.STIMULATION_ERROR
-
-    def __post_init__(self) -> None:
-        _set(self, "error", check_enum("Sm2StimulationError", "error", self.error, Sm2StimulationErrorCode))
+    _ranges = {"error": Sm2StimulationErrorCode}
 
     def _data(self) -> bytes:
         return bytes([self.error & 0xFF])
 
     @classmethod
     def _from_data(cls, data: bytes) -> Sm2StimulationError:
-        _expect_length(cls, data, 1)
+        cls._expect_length(data, 1)
         return cls(to_signed(data[0]))
 
 
-#: Command number → message class: the table both directions use.
-SM2_MESSAGES: dict[int, type] = {
-    cls.command: cls
-    for cls in (
-        Sm2Init, Sm2InitAck, Sm2UnknownCommand, Sm2Watchdog, Sm2GetStimulationMode, Sm2GetStimulationModeAck,
-        Sm2InitChannelListMode, Sm2InitChannelListModeAck, Sm2StartChannelListMode, Sm2StartChannelListModeAck,
-        Sm2StopChannelListMode, Sm2StopChannelListModeAck, Sm2SinglePulse, Sm2SinglePulseAck, Sm2StimulationError,
-    )
-}
+#: Command number → message class: the table both directions use (every message class
+#: above entered it when it was defined).
+SM2_MESSAGES: dict[int, type[Message]] = _Sm2Message.messages
 
 #: Lenient decoding: command byte received → command meant (only where the byte is no command).
 _QUIRK_COMMANDS = {alt: meant for meant, alt in SM2_PYSCIENCEMODE_ALTERED.items()
@@ -671,27 +612,14 @@ _QUIRK_COMMANDS = {alt: meant for meant, alt in SM2_PYSCIENCEMODE_ALTERED.items(
 
 
 @dataclass(frozen=True)
-class Sm2RawPacket(_Sm2Message):
+class Sm2RawPacket(RawPacket, _Sm2Message):
     """A packet whose command this codec has no layout for (e.g. the Motomed commands).
 
     ``command`` may not be one of :data:`SM2_MESSAGES` (use that message's class).
     """
 
-    command: int  # type: ignore[misc]
-    data: bytes = b""
-
-    def __post_init__(self) -> None:
-        c = check_int("Sm2RawPacket", "command", self.command, 0, 255)
-        if c in SM2_MESSAGES:
-            raise field_error("Sm2RawPacket", "command", "a command number without its own message class "
-                              f"(use {SM2_MESSAGES[c].__name__})", c)
-        _set(self, "command", c)
-        if not isinstance(self.data, (bytes, bytearray)) or len(self.data) > SM2_LIMITS["data_bytes_max"]:
-            raise field_error("Sm2RawPacket", "data", f"bytes, at most {SM2_LIMITS['data_bytes_max']}", self.data)
-        _set(self, "data", bytes(self.data))
-
-    def _data(self) -> bytes:
-        return self.data
+    _ranges = {"command": SM2_LIMITS["byte"]}
+    max_data_bytes = SM2_LIMITS["data_bytes_max"]
 
 
 # --------------------------------------------------------------------------- frames
@@ -784,16 +712,7 @@ def sm2_decode(frame: bytes, *, lenient: bool = False) -> DecodedPacket:
     pn, command, data = body[0], body[1], body[2:]
     if lenient:
         command = _QUIRK_COMMANDS.get(command, command)
-    cls = SM2_MESSAGES.get(command)
-    try:
-        message = Sm2RawPacket(command, data) if cls is None else cls._from_data(data)
-        if not lenient:
-            message._check_documented()
-    except FieldRangeError as exc:
-        raise ProtocolError(f"command {command}: {exc}", reason="data", data=bytes(frame)) from exc
-    except ProtocolError as exc:
-        raise ProtocolError(f"command {command}: {exc}", reason=exc.reason, data=bytes(frame)) from None
-    return DecodedPacket(pn, message)
+    return DecodedPacket(pn, Sm2RawPacket.parse(command, data, frame, documented=not lenient))
 
 
 class Sm2FrameDecoder(FrameSplitter):

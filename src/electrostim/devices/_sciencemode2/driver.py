@@ -5,7 +5,7 @@ the stimulation mode and stop a channel list left running. Configure:
 InitChannelListMode with the program's outputs on channels 1..n (in the program's
 order), its repetition period as the main interval, and doublets or triplets for
 bursts of 2 or 3 pulses. Start and every change: StartChannelListMode with each
-channel's current and width (see :mod:`._hardware` for how they follow the schedule).
+channel's current and width (see :mod:`.._hardware` for how they follow the schedule).
 Stop: StopChannelListMode. A Watchdog goes out whenever the link was quiet for 0.5 s
 (the device drops it after 1.2 s). Every request waits at most 100 ms for its
 acknowledgement.
@@ -21,11 +21,12 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ..safety import ApprovedPlan
-from ._framing import DecodedPacket, FieldRangeError
-from ._hardware import OutputCommand, SerialStimulator
-from ._link import SerialLink
-from ._sciencemode2 import (
+from ...safety import ApprovedPlan
+from .._framing import DecodedPacket, FieldRangeError
+from .._hardware import OutputCommand, SerialStimulator
+from .._link import SerialLink
+from .._stimulator import DeviceError
+from .codec import (
     Sm2ChannelPulse,
     Sm2FrameDecoder,
     Sm2GetStimulationMode,
@@ -49,7 +50,6 @@ from ._sciencemode2 import (
     sm2_decode,
     sm2_encode,
 )
-from ._stimulator import DeviceError
 
 __all__ = ["RehaStim2", "SM2_SERIAL", "Sm2Codec"]
 
@@ -74,7 +74,7 @@ _RESULTS = {
 
 
 class Sm2Codec:
-    """ScienceMode2 for a :class:`~._link.SerialLink`."""
+    """ScienceMode2 for a :class:`~.._link.SerialLink`."""
 
     name = "RehaStim2"
     packet_numbers = 256

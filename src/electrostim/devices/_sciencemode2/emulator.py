@@ -15,7 +15,7 @@ It behaves as ``reference/sciencemode.md`` describes the device:
 * :meth:`RehaStim2Emulator.electrode_error` stops the outputs, returns to start mode
   and sends StimulationError -2, as the device does when its test impulse fails.
 
-Every pulse it emits is recorded (:meth:`~._emulator.PtyEmulator.emitted`), with
+Every pulse it emits is recorded (:meth:`~.._emulator.PtyEmulator.emitted`), with
 these rules for the timing the public description leaves open:
 
 * **Channel list mode.** The period timing starts when the first StartChannelListMode
@@ -41,11 +41,11 @@ these rules for the timing the public description leaves open:
   negative: compare magnitudes, or the sign after mapping the pads to the leads. A
   channel at 0 mA emits nothing (its slot stays). Test impulses are not recorded.
 * StopChannelListMode, a watchdog drop, an electrode error and
-  :meth:`~._emulator.PtyEmulator.vanish` end every pulse from that moment (a pulse
+  :meth:`~.._emulator.PtyEmulator.vanish` end every pulse from that moment (a pulse
   already started is whole).
 
 It decodes leniently (what the pysciencemode client sends is understood where the
-meaning is unambiguous; see :func:`~._sciencemode2.sm2_decode`).
+meaning is unambiguous; see :func:`~.codec.sm2_decode`).
 """
 
 from __future__ import annotations
@@ -53,10 +53,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ._emitted import Pulse
-from ._emulator import OutputState, PtyEmulator
-from ._framing import ProtocolError, unstuff
-from ._sciencemode2 import (
+from .._emitted import Pulse
+from .._emulator import OutputState, PtyEmulator
+from .._framing import ProtocolError, unstuff
+from .codec import (
     Sm2FrameDecoder,
     Sm2GetStimulationMode,
     Sm2GetStimulationModeAck,

@@ -25,8 +25,9 @@ Two details are settled by that code: bit 0 of the mid-level period word is
 ``double_period_accuracy`` (the 15-bit code then counts 0.25 ms), and a low-level
 channel configuration with stimulation disabled carries no points whatever its point
 count says. Correct a layout in that one table (and the bit
-tables beside it). Command numbers without a message class here decode to
-:class:`Sm4RawPacket`.
+tables beside it). Messages are declared on the message base both codecs share
+(:class:`~.._framing.Message`); command numbers without a message class here decode
+to :class:`Sm4RawPacket`.
 
 Examples
 --------
@@ -45,18 +46,22 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any, ClassVar
 
-from ._framing import (
+from .._framing import (
     START,
     STOP,
+    Channels,
+    Checked,
     DecodedPacket,
-    FieldRangeError,
     FrameSplitter,
+    Items,
+    Message,
     ProtocolError,
+    RawPacket,
+    ResultAck,
     channels_to_mask,
-    check_bool,
-    check_channels,
     check_delimiters,
     check_enum,
+    check_field,
     check_int,
     crc16_xmodem,
     escaped_header,
@@ -277,10 +282,6 @@ SM4_LAYOUT: dict[str, tuple[int, str]] = {
 _DATA_SELECTION_CHANNELS = 4
 
 
-def _set(obj: object, name: str, value: Any) -> None:
-    object.__setattr__(obj, name, value)
-
-
 def _bits(word: int, lowest: int, width: int) -> int:
     return (word >> lowest) & ((1 << width) - 1)
 
@@ -341,7 +342,7 @@ def sm4_period_ms(code: int, *, double_period_accuracy: bool = False) -> float:
 
 
 @dataclass(frozen=True)
-class Sm4Point:
+class Sm4Point(Checked):
     """One point of a pulse shape: hold ``current_ma`` for ``pulse_width_us``.
 
     Parameters
@@ -357,13 +358,11 @@ class Sm4Point:
     pulse_width_us: int
     current_ma: float
     interpolation: int = 0
-
-    def __post_init__(self) -> None:
-        _set(self, "pulse_width_us", check_int("Sm4Point", "pulse_width_us", self.pulse_width_us,
-                                                *SM4_LIMITS["pulse_width_us"]))
-        _set(self, "current_ma", sm4_current_ma(sm4_current_code(self.current_ma)))
-        _set(self, "interpolation", check_int("Sm4Point", "interpolation", self.interpolation,
-                                               *SM4_LIMITS["interpolation"]))
+    _ranges = {
+        "pulse_width_us": SM4_LIMITS["pulse_width_us"],
+        "current_ma": lambda owner, field, value: sm4_current_ma(sm4_current_code(value)),
+        "interpolation": SM4_LIMITS["interpolation"],
+    }
 
     def negated(self) -> Sm4Point:
         """The same point with the opposite current (the second phase of a biphasic pulse)."""
@@ -390,15 +389,8 @@ class Sm4Point:
         return cls(values["pulse_width_us"], sm4_current_ma(values["current_code"]), values["interpolation"])
 
 
-def _check_points(owner: str, points: Any, lo: int) -> tuple[Sm4Point, ...]:
-    hi = SM4_LIMITS["points"][1]
-    allowed = f"{lo} to {hi} Sm4Point entries"
-    if isinstance(points, (str, bytes)) or not hasattr(points, "__iter__"):
-        raise field_error(owner, "points", allowed, points)
-    pts = tuple(points)
-    if not lo <= len(pts) <= hi or not all(isinstance(p, Sm4Point) for p in pts):
-        raise field_error(owner, "points", allowed, pts)
-    return pts
+#: The range-table rule of a pulse shape: 1 to 16 points.
+_POINTS = Items(Sm4Point, *SM4_LIMITS["points"])
 
 
 def _read_points(data: bytes, index: int, n: int) -> tuple[tuple[Sm4Point, ...], int]:
@@ -410,7 +402,7 @@ def _read_points(data: bytes, index: int, n: int) -> tuple[tuple[Sm4Point, ...],
 
 
 @dataclass(frozen=True)
-class Sm4MlChannel:
+class Sm4MlChannel(Checked):
     """One channel of a mid-level update.
 
     Parameters
@@ -434,56 +426,35 @@ class Sm4MlChannel:
     points: tuple[Sm4Point, ...]
     ramp: int = 0
     double_period_accuracy: bool = False
+    _ranges = {
+        "channel": SM4_LIMITS["ml_channel"],
+        "double_period_accuracy": bool,
+        "points": _POINTS,
+        "ramp": SM4_LIMITS["ramp"],
+    }
 
     def __post_init__(self) -> None:
-        _set(self, "channel", check_int("Sm4MlChannel", "channel", self.channel, *SM4_LIMITS["ml_channel"]))
-        _set(self, "double_period_accuracy", check_bool("Sm4MlChannel", "double_period_accuracy",
-                                                        self.double_period_accuracy))
+        super().__post_init__()
         fine = self.double_period_accuracy
-        _set(self, "period_ms", sm4_period_ms(sm4_period_code(self.period_ms, double_period_accuracy=fine),
-                                              double_period_accuracy=fine))
-        _set(self, "points", _check_points("Sm4MlChannel", self.points, 1))
-        _set(self, "ramp", check_int("Sm4MlChannel", "ramp", self.ramp, *SM4_LIMITS["ramp"]))
+        self._set("period_ms", sm4_period_ms(sm4_period_code(self.period_ms, double_period_accuracy=fine),
+                                             double_period_accuracy=fine))
 
 
 # --------------------------------------------------------------------------- messages
 
 
-class _Sm4Message:
-    """Base of the ScienceMode4 messages: no data."""
+class _Sm4Message(Message):
+    """Base of the ScienceMode4 messages: their registry."""
 
-    command: ClassVar[int]
-
-    def _data(self) -> bytes:
-        return b""
-
-    @classmethod
-    def _from_data(cls, data: bytes) -> _Sm4Message:
-        _expect_length(cls, data, 0)
-        return cls()
+    messages: ClassVar[dict[int, type[Message]]] = {}
 
 
-def _expect_length(cls: type, data: bytes, n: int) -> None:
-    if len(data) != n:
-        raise ProtocolError(f"{cls.__name__} carries {n} data bytes, but the packet has {len(data)}",
-                            reason="data", data=data)
-
-
-class _ResultAck(_Sm4Message):
+@dataclass(frozen=True)
+class _ResultAck(ResultAck, _Sm4Message):
     """An acknowledgement whose data is one result byte."""
 
-    result: Sm4Result
-
-    def __post_init__(self) -> None:
-        _set(self, "result", check_enum(type(self).__name__, "result", self.result, Sm4Result))
-
-    def _data(self) -> bytes:
-        return bytes([self.result])
-
-    @classmethod
-    def _from_data(cls, data: bytes) -> _Sm4Message:
-        _expect_length(cls, data, 1)
-        return cls(data[0])  # type: ignore[call-arg]
+    result: Sm4Result = Sm4Result.OK
+    _ranges = {"result": Sm4Result}
 
 
 @dataclass(frozen=True)
@@ -492,17 +463,14 @@ class Sm4LlInit(_Sm4Message):
 
     high_voltage_level: int = 0
     command: ClassVar[int] = Sm4Command.LL_INIT
-
-    def __post_init__(self) -> None:
-        _set(self, "high_voltage_level", check_int("Sm4LlInit", "high_voltage_level", self.high_voltage_level,
-                                                    *SM4_LIMITS["high_voltage_level"]))
+    _ranges = {"high_voltage_level": SM4_LIMITS["high_voltage_level"]}
 
     def _data(self) -> bytes:
         return bytes([self.high_voltage_level << 1])
 
     @classmethod
     def _from_data(cls, data: bytes) -> Sm4LlInit:
-        _expect_length(cls, data, 1)
+        cls._expect_length(data, 1)
         if data[0] & ~0x0E:
             raise ProtocolError(f"Sm4LlInit byte {data[0]:#04x} has bits set outside the high voltage level "
                                 f"(measurement is not modelled)", reason="data", data=data)
@@ -513,7 +481,6 @@ class Sm4LlInit(_Sm4Message):
 class Sm4LlInitAck(_ResultAck):
     """Low-level init acknowledgement."""
 
-    result: Sm4Result = Sm4Result.OK
     command: ClassVar[int] = Sm4Command.LL_INIT_ACK
 
 
@@ -532,18 +499,17 @@ class Sm4LlChannelConfig(_Sm4Message):
     enable_stimulation: bool = True
     connector: int = 0
     command: ClassVar[int] = Sm4Command.LL_CHANNEL_CONFIG
+    _ranges = {"channel": SM4_LIMITS["ll_channel"], "enable_stimulation": bool, "connector": (0, 1)}
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         owner = "Sm4LlChannelConfig"
-        _set(self, "channel", check_int(owner, "channel", self.channel, *SM4_LIMITS["ll_channel"]))
-        _set(self, "enable_stimulation", check_bool(owner, "enable_stimulation", self.enable_stimulation))
-        _set(self, "connector", check_int(owner, "connector", self.connector, 0, 1))
         if self.enable_stimulation:
-            _set(self, "points", _check_points(owner, self.points, 1))
+            self._set("points", check_field(owner, "points", self.points, _POINTS))
         elif self.points:
             raise field_error(owner, "points", "no points when enable_stimulation is False", self.points)
         else:
-            _set(self, "points", ())
+            self._set("points", ())
 
     def _data(self) -> bytes:
         n = len(self.points) - 1 if self.points else 0
@@ -559,7 +525,7 @@ class Sm4LlChannelConfig(_Sm4Message):
         points: tuple[Sm4Point, ...] = ()
         if enable or len(data) > 1:  # points: always when enabled; when disabled, the count's worth or none
             sent, end = _read_points(data, 1, (head & 0x0F) + 1)
-            _expect_length(cls, data, end)
+            cls._expect_length(data, end)
             if enable:
                 points = sent  # a disabled channel emits nothing: its points, if sent, mean nothing
         return cls(channel=(head >> 5 & 3) + 1, points=points, enable_stimulation=enable, connector=head >> 4 & 1)
@@ -573,19 +539,14 @@ class Sm4LlChannelConfigAck(_Sm4Message):
     channel: int = 1
     connector: int = 0
     command: ClassVar[int] = Sm4Command.LL_CHANNEL_CONFIG_ACK
-
-    def __post_init__(self) -> None:
-        owner = "Sm4LlChannelConfigAck"
-        _set(self, "result", check_enum(owner, "result", self.result, Sm4Result))
-        _set(self, "channel", check_int(owner, "channel", self.channel, *SM4_LIMITS["ll_channel"]))
-        _set(self, "connector", check_int(owner, "connector", self.connector, 0, 1))
+    _ranges = {"result": Sm4Result, "channel": SM4_LIMITS["ll_channel"], "connector": (0, 1)}
 
     def _data(self) -> bytes:
         return bytes([self.result, self.connector << 4 | (self.channel - 1), 0])
 
     @classmethod
     def _from_data(cls, data: bytes) -> Sm4LlChannelConfigAck:
-        _expect_length(cls, data, 3)
+        cls._expect_length(data, 3)
         if data[1] & 0xEC or data[2]:
             raise ProtocolError("Sm4LlChannelConfigAck: reserved bits or a measurement (not modelled)",
                                 reason="data", data=data)
@@ -603,7 +564,6 @@ class Sm4LlStop(_Sm4Message):
 class Sm4LlStopAck(_ResultAck):
     """Low-level stop acknowledgement."""
 
-    result: Sm4Result = Sm4Result.OK
     command: ClassVar[int] = Sm4Command.LL_STOP_ACK
 
 
@@ -613,17 +573,14 @@ class Sm4MlInit(_Sm4Message):
 
     stop_all_channels_on_error: bool = False
     command: ClassVar[int] = Sm4Command.ML_INIT
-
-    def __post_init__(self) -> None:
-        _set(self, "stop_all_channels_on_error",
-             check_bool("Sm4MlInit", "stop_all_channels_on_error", self.stop_all_channels_on_error))
+    _ranges = {"stop_all_channels_on_error": bool}
 
     def _data(self) -> bytes:
         return bytes([int(self.stop_all_channels_on_error)])
 
     @classmethod
     def _from_data(cls, data: bytes) -> Sm4MlInit:
-        _expect_length(cls, data, 1)
+        cls._expect_length(data, 1)
         if data[0] > 1:
             raise ProtocolError(f"Sm4MlInit byte {data[0]:#04x} has reserved bits set", reason="data", data=data)
         return cls(bool(data[0]))
@@ -633,8 +590,19 @@ class Sm4MlInit(_Sm4Message):
 class Sm4MlInitAck(_ResultAck):
     """Mid-level init acknowledgement."""
 
-    result: Sm4Result = Sm4Result.OK
     command: ClassVar[int] = Sm4Command.ML_INIT_ACK
+
+
+def _distinct_channels(owner: str, field: str, value: Any) -> tuple[Sm4MlChannel, ...]:
+    """Sm4MlChannel entries, each channel at most once, sorted by channel."""
+    lo, hi = SM4_LIMITS["ml_channel"]
+    allowed = f"Sm4MlChannel entries for distinct channels {lo} to {hi}"
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+        raise field_error(owner, field, allowed, value)
+    chans = tuple(value)
+    if not all(isinstance(c, Sm4MlChannel) for c in chans) or len({c.channel for c in chans}) != len(chans):
+        raise field_error(owner, field, allowed, chans)
+    return tuple(sorted(chans, key=lambda c: c.channel))
 
 
 @dataclass(frozen=True)
@@ -649,16 +617,7 @@ class Sm4MlUpdate(_Sm4Message):
 
     channels: tuple[Sm4MlChannel, ...]
     command: ClassVar[int] = Sm4Command.ML_UPDATE
-
-    def __post_init__(self) -> None:
-        lo, hi = SM4_LIMITS["ml_channel"]
-        allowed = f"Sm4MlChannel entries for distinct channels {lo} to {hi}"
-        if isinstance(self.channels, (str, bytes)) or not hasattr(self.channels, "__iter__"):
-            raise field_error("Sm4MlUpdate", "channels", allowed, self.channels)
-        chans = tuple(self.channels)
-        if not all(isinstance(c, Sm4MlChannel) for c in chans) or len({c.channel for c in chans}) != len(chans):
-            raise field_error("Sm4MlUpdate", "channels", allowed, chans)
-        _set(self, "channels", tuple(sorted(chans, key=lambda c: c.channel)))
+    _ranges = {"channels": _distinct_channels}
 
     def _data(self) -> bytes:
         out = bytearray([channels_to_mask(c.channel for c in self.channels)])
@@ -684,7 +643,7 @@ class Sm4MlUpdate(_Sm4Message):
             period_ms = sm4_period_ms(_bits(word, *SM4_PERIOD_BITS["period_code"]), double_period_accuracy=fine)
             points, index = _read_points(data, index + 3, (head >> 4) + 1)
             channels.append(Sm4MlChannel(ch, period_ms, points, head & 0x0F, fine))
-        _expect_length(cls, data, index)
+        cls._expect_length(data, index)
         return cls(tuple(channels))
 
 
@@ -692,7 +651,6 @@ class Sm4MlUpdate(_Sm4Message):
 class Sm4MlUpdateAck(_ResultAck):
     """Mid-level update acknowledgement."""
 
-    result: Sm4Result = Sm4Result.OK
     command: ClassVar[int] = Sm4Command.ML_UPDATE_ACK
 
 
@@ -707,7 +665,6 @@ class Sm4MlStop(_Sm4Message):
 class Sm4MlStopAck(_ResultAck):
     """Mid-level stop acknowledgement."""
 
-    result: Sm4Result = Sm4Result.OK
     command: ClassVar[int] = Sm4Command.ML_STOP_ACK
 
 
@@ -722,11 +679,17 @@ class Sm4MlGetCurrentData(_Sm4Message):
 
     @classmethod
     def _from_data(cls, data: bytes) -> Sm4MlGetCurrentData:
-        _expect_length(cls, data, 1)
+        cls._expect_length(data, 1)
         if data[0] != _DATA_SELECTION_CHANNELS:
             raise ProtocolError(f"Sm4MlGetCurrentData data selection {data[0]}: only "
                                 f"{_DATA_SELECTION_CHANNELS} (channel states) is modelled", reason="data", data=data)
         return cls()
+
+
+def _channel_states(owner: str, field: str, value: Any) -> tuple[Sm4ChannelError, ...]:
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__") or len(tuple(value)) != 8:
+        raise field_error(owner, field, "8 channel states (index 0 is channel 1)", value)
+    return tuple(check_enum(owner, field, e, Sm4ChannelError) for e in value)
 
 
 @dataclass(frozen=True)
@@ -740,15 +703,11 @@ class Sm4MlGetCurrentDataAck(_Sm4Message):
     active_channels: tuple[int, ...] = ()
     channel_errors: tuple[Sm4ChannelError, ...] = (Sm4ChannelError.OK,) * 8
     command: ClassVar[int] = Sm4Command.ML_GET_CURRENT_DATA_ACK
-
-    def __post_init__(self) -> None:
-        owner = "Sm4MlGetCurrentDataAck"
-        _set(self, "result", check_enum(owner, "result", self.result, Sm4Result))
-        _set(self, "active_channels", check_channels(owner, "active_channels", self.active_channels, 1, 8))
-        errs = self.channel_errors
-        if isinstance(errs, (str, bytes)) or not hasattr(errs, "__iter__") or len(tuple(errs)) != 8:
-            raise field_error(owner, "channel_errors", "8 channel states (index 0 is channel 1)", errs)
-        _set(self, "channel_errors", tuple(check_enum(owner, "channel_errors", e, Sm4ChannelError) for e in errs))
+    _ranges = {
+        "result": Sm4Result,
+        "active_channels": Channels(*SM4_LIMITS["ml_channel"]),
+        "channel_errors": _channel_states,
+    }
 
     def _data(self) -> bytes:
         e = self.channel_errors
@@ -757,7 +716,7 @@ class Sm4MlGetCurrentDataAck(_Sm4Message):
 
     @classmethod
     def _from_data(cls, data: bytes) -> Sm4MlGetCurrentDataAck:
-        _expect_length(cls, data, 7)
+        cls._expect_length(data, 7)
         if data[1] != _DATA_SELECTION_CHANNELS:
             raise ProtocolError(f"Sm4MlGetCurrentDataAck data selection {data[1]}: only "
                                 f"{_DATA_SELECTION_CHANNELS} (channel states) is modelled", reason="data", data=data)
@@ -772,6 +731,13 @@ class Sm4GetDeviceId(_Sm4Message):
     command: ClassVar[int] = Sm4Command.GET_DEVICE_ID
 
 
+def _device_id(owner: str, field: str, value: Any) -> str:
+    n = SM4_LIMITS["device_id_chars"]
+    if not (isinstance(value, str) and len(value) <= n and all(" " <= ch <= "~" for ch in value)):
+        raise field_error(owner, field, f"at most {n} printable ASCII characters", value)
+    return value
+
+
 @dataclass(frozen=True)
 class Sm4GetDeviceIdAck(_Sm4Message):
     """Device id (device → PC): up to 10 printable ASCII characters."""
@@ -779,15 +745,7 @@ class Sm4GetDeviceIdAck(_Sm4Message):
     result: Sm4Result = Sm4Result.OK
     device_id: str = ""
     command: ClassVar[int] = Sm4Command.GET_DEVICE_ID_ACK
-
-    def __post_init__(self) -> None:
-        owner = "Sm4GetDeviceIdAck"
-        _set(self, "result", check_enum(owner, "result", self.result, Sm4Result))
-        n = SM4_LIMITS["device_id_chars"]
-        ok = isinstance(self.device_id, str) and len(self.device_id) <= n and all(
-            " " <= ch <= "~" for ch in self.device_id)
-        if not ok:
-            raise field_error(owner, "device_id", f"at most {n} printable ASCII characters", self.device_id)
+    _ranges = {"result": Sm4Result, "device_id": _device_id}
 
     def _data(self) -> bytes:
         return bytes([self.result]) + self.device_id.encode("ascii").ljust(SM4_LIMITS["device_id_chars"], b"\0")
@@ -795,7 +753,7 @@ class Sm4GetDeviceIdAck(_Sm4Message):
     @classmethod
     def _from_data(cls, data: bytes) -> Sm4GetDeviceIdAck:
         n = SM4_LIMITS["device_id_chars"]
-        _expect_length(cls, data, 1 + n)
+        cls._expect_length(data, 1 + n)
         raw = data[1:]
         text = raw.rstrip(b"\0")
         if b"\0" in text:
@@ -818,7 +776,6 @@ class Sm4Reset(_Sm4Message):
 class Sm4ResetAck(_ResultAck):
     """Reset acknowledgement."""
 
-    result: Sm4Result = Sm4Result.OK
     command: ClassVar[int] = Sm4Command.RESET_ACK
 
 
@@ -837,20 +794,18 @@ class Sm4GetStimStatusAck(_Sm4Message):
     stim_status: Sm4StimStatus = Sm4StimStatus.UNINITIALISED
     high_voltage_level: int = 0
     command: ClassVar[int] = Sm4Command.GET_STIM_STATUS_ACK
-
-    def __post_init__(self) -> None:
-        owner = "Sm4GetStimStatusAck"
-        _set(self, "result", check_enum(owner, "result", self.result, Sm4Result))
-        _set(self, "stim_status", check_enum(owner, "stim_status", self.stim_status, Sm4StimStatus))
-        _set(self, "high_voltage_level", check_int(owner, "high_voltage_level", self.high_voltage_level,
-                                                    *SM4_LIMITS["high_voltage_level"]))
+    _ranges = {
+        "result": Sm4Result,
+        "stim_status": Sm4StimStatus,
+        "high_voltage_level": SM4_LIMITS["high_voltage_level"],
+    }
 
     def _data(self) -> bytes:
         return bytes([self.result, self.stim_status, self.high_voltage_level])
 
     @classmethod
     def _from_data(cls, data: bytes) -> Sm4GetStimStatusAck:
-        _expect_length(cls, data, 3)
+        cls._expect_length(data, 3)
         return cls(data[0], data[1], data[2])
 
 
@@ -859,6 +814,12 @@ class Sm4GetExtendedVersion(_Sm4Message):
     """Get extended version (PC → device)."""
 
     command: ClassVar[int] = Sm4Command.GET_EXTENDED_VERSION
+
+
+def _version(owner: str, field: str, value: Any) -> tuple[int, int, int]:
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__") or len(tuple(value)) != 3:
+        raise field_error(owner, field, "(major, minor, revision), each 0 to 255", value)
+    return tuple(check_int(owner, field, x, 0, 255) for x in value)  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
@@ -872,18 +833,14 @@ class Sm4GetExtendedVersionAck(_Sm4Message):
     hash_type: int = 0
     hash_valid: bool = False
     command: ClassVar[int] = Sm4Command.GET_EXTENDED_VERSION_ACK
-
-    def __post_init__(self) -> None:
-        owner = "Sm4GetExtendedVersionAck"
-        _set(self, "result", check_enum(owner, "result", self.result, Sm4Result))
-        for name in ("firmware_version", "science_mode_version"):
-            v = getattr(self, name)
-            if isinstance(v, (str, bytes)) or not hasattr(v, "__iter__") or len(tuple(v)) != 3:
-                raise field_error(owner, name, "(major, minor, revision), each 0 to 255", v)
-            _set(self, name, tuple(check_int(owner, name, x, 0, 255) for x in v))
-        _set(self, "firmware_hash", check_int(owner, "firmware_hash", self.firmware_hash, 0, 0xFFFFFFFF))
-        _set(self, "hash_type", check_int(owner, "hash_type", self.hash_type, 0, 255))
-        _set(self, "hash_valid", check_bool(owner, "hash_valid", self.hash_valid))
+    _ranges = {
+        "result": Sm4Result,
+        "firmware_version": _version,
+        "science_mode_version": _version,
+        "firmware_hash": (0, 0xFFFFFFFF),
+        "hash_type": (0, 255),
+        "hash_valid": bool,
+    }
 
     def _data(self) -> bytes:
         return (bytes([self.result, *self.firmware_version, *self.science_mode_version])
@@ -891,49 +848,27 @@ class Sm4GetExtendedVersionAck(_Sm4Message):
 
     @classmethod
     def _from_data(cls, data: bytes) -> Sm4GetExtendedVersionAck:
-        _expect_length(cls, data, 13)
+        cls._expect_length(data, 13)
         if data[12] > 1:
             raise ProtocolError(f"hash valid byte {data[12]} is not 0 or 1", reason="data", data=data)
         return cls(data[0], tuple(data[1:4]), tuple(data[4:7]), int.from_bytes(data[7:11], "big"),  # type: ignore[arg-type]
                    data[11], bool(data[12]))
 
 
-#: Command number → message class: the table both directions use.
-SM4_MESSAGES: dict[int, type] = {
-    cls.command: cls
-    for cls in (
-        Sm4LlInit, Sm4LlInitAck, Sm4LlChannelConfig, Sm4LlChannelConfigAck, Sm4LlStop, Sm4LlStopAck,
-        Sm4MlInit, Sm4MlInitAck, Sm4MlUpdate, Sm4MlUpdateAck, Sm4MlStop, Sm4MlStopAck,
-        Sm4MlGetCurrentData, Sm4MlGetCurrentDataAck,
-        Sm4GetDeviceId, Sm4GetDeviceIdAck, Sm4Reset, Sm4ResetAck, Sm4GetStimStatus, Sm4GetStimStatusAck,
-        Sm4GetExtendedVersion, Sm4GetExtendedVersionAck,
-    )
-}
+#: Command number → message class: the table both directions use (every message class
+#: above entered it when it was defined).
+SM4_MESSAGES: dict[int, type[Message]] = _Sm4Message.messages
 
 
 @dataclass(frozen=True)
-class Sm4RawPacket(_Sm4Message):
+class Sm4RawPacket(RawPacket, _Sm4Message):
     """A packet whose command this codec has no layout for (e.g. UnknownCommand, 67).
 
     ``command`` 0-1023 may not be one of :data:`SM4_MESSAGES`; ``data`` at most 593 bytes.
     """
 
-    command: int  # type: ignore[misc]
-    data: bytes = b""
-
-    def __post_init__(self) -> None:
-        c = check_int("Sm4RawPacket", "command", self.command, *SM4_LIMITS["command"])
-        if c in SM4_MESSAGES:
-            raise field_error("Sm4RawPacket", "command", "a command number without its own message class "
-                              f"(use {SM4_MESSAGES[c].__name__})", c)
-        _set(self, "command", c)
-        n = SM4_LIMITS["raw_data_bytes_max"]
-        if not isinstance(self.data, (bytes, bytearray)) or len(self.data) > n:
-            raise field_error("Sm4RawPacket", "data", f"bytes, at most {n}", self.data)
-        _set(self, "data", bytes(self.data))
-
-    def _data(self) -> bytes:
-        return self.data
+    _ranges = {"command": SM4_LIMITS["command"]}
+    max_data_bytes = SM4_LIMITS["raw_data_bytes_max"]
 
 
 # --------------------------------------------------------------------------- frames
@@ -1007,14 +942,7 @@ def sm4_decode(frame: bytes) -> DecodedPacket:
     """
     payload = _sm4_payload(frame)
     pn, command, data = payload[0] >> 2, (payload[0] & 3) << 8 | payload[1], payload[2:]
-    cls = SM4_MESSAGES.get(command)
-    try:
-        message = Sm4RawPacket(command, data) if cls is None else cls._from_data(data)
-    except FieldRangeError as exc:
-        raise ProtocolError(f"command {command}: {exc}", reason="data", data=bytes(frame)) from exc
-    except ProtocolError as exc:
-        raise ProtocolError(f"command {command}: {exc}", reason=exc.reason, data=bytes(frame)) from None
-    return DecodedPacket(pn, message)
+    return DecodedPacket(pn, Sm4RawPacket.parse(command, data, frame))
 
 
 class Sm4FrameDecoder(FrameSplitter):

@@ -6,7 +6,7 @@ left running. Configure: MlInit (every channel stops on an electrode error). Sta
 every change: MlUpdate with the program's outputs on channels 1..n (in the program's
 order), each with its own period (the output's repetition rate) and its pulse shape as
 points (see :func:`p24_points`), at the current and width the schedule asks for now
-(see :mod:`._hardware`). Stop: MlStop. Every request waits at most 100 ms for its
+(see :mod:`.._hardware`). Stop: MlStop. Every request waits at most 100 ms for its
 acknowledgement.
 
 While the device is initialised it is polled with MlGetCurrentData every
@@ -30,12 +30,13 @@ import math
 import time
 from typing import Any
 
-from ..program import PULSED_SHAPES, Stimulus
-from ..safety import ApprovedPlan
-from ._framing import DecodedPacket, FieldRangeError
-from ._hardware import OutputCommand, SerialStimulator
-from ._link import SerialLink
-from ._sciencemode4 import (
+from ...program import PULSED_SHAPES, Stimulus
+from ...safety import ApprovedPlan
+from .._framing import DecodedPacket, FieldRangeError
+from .._hardware import OutputCommand, SerialStimulator
+from .._link import SerialLink
+from .._stimulator import DeviceError
+from .codec import (
     SM4_LIMITS,
     Sm4ChannelError,
     Sm4Command,
@@ -69,7 +70,6 @@ from ._sciencemode4 import (
     sm4_period_code,
     sm4_period_ms,
 )
-from ._stimulator import DeviceError
 
 __all__ = ["P24", "SM4_SERIAL", "Sm4Codec", "p24_points"]
 
@@ -91,9 +91,9 @@ _MAX_POINT_US = SM4_LIMITS["pulse_width_us"][1]
 
 
 class Sm4Codec:
-    """ScienceMode4 for a :class:`~._link.SerialLink`: 6-bit packet numbers, an acknowledgement is ``command + 1``.
+    """ScienceMode4 for a :class:`~.._link.SerialLink`: 6-bit packet numbers, an acknowledgement is ``command + 1``.
 
-    UnknownCommand and GeneralError (decoded as :class:`~._sciencemode4.Sm4RawPacket`,
+    UnknownCommand and GeneralError (decoded as :class:`~.codec.Sm4RawPacket`,
     one result byte) answer whatever request is in flight.
     """
 

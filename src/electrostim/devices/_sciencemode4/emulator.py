@@ -21,7 +21,7 @@ It behaves as ``reference/sciencemode.md`` describes the device, mid level:
   "invalid cmd error"), a known command whose data cannot be decoded with its
   acknowledgement carrying "parameter error".
 
-Every pulse it emits is recorded (:meth:`~._emulator.PtyEmulator.emitted`), with
+Every pulse it emits is recorded (:meth:`~.._emulator.PtyEmulator.emitted`), with
 these rules for the timing the public description leaves open:
 
 * **Trains.** A channel fires its shape (the points of its MlUpdate entry, converted
@@ -35,7 +35,7 @@ these rules for the timing the public description leaves open:
 * **Not modelled:** the ramp field (pulses are recorded at full current) and the
   interpolation bits (each point holds its current).
 * MlStop, MlInit, Reset, the 1.5 s poll watchdog, an electrode error and
-  :meth:`~._emulator.PtyEmulator.vanish` end every pulse from that moment (a pulse
+  :meth:`~.._emulator.PtyEmulator.vanish` end every pulse from that moment (a pulse
   already started is whole).
 * A low-level LlChannelConfig with stimulation enabled fires its shape once, when
   processed.
@@ -48,10 +48,10 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from ._emitted import Pulse
-from ._emulator import OutputState, PtyEmulator
-from ._framing import ProtocolError, unstuff
-from ._sciencemode4 import (
+from .._emitted import Pulse
+from .._emulator import OutputState, PtyEmulator
+from .._framing import ProtocolError, unstuff
+from .codec import (
     SM4_MESSAGES,
     Sm4ChannelError,
     Sm4Command,
