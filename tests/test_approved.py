@@ -332,6 +332,7 @@ def _lock_the_store(db: Path, at_s: float, for_s: float, mode: str):
             con.execute(f"BEGIN {mode}")
             holder["con"] = con
             threading.Timer(for_s, lambda: (con.execute("COMMIT"), con.close())).start()
+            runner.nudge(runner.labels[0], 1.0)  # a key press while the lock is held: an event to record
 
     return tick
 

@@ -44,8 +44,8 @@ def test_only_the_simulated_stimulator_runs_faster_than_real_time(tmp_path: Path
 def test_a_session_on_an_emulated_stimulator_is_delivered_and_recorded(kind: str, emulator, tmp_path: Path):
     db = tmp_path / "s.db"
     with emulator() as emu:
-        r = cli("run", "tens-conventional", "--device", f"{kind}:{emu.port}", "--yes", "--duration-s", "12",
-                "--db", str(db), "--json")
+        r = cli("run", "tens-conventional", "--device", f"{kind}:{emu.port}", "--yes", "--confirmed-by", "test",
+                "--duration-s", "12", "--db", str(db), "--json")
         log = list(emu.output_log)
     assert r.returncode == 0, r.stderr
     session = json.loads(r.stdout)["session"]
@@ -68,7 +68,8 @@ def test_a_stimulator_that_does_not_answer_leaves_no_session(tmp_path: Path):
     db = tmp_path / "s.db"
     with RehaStim2Emulator() as emu:
         emu.go_silent()  # never sends Init
-        r = cli("run", "tens-conventional", "--device", f"rehastim2:{emu.port}", "--yes", "--db", str(db))
+        r = cli("run", "tens-conventional", "--device", f"rehastim2:{emu.port}", "--yes", "--confirmed-by", "test",
+                "--db", str(db))
     assert r.returncode == 1 and "no Init from a RehaStim2" in r.stderr and "Traceback" not in r.stderr
     with Store.open(str(db)) as store:
         assert store.list_sessions() == []

@@ -60,3 +60,12 @@ def test_demo_refuses_a_bad_duration_without_recording(tmp_path):
     r = demo("-o", str(tmp_path), "--db", str(db), "--duration-s", "0")
     assert r.exit_code == 2 and "Invalid value for '--duration-s': allowed a finite number 0.01 <= x <= 86400, but got 0.0." in r.output
     assert "Traceback" not in r.output and not db.exists() and not (tmp_path / "knee-oa-tens.png").exists()
+
+
+def test_demo_refuses_a_db_that_cannot_be_a_store_before_making_anything(tmp_path):
+    (tmp_path / "notes.txt").write_text("my notes\n")
+    for db in (str(tmp_path), str(tmp_path / "notes.txt"), "mysql://host/db"):
+        r = demo("-o", str(tmp_path / "fig"), "--db", db)
+        assert r.exit_code == 2 and r.stdout == "" and len(r.stderr.splitlines()) == 1, r.output
+        assert r.stderr.startswith("error: ") and "Traceback" not in r.output
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]  # no folder, no figure

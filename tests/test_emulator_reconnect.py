@@ -273,7 +273,7 @@ def test_electrostim_run_three_times_against_one_electrostim_emulate(tmp_path: P
         port = json.loads(first)["port"]
         for n in range(3):
             r = subprocess.run([*CLI, "run", "knee-oa-tens", "--device", f"rehastim2:{port}", "--yes",
-                                "--duration-s", "1", "--db", str(tmp_path / "s.db"), "--json"],
+                                "--confirmed-by", "test", "--duration-s", "1", "--db", str(tmp_path / "s.db"), "--json"],
                                capture_output=True, text=True, timeout=120)
             assert r.returncode == 0, (n, r.stderr)
             assert json.loads(r.stdout)["session"]["state"] == "completed", (n, r.stdout)

@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy.orm import Session
 
 import electrostim as es
 from electrostim.errors import ElectrostimError, InvalidInputError, OptionError
@@ -37,8 +37,13 @@ from electrostim.store import (
     RecordNotFoundError,
     SessionStateError,
     Store,
+    StoreDamagedError,
     StoreError,
+    StoreLocationError,
+    StoreNotADatabaseError,
+    StoreNotFoundError,
     StoreReadOnlyError,
+    check_location,
     program_content_hash,
     resolve_url,
 )
@@ -184,6 +189,72 @@ def test_a_file_that_is_not_a_database(tmp_path: Path):
     bad.write_bytes(b"these are my notes, not a database" * 100)
     with pytest.raises(StoreError, match=r"Cannot open the database in .*notes\.db: the file is not an SQLite database\."):
         Store.open(bad)
+
+
+# --------------------------------------------------------------------------- a place that cannot be a store: bad input
+
+
+@pytest.mark.parametrize("readonly", [True, False])
+def test_a_place_that_cannot_be_a_store_is_bad_input_and_nothing_is_created(tmp_path: Path, readonly: bool):
+    """A folder, a file that is not SQLite, an unsupported or in-memory URL, a path under a file: each is
+    StoreLocationError (an InvalidInputError: exit code 2), from Store.open and from check_location, and nothing is
+    created."""
+    (tmp_path / "notes.txt").write_text("my notes\n")
+    cases = {
+        str(tmp_path): (StoreLocationError, r"is a folder: allowed an SQLite file .*but got the folder"),
+        str(tmp_path / "notes.txt"): (StoreNotADatabaseError, r"the file is not an SQLite database\. Allowed an "
+                                                              r"electrostim store \(an SQLite file\), but its first bytes"),
+        "mysql://host/db": (StoreLocationError, r"Unsupported database 'mysql' in mysql://host/db: allowed 'sqlite'"),
+        "postgresql+nosuchdriver://u@h/db": (StoreLocationError, r"No database driver for .*allowed sqlite:///FILE"),
+        "sqlite://": (StoreLocationError, r"An in-memory SQLite database cannot keep a session log: allowed a file"),
+        "notaurl://x": (StoreLocationError, r"Unsupported database 'notaurl' in notaurl://x: allowed 'sqlite'"),
+        "sqlite:///:memory:": (StoreLocationError, r"but got 'sqlite:///:memory:'\."),
+    }
+    if not readonly:
+        cases[str(tmp_path / "notes.txt" / "s.db")] = (StoreLocationError, r"is a file, not a folder")
+    before = sorted(os.listdir(tmp_path))
+    for where, (kind, match) in cases.items():
+        for attempt in (Store.open, check_location):
+            with pytest.raises(kind, match=match) as caught:
+                attempt(where, readonly=readonly)
+            assert isinstance(caught.value, InvalidInputError) and "\n" not in str(caught.value), where
+    assert sorted(os.listdir(tmp_path)) == before
+    assert issubclass(StoreNotADatabaseError, StoreDamagedError)  # (or a store whose first page was destroyed)
+
+
+def test_check_location_reads_nothing_it_need_not_and_creates_nothing(tmp_path: Path, plan):
+    check_location(tmp_path / "new" / "s.db", readonly=False)  # writing will create it
+    with pytest.raises(StoreNotFoundError, match=r"No database at .*s\.db"):
+        check_location(tmp_path / "new" / "s.db", readonly=True)
+    assert sorted(os.listdir(tmp_path)) == []
+    with Store.open(tmp_path / "s.db") as store:
+        store.record_plan(plan)
+    check_location(tmp_path / "s.db", readonly=True)
+    check_location(tmp_path / "s.db", readonly=False)
+
+
+def test_a_session_that_is_not_there_is_bad_input(store: Store, plan):
+    with pytest.raises(RecordNotFoundError, match=r"No session 7 in .*: the store holds no session yet, but got 7\.") as e:
+        store.get_session(7)
+    assert isinstance(e.value, InvalidInputError)
+    sid = store.start_session(store.record_plan(plan).id, "sim").id
+    for call in (store.get_session, store.get_events, lambda i: store.append_event(i, "note", {})):
+        with pytest.raises(RecordNotFoundError, match=rf"No session 9999 in .*: allowed the id of a recorded session "
+                                                      rf"\(1 here, ids {sid} to {sid}: see `electrostim sessions list`\), "
+                                                      rf"but got 9999\."):
+            call(9999)
+    with pytest.raises(OptionError, match=r"allowed whole numbers"):  # beyond the database's integers: bad input too
+        store.get_session(10**23)
+
+
+def test_session_records_carry_the_verdict_and_who_confirmed(store: Store, plan, confirmed_plan):
+    a = store.start_session(store.record_plan(plan).id, "sim")
+    b = store.start_session(store.record_plan(confirmed_plan).id, "sim")
+    rows = {r.id: r for r in store.list_sessions()}
+    assert (rows[a.id].verdict, rows[a.id].confirmed_by, rows[a.id].patient_id) == ("ok", None, "P-1")
+    assert (rows[b.id].verdict, rows[b.id].confirmed_by) == ("needs_confirmation", "physio-7")
+    detail = store.get_session(b.id)
+    assert (detail.verdict, detail.confirmed_by, detail.plan.confirmed_by) == ("needs_confirmation", "physio-7", "physio-7")
 
 
 def test_wal_mode_is_on(store: Store, db: Path):

@@ -14,9 +14,10 @@ them, and each message says what was wrong, what is allowed and what was given::
     │   └── OptionError              any other option outside its allowed values
     ├── SafetyError                  the safety engine would not approve
     │   └── RefusedError             approval asked for a refused assessment
-    ├── physics.fibers.BlockError    excitation without propagation (virtual-anode block)
+    ├── physics.fibres.BlockError    excitation without propagation (virtual-anode block)
     ├── store.StoreError             the session store failed (RecordNotFoundError, SessionStateError,
-    │                                StoreNotFoundError (also an InvalidInputError), StoreDamagedError,
+    │                                StoreNotFoundError and StoreLocationError (also InvalidInputErrors),
+    │                                StoreDamagedError, StoreNotADatabaseError (damaged, and a bad location),
     │                                StoreReadOnlyError)
     ├── devices.DeviceError          a stimulator failed or vanished; output was stopped
     ├── devices.ProtocolError        bytes that are not a valid ScienceMode frame or message

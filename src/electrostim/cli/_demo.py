@@ -29,9 +29,10 @@ def demo(
     from ..safety import assess
     from ..waveform import plot_program
 
-    from ..session import deliver
+    from ..session import check_store, deliver
 
     _check_timing(1.0, duration_s)
+    check_store(db)  # a --db that cannot be a store: before the folder or the figure is made
     p = _load(DEMO_PROGRAM)
     if duration_s > p.session_duration_s:
         from ..errors import InvalidInputError

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import select
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 
 from ..errors import InvalidInputError
@@ -58,25 +61,156 @@ def _raw_keys():
         termios.tcsetattr(fd, termios.TCSADRAIN, old)
 
 
-class _Phases:
-    """Each output's phase now: ``on``, ``off`` (the duty cycle's rest), ``ramp`` or ``paused``."""
+#: the longest name ``--confirmed-by`` takes (the store keeps up to 200 characters)
+MAX_CONFIRMER = 200
 
-    def __init__(self, program):
-        from ..waveform import Schedule
 
-        self.schedule = Schedule(program, amplitude_ma={c.label: 1.0 for c in program.channels})  # unit amplitude
+def check_confirmer(name: object) -> str:
+    """Who confirms a plan that needs confirmation (``--confirmed-by``): one line of 1 to 200 printable characters.
 
-    def __call__(self, runner, t_s: float) -> dict[str, str]:
-        """Phase by output label at device time ``t_s``."""
-        labels = [o.label for o in self.schedule.outputs]
-        state = runner.state.value
-        if state in ("paused", "prepare", "contact-check", "completed", "stopped", "failed"):
-            return dict.fromkeys(labels, "paused" if state == "paused" else "—")
-        phases = {}
-        for label, (level, _) in zip(labels, self.schedule.levels_at(t_s)):
-            ramping = state in ("ramp-up", "ramp-down") or 0.0 < level < 0.999
-            phases[label] = "off" if level == 0.0 else "ramp" if ramping else "on"
-        return phases
+    Surrounding spaces are dropped; anything else is :class:`InvalidInputError`.
+
+    Examples
+    --------
+    >>> check_confirmer("  Dr A. Lee ")
+    'Dr A. Lee'
+    >>> check_confirmer("")
+    Traceback (most recent call last):
+    ...
+    electrostim.errors.InvalidInputError: Invalid value for '--confirmed-by': allowed the name of the person who confirms the plan (1 to 200 printable characters on one line), but got ''.
+    """
+    text = name.strip() if isinstance(name, str) else ""
+    if not text or len(text) > MAX_CONFIRMER or not text.isprintable():
+        raise InvalidInputError(f"Invalid value for '--confirmed-by': allowed the name of the person who confirms the "
+                                f"plan (1 to {MAX_CONFIRMER} printable characters on one line), but got {name!r:.300}.")
+    return text
+
+
+# --------------------------------------------------------------------------- the live console's view (pure)
+
+
+@dataclass(frozen=True)
+class OutputPhase:
+    """Where an output is in its program at a moment of device time.
+
+    Attributes
+    ----------
+    phase : {"on", "ramp", "off"}
+        ``off``: the duty cycle's rest (or a delayed channel not started yet);
+        ``ramp``: the program's ramp up or down; ``on``: full intensity.
+    contractions : int or None
+        On phases completed so far (None: the program has no duty cycle).
+    phase_left_s : float or None
+        Time left in the current on or off phase (None: no duty cycle, and started).
+    """
+
+    phase: str
+    contractions: int | None
+    phase_left_s: float | None
+
+
+def output_phase(program: Any, label: str, t_s: float) -> OutputPhase:
+    """The phase of output ``label`` of ``program`` at device time ``t_s``: on, ramp or off, contractions, time left.
+
+    Examples
+    --------
+    >>> import electrostim as es
+    >>> p = es.load_program("nmes-quadriceps-tka")  # 3 s ramp up, 15 s on (1 s ramp down), 45 s off
+    >>> output_phase(p, "quadriceps", 1.5)
+    OutputPhase(phase='ramp', contractions=0, phase_left_s=13.5)
+    >>> output_phase(p, "quadriceps", 100.0)
+    OutputPhase(phase='off', contractions=2, phase_left_s=20.0)
+    """
+    import numpy as np
+
+    from ..waveform._timing import duty_envelope
+
+    outputs = {o.label: o for o in program.outputs}
+    if label not in outputs:
+        raise InvalidInputError(f"Invalid output: allowed {', '.join(map(repr, outputs))}, but got {label!r}.")
+    o = outputs[label]
+    st = o.stimulus
+    dc = st.duty_cycle
+    offset = program.channel_offsets_s[o.channel_index]
+    periodic = program.sequencing == "alternating"
+    level = float(duty_envelope(np.array([float(t_s)]), session_s=program.session_duration_s, ramp_up_s=st.ramp_up_s,
+                                ramp_down_s=st.ramp_down_s, on_s=dc.on_s if dc else None, off_s=dc.off_s if dc else 0.0,
+                                offset_s=offset, periodic_offset=periodic)[0])
+    lit = "ramp" if level < 0.999 else "on"  # in an on phase (or a session without a duty cycle)
+    tau = t_s - offset
+    if dc is None:
+        return OutputPhase("off", None, -tau) if tau < 0 else OutputPhase(lit, None, None)
+    cycle = dc.on_s + dc.off_s
+    if tau < 0 and not periodic:  # a delayed channel not started yet
+        return OutputPhase("off", 0, -tau)
+    pos = tau - math.floor(tau / cycle) * cycle
+    on = pos < dc.on_s
+    left = dc.on_s - pos if on else cycle - pos
+    first = 0 if not periodic else math.floor((-offset - dc.on_s) / cycle) + 1  # the first on phase inside the session
+    done = math.floor((tau - dc.on_s) / cycle) - first + 1
+    return OutputPhase(lit if on else "off", max(0, done), left)
+
+
+def console_phase(state: str, program_phase: str) -> str:
+    """What the phase column shows: the session's state where it decides (paused, not started or ended),
+    ``ramp`` while the session ramps (except in an off phase), else the program's phase.
+
+    Examples
+    --------
+    >>> console_phase("run", "off"), console_phase("ramp-down", "on"), console_phase("paused", "on")
+    ('off', 'ramp', 'paused')
+    """
+    if state == "paused":
+        return "paused"
+    if state in ("prepare", "contact-check", "completed", "stopped", "failed"):
+        return "—"
+    if state in ("ramp-up", "ramp-down") and program_phase != "off":
+        return "ramp"
+    return program_phase
+
+
+def console_title(program_name: str, state: str, session_left_s: float) -> str:
+    """The console's title: the program, the session's state and the time left in the session.
+
+    Examples
+    --------
+    >>> console_title("Knee pain", "run", 754.2)
+    'Knee pain — run, 754 s left (12:34)'
+    """
+    left = max(0.0, session_left_s)
+    whole = math.ceil(left - 0.5) if left >= 0.5 else 0
+    return f"{program_name} — {state}, {left:.0f} s left ({whole // 60}:{whole % 60:02d})"
+
+
+CONSOLE_COLUMNS = ("", "channel", "phase", "intensity mA", "target mA", "max mA", "contractions", "next",
+                   "thresholds mA", "contact")
+
+
+def console_row(*, label: str, selected: bool, state: str, where: OutputPhase, level_ma: float, target_ma: float,
+                max_ma: float, thresholds: dict[str, float], contact: str, session_left_s: float) -> tuple[str, ...]:
+    """One output's row of the console (the cells of :data:`CONSOLE_COLUMNS`).
+
+    The intensity shows ``off`` in an off phase (nothing is delivered then, whatever
+    the set intensity); the countdown is the time left in the current on or off phase
+    (never past the session's end).
+
+    Examples
+    --------
+    >>> console_row(label="quad", selected=True, state="run", where=OutputPhase("off", 2, 30.4), level_ma=25.0,
+    ...             target_ma=25.0, max_ma=60.0, thresholds={"motor": 21.5}, contact="520 Ω", session_left_s=600.0)
+    ('▶', 'quad', 'off', 'off', '25.0', '60', '2', 'on in 30 s', 'm 21.5', '520 Ω')
+    """
+    phase = console_phase(state, where.phase)
+    intensity = "off" if phase == "off" else f"{level_ma:.1f}"
+    if where.phase_left_s is None or phase == "—":
+        countdown = "—"
+    else:
+        left = max(0.0, min(where.phase_left_s, session_left_s))
+        upcoming = "on" if where.phase == "off" else "off"
+        countdown = "session ends" if left >= session_left_s else f"{upcoming} in {left:.0f} s"
+    return ("▶" if selected else "", label, phase, intensity, f"{target_ma:.1f}", f"{max_ma:g}",
+            "—" if where.contractions is None else str(where.contractions), countdown,
+            " ".join(f"{kind[0]} {ma:.1f}" for kind, ma in thresholds.items()) or "—", contact)
 
 
 def _contact(status, label: str) -> str:
@@ -86,32 +220,36 @@ def _contact(status, label: str) -> str:
     return "error" if status.state.value == "fault" else "ok (device checks)"
 
 
-def _view(runner, selected: int, phases: _Phases) -> Table:
-    t = Table(title=f"{runner.plan.program.name} — {runner.state.value}, {max(0.0, runner.duration_s - runner.run_t):.0f} s left",
-              caption=KEYS_HELP, title_justify="left")
-    for col in ("", "channel", "phase", "intensity mA", "target mA", "max mA", "thresholds mA", "contact"):
+def _view(runner, selected: int) -> Table:
+    left = runner.duration_s - runner.run_t
+    t = Table(title=escape(console_title(runner.plan.program.name, runner.state.value, left)), caption=KEYS_HELP,
+              title_justify="left")
+    for col in CONSOLE_COLUMNS:
         t.add_column(col)
     st = runner.device.status()
-    now = phases(runner, st.time_s)
+    program = runner.plan.program
     for i, env in enumerate(runner.plan.envelope.outputs):
-        t.add_row("▶" if i == selected else "", env.label, now.get(env.label, "—"), f"{runner.level[env.label]:.1f}",
-                  f"{runner.target[env.label]:.1f}", f"{env.max_amplitude_ma:g}",
-                  " ".join(f"{kind[0]} {ma:.1f}" for kind, ma in runner.thresholds[env.label].items()) or "—",
-                  _contact(st, env.label))
+        t.add_row(*map(escape, console_row(label=env.label, selected=i == selected, state=runner.state.value,
+                               where=output_phase(program, env.label, st.time_s), level_ma=runner.level[env.label],
+                               target_ma=runner.target[env.label], max_ma=env.max_amplitude_ma,
+                               thresholds=runner.thresholds[env.label], contact=_contact(st, env.label),
+                               session_left_s=left)))
     return t
 
 
-def _check_timing(speed: float, duration_s: float | None) -> None:
-    """Refuse a speed or session length that is not a finite number in range (before anything is loaded)."""
-    from ..session import MIN_DURATION_S, check_number
+def _check_timing(speed: float, duration_s: float | None, start_ramp_s: float | None = None) -> None:
+    """Refuse a speed, session length or start ramp that is not a finite number in range (before anything is loaded)."""
+    from ..session import MAX_START_RAMP_S, MIN_DURATION_S, check_number
     from ..session._deliver import MAX_SPEED, MIN_SPEED
 
     check_number("--speed", speed, low=MIN_SPEED, high=MAX_SPEED, low_open=False)
     if duration_s is not None:
         check_number("--duration-s", duration_s, low=MIN_DURATION_S, high=24 * 3600.0, low_open=False)
+    if start_ramp_s is not None:
+        check_number("--start-ramp-s", start_ramp_s, low=0.0, high=MAX_START_RAMP_S, low_open=False)
 
 
-def _console_tick(read, live, phases):
+def _console_tick(read, live):
     """The live console's tick: keys change intensity, pause, resume and stop; the view redraws."""
     selected = [0]
 
@@ -131,35 +269,89 @@ def _console_tick(read, live, phases):
             r.pause() if r.state.value != "paused" else r.resume()
         elif key in ("stop", "esc"):
             r.emergency_stop("stopped by the user")
-        live.update(_view(r, selected[0], phases))
+        live.update(_view(r, selected[0]))
 
     return tick
 
 
-def _deliver(plan, spec: str, *, duration_s, speed, db, interactive: bool):
+def _deliver(plan, spec: str, *, duration_s, speed, db, interactive: bool, start_ramp_s: float | None = None):
     """Deliver through the library (session.deliver), under the live console when interactive."""
     from ..session import deliver
 
+    options = {"start_ramp_s": start_ramp_s} if start_ramp_s is not None else None
     if not interactive:
-        return deliver(plan, spec, db, duration_s=duration_s, speed=speed, device=spec)
-    phases = _Phases(plan.program)
+        return deliver(plan, spec, db, duration_s=duration_s, speed=speed, device=spec, runner_options=options)
     with _raw_keys() as read, Live(f"{plan.program.name}: connecting…", refresh_per_second=10, console=out) as live:
-        return deliver(plan, spec, db, duration_s=duration_s, speed=speed, device=spec,
-                       on_tick=_console_tick(read, live, phases))
+        return deliver(plan, spec, db, duration_s=duration_s, speed=speed, device=spec, runner_options=options,
+                       on_tick=_console_tick(read, live))
 
 
-def _print_result(result) -> None:
+def precaution_lines(assessment: Any) -> list[str]:
+    """Every precaution of an assessment (its reasons), one line each, as ``run`` shows them on stderr.
+
+    Examples
+    --------
+    >>> import electrostim as es
+    >>> p = es.Patient(id="P-1", conditions=["metal-implant"])
+    >>> print(*precaution_lines(es.assess(es.load_program("nmes-quadriceps-tka"), p)))  # doctest: +ELLIPSIS
+    precaution [p.metal-implant]: metal implant near the pads: ... (source: M: sources conflict ...)
+    """
+    return [f"precaution [{r.rule}]" + (f" on {r.output}" if r.output else "")
+            + f": {r.message.removeprefix('precaution: ')} (source: {r.source})" for r in assessment.reasons]
+
+
+def _rules(assessment: Any) -> str:
+    """The rules of an assessment's precautions, each once, in order."""
+    return ", ".join(dict.fromkeys(r.rule for r in assessment.reasons))
+
+
+def verdict_text(assessment: Any, confirmed_by: str | None) -> str:
+    """The verdict in words, with who confirmed it and the rules of its precautions.
+
+    Examples
+    --------
+    >>> import electrostim as es
+    >>> verdict_text(es.assess(es.load_program("knee-oa-tens")), None)
+    'ok'
+    """
+    if assessment.verdict == "ok":
+        return "ok" + (f" (approved by {confirmed_by})" if confirmed_by else "")
+    rules = _rules(assessment)
+    n = len(assessment.reasons)
+    return (f"needs confirmation, confirmed by {confirmed_by}: {n} precaution{'s' if n != 1 else ''} ({rules})"
+            if confirmed_by else f"needs confirmation: {n} precaution{'s' if n != 1 else ''} ({rules})")
+
+
+def result_lines(result: Any, verdict: str, db_option: str | None = None) -> list[tuple[str, str]]:
+    """What ``run`` prints when a session ends: verdict, session, how it ended, duration, charge, pulses.
+
+    Each line is ``(what, text)``; a session that did not complete says why.
+    """
     s = result.summary
-    line = (f"session {result.session_id} {result.end_state}: {s['run_s']:.1f} s delivered, "
-            f"{s['pulses_delivered']} pulses")
-    charge = s.get("charge_delivered_uc") or {}
-    if charge:
-        line += "; charge " + ", ".join(f"{k} {v:.0f} µC" for k, v in charge.items())
-    out.print(line)
+    cause = s.get("reason") or result.error
     if result.signal:
-        out.print(f"ended by {result.signal}: output zeroed, session recorded as {result.end_state}")
-    if result.error:
-        out.print(f"error: {result.error}")
+        ended = f"{result.end_state}: signal {result.signal} (output zeroed first, then the record)"
+    elif result.end_state == "completed":
+        ended = "completed"
+    else:
+        ended = f"{result.end_state}: {cause or 'no cause recorded'}"
+    show = f"electrostim sessions show {result.session_id}" + (f" --db {db_option}" if db_option else "")
+    lines = [("verdict", verdict), ("session", f"{result.session_id}, recorded in {result.db} (see it with: {show})"),
+             ("ended", ended),
+             ("duration", f"{s.get('run_s', 0.0):.1f} s delivered ({s.get('session_s', 0.0):.1f} s of session time, "
+                          "pauses included)")]
+    charge = s.get("charge_delivered_uc") or {}
+    lines.append(("charge", ", ".join(f"{k} {v:.0f} µC" for k, v in charge.items()) if charge
+                  else "not measured by this stimulator"))
+    lines.append(("pulses", str(s.get("pulses_delivered", 0))))
+    if result.error and result.error != cause:
+        lines.append(("error", result.error))
+    return lines
+
+
+def _print_result(result, verdict: str, db_option: str | None) -> None:
+    for what, text in result_lines(result, verdict, db_option):  # one line each, never wrapped
+        out.print(f"[bold]{what:<9}[/] {escape(text)}", soft_wrap=True)
     if result.record_error:
         err.out(f"error: {result.record_error}")
 
@@ -171,7 +363,14 @@ def run(
     device: Annotated[str, typer.Option("--device", help=_device_help())] = "sim",
     patient: Annotated[Path | None, typer.Option("--patient", help="patient profile .toml")] = None,
     site: Annotated[str | None, typer.Option("--site", help="put every pad on this body site")] = None,
-    yes: Annotated[bool, typer.Option("--yes", help="confirm a plan that needs confirmation, and run without the console")] = False,
+    yes: Annotated[bool, typer.Option("--yes", help="run without the console; confirms a plan that needs "
+                                                    "confirmation only together with --confirmed-by")] = False,
+    confirmed_by: Annotated[str | None, typer.Option("--confirmed-by", metavar="NAME", help=(
+        "who read the precautions and confirms the plan (recorded with it): needed with --yes when the plan needs "
+        "confirmation; 1 to 200 characters"))] = None,
+    start_ramp_s: Annotated[float | None, typer.Option("--start-ramp-s", help=(
+        "the session's own ramp to the starting intensity, s: 0 <= X <= 600 (default: none where the program ramps "
+        "up or has on/off cycles, whose ramps shape every contraction; a rise at 2 mA/s elsewhere)"))] = None,
     duration_s: Annotated[float | None, typer.Option("--duration-s", help="session length, s: 0.01 <= X <= the program's (default: the program's)")] = None,
     speed: Annotated[float, typer.Option("--speed", help="run the simulated stimulator this many times faster than real time (0.01 <= X <= 1e6)")] = 1.0,
     db: Annotated[str | None, typer.Option("--db", help="database URL or SQLite file (default: the user data folder)")] = None,
@@ -179,20 +378,25 @@ def run(
 ) -> None:
     """Check a program, then deliver it: a live console (keys change intensity, pause, stop), or with --yes a scripted run.
 
-    Every state change, intensity change, mark and error is recorded as it happens.
-    Exit code: 0 completed or stopped, 1 refused or failed, 2 bad input, 3 needs
-    confirmation; a signal ends the session (output zero first, then the record) with
-    128 + its number (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP).
+    A plan that needs confirmation shows every precaution (with --yes or --json on
+    stderr, and in the JSON) and needs the name of who confirms it (--confirmed-by,
+    asked for on the console). Every state change, intensity change, mark and error
+    is recorded as it happens. Exit code: 0 completed or stopped, 1 refused or failed,
+    2 bad input (a plan that needs confirmation given --yes without --confirmed-by too);
+    a signal ends the session (output zero first, then the record) with 128 + its
+    number (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP).
     """
     from ..anatomy import get_site
     from ..program import load_patient_file
     from ..safety import assess
-    from ..session import parse_backend
+    from ..session import check_store, parse_backend
 
-    _check_timing(speed, duration_s)
+    _check_timing(speed, duration_s, start_ramp_s)
+    name = check_confirmer(confirmed_by) if confirmed_by is not None else None
     backend, _ = parse_backend(device)
     if speed != 1.0 and backend.needs_port:
         raise InvalidInputError(f"Invalid value for '--speed': a stimulator on a serial port runs in real time (1), but got {speed!r}.")
+    check_store(db)  # a --db that cannot be a store: before any question is asked
     program = _load(ref)
     if duration_s is not None and duration_s > program.session_duration_s:
         raise InvalidInputError(f"Invalid value for '--duration-s': allowed 0.01 <= X <= {program.session_duration_s:g} s "
@@ -209,18 +413,39 @@ def run(
             _print_assessment(a)
         raise typer.Exit(EXIT_REFUSED)
     confirm = a.verdict == "needs_confirmation"
-    if confirm and not yes:
-        if not sys.stdin.isatty():
-            raise InvalidInputError("The plan needs confirmation: read the reasons (electrostim check) and pass --yes.")
-        _print_assessment(a)
-        if not typer.confirm("Confirm this plan and start?"):
+    interactive_terminal = sys.stdin.isatty()
+    if confirm and (yes or not interactive_terminal) and name is None:
+        n = len(a.reasons)
+        how = "--yes confirms it only together with" if yes else "without a terminal to ask on, pass --yes and"
+        raise InvalidInputError(
+            f"The plan needs confirmation ({n} precaution{'s' if n != 1 else ''}: {_rules(a)}; read them with "
+            f"`electrostim check`): {how} --confirmed-by NAME (who read them and confirms), but --confirmed-by was "
+            f"not given.")
+    if confirm and not yes and not interactive_terminal:
+        raise InvalidInputError("Invalid value for '--yes': the plan needs confirmation and there is no terminal to "
+                                "ask on: allowed --yes --confirmed-by NAME, but got no --yes.")
+    if confirm and (yes or json_):  # every precaution, one line each, also when nobody is asked (stdout: JSON only)
+        for line in precaution_lines(a):
+            err.out(line)
+    if confirm and not yes:  # on a terminal: ask, and ask who confirms
+        if not json_:
+            _print_assessment(a)
+        if not typer.confirm("Confirm this plan and start?", err=json_):
             raise typer.Exit(EXIT_REFUSED)
-    plan = a.approve(confirm=confirm, confirmed_by="command line" if confirm else None)
+        if name is None:
+            name = check_confirmer(typer.prompt("Confirmed by (your name)", err=json_))
+    plan = a.approve(confirm=confirm, confirmed_by=name)
+    if confirm and (yes or json_):
+        err.out(f"confirmed by {name}")
     interactive = not yes and sys.stdin.isatty() and sys.stdout.isatty() and not json_
-    result = _deliver(plan, device, duration_s=duration_s, speed=speed, db=db, interactive=interactive)
+    result = _deliver(plan, device, duration_s=duration_s, speed=speed, db=db, interactive=interactive,
+                      start_ramp_s=start_ramp_s)
     if json_:
-        _emit_json({"assessment": a.to_dict(), "session": result.to_dict()})
+        _emit_json({"assessment": a.to_dict(), "precautions": [r.model_dump(mode="json") for r in a.reasons],
+                    "confirmed_by": name, "session": result.to_dict()})
+        if result.record_error:
+            err.out(f"error: {result.record_error}")
     else:
-        _print_result(result)
+        _print_result(result, verdict_text(a, name), db)
     if result.exit_code:
         raise typer.Exit(result.exit_code)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from ._app import MAX_ROW_ID, _emit_json, _guard, app, out
@@ -51,13 +52,37 @@ def list_(db: DbOpt = None,
         _emit_json([{**r.model_dump(mode="json"), "process_ended": r.id in ended} for r in rows])
         return
     t = Table(title="Sessions", title_justify="left")
-    for col in ("id", "started", "state", "device", "plan"):
+    for col in ("id", "started", "program", "patient", "verdict", "ended", "device"):
         t.add_column(col)
     for r in rows:
-        d = r.model_dump(mode="json")
-        state = "running (process ended)" if r.id in ended else str(d.get("state"))
-        t.add_row(str(d.get("id")), str(d.get("started_at", ""))[:19], state, str(d.get("device")), str(d.get("plan_id")))
+        t.add_row(*map(escape, (str(r.id), r.started_at.isoformat()[:19], r.program_id, r.patient_id or "—",
+                                verdict_cell(r.verdict, r.confirmed_by), end_cell(r, r.id in ended), r.device)))
     out.print(t)
+
+
+def verdict_cell(verdict: str, confirmed_by: str | None) -> str:
+    """A plan's verdict in words, with who confirmed it.
+
+    Examples
+    --------
+    >>> verdict_cell("needs_confirmation", "Dr Lee"), verdict_cell("ok", None)
+    ('needs confirmation, confirmed by Dr Lee', 'ok')
+    """
+    text = verdict.replace("_", " ")
+    if confirmed_by:
+        text += f", confirmed by {confirmed_by}" if verdict == "needs_confirmation" else f" (approved by {confirmed_by})"
+    return text
+
+
+def end_cell(record, process_ended: bool = False) -> str:
+    """How a session ended: its state, and the cause when it did not complete (``running`` while it runs)."""
+    if record.state == "running":
+        return "running (process ended)" if process_ended else "running"
+    summary = record.summary or {}
+    cause = summary.get("signal") and f"signal {summary['signal']}" or summary.get("reason") or summary.get("error")
+    if record.state == "interrupted":
+        cause = "the process that ran it ended without ending it"
+    return record.state if record.state == "completed" or not cause else f"{record.state}: {cause}"
 
 
 def _compact(payload: dict) -> str:
@@ -78,22 +103,31 @@ def show(session_id: SessionArg, db: DbOpt = None,
          tail: Annotated[int | None, typer.Option("--tail", min=0, max=MAX_ROW_ID, help="show only the last N events")] = None,
          json_: Annotated[bool, typer.Option("--json")] = False) -> None:
     """One session: what was delivered, how it ended, and its events in order."""
+    from ..session import intensity_timeline
+
     with _open(db) as store:
         detail = store.get_session(session_id)
         ended = store.process_ended(detail)
     d = detail.model_dump(mode="json")
+    timeline = intensity_timeline(detail.events)
     if json_:
-        _emit_json({**d, "process_ended": ended})
+        _emit_json({**d, "process_ended": ended,
+                    "intensity": {k: [[t, ma] for t, ma in v] for k, v in timeline.items()}})
         return
     head = Table.grid(padding=(0, 2))
     head.add_column(style="bold")
     head.add_column()
     summary = d.get("summary") or {}
-    rows = [("session", str(d["id"])), ("program", str(d.get("program_id"))), ("device", str(d.get("device"))),
-            ("state", "running (process ended)" if ended else str(d.get("state"))), ("started", str(d.get("started_at"))),
-            ("ended", str(d.get("ended_at") or "—"))]
+    plan = detail.plan
+    rows = [("session", str(d["id"])), ("program", str(d.get("program_id"))), ("patient", detail.patient_id or "—"),
+            ("verdict", verdict_cell(plan.verdict, plan.confirmed_by))]
+    for reason in plan.reasons:
+        rows.append(("precaution", f"[{reason.get('rule')}] {str(reason.get('message', '')).removeprefix('precaution: ')}"))
+    rows += [("device", str(d.get("device"))), ("state", end_cell(detail, ended)), ("started", str(d.get("started_at"))),
+             ("ended", str(d.get("ended_at") or "—"))]
     if summary:
-        rows.append(("delivered", f"{summary.get('session_s', 0):.1f} s of session time, "
+        rows.append(("delivered", f"{summary.get('run_s', summary.get('session_s', 0)):.1f} s delivered "
+                                  f"({summary.get('session_s', 0):.1f} s of session time), "
                                   f"{summary.get('pulses_delivered', 0)} pulses"))
         charge = summary.get("charge_delivered_uc") or {}
         if charge:
@@ -104,8 +138,10 @@ def show(session_id: SessionArg, db: DbOpt = None,
                                                  for k, v in marks.items())))
         if summary.get("error"):
             rows.append(("error", str(summary["error"])))
+    for label, points in timeline.items():
+        rows.append((f"intensity {label}", intensity_text(points)))
     for k, v in rows:
-        head.add_row(k, v)
+        head.add_row(escape(k), escape(v))
     out.print(head)
     events = d.get("events", [])
     shown = events if tail is None else events[len(events) - tail:] if tail else []
@@ -117,8 +153,21 @@ def show(session_id: SessionArg, db: DbOpt = None,
         payload = e.get("payload") or {}
         t_s = payload.get("t_s")
         t.add_row(str(e.get("seq")), "" if not isinstance(t_s, (int, float)) else f"{t_s:.2f}", f"{e.get('elapsed_s', 0):.2f}",
-                  str(e.get("kind")), str(e.get("output") or ""), _compact(payload))
+                  str(e.get("kind")), escape(str(e.get("output") or "")), escape(_compact(payload)))
     out.print(t)
+
+
+def intensity_text(points: list[tuple[float, float]]) -> str:
+    """An output's intensity over a session, from :func:`~electrostim.session.intensity_timeline`, in words:
+    each corner as ``time s: mA`` (linear between them; two at one time are a jump).
+
+    Examples
+    --------
+    >>> intensity_text([(0.0, 0.0), (0.0, 15.0), (597.0, 15.0), (600.0, 0.0)])
+    '0 s: 0 mA → 0 s: 15 mA → 597 s: 15 mA → 600 s: 0 mA'
+    """
+    return " → ".join(f"{t:.2f}".rstrip("0").rstrip(".") + f" s: {ma:.2f}".rstrip("0").rstrip(".") + " mA"
+                      for t, ma in points)
 
 
 @sessions_app.command("export")

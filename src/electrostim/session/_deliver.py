@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 import os
 import signal
+import stat
 import threading
 import time
 from collections.abc import Callable
@@ -32,11 +33,12 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..devices import Stimulator, open_stimulator
-from ..errors import ElectrostimError, OptionError
+from ..devices import parse_backend as _parse_backend
+from ..errors import ElectrostimError, InvalidInputError, OptionError
 from ..safety import ApprovedPlan
 from ._runner import MIN_DURATION_S, Runner, SessionState, check_number
 
-__all__ = ["deliver", "SessionResult", "END_STATES", "EXIT_CODES", "HANDLED_SIGNALS", "MAX_SPEED"]
+__all__ = ["deliver", "check_store", "parse_backend", "SessionResult", "END_STATES", "EXIT_CODES", "HANDLED_SIGNALS", "MAX_SPEED"]
 
 #: The signals that end a session cleanly while :func:`deliver` runs (SIGHUP where the platform has it).
 HANDLED_SIGNALS: tuple[signal.Signals, ...] = tuple(
@@ -192,6 +194,68 @@ class _SignalGuard:
         self._thread = None
 
 
+_FILE_KINDS = ((stat.S_ISREG, "a regular file"), (stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe"),
+               (stat.S_ISSOCK, "a socket"), (stat.S_ISBLK, "a block device (a disk)"))
+
+
+def parse_backend(spec: str) -> tuple[Any, str | None]:
+    """The backend and port of a stimulator spec, the port checked to be a serial device (nothing is opened).
+
+    :func:`electrostim.devices.parse_backend`, and on POSIX systems the port must be a
+    character device (a serial port such as ``/dev/ttyUSB0``, or the pseudo-terminal
+    ``electrostim emulate`` prints) or a pyserial URL (``loop://``): a regular file, a
+    folder, a pipe, a socket or a disk is refused before anything is opened or written.
+
+    Raises
+    ------
+    InvalidInputError
+        An unknown name, a port missing or given where none is taken, a port that does
+        not exist or is not a serial device.
+
+    Examples
+    --------
+    >>> parse_backend("rehastim2:/etc/passwd")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    electrostim.errors.InvalidInputError: Invalid value for 'device': allowed a serial port ..., but '/etc/passwd' is a regular file ...
+    """
+    backend, port = _parse_backend(spec)
+    if port is None or "://" in port or os.name != "posix":
+        return backend, port
+    try:
+        mode = os.stat(port).st_mode
+    except OSError as exc:
+        raise InvalidInputError(f"Invalid value for 'device': allowed a serial port, but {port!r} cannot be read "
+                                f"({exc.strerror or exc}) (got {spec!r}).") from None
+    if not stat.S_ISCHR(mode):
+        what = next((name for test, name in _FILE_KINDS if test(mode)), "not a character device")
+        raise InvalidInputError(f"Invalid value for 'device': allowed a serial port (a character device such as "
+                                f"/dev/ttyUSB0, or the port `electrostim emulate` prints), but {port!r} is {what} "
+                                f"(got {spec!r}).")
+    return backend, port
+
+
+def check_store(store: Any = None) -> None:
+    """Refuse, before a session is prepared, a store :func:`deliver` could not open for writing; create nothing.
+
+    ``store`` as :func:`deliver` takes it (an open :class:`~electrostim.store.Store` is
+    taken as it is). A command calls this first, so that a wrong ``--db`` is one clear
+    error before any question is asked or any stimulator is opened.
+
+    Raises
+    ------
+    StoreLocationError
+        A folder, a file that is not SQLite, an unsupported database URL, a path under
+        a file (an :class:`~electrostim.errors.InvalidInputError`).
+    StoreDamagedError
+        An SQLite file that is damaged.
+    """
+    from ..store import Store, check_location
+
+    if not isinstance(store, Store):
+        check_location(store, readonly=False)
+
+
 def _check_speed(speed: Any, virtual: bool) -> float:
     if isinstance(speed, (int, float)) and speed == math.inf and virtual:
         return math.inf
@@ -244,7 +308,7 @@ def deliver(
         In the main thread, let SIGINT, SIGTERM and SIGHUP zero the output at once and
         end the session ``stopped`` (see the module notes).
     runner_options : dict, optional
-        More :class:`~._runner.Runner` options (``slew_ma_per_s``, ``ramp_s``, ...).
+        More :class:`~._runner.Runner` options (``slew_ma_per_s``, ``start_ramp_s``, ``ramp_s``, ...).
 
     Returns
     -------
@@ -254,6 +318,9 @@ def deliver(
     ------
     OptionError
         A duration, speed or step out of range (before anything is opened).
+    InvalidInputError
+        A stimulator spec that names no backend, or a port that does not exist or is
+        not a serial device (:func:`parse_backend`; before anything is opened).
     DeviceError
         The stimulator cannot be reached or configured (no session is recorded).
     StoreError
@@ -276,6 +343,8 @@ def deliver(
         raise OptionError(f"Invalid value for 'plan': allowed an ApprovedPlan from assess(...).approve(), "
                           f"but got {type(plan).__name__}.")
     spec = stimulator if isinstance(stimulator, str) else None
+    if spec is not None:
+        parse_backend(spec)  # a port that is not a serial device is refused before anything is opened
     dev = open_stimulator(stimulator) if isinstance(stimulator, str) else stimulator
     program_s = plan.program.session_duration_s
     if duration_s is not None:

@@ -7,6 +7,32 @@ intensity goes through the stimulator, which checks it against the plan's envelo
 Every state change, intensity change, mark and error is reported to ``on_event`` as it
 happens (the store appends them durably).
 
+The start
+---------
+The program shapes its own output: its ``ramp_up_s`` and its on/off duty cycle scale
+the intensity the session sets, so a session does not ramp on top of them. By default
+an output whose program ramps up or has a duty cycle gets its starting intensity at
+once (its first contraction rises as the program's ramp says); an output with neither
+is brought up at the slew rate. ``start_ramp_s`` asks for a session ramp of that
+length (0 to :data:`MAX_START_RAMP_S`) on every output instead.
+
+Intensity events
+----------------
+An ``intensity`` event is recorded when a movement of an output's intensity starts or
+changes, and one when it ends, not one per step:
+
+* a movement (``ramp="start"`` when the intensity will change) carries ``from_ma`` (the
+  intensity at ``t_s``), ``to_ma`` (where it goes), ``rate_ma_per_s`` (its speed in
+  run time, pauses excluded; None: at once) and ``by`` (``start``: the session's
+  start, ``user``: a key or :meth:`Runner.set_target`, ``ramp-down``: the closing
+  ramp); ``target_ma`` is the intensity asked for (the starting intensity, or what a
+  user or key asked);
+* the end of a ramp (``ramp="end"``) carries ``intensity_ma`` (where it arrived),
+  ``from_ma`` (where the ramp started) and ``duration_s`` (session time it took).
+
+With the ``state`` events (a pause holds every intensity; an ending zeroes it) they
+give the intensity commanded at any moment: :func:`~electrostim.session.intensity_timeline`.
+
 Time is advanced by :meth:`Runner.step`; :meth:`Runner.run` steps in real time, or
 ``speed`` times faster on a simulated stimulator.
 """
@@ -22,10 +48,25 @@ from typing import Any
 from ..devices._stimulator import DeviceError, DeviceState, Stimulator
 from ..errors import ElectrostimError, OptionError, SafetyError
 
-__all__ = ["MIN_DURATION_S", "SessionState", "SessionError", "Runner", "check_number"]
+__all__ = ["MIN_DURATION_S", "MAX_START_RAMP_S", "SessionState", "SessionError", "Runner", "check_number",
+           "program_ramps"]
 
 #: the shortest session (s of run time) a runner accepts: one step of a 100 Hz train
 MIN_DURATION_S = 0.01
+#: the longest session ramp to the starting intensity (``start_ramp_s``, ``--start-ramp-s``), s
+MAX_START_RAMP_S = 600.0
+
+
+def program_ramps(program: Any) -> dict[str, bool]:
+    """Per output label: whether the program shapes the output's start itself (a ``ramp_up_s`` or a duty cycle).
+
+    Examples
+    --------
+    >>> import electrostim as es
+    >>> program_ramps(es.load_program("nmes-quadriceps-tka"))
+    {'quadriceps': True}
+    """
+    return {o.label: bool(o.stimulus.ramp_up_s > 0 or o.stimulus.duty_cycle is not None) for o in program.outputs}
 
 
 def check_number(name: str, value: object, *, low: float, high: float, low_open: bool = True) -> float:
@@ -79,9 +120,16 @@ class Runner:
     device : Stimulator
         Already configured with the plan (``device.plan``).
     slew_ma_per_s : float
-        Fastest change of any output's intensity.
+        Fastest change of any output's intensity asked for by a user or key (and of the
+        start of an output whose program has no ramp of its own).
     start_ma : mapping of output label to mA, optional
         Intensity reached by the ramp up; by default each output's default amplitude.
+    start_ramp_s : float, optional
+        The session's own ramp to the starting intensity, s: 0 to
+        :data:`MAX_START_RAMP_S` (600), the same length on every output (0: at once).
+        By default (None) the program's ramps govern: an output whose program ramps up
+        or has a duty cycle starts at once (the program's ``ramp_up_s`` shapes each
+        contraction, the first one too), any other at ``slew_ma_per_s``.
     duration_s : float, optional
         Session length, s: :data:`MIN_DURATION_S` (0.01) to the program's (the default).
     ramp_s : float
@@ -101,7 +149,7 @@ class Runner:
     """
 
     def __init__(self, device: Stimulator, *, slew_ma_per_s: float = 2.0, start_ma: dict[str, float] | None = None,
-                 duration_s: float | None = None, ramp_s: float = 3.0, keepalive_s: float = 1.2,
+                 start_ramp_s: float | None = None, duration_s: float | None = None, ramp_s: float = 3.0, keepalive_s: float = 1.2,
                  on_event: Callable[[str, dict[str, Any]], None] | None = None, max_impedance_ohm: float = 5000.0,
                  dose_every_s: float = 10.0):
         if device.plan is None:
@@ -113,6 +161,8 @@ class Runner:
         slew_ma_per_s = check_number("slew_ma_per_s", slew_ma_per_s, low=0.0, high=1e6)
         ramp_s = check_number("ramp_s", ramp_s, low=0.0, high=600.0, low_open=False)
         keepalive_s = check_number("keepalive_s", keepalive_s, low=0.0, high=60.0)
+        if start_ramp_s is not None:
+            start_ramp_s = check_number("start_ramp_s", start_ramp_s, low=0.0, high=MAX_START_RAMP_S, low_open=False)
         self.device = device
         self.plan = device.plan
         env = self.plan.envelope.outputs
@@ -125,6 +175,20 @@ class Runner:
                 self.start_ma[self.plan.output_envelope(k).label] = float(v)
         self.target = {lbl: 0.0 for lbl in self.labels}
         self.level = {lbl: 0.0 for lbl in self.labels}
+        #: the session's ramp to the starting intensity, s (None: the program's ramps govern; see above)
+        self.start_ramp_s = start_ramp_s
+        ramps = program_ramps(self.plan.program)
+        #: how fast each output starts, mA/s (inf: at once)
+        self.start_rate: dict[str, float] = {}
+        for lbl in self.labels:
+            if start_ramp_s is None:
+                self.start_rate[lbl] = math.inf if ramps.get(lbl, False) else self.slew
+            else:
+                self.start_rate[lbl] = math.inf if start_ramp_s == 0 else self.start_ma[lbl] / start_ramp_s
+        # how fast each output moves toward its target now (mA/s; inf: at once)
+        self._rate = {lbl: self.slew for lbl in self.labels}
+        # each output's ramp in progress: where and when it started, or None
+        self._ramp: dict[str, tuple[float, float] | None] = {lbl: None for lbl in self.labels}
         #: run time the session lasts (pauses excluded), s: the program's, or less when asked
         self.duration_s = float(duration)
         self.ramp_s = float(ramp_s)
@@ -161,6 +225,54 @@ class Runner:
             payload["charge_delivered_uc"] = {k: round(v, 6) for k, v in charge.items()}
         self._emit("dose", payload)
 
+    def _move(self, label: str, target: float, rate: float, *, by: str, asked: float | None = None) -> None:
+        """Send an output toward ``target`` at ``rate`` mA/s (inf: at once), and record the movement once."""
+        self.target[label] = target
+        self._rate[label] = rate
+        level = self.level[label]
+        payload: dict[str, Any] = {"output": label}
+        if asked is not None:
+            payload["target_ma"] = asked
+        payload.update({"from_ma": round(level, 6), "to_ma": target,
+                        "rate_ma_per_s": None if math.isinf(rate) else rate, "by": by})
+        if target != level:
+            payload["ramp"] = "start"
+            if self._ramp[label] is None:
+                self._ramp[label] = (self.t, level)
+        self._emit("intensity", payload)
+        if target == level:
+            self._end_ramp(label)
+
+    def _emit_down(self, label: str, *, by: str, asked: float | None = None) -> None:
+        """Record the closing ramp of an output from now: from its line's value now to zero at the session's end."""
+        frac = self._down_fraction()
+        start = self._down_from.get(label, 0.0) * frac if frac > 0 else 0.0
+        start = min(start, self.level[label])
+        left = self.duration_s - self.run_t
+        rate = start / left if frac > 0 and left > 0 else math.inf
+        payload: dict[str, Any] = {"output": label}
+        if asked is not None:
+            payload["target_ma"] = asked
+        payload.update({"from_ma": round(start, 6), "to_ma": 0.0,
+                        "rate_ma_per_s": None if math.isinf(rate) else rate, "by": by})
+        if start > 0 or self.level[label] > 0:
+            payload["ramp"] = "start"
+            if self._ramp[label] is None:
+                self._ramp[label] = (self.t, self.level[label])
+        self._emit("intensity", payload)
+        if self.level[label] == 0.0:
+            self._end_ramp(label)
+
+    def _end_ramp(self, label: str) -> None:
+        """Record the end of an output's ramp (if one is in progress): where it arrived, from where, how long."""
+        ramp = self._ramp[label]
+        if ramp is None:
+            return
+        self._ramp[label] = None
+        t0, from_ma = ramp
+        self._emit("intensity", {"output": label, "ramp": "end", "intensity_ma": round(self.level[label], 6),
+                                 "from_ma": round(from_ma, 6), "duration_s": round(self.t - t0, 6)})
+
     def _set_state(self, state: SessionState, **extra: Any) -> None:
         if state != self.state and self.state not in _FINAL:
             if state in _FINAL:
@@ -195,9 +307,8 @@ class Runner:
         except ElectrostimError as exc:
             self._fail(str(exc))
             return
-        self.target = dict(self.start_ma)
-        for label, value in self.target.items():
-            self._emit("intensity", {"output": label, "target_ma": value})
+        for label, value in self.start_ma.items():
+            self._move(label, value, self.start_rate[label], by="start", asked=value)
         self._set_state(SessionState.RAMP_UP)
 
     def set_target(self, output: str | int, amplitude_ma: float) -> float:
@@ -213,10 +324,9 @@ class Runner:
             frac = self._down_fraction()
             if frac > 0:
                 self._down_from[label] = min(self._down_from.get(label, 0.0), float(amplitude_ma) / frac)
-            self._emit("intensity", {"output": label, "target_ma": float(amplitude_ma)})
+            self._emit_down(label, by="user", asked=float(amplitude_ma))
             return float(amplitude_ma)  # the target stays 0: the ramp is heading there
-        self.target[label] = float(amplitude_ma)
-        self._emit("intensity", {"output": label, "target_ma": float(amplitude_ma)})
+        self._move(label, float(amplitude_ma), self.slew, by="user", asked=float(amplitude_ma))
         return float(amplitude_ma)
 
     def nudge(self, output: str | int, delta_ma: float) -> float:
@@ -328,19 +438,23 @@ class Runner:
                 frac = self._down_fraction()
                 wanted = {lbl: min(self.level[lbl], self._down_from[lbl] * frac) for lbl in self.labels}
                 wanted = {lbl: (0.0 if v < 1e-9 else v) for lbl, v in wanted.items()}
-            else:  # slew every output toward its target
+            else:  # move every output toward its target at its rate
                 wanted = {}
                 for lbl in self.labels:
-                    cur, tgt = self.level[lbl], self.target[lbl]
-                    move = max(-self.slew * dt_s, min(self.slew * dt_s, tgt - cur))
-                    new = cur + move
+                    cur, tgt, rate = self.level[lbl], self.target[lbl], self._rate[lbl]
+                    if math.isinf(rate):
+                        new = tgt
+                    else:
+                        new = cur + max(-rate * dt_s, min(rate * dt_s, tgt - cur))
                     wanted[lbl] = tgt if abs(tgt - new) < 1e-9 else new
             for lbl in self.labels:
                 new = wanted[lbl]
                 if new != self.level[lbl]:
                     self.device.set_intensity(lbl, new)
                     self.level[lbl] = new
-                    self._emit("intensity", {"output": lbl, "intensity_ma": round(new, 6)})
+                    arrived = 0.0 if self.state == SessionState.RAMP_DOWN else self.target[lbl]
+                    if new == arrived:
+                        self._end_ramp(lbl)
                 if self.state in _FINAL:
                     return
             if self.device.virtual_time:
@@ -360,9 +474,15 @@ class Runner:
         if self.state == SessionState.RAMP_UP and all(self.level[k] == self.target[k] for k in self.labels):
             self._set_state(SessionState.RUN)
         if self.state in (SessionState.RUN, SessionState.RAMP_UP) and self.run_t >= self.duration_s - self.ramp_down_s - 1e-9:
-            self._down_from = dict(self.level)
+            frac = self._down_fraction()
+            # the closing ramp's line through each output's intensity now, reaching zero at the session's end
+            self._down_from = {k: (v / frac if frac > 0 else 0.0) for k, v in self.level.items()}
             self.target = {k: 0.0 for k in self.labels}
             self._set_state(SessionState.RAMP_DOWN)
+            if self.state == SessionState.RAMP_DOWN:
+                for lbl in self.labels:
+                    self._ramp[lbl] = None  # a ramp still going is taken over by the closing ramp
+                    self._emit_down(lbl, by="ramp-down")
         if self.run_t >= self.duration_s - 1e-9:
             self.device.stop()
             self.level = {k: 0.0 for k in self.labels}

@@ -12,7 +12,11 @@ be read. Every open checks an SQLite file first and refuses a damaged one with
 :class:`StoreDamagedError`; every row carries a checksum that is checked when it is
 read (and, for the newest rows, when a store is opened for writing:
 :meth:`Store.verify_checksums`); :meth:`Store.recover` copies what can still be read
-into a new store.
+into a new store. A place that cannot hold a store (a folder, a file that is not SQLite,
+an unsupported database URL) is :class:`StoreLocationError`, and a session id that is
+not there :class:`RecordNotFoundError`: both are bad input (``InvalidInputError``, exit
+code 2 on the command line); :func:`check_location` tells the first before anything is
+opened or created.
 
 The database is ``electrostim.db`` in the user's data folder unless
 ``$ELECTROSTIM_DATABASE_URL`` or ``Store.open(url)`` names another (an SQLite path or
@@ -36,9 +40,12 @@ from ._errors import (
     SessionStateError,
     StoreDamagedError,
     StoreError,
+    StoreLocationError,
+    StoreNotADatabaseError,
     StoreNotFoundError,
     StoreReadOnlyError,
 )
+from ._integrity import check_location
 from ._schemas import (
     EventKind,
     EventRecord,
@@ -72,8 +79,11 @@ __all__ = [
     "Store",
     "StoreDamagedError",
     "StoreError",
+    "StoreLocationError",
+    "StoreNotADatabaseError",
     "StoreNotFoundError",
     "StoreReadOnlyError",
+    "check_location",
     "default_database_path",
     "program_content_hash",
     "resolve_url",

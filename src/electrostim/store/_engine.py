@@ -37,6 +37,7 @@ an empty ``-wal``) if it can, even for a read-only connection; so:
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
 import logging
@@ -50,7 +51,7 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
-from ._errors import StoreError
+from ._errors import StoreError, StoreLocationError
 
 __all__ = [
     "DATABASE_URL_ENV",
@@ -62,6 +63,8 @@ __all__ = [
     "display_url",
     "readonly_sqlite_connect",
     "sqlite_header_is_wal",
+    "make_parent",
+    "check_driver",
 ]
 
 log = logging.getLogger("electrostim.store")
@@ -111,7 +114,7 @@ def resolve_url(url: str | os.PathLike[str] | URL | None = None) -> URL:
     >>> resolve_url("mysql://host/db")
     Traceback (most recent call last):
     ...
-    electrostim.store._errors.StoreError: Unsupported database 'mysql' in mysql://host/db: allowed 'sqlite', 'postgresql'.
+    electrostim.store._errors.StoreLocationError: Unsupported database 'mysql' in mysql://host/db: allowed 'sqlite', 'postgresql'.
     """
     if url is None:
         url = os.environ.get(DATABASE_URL_ENV, "").strip() or None
@@ -125,16 +128,19 @@ def resolve_url(url: str | os.PathLike[str] | URL | None = None) -> URL:
         try:
             parsed = make_url(str(url))
         except ArgumentError:
-            raise StoreError(f"Not a database URL: {url!r} (expected e.g. sqlite:///path/to/file.db or postgresql+psycopg://user@host/db).") from None
+            raise StoreLocationError(f"Not a database URL: allowed e.g. sqlite:///path/to/file.db, "
+                                     f"postgresql+psycopg://user@host/db or a file path, but got {url!r}.") from None
     backend = parsed.get_backend_name()
     if backend not in _BACKENDS:
         allowed = ", ".join(repr(b) for b in _BACKENDS)
-        raise StoreError(f"Unsupported database {backend!r} in {display_url(parsed)}: allowed {allowed}.")
+        raise StoreLocationError(f"Unsupported database {backend!r} in {display_url(parsed)}: allowed {allowed}.")
     if backend == "sqlite":
         db = parsed.database or ""
         if db in ("", ":memory:") or db.startswith("file::memory:") or parsed.query.get("mode") == "memory":
-            raise StoreError(
-                f"An in-memory SQLite database cannot keep a session log ({display_url(parsed)}): give a file path or URL."
+            given = url if isinstance(url, str) else display_url(parsed)
+            raise StoreLocationError(
+                f"An in-memory SQLite database cannot keep a session log: allowed a file path or an sqlite:/// URL "
+                f"naming a file, but got {given!r}."
             )
         parsed = parsed.set(database=str(Path(db).expanduser()))
     return parsed
@@ -215,6 +221,19 @@ def readonly_sqlite_connect(path: str | os.PathLike[str]) -> sqlite3.Connection:
     return conn
 
 
+def make_parent(path: Path) -> None:
+    """Create the folder of an SQLite file for writing: :class:`StoreLocationError` where a file is in the way,
+    :class:`StoreError` where it cannot be created (permissions, a full disk)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        if exc.errno in (errno.ENOTDIR, errno.EEXIST):
+            blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), path.parent)
+            raise StoreLocationError(f"Cannot use {path} for the database: {blocker} is a file, not a folder; allowed "
+                                     f"a path in a folder, but got {path}.") from None
+        raise StoreError(f"Cannot create the folder for the database {path}: {exc.strerror}.") from None
+
+
 def _sqlite_begin(conn: Any) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(WRITE_OPTION) else "BEGIN")
 
@@ -235,10 +254,7 @@ def make_engine(url: URL, *, readonly: bool = False) -> Engine:
                 event.listen(engine, "connect", _sqlite_connect_readonly)
                 event.listen(engine, "begin", _sqlite_begin)
                 return engine
-            try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise StoreError(f"Cannot create the folder for the database {path}: {exc.strerror}.") from None
+            make_parent(path)
             engine = create_engine(url, json_serializer=json_dumps, connect_args={"timeout": BUSY_TIMEOUT_S})
             event.listen(engine, "connect", _sqlite_connect)
             event.listen(engine, "begin", _sqlite_begin)
@@ -246,9 +262,23 @@ def make_engine(url: URL, *, readonly: bool = False) -> Engine:
             engine = create_engine(url, json_serializer=json_dumps, pool_pre_ping=True)
             if readonly:
                 engine.update_execution_options(postgresql_readonly=True)
-    except (ModuleNotFoundError, NoSuchModuleError) as exc:
-        raise StoreError(
-            f"No database driver for {display_url(url)} ({exc}); for PostgreSQL install psycopg: "
-            f"pip install 'psycopg[binary]'."
-        ) from None
+    except (NoSuchModuleError, ModuleNotFoundError) as exc:
+        raise _driver_error(url, exc) from None
     return engine
+
+
+def _driver_error(url: URL, exc: Exception) -> StoreError:
+    if isinstance(exc, NoSuchModuleError):  # a driver name SQLAlchemy does not know: a wrong URL
+        return StoreLocationError(f"No database driver for {display_url(url)} ({exc}): allowed sqlite:///FILE or "
+                                  f"postgresql+psycopg://USER@HOST/DB, but got {display_url(url)}.")
+    return StoreError(f"No database driver for {display_url(url)} ({exc}); for PostgreSQL install psycopg: "
+                      f"pip install 'psycopg[binary]'.")
+
+
+def check_driver(url: URL) -> None:
+    """Refuse a URL whose driver SQLAlchemy does not know (:class:`StoreLocationError`) or that is not installed
+    (:class:`StoreError`), without connecting."""
+    try:
+        url.get_dialect()
+    except (NoSuchModuleError, ModuleNotFoundError) as exc:
+        raise _driver_error(url, exc) from None

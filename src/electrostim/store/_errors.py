@@ -4,11 +4,18 @@
 
     ElectrostimError
     └── StoreError                  the database cannot be opened, migrated, read or written
-        ├── RecordNotFoundError     no patient, program, plan or session with that id
+        ├── RecordNotFoundError     (also an InvalidInputError) no patient, program, plan or session with that id
         ├── SessionStateError       a session is not in a state that allows the operation
         ├── StoreNotFoundError      (also an InvalidInputError) no database to read at that path
+        ├── StoreLocationError      (also an InvalidInputError) the place named cannot hold a store: a folder,
+        │   │                       an unsupported kind of database URL, an in-memory database
+        │   └── StoreNotADatabaseError  (also a StoreDamagedError) a file that is not SQLite at all
         ├── StoreDamagedError       the database file is damaged; nothing was written to it
         └── StoreReadOnlyError      a write asked of a store opened with ``readonly=True``
+
+The errors that are also :class:`~electrostim.errors.InvalidInputError` name a bad
+input (a ``--db`` or a session id): the command line exits with code 2 for them, and
+nothing was created or written.
 
 Bad option values (an event kind, an end state, an export format) raise
 :class:`~electrostim.errors.OptionError`, like everywhere else in electrostim.
@@ -23,6 +30,8 @@ __all__ = [
     "RecordNotFoundError",
     "SessionStateError",
     "StoreNotFoundError",
+    "StoreLocationError",
+    "StoreNotADatabaseError",
     "StoreDamagedError",
     "StoreReadOnlyError",
 ]
@@ -32,8 +41,8 @@ class StoreError(ElectrostimError):
     """The database cannot be opened, migrated, read or written; the message names the database and the cause."""
 
 
-class RecordNotFoundError(StoreError, LookupError):
-    """No record of that kind with that id."""
+class RecordNotFoundError(StoreError, InvalidInputError, LookupError):
+    """No record of that kind with that id (bad input: the CLI exits with code 2)."""
 
 
 class SessionStateError(StoreError):
@@ -42,6 +51,13 @@ class SessionStateError(StoreError):
 
 class StoreNotFoundError(StoreError, InvalidInputError):
     """There is no database at the path given, and reading never creates one (the CLI exits with code 2)."""
+
+
+class StoreLocationError(StoreError, InvalidInputError):
+    """The database named cannot be a store: a folder, an unsupported database URL, an in-memory database.
+
+    Bad input (the CLI exits with code 2); nothing was created or written.
+    """
 
 
 class StoreDamagedError(StoreError):
@@ -55,3 +71,12 @@ class StoreDamagedError(StoreError):
 
 class StoreReadOnlyError(StoreError):
     """A write was asked of a store opened for reading only (``Store.open(..., readonly=True)``)."""
+
+
+class StoreNotADatabaseError(StoreDamagedError, StoreLocationError):
+    """The file named is not an SQLite database at all (its first bytes are not SQLite's).
+
+    Most often a wrong ``--db`` (bad input: the CLI exits with code 2); it may also be a
+    store whose first page was destroyed, which nothing can read (a
+    :class:`StoreDamagedError` too). Nothing was written to it.
+    """

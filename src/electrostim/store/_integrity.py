@@ -31,11 +31,12 @@ import os
 import shlex
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 from ._engine import readonly_sqlite_connect
-from ._errors import StoreDamagedError, StoreError, StoreNotFoundError
+from ._errors import StoreDamagedError, StoreError, StoreLocationError, StoreNotADatabaseError, StoreNotFoundError
 
-__all__ = ["check_sqlite_file", "recovery_command", "damage_hint", "SMALL_TABLES", "SQLITE_MAGIC"]
+__all__ = ["check_sqlite_file", "check_location", "recovery_command", "damage_hint", "SMALL_TABLES", "SQLITE_MAGIC"]
 
 #: The first 16 bytes of every SQLite 3 file.
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -133,7 +134,8 @@ def check_sqlite_file(path: str | os.PathLike[str], *, readonly: bool, where: st
     except OSError as exc:
         raise StoreError(f"Cannot read the database {where}: {exc.strerror or exc}.") from None
     if path.is_dir():
-        raise StoreError(f"The database path {path} is a folder: allowed an SQLite file (or a path where one may be created).")
+        raise StoreLocationError(f"The database path {path} is a folder: allowed an SQLite file (or a path where one "
+                                 f"may be created), but got the folder {path}.")
     wal = Path(f"{path}-wal")
     if st.st_size == 0:
         if wal.exists() and wal.stat().st_size > 0:
@@ -151,10 +153,10 @@ def check_sqlite_file(path: str | os.PathLike[str], *, readonly: bool, where: st
         except OSError as exc:
             raise StoreError(f"Cannot read the database {where}: {exc.strerror or exc}.") from None
         if header[:16] != SQLITE_MAGIC:
-            raise StoreDamagedError(
-                f"Cannot open the database in {where}: the file is not an SQLite database. Nothing was written to it; "
-                f"if it was an electrostim store, its first page is damaged and SQLite cannot read any of it: "
-                f"restore it from a backup."
+            raise StoreNotADatabaseError(
+                f"Cannot open the database in {where}: the file is not an SQLite database. Allowed an electrostim store "
+                f"(an SQLite file), but its first bytes are {header[:16]!r}. Nothing was written to it; if it was an "
+                f"electrostim store, its first page is damaged and SQLite cannot read any of it: restore it from a backup."
             )
         page_size = 65536 if header[16:18] == b"\x00\x01" else int.from_bytes(header[16:18], "big")
         if len(header) < 100 or page_size < 512 or page_size & (page_size - 1):
@@ -206,3 +208,56 @@ def _quick_check(path: Path, where: str) -> None:
         conn.close()
     if problem != "ok":
         raise StoreDamagedError(f"The database {where} is damaged: SQLite reports {problem!r} ({check}). {damage_hint(path)}")
+
+
+def check_location(url: Any = None, *, readonly: bool) -> None:
+    """Refuse, before anything is opened or created, a database that cannot be read (or written) as a store.
+
+    What a command runs first, so that a wrong ``--db`` is one clear error before any
+    question is asked or anything is done: the URL is resolved (an unsupported kind of
+    database is refused), and an SQLite file that is there is checked
+    (:func:`check_sqlite_file`). Reading, a file that is not there is refused;
+    writing, a path whose folder is a file is refused. Nothing is created.
+
+    Parameters
+    ----------
+    url : str, path or URL, optional
+        As :meth:`Store.open` takes it (None: ``$ELECTROSTIM_DATABASE_URL`` or the default file).
+    readonly : bool
+        Whether the store will only be read.
+
+    Raises
+    ------
+    StoreLocationError
+        A folder, an unsupported database URL, an in-memory database, a path under a file.
+    StoreNotADatabaseError
+        A file that is not SQLite.
+    StoreNotFoundError
+        Reading, and there is no file.
+    StoreDamagedError
+        A damaged file.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> check_location(folder / "new.db", readonly=False)  # writing creates it later
+    >>> check_location(folder, readonly=True)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    electrostim.store._errors.StoreLocationError: The database path ... is a folder: ...
+    """
+    from ._engine import check_driver, resolve_url
+
+    resolved = resolve_url(url)
+    if resolved.get_backend_name() != "sqlite":
+        check_driver(resolved)
+        return
+    path = Path(resolved.database or "")
+    if not readonly and not path.exists():
+        parent = next((p for p in path.parents if p.exists()), None)
+        if parent is not None and not parent.is_dir():
+            raise StoreLocationError(f"Cannot use {path} for the database: {parent} is a file, not a folder; allowed a "
+                                     f"path in a folder, but got {path}.")
+        return
+    check_sqlite_file(path, readonly=readonly)

@@ -31,7 +31,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from ..errors import OptionError
 from ._engine import make_engine, readonly_sqlite_connect, resolve_url
-from ._errors import StoreDamagedError, StoreError, StoreNotFoundError
+from ._errors import StoreDamagedError, StoreError, StoreNotADatabaseError, StoreNotFoundError
 from ._integrity import SQLITE_MAGIC, is_damage
 from ._tables import CHECKSUM_COLUMN, TABLES_IN_ORDER, EventRow, SessionRow, row_checksum
 
@@ -81,7 +81,7 @@ def recover(source: str | os.PathLike[str], dest: str | os.PathLike[str], open_s
     if not header:
         raise StoreDamagedError(f"The database file {src} is empty (0 bytes): there is nothing to recover.")
     if header[:16] != SQLITE_MAGIC:
-        raise StoreDamagedError(f"The file {src} is not an SQLite database (its first page is damaged or it never was "
+        raise StoreNotADatabaseError(f"The file {src} is not an SQLite database (its first page is damaged or it never was "
                                 f"one): SQLite cannot read any of it, so nothing can be recovered; restore it from a backup.")
 
     probe = readonly_sqlite_connect(src)

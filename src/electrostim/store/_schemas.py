@@ -79,14 +79,17 @@ class PlanRecord(_Record):
 class SessionRecord(_Record):
     """A session without its events: who, what, where, when and how it ended.
 
-    ``event_count`` is the sequence number of its last event; ``host`` and ``pid``
-    name the process that ran it.
+    ``verdict`` is its plan's safety verdict (``ok`` or ``needs_confirmation``) and
+    ``confirmed_by`` who confirmed a plan that needed it; ``event_count`` is the
+    sequence number of its last event; ``host`` and ``pid`` name the process that ran it.
     """
 
     id: int
     plan_id: int
     patient_id: str | None
     program_id: str
+    verdict: Literal["ok", "needs_confirmation"]
+    confirmed_by: str | None
     device: str
     state: SessionState
     started_at: datetime

@@ -55,7 +55,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..errors import ElectrostimError, InvalidInputError, OptionError, check_option, check_output_file
-from ._engine import WRITE_OPTION, display_url, json_dumps, make_engine, resolve_url
+from ._engine import WRITE_OPTION, display_url, json_dumps, make_engine, make_parent, resolve_url
 from ._errors import (
     RecordNotFoundError,
     SessionStateError,
@@ -226,10 +226,7 @@ def _create_sqlite_store(cls: type[Store], path: Path) -> None:
     killed (a 0-byte file is refused as damaged, never taken for a new store). If
     another process creates it first, theirs is kept.
     """
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise StoreError(f"Cannot create the folder for the database {path}: {exc.strerror}.") from None
+    make_parent(path)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".creating", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp_name)
@@ -893,6 +890,7 @@ class Store:
                     checked.add(id(r))
             records.append(SessionRecord(
                 id=row.id, plan_id=row.plan_id, patient_id=plan.patient_id, program_id=program.program_id,
+                verdict=plan.verdict, confirmed_by=plan.confirmed_by,
                 device=row.device, state=row.state, started_at=row.started_at, ended_at=row.ended_at,  # type: ignore[arg-type]
                 summary=row.summary, event_count=row.event_count, host=row.host, pid=row.pid))
         return records
@@ -900,8 +898,16 @@ class Store:
     def _session(self, s: Session, session_id: int) -> SessionRecord:
         found = s.execute(self._sessions_query().where(SessionRow.id == session_id)).all()
         if not found:
-            raise RecordNotFoundError(f"No session {session_id} in {self._where}.")
+            raise self._no_session(s, session_id)
         return self._session_records(found)[0]
+
+    def _no_session(self, s: Session, session_id: int) -> RecordNotFoundError:
+        """The error for a session id that is not in the store: what ids there are, and the one given."""
+        low, high, count = s.execute(select(func.min(SessionRow.id), func.max(SessionRow.id), func.count())
+                                     .select_from(SessionRow)).one()
+        there = ("the store holds no session yet" if not count else
+                 f"allowed the id of a recorded session ({count} here, ids {low} to {high}: see `electrostim sessions list`)")
+        return RecordNotFoundError(f"No session {session_id} in {self._where}: {there}, but got {session_id}.")
 
     def start_session(self, plan_id: int, device: str) -> SessionRecord:
         """Start a session of a recorded plan on a device; its first event (seq 1) is the state ``running``.
@@ -943,7 +949,7 @@ class Store:
         """
         row = s.scalars(select(SessionRow).where(SessionRow.id == session_id).with_for_update()).one_or_none()
         if row is None:
-            raise RecordNotFoundError(f"No session {session_id} in {self._where}.")
+            raise self._no_session(s, session_id)
         self._verify(row)
         if row.state != "running":
             raise SessionStateError(f"Session {session_id} has ended ({row.state}); events can be added only to a running session.")
@@ -1095,7 +1101,7 @@ class Store:
         with self._reading(f"read the events of session {session_id}") as s:
             row = s.get(SessionRow, session_id)
             if row is None:
-                raise RecordNotFoundError(f"No session {session_id} in {self._where}.")
+                raise self._no_session(s, session_id)
             self._verify(row)
             return self._events(s, session_id, row.event_count, after_seq)
 
