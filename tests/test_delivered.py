@@ -254,14 +254,15 @@ def serial_programs(draw, device: str) -> es.Program:
     chans = []
     for i in range(n):
         shape = draw(st.sampled_from(shapes))
-        width = draw(st.sampled_from([50.0, 100.0, 200.0, 300.0]))
+        width = draw(st.sampled_from([50.0, 100.0, 200.0, 300.0] + ([] if device == "rehastim2" else [37.0, 73.0])))
         p: dict[str, Any] = {"shape": shape, "pulse_width_us": width,
                              "frequency_hz": rate if device == "rehastim2" else draw(st.sampled_from([rate, 20.0, 50.0]))}
         if shape != "monophasic":
             p["interphase_gap_us"] = 100.0 if device == "rehastim2" else draw(st.sampled_from([0.0, 20.0, 50.0]))
         if shape == "asymmetric-biphasic":
-            p["second_phase_ratio"] = draw(st.sampled_from([2.0, 4.0]))
-        top = draw(st.sampled_from([10.0, 20.0, 30.0, 40.0]))
+            # ratios and currents whose second phase falls off the 0.5 mA / 1 µs grid too
+            p["second_phase_ratio"] = draw(st.sampled_from([2.0, 4.0, 3.0, 2.7]))
+        top = draw(st.sampled_from([10.0, 20.0, 30.0, 40.0, 13.5, 27.5]))
         stim: dict[str, Any] = {"pulse": p, "amplitude": {"max_ma": top, "default_ma": top / 2}, "modulation": []}
         if draw(st.booleans()) and device == "p24" and shape == "symmetric-biphasic" and width <= 200:
             stim["burst"] = {"pulses_per_burst": 2, "burst_frequency_hz": draw(st.sampled_from([2.0, 5.0]))}

@@ -11,6 +11,8 @@ from __future__ import annotations
 import time
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import electrostim as es
 from electrostim.devices import (
@@ -120,16 +122,36 @@ def test_points_follow_the_program_pulse_shape():
     assert _pairs(p24_points(twin, 7.5, 100)) == [(100, -7.5), (60, 0.0), (100, -7.5)]
 
 
-def test_asymmetric_second_phase_balances_the_charge():
+def test_asymmetric_second_phase_is_never_above_the_schedules():
     asym = _stim({"shape": "asymmetric-biphasic", "pulse_width_us": 300, "second_phase_ratio": 4})
     assert _pairs(p24_points(asym, 20.0, 300)) == [(300, -20.0), (1200, 5.0)]
-    # 2.5 mA / 4 = 0.625 mA is not on the 0.5 mA grid: 1 mA for 750 µs carries the same charge
-    pts = p24_points(asym, 2.5, 300)
-    assert _pairs(pts) == [(300, -2.5), (750, 1.0)]
-    assert sum(p.pulse_width_us * p.current_ma for p in pts) == 0
+    # 2.5 mA / 4 = 0.625 mA is not on the 0.5 mA grid: 0.5 mA for 1200 µs (less charge than the first phase)
+    assert _pairs(p24_points(asym, 2.5, 300)) == [(300, -2.5), (1200, 0.5)]
+    # the case found: 99.5 mA, 37 µs, ratio 3 -> 33.17 mA for 111 µs in the schedule; 33 mA for 111 µs delivered
+    odd = _stim({"shape": "asymmetric-biphasic", "pulse_width_us": 37, "second_phase_ratio": 3, "interphase_gap_us": 55})
+    assert _pairs(p24_points(odd, 99.5, 37)) == [(37, -99.5), (55, 0.0), (111, 33.0)]
     # a second phase longer than one point (4095 µs) takes several
     long = _stim({"shape": "asymmetric-biphasic", "pulse_width_us": 2000, "second_phase_ratio": 3, "frequency_hz": 20})
     assert _pairs(p24_points(long, 30.0, 2000)) == [(2000, -30.0), (4095, 10.0), (1905, 10.0)]
+
+
+@given(current=st.integers(1, 260).map(lambda k: k / 2.0), width=st.integers(10, 1000),
+       ratio=st.floats(1.0, 8.0).map(lambda r: round(r, 3)))
+def test_any_asymmetric_second_phase_stays_within_the_schedules(current, width, ratio):
+    """Current, width, charge and ∫i²dt of the delivered second phase never exceed the schedule's
+    (``current / ratio`` for ``width × ratio``) where that current is at least one step."""
+    asym = _stim({"shape": "asymmetric-biphasic", "pulse_width_us": width, "second_phase_ratio": ratio,
+                  "frequency_hz": 10})
+    pts = p24_points(asym, current, width)
+    second = [p for p in pts[1:] if p.current_ma != 0]
+    q2 = sum(p.pulse_width_us * abs(p.current_ma) for p in second)
+    w2 = sum(p.pulse_width_us for p in pts[1:] if p.current_ma != 0 or len(second) == 0)
+    assert q2 <= current * width + 1e-9
+    assert w2 <= width * ratio + 1e-9
+    if current / ratio >= 0.5:
+        assert all(abs(p.current_ma) <= current / ratio + 1e-9 for p in second)
+        assert sum(p.pulse_width_us * p.current_ma ** 2 for p in second) <= (current / ratio) ** 2 * width * ratio + 1e-6
+    assert q2 >= current * width - (0.5 * width * ratio + current / ratio) - 1e-9  # within one step of balance
 
 
 def test_burst_is_one_shape_per_period():

@@ -11,12 +11,22 @@ Examples
 ('needs_confirmation', ['device.rehastim2.interphase-gap'])
 """
 
-from ._assess import VERDICTS, ApprovedPlan, Assessment, OutputEnvelope, PlanEnvelope, Reason, assess
+from ._assess import (
+    VERDICTS,
+    ApprovedPlan,
+    Assessment,
+    OutputEnvelope,
+    PlanEnvelope,
+    Reason,
+    assess,
+    asymmetric_second_phase,
+)
 from ._tables import DeviceProfile, device_profiles, get_device, limit_rules
 
 __all__ = [
     "VERDICTS",
     "ApprovedPlan",
+    "asymmetric_second_phase",
     "Assessment",
     "DeviceProfile",
     "OutputEnvelope",

@@ -23,7 +23,7 @@ from ..waveform import DEFAULT_LOAD_OHM, Dose, compute_dose
 from ._tables import DeviceProfile, contraindication_tables, get_device, limit_rules, program_rules
 
 __all__ = ["Reason", "Assessment", "ApprovedPlan", "PlanEnvelope", "OutputEnvelope", "assess", "VERDICTS",
-           "program_snapshot"]
+           "asymmetric_second_phase", "program_snapshot"]
 
 VerdictName = Literal["ok", "needs_confirmation", "refused"]
 #: The three verdicts, from best to worst.
@@ -235,6 +235,51 @@ def shape_points(stimulus: Any) -> int:
     return burst.pulses_per_burst * one + (burst.pulses_per_burst - 1) * _hold_points(spacing)
 
 
+def asymmetric_second_phase(current_ma: float, width_us: float, ratio: float, *, current_step_ma: float,
+                            width_step_us: float) -> tuple[float, float]:
+    """The second phase ``(current_ma, width_us)`` of an asymmetric pulse as a device on a current and width grid
+    delivers it: never above the schedule's.
+
+    The schedule's second phase is ``current / ratio`` for ``width × ratio`` (the same
+    charge as the first). On a grid both are rounded *down* (current to the current
+    step, width to the width step), so that its current, width, charge and ∫i²dt stay at
+    or below the schedule's; the pulse then carries a small net charge (the first
+    phase's charge minus the second's). A current below one step is delivered at one
+    step, for no longer than carries the first phase's charge (only below ``step ×
+    ratio``; :func:`assess` refuses a program whose highest amplitude lies there).
+
+    Parameters
+    ----------
+    current_ma, width_us : float
+        The first phase (on the device's grid).
+    ratio : float
+        The program's ``second_phase_ratio`` (>= 1).
+    current_step_ma, width_step_us : float
+        The device's steps (0: continuous).
+
+    Returns
+    -------
+    tuple of float
+        Second phase current (mA, >= 0) and width (µs).
+
+    Examples
+    --------
+    >>> asymmetric_second_phase(99.5, 37.0, 3.0, current_step_ma=0.5, width_step_us=1.0)
+    (33.0, 111.0)
+    """
+    def down(x: float, step: float) -> float:
+        return math.floor(x / step + 1e-9) * step if step > 0 else x
+
+    if current_ma <= 0:
+        return 0.0, down(width_us * ratio, width_step_us)
+    second = down(current_ma / ratio, current_step_ma)
+    width = down(width_us * ratio, width_step_us)
+    if second <= 0:  # below one step: one step, for no more than the first phase's charge
+        second = current_step_ma
+        width = min(width, down(current_ma * width_us / second, width_step_us))
+    return second, width
+
+
 def _realize(program: Program, dev: DeviceProfile) -> tuple[Program, list[Reason]]:
     """The program as ``dev`` delivers it, and the reasons that say what changed or cannot be delivered.
 
@@ -338,6 +383,28 @@ def _realize(program: Program, dev: DeviceProfile) -> tuple[Program, list[Reason
         except ProgramError as exc:
             add("realize", "refused", f"{exc}")
             return program, reasons
+    if dev.current_step_ma > 0:
+        for ch in realized.channels:
+            p = ch.stimulus.pulse
+            if p.shape != "asymmetric-biphasic":
+                continue
+            top = ch.stimulus.amplitude.max_ma
+            step, w = dev.current_step_ma, p.pulse_width_us
+            if top / p.second_phase_ratio < step - 1e-9:
+                add("asymmetric-step", "refused", f"{ch.label!r}: the second phase of its asymmetric pulses is "
+                    f"{top:g} mA / {p.second_phase_ratio:g} = {top / p.second_phase_ratio:.4g} mA at most, below "
+                    f"{dev.name}'s current step of {step:g} mA", ch.label)
+                continue
+            net = 0.0
+            for k in range(1, int(math.floor(top / step + 1e-9)) + 1):  # every current the device can set
+                second, w2 = asymmetric_second_phase(k * step, w, p.second_phase_ratio, current_step_ma=step,
+                                                     width_step_us=dev.pulse_width_step_us)
+                net = max(net, k * step * w - second * w2)
+            if net > 1e-9:
+                add("asymmetric-balance", "needs_confirmation", f"{dev.name} sets currents in {step:g} mA and widths "
+                    f"in {dev.pulse_width_step_us:g} µs steps: the second phase of {ch.label!r}'s asymmetric pulses is "
+                    f"rounded down (never above the program's), leaving up to {net * 1e-3:.3g} µC net charge per "
+                    "pulse", ch.label)
     if dev.max_shape_points > 0:
         for ch in realized.channels:
             if ch.stimulus.pulse.shape in PULSED_SHAPES:

@@ -31,7 +31,7 @@ import time
 from typing import Any
 
 from ...program import PULSED_SHAPES, Stimulus
-from ...safety import ApprovedPlan
+from ...safety import ApprovedPlan, asymmetric_second_phase
 from .._framing import DecodedPacket, FieldRangeError
 from .._hardware import OutputCommand, SerialStimulator
 from .._link import SerialLink
@@ -88,6 +88,8 @@ _CHANNEL_ERRORS = {
 }
 
 _MAX_POINT_US = SM4_LIMITS["pulse_width_us"][1]
+#: the current step of a point (mA): the current code counts half milliamperes
+_CURRENT_STEP_MA = 0.5
 
 
 class Sm4Codec:
@@ -160,12 +162,10 @@ def _pulse(stimulus: Stimulus, current_ma: float, pulse_width_us: float) -> list
     points = _hold(first, w) + _hold(0.0, p.interphase_gap_us)
     if p.shape == "symmetric-biphasic":
         return points + _hold(-first, w)
-    # asymmetric: the second phase at current / ratio, rounded up to the 0.5 mA grid (never above the first
-    # phase), its width chosen so that the charge balances (never longer than width x ratio)
-    if current_ma == 0:
-        return points + _hold(0.0, w * p.second_phase_ratio)
-    second = min(current_ma, math.ceil(2.0 * current_ma / p.second_phase_ratio - 1e-9) / 2.0)
-    return points + _hold(-math.copysign(second, first), current_ma * w / second)
+    # asymmetric: the second phase rounded down to the 0.5 mA and 1 µs grid, never above the schedule's
+    second, width = asymmetric_second_phase(current_ma, w, p.second_phase_ratio, current_step_ma=_CURRENT_STEP_MA,
+                                            width_step_us=1.0)
+    return points + _hold(-math.copysign(second, first) if second > 0 else 0.0, width)
 
 
 def p24_points(stimulus: Stimulus, current_ma: float, pulse_width_us: float) -> tuple[Sm4Point, ...]:
@@ -175,7 +175,8 @@ def p24_points(stimulus: Stimulus, current_ma: float, pulse_width_us: float) -> 
     point at 0 mA, a burst its pulses with 0 mA points between them; a span longer than
     4095 µs takes several points. Currents are signed as in the schedule (a cathodic
     phase is negative). The second phase of an asymmetric pulse is ``current / ratio``
-    rounded up to 0.5 mA, with its width set so that the pulse carries no net charge.
+    for ``width × ratio``, each rounded down to the device's 0.5 mA and 1 µs steps
+    (:func:`~electrostim.safety.asymmetric_second_phase`): never above the schedule's.
 
     Parameters
     ----------
