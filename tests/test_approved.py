@@ -528,3 +528,30 @@ def test_a_store_locked_during_a_serial_session_is_the_recorded_cause(tmp_path: 
     with Store.open(db, readonly=True) as store:
         log = store.get_session(r.session_id)
     assert log.state == "failed" and log.summary["error"] == r.error
+
+
+# --------------------------------------------------------------------------- numbers that are not numbers
+
+
+@pytest.mark.parametrize("value", [True, False, "40", b"40"])
+def test_an_amplitude_must_be_a_number(value):
+    plan = es.assess(es.load_program("knee-oa-tens")).approve()
+    with pytest.raises(SafetyError, match="not an amplitude in mA"):
+        plan.check_amplitude("knee-1", value)
+
+
+def test_an_amplitude_just_above_the_envelope_says_by_how_much():
+    plan = es.assess(es.load_program("knee-oa-tens")).approve()
+    top = plan.output_envelope("knee-1").max_amplitude_ma
+    with pytest.raises(SafetyError, match=r"50\.0000001 mA .* \(0 to 50 mA\)"):
+        plan.check_amplitude("knee-1", top + 1e-7)
+
+
+@pytest.mark.parametrize("option, value", [("duration_s", True), ("duration_s", "3"), ("step_s", 1e-9), ("step_s", 0.0),
+                                           ("step_s", 2.0), ("step_s", math.nan), ("step_s", True)])
+def test_deliver_refuses_numbers_out_of_range_before_anything_is_created(option, value, tmp_path: Path):
+    plan = es.assess(es.load_program("knee-oa-tens")).approve()
+    db = tmp_path / "s.db"
+    with pytest.raises(OptionError, match=f"'{option}'"):
+        deliver(plan, "sim", db, speed=math.inf, handle_signals=False, **{option: value})
+    assert not db.exists()

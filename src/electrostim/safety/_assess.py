@@ -765,13 +765,16 @@ class ApprovedPlan:
     def check_amplitude(self, output: int | str, amplitude_ma: float) -> float:
         """Return ``amplitude_ma`` if it lies in the approved envelope of ``output``, else raise :class:`SafetyError`."""
         env = self.output_envelope(output)
+        if isinstance(amplitude_ma, (bool, str, bytes)):  # True is not 1 mA, "40" is not 40 mA
+            raise SafetyError(f"{amplitude_ma!r} on output {env.label!r} is not an amplitude in mA (a number).")
         try:
             value = float(amplitude_ma)
         except (TypeError, ValueError):
             raise SafetyError(f"{amplitude_ma!r} on output {env.label!r} is not an amplitude in mA.") from None
         if not math.isfinite(value) or not (0.0 <= value <= env.max_amplitude_ma + 1e-9):
             raise SafetyError(
-                f"{value:g} mA on output {env.label!r} is outside the approved envelope (0 to {env.max_amplitude_ma:g} mA)."
+                f"{value:.12g} mA on output {env.label!r} is outside the approved envelope "
+                f"(0 to {env.max_amplitude_ma:.12g} mA)."
             )
         return value
 

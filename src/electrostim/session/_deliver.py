@@ -36,7 +36,7 @@ from ..devices import Stimulator, open_stimulator
 from ..devices import parse_backend as _parse_backend
 from ..errors import ElectrostimError, InvalidInputError, OptionError
 from ..safety import ApprovedPlan
-from ._runner import MIN_DURATION_S, Runner, SessionState, check_number
+from ._runner import MAX_STEP_S, MIN_DURATION_S, MIN_STEP_S, Runner, SessionState, check_number
 
 __all__ = ["deliver", "check_store", "parse_backend", "SessionResult", "END_STATES", "EXIT_CODES", "HANDLED_SIGNALS", "MAX_SPEED"]
 
@@ -299,7 +299,7 @@ def deliver(
         Times faster than real time (a simulated stimulator only; ``math.inf`` as fast
         as it computes); 1 for a serial device.
     step_s : float
-        Session step, s.
+        Session step, s: 0.001 to 1 (:data:`~electrostim.session.MIN_STEP_S`, ``MAX_STEP_S``).
     device : str, optional
         What to record as the device (default: the spec, or the stimulator's profile).
     on_tick : callable(Runner), optional
@@ -350,7 +350,7 @@ def deliver(
     if duration_s is not None:
         duration_s = check_number("duration_s", duration_s, low=MIN_DURATION_S, high=program_s, low_open=False)
     speed = _check_speed(speed, dev.virtual_time)
-    step_s = check_number("step_s", step_s, low=0.0, high=1.0)
+    step_s = check_number("step_s", step_s, low=MIN_STEP_S, high=MAX_STEP_S, low_open=False)
     device_name = device or spec or dev.profile.id
 
     own_store = not isinstance(store, Store)

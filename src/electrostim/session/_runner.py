@@ -48,11 +48,14 @@ from typing import Any
 from ..devices._stimulator import DeviceError, DeviceState, Stimulator
 from ..errors import ElectrostimError, OptionError, SafetyError
 
-__all__ = ["MIN_DURATION_S", "MAX_START_RAMP_S", "SessionState", "SessionError", "Runner", "check_number",
+__all__ = ["MAX_STEP_S", "MIN_DURATION_S", "MIN_STEP_S", "MAX_START_RAMP_S", "SessionState", "SessionError", "Runner", "check_number",
            "program_ramps"]
 
 #: the shortest session (s of run time) a runner accepts: one step of a 100 Hz train
 MIN_DURATION_S = 0.01
+#: the shortest and longest session step (s) a runner takes: a session of a day at the shortest step is 86.4
+#: million steps; a longer step than 1 s would let a ramp or a key wait too long
+MIN_STEP_S, MAX_STEP_S = 0.001, 1.0
 #: the longest session ramp to the starting intensity (``start_ramp_s``, ``--start-ramp-s``), s
 MAX_START_RAMP_S = 600.0
 
@@ -81,10 +84,13 @@ def check_number(name: str, value: object, *, low: float, high: float, low_open:
     ...
     electrostim.errors.OptionError: Invalid value for 'duration_s': allowed a finite number 0 < x <= 60, but got nan.
     """
-    try:
-        x = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
+    if isinstance(value, (bool, str, bytes)):  # True is not 1 s, "40" is not 40 mA
         x = math.nan
+    else:
+        try:
+            x = float(value)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            x = math.nan
     ok = math.isfinite(x) and (x > low if low_open else x >= low) and x <= high
     if not ok:
         raise OptionError(f"Invalid value for {name!r}: allowed a finite number {low:g} {'<' if low_open else '<='} x "
@@ -498,6 +504,7 @@ class Runner:
         ``speed`` above 1 needs a simulated stimulator. ``tick`` is called after every step
         (a console redraws there, a script may send keys).
         """
+        step_s = check_number("step_s", step_s, low=MIN_STEP_S, high=MAX_STEP_S, low_open=False)
         if not (isinstance(speed, (int, float)) and speed > 0):  # NaN fails too
             raise OptionError(f"Invalid value for 'speed': allowed a number > 0 (inf: as fast as it computes), but got {speed!r}.")
         if speed != 1.0 and not self.device.virtual_time:
