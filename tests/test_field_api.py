@@ -38,7 +38,7 @@ def test_all_is_exactly_the_public_surface():
 
 def test_star_import():
     namespace: dict[str, object] = {}
-    exec("from electrostim.physics.field import *", namespace)  # noqa: S102
+    exec("from electrostim.physics.field import *", namespace)
     assert EXPECTED <= set(namespace)
 
 

@@ -175,7 +175,7 @@ def test_contact_resistance_sits_in_series_and_evens_out_the_current():
     ideal = solve_pad(LAYERED, pad)
     real = solve_pad(LAYERED, pad, contact_resistivity_ohm_m2=0.02)
     assert real.resistance_ohm > ideal.resistance_ohm + 0.5 * 0.02 / pad.area_m2
-    spread = lambda s: s.current_density_a_per_m2.max() / s.current_density_a_per_m2.min()  # noqa: E731
+    spread = lambda s: s.current_density_a_per_m2.max() / s.current_density_a_per_m2.min()
     assert spread(ideal) > 10 > spread(real)
     assert ideal.patch_currents_a.sum() == pytest.approx(1.0, rel=1e-12)
     assert np.all(ideal.patch_currents_a > 0)
@@ -269,7 +269,7 @@ def test_coupled_pads_pull_current_towards_each_other():
     ch = Montage.channel(a, b, 1.0)
     inner = pa.centroids_m[:, 0] > -0.05 + 1e-9
     outer = pa.centroids_m[:, 0] < -0.05 - 1e-9
-    shift = lambda i: i[inner].sum() - i[outer].sum()  # noqa: E731
+    shift = lambda i: i[inner].sum() - i[outer].sum()
     assert abs(shift(a.patch_currents_a)) < 1e-6
     assert shift(ch.patch_currents_a[0]) > 0.05
     assert ch.patch_currents_a[0].sum() == pytest.approx(1.0, rel=1e-12)
@@ -281,7 +281,7 @@ def test_coupled_pads_pull_current_towards_each_other():
     # lone-pad superposition misplaces the field by several per cent with ideal contacts,
     # much less once the contact resistance (here 200 ohm per pad) dominates
     pts = straight_fibre_points_local()
-    gap = lambda x, y: np.abs(x - y).max() / np.abs(x).max()  # noqa: E731
+    gap = lambda x, y: np.abs(x - y).max() / np.abs(x).max()
     assert gap(ch.potential(pts), Montage.channel(a, b, 1.0, coupled=False).potential(pts)) > 0.02
     rc = 0.5
     a2, b2 = solve_pad(LAYERED, pa, contact_resistivity_ohm_m2=rc), solve_pad(LAYERED, pb, contact_resistivity_ohm_m2=rc)

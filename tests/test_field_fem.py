@@ -52,8 +52,8 @@ def _mesh(medium: LayeredMedium, a: float, h0: float = 2e-5, growth: float = 1.1
 
 def _forms(medium: LayeredMedium):
     tops = np.array([0.0, *medium.interfaces_m.tolist()])
-    sh_by_layer = np.array([la.sigma_h for la in medium.layers])
-    sv_by_layer = np.array([la.sigma_v for la in medium.layers])
+    sh_by_layer = np.array([la.sigma_h_s_per_m for la in medium.layers])
+    sv_by_layer = np.array([la.sigma_v_s_per_m for la in medium.layers])
 
     def sig(z):
         i = np.searchsorted(tops, z, side="right") - 1
@@ -107,7 +107,8 @@ FOUR = LayeredMedium(
     [Layer("skin", 1.5e-3, 0.43), Layer("fat", 5e-3, 1 / 30), Layer("muscle", 0.03, 0.1735, 0.086), Layer("bone", math.inf, 0.0055)]
 )
 POINTS_RZ = np.array(
-    [[0.0, 0.0005], [0.0, 0.003], [0.004, 0.005], [0.0, 0.012], [0.01, 0.0], [0.02, 0.0], [0.03, 0.02], [0.0, 0.04], [0.06, 0.01], [0.1, 0.0]]
+    [[0.0, 0.0005], [0.0, 0.003], [0.004, 0.005], [0.0, 0.012], [0.01, 0.0], [0.02, 0.0], [0.03, 0.02], [0.0, 0.04],
+     [0.06, 0.01], [0.1, 0.0]]
 )
 
 

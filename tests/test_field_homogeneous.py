@@ -124,7 +124,7 @@ def test_line_source_is_the_integral_of_point_sources(sigma):
     pts = np.array([[0.0, 0.01, 0.0], [0.02, 0.0, 0.01], [0.0, 0.0, 0.0045], [0.03, -0.006, 0.007]])
     v = line_source_potential(pts, a, b, 1e-3, sigma)
     for p, vp in zip(pts, v):
-        f = lambda s, p=p: float(point_source_potential(p, a + s * (b - a), 1e-3, sigma))  # noqa: E731
+        f = lambda s, p=p: float(point_source_potential(p, a + s * (b - a), 1e-3, sigma))
         ref, _ = integrate.quad(f, 0.0, 1.0, epsabs=0.0, epsrel=1e-12, limit=200)
         assert vp == pytest.approx(ref, rel=1e-9)
 

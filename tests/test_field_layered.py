@@ -34,7 +34,8 @@ def image_series(rho, z, h, s1, s2, current=1.0, terms=4000):
     z = np.asarray(z, dtype=float)[..., None]
     n = np.arange(1, terms)
     kn = k**n
-    top = 1 / np.sqrt(rho**2 + z**2) + np.sum(kn * (1 / np.sqrt(rho**2 + (2 * n * h - z) ** 2) + 1 / np.sqrt(rho**2 + (2 * n * h + z) ** 2)), -1)[..., None]
+    images = 1 / np.sqrt(rho**2 + (2 * n * h - z) ** 2) + 1 / np.sqrt(rho**2 + (2 * n * h + z) ** 2)
+    top = 1 / np.sqrt(rho**2 + z**2) + np.sum(kn * images, -1)[..., None]
     below = (1 + k) * (1 / np.sqrt(rho**2 + z**2) + np.sum(kn / np.sqrt(rho**2 + (2 * n * h + z) ** 2), -1)[..., None])
     return current / (2 * math.pi * s1) * np.where(z < h, top, below)[..., 0]
 
@@ -132,7 +133,8 @@ def test_reciprocity(za, zb):
 def test_splitting_a_layer_in_two_changes_nothing(fraction, rho, z):
     layers = list(FOUR.layers)
     fat = layers[1]
-    split = [Layer("fat-a", fat.thickness_m * fraction, fat.sigma_h), Layer("fat-b", fat.thickness_m * (1 - fraction), fat.sigma_h)]
+    split = [Layer("fat-a", fat.thickness_m * fraction, fat.sigma_h_s_per_m),
+             Layer("fat-b", fat.thickness_m * (1 - fraction), fat.sigma_h_s_per_m)]
     other = LayeredMedium(layers[:1] + split + layers[2:])
     assert other.potential(rho, z) == pytest.approx(float(FOUR.potential(rho, z)), rel=1e-10)
 
@@ -150,8 +152,8 @@ def test_potential_and_normal_current_are_continuous_across_interfaces(source_de
             assert 2 * v[1] - v[0] == pytest.approx(v[2], rel=1e-9)
             assert 2 * v[3] - v[4] == pytest.approx(v[2], rel=1e-9)
             # second-order one-sided derivatives
-            j_above = -above.sigma_v * (3 * v[2] - 4 * v[1] + v[0]) / (2 * d)
-            j_below = -below.sigma_v * (-3 * v[2] + 4 * v[3] - v[4]) / (2 * d)
+            j_above = -above.sigma_v_s_per_m * (3 * v[2] - 4 * v[1] + v[0]) / (2 * d)
+            j_below = -below.sigma_v_s_per_m * (-3 * v[2] + 4 * v[3] - v[4]) / (2 * d)
             assert j_above == pytest.approx(j_below, rel=1e-4)
 
 
@@ -201,7 +203,7 @@ def test_tables_are_cached_and_read_only():
     tab = FOUR.table(rho_max_m=0.2)
     assert FOUR.table(rho_max_m=0.2) is tab
     with pytest.raises(ValueError):
-        tab.remainder[0, 0] = 1.0
+        tab.remainder_v_per_a[0, 0] = 1.0
 
 
 def test_layer_lookup_and_interfaces():

@@ -54,10 +54,10 @@ def test_every_preset_makes_a_medium(pid):
 def test_muscle_mapping_and_overrides():
     p = get_tissue_preset("forearm")
     aniso = p.medium().layers[2]
-    assert aniso.sigma_h == pytest.approx(math.sqrt(0.35 * 0.086)) and aniso.sigma_v == 0.086
-    assert p.medium(muscle="isotropic").layers[2].sigma_h == 0.16
+    assert aniso.sigma_h_s_per_m == pytest.approx(math.sqrt(0.35 * 0.086)) and aniso.sigma_v_s_per_m == 0.086
+    assert p.medium(muscle="isotropic").layers[2].sigma_h_s_per_m == 0.16
     thick = p.medium(thickness_m={"fat": 0.012}, conductivity_s_per_m={"skin": 0.1})
-    assert thick.layers[1].thickness_m == 0.012 and thick.layers[0].sigma_h == 0.1
+    assert thick.layers[1].thickness_m == 0.012 and thick.layers[0].sigma_h_s_per_m == 0.1
     with pytest.raises(OptionError, match=r"Invalid value for 'muscle': allowed 'anisotropic', 'isotropic', but got 'fibrous'"):
         p.medium(muscle="fibrous")
     with pytest.raises(InvalidInputError, match=r"Invalid value for 'thickness_m': allowed tissues .* but got 'tendon'"):
@@ -111,12 +111,15 @@ thickness_source = "[assumed]"
     ("edit", "message"),
     [
         (("schema = 1", "schema = 2"), r"schema must be 1, but got 2"),
-        (("thickness_mm = 1.0", "thickness_mm = -1.0"), r"\[sites.demo\] layers\[0\]: thickness_mm must be a number in \(0, 1000\), but got -1.0"),
-        (('{ tissue = "fat" }', '{ tissue = "fat", thickness_mm = 3.0 }'), r"the last layer is the half-space below and takes no thickness_mm"),
+        (("thickness_mm = 1.0", "thickness_mm = -1.0"),
+         r"\[sites.demo\] layers\[0\]: thickness_mm must be a number in \(0, 1000\), but got -1.0"),
+        (('{ tissue = "fat" }', '{ tissue = "fat", thickness_mm = 3.0 }'),
+         r"the last layer is the half-space below and takes no thickness_mm"),
         (('{ tissue = "skin", thickness_mm = 1.0 }', '{ tissue = "skin" }'), r"thickness_mm is required for every layer but the last"),
         (('{ tissue = "fat" }', '{ tissue = "tendon" }'), r"tissue must be one of 'skin', 'fat', but got 'tendon'"),
         (("conductivity_s_per_m = 0.04", "conductivity_s_per_m = 0.0"), r"\[tissues.fat\]: conductivity_s_per_m must be a number"),
-        (('source = "a source of some length"\n[tissues.fat]', 'citation = "x"\n[tissues.fat]'), r"\[tissues.skin\]: unknown keys \['citation'\]"),
+        (('source = "a source of some length"\n[tissues.fat]', 'citation = "x"\n[tissues.fat]'),
+         r"\[tissues.skin\]: unknown keys \['citation'\]"),
         (('thickness_source = "[assumed]"', ""), r"thickness_source must be a non-empty string"),
         (("[sites.demo]", "[places.demo]"), r"a \[sites.<id>\] table is required"),
     ],
@@ -150,7 +153,7 @@ def test_muscle_mapping_error_is_what_the_docs_say():
     c = get_tissue_preset("quadriceps").conductivities["muscle"]
     assert (c["conductivity_along_s_per_m"], c["conductivity_across_s_per_m"]) == (along, across)
     model = LayeredMedium([Layer("muscle", math.inf, math.sqrt(along * across), across)])
-    true = lambda p: 2 * float(point_source_potential(p, [0, 0, 0], 1.0, [along, across, across]))  # noqa: E731
+    true = lambda p: 2 * float(point_source_potential(p, [0, 0, 0], 1.0, [along, across, across]))
     d = 0.02
     factor = (along / across) ** 0.25
     assert float(model.potential(0.0, d)) == pytest.approx(true([0, 0, d]), rel=1e-12)

@@ -2,7 +2,15 @@
 
 Quantities carry their unit in their name wherever people or files see them
 (``amplitude_ma``, ``pulse_width_us``); kernels work in SI. These constants are the
-single place where the conversions are written down.
+single place where the conversions are written down: a value in the named unit times
+the constant is the value in SI (``dt_us * US`` seconds), and an SI value divided by it
+is the value in the named unit (``threshold_a / MA`` milliamperes). Every constant here
+is used by the package (a test checks it); one that is no longer used is removed.
+
+Examples
+--------
+>>> 250 * US, 0.03 / MA
+(0.00025, 30.0)
 """
 
 from __future__ import annotations
@@ -12,7 +20,7 @@ import re
 
 from .errors import OptionError
 
-__all__ = ["MA", "UA", "US", "MS", "UC", "MJ", "MW", "pad_area_cm2", "parse_pad_size_cm"]
+__all__ = ["MA", "UA", "US", "MS", "MM", "pad_area_cm2", "parse_pad_size_cm"]
 
 #: milliampere in ampere
 MA = 1e-3
@@ -22,12 +30,8 @@ UA = 1e-6
 US = 1e-6
 #: millisecond in second
 MS = 1e-3
-#: microcoulomb in coulomb
-UC = 1e-6
-#: millijoule in joule
-MJ = 1e-3
-#: milliwatt in watt
-MW = 1e-3
+#: millimetre in metre
+MM = 1e-3
 
 _PAD = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*[xX×]\s*(\d+(?:\.\d+)?)\s*(?:cm)?\s*$")
 
@@ -56,6 +60,11 @@ def parse_pad_size_cm(text: str) -> tuple[float, float]:
 def pad_area_cm2(shape: str, width_cm: float | None = None, height_cm: float | None = None, diameter_cm: float | None = None) -> float:
     """Conductive area of a rectangular or disk pad in cm².
 
+    Raises
+    ------
+    OptionError
+        An unknown shape, or a size the shape needs is missing.
+
     Examples
     --------
     >>> pad_area_cm2("rectangle", 5, 9)
@@ -64,7 +73,11 @@ def pad_area_cm2(shape: str, width_cm: float | None = None, height_cm: float | N
     3.1416
     """
     if shape == "disk":
-        assert diameter_cm is not None
+        if diameter_cm is None:
+            raise OptionError("Invalid pad: a disk needs diameter_cm, but got none.")
         return math.pi * float(diameter_cm) ** 2 / 4.0
-    assert width_cm is not None and height_cm is not None
+    if shape != "rectangle":
+        raise OptionError(f"Invalid value for 'shape': allowed 'rectangle', 'disk', but got {shape!r}.")
+    if width_cm is None or height_cm is None:
+        raise OptionError(f"Invalid pad: a rectangle needs width_cm and height_cm, but got {width_cm!r} and {height_cm!r}.")
     return float(width_cm) * float(height_cm)

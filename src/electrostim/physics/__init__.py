@@ -1,7 +1,7 @@
-"""Predict what a pulse does to nerve fibres: volume conductors (``field``) and fibre models (``fibers``).
+"""Predict what a pulse does to nerve fibres: volume conductors (``field``) and fibre models (``fibres``).
 
 The names live in the sub-packages and modules (``electrostim.physics.field``,
-``electrostim.physics.fibers``, ``electrostim.physics.population``); this package
+``electrostim.physics.fibres``, ``electrostim.physics.population``); this package
 re-exports none of them, so importing it stays light (no numba).
 """
 

@@ -34,7 +34,7 @@ Coordinates: ``x``, ``y`` on the skin, ``z`` depth below it, metres; SI througho
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -47,6 +47,9 @@ __all__ = ["Pad", "rectangle_pad", "disk_pad", "pad_from_spec", "PadSolution", "
 
 #: closed-form patch integration within this many patch radii
 _NEAR = 4.0
+#: points per block of :meth:`Montage.potential` with a progress callback: whole chunks of the kernel
+#: (64 points each), so that every point is computed exactly as in a single call
+PROGRESS_BLOCK = 64 * 256
 
 
 def _finite_positive(name: str, value: object) -> float:
@@ -69,7 +72,9 @@ def _center(value: object) -> tuple[float, float]:
 def _grading(value: float) -> float:
     g = float(value)
     if not 0.0 <= g <= 1.0:
-        raise InvalidInputError(f"Invalid value for 'grading': allowed 0 (even patches) to 1 (strongly refined at the edges), but got {value!r}.")
+        raise InvalidInputError(
+            f"Invalid value for 'grading': allowed 0 (even patches) to 1 (strongly refined at the edges), but got {value!r}."
+        )
     return g
 
 
@@ -165,7 +170,7 @@ def _make_pad(shape: str, center: tuple[float, float], size: tuple[float, float]
     if np.any(area <= 0):  # pragma: no cover - the meshers make counter-clockwise polygons
         raise AssertionError("patch polygons must be counter-clockwise")
     mom = _second_moments(verts, nv, cen, area)
-    arrays = [verts, nv, cen, area, rad, mom] + ([ring_radii, patch_ring] if ring_radii is not None else [])
+    arrays = [verts, nv, cen, area, rad, mom] + [a for a in (ring_radii, patch_ring) if a is not None]
     for a in arrays:
         a.setflags(write=False)
     return Pad(shape, center, size, angle, verts, nv, cen, area, rad, mom, ring_radii, patch_ring)
@@ -223,10 +228,11 @@ def rectangle_pad(
         return 0.5 * length * ((1.0 - g) * xi + g * np.sin(0.5 * math.pi * xi))
 
     xs, ys = nodes(nx, w), nodes(ny, h)
-    i, j = np.meshgrid(np.arange(nx), np.arange(ny), indexing="ij")
-    i, j = i.ravel(), j.ravel()
+    i2, j2 = np.meshgrid(np.arange(nx), np.arange(ny), indexing="ij")
+    i, j = i2.ravel(), j2.ravel()
     local = np.stack(
-        [np.stack([xs[i], ys[j]], -1), np.stack([xs[i + 1], ys[j]], -1), np.stack([xs[i + 1], ys[j + 1]], -1), np.stack([xs[i], ys[j + 1]], -1)],
+        [np.stack([xs[i], ys[j]], -1), np.stack([xs[i + 1], ys[j]], -1),
+         np.stack([xs[i + 1], ys[j + 1]], -1), np.stack([xs[i], ys[j + 1]], -1)],
         axis=1,
     )
     ca, sa = math.cos(angle_rad), math.sin(angle_rad)
@@ -373,11 +379,20 @@ def _table_for(medium: LayeredMedium, reach_m: float, depth_m: float):
     return medium.table(0.0, rho_max_m=rho, z_max_m=z)
 
 
+def _patch_extent_m(pads: Sequence[Pad], points: np.ndarray) -> tuple[float, float]:
+    """How far (m) the points (N, 3) lie from the patches of ``pads``, horizontally, and their largest depth (m)."""
+    cen = np.concatenate([p.centroids_m for p in pads])
+    return _max_distance(points[:, :2], cen), float(points[:, 2].max())
+
+
 def _patch_potentials(medium: LayeredMedium, pads: Sequence[Pad], strengths: np.ndarray, points: np.ndarray,
-                      group: np.ndarray | None = None, n_groups: int = 1) -> np.ndarray:
+                      group: np.ndarray | None = None, n_groups: int = 1,
+                      extent_m: tuple[float, float] | None = None) -> np.ndarray:
     """Potentials (V) at ``points`` (N, 3) of uniform sheets of ``strengths`` (A) on the patches of ``pads``.
 
     Returns (N, n_groups); patch ``q`` (counted across the pads) adds into column ``group[q]``.
+    ``extent_m`` (reach, depth) sizes the table; by default that of ``points``, so that the
+    blocks of a larger set of points, given the set's extent, use the same table as the set.
     """
     from ._kernels import patch_superpose
 
@@ -388,7 +403,8 @@ def _patch_potentials(medium: LayeredMedium, pads: Sequence[Pad], strengths: np.
     rad = np.concatenate([p.radii_m for p in pads])
     area = np.concatenate([p.areas_m2 for p in pads])
     mom = np.concatenate([p.moments_m2 for p in pads])
-    table = _table_for(medium, _max_distance(points[:, :2], cen), float(points[:, 2].max()))
+    reach_m, depth_m = _patch_extent_m(pads, points) if extent_m is None else extent_m
+    table = _table_for(medium, reach_m, depth_m)
     table.check_range(points, cen)
     a_img, c_img = table.images(points[:, 2])
     g = np.zeros(len(cen), dtype=np.int64) if group is None else np.ascontiguousarray(group, dtype=np.int64)
@@ -397,7 +413,7 @@ def _patch_potentials(medium: LayeredMedium, pads: Sequence[Pad], strengths: np.
         col(points[:, 0]), col(points[:, 1]), col(points[:, 2]), col(a_img), col(c_img),
         col(verts[..., 0]), col(verts[..., 1]), nv, col(cen[:, 0]), col(cen[:, 1]), rad, area,
         col(mom[:, 0]), col(mom[:, 1]), col(mom[:, 2]), col(strengths, dtype=float), g, int(n_groups), _NEAR,
-        table.remainder, table.full, *table.grid_args(),
+        table.remainder_v_per_a, table.full_v_per_a, *table.grid_args(),
     )
 
 
@@ -484,7 +500,9 @@ def solve_pad(medium: LayeredMedium, pad: Pad, *, contact_resistivity_ohm_m2: fl
     """
     rc = float(contact_resistivity_ohm_m2)
     if not (rc >= 0.0) or math.isinf(rc):
-        raise InvalidInputError(f"Invalid value for 'contact_resistivity_ohm_m2': it must be >= 0 and finite, but got {contact_resistivity_ohm_m2!r}.")
+        raise InvalidInputError(
+            f"Invalid value for 'contact_resistivity_ohm_m2': it must be >= 0 and finite, but got {contact_resistivity_ohm_m2!r}."
+        )
     if not isinstance(medium, LayeredMedium) or not isinstance(pad, Pad):
         raise InvalidInputError("solve_pad needs a LayeredMedium and a Pad (see rectangle_pad, disk_pad).")
     z = _impedance_matrix(medium, pad)
@@ -578,7 +596,9 @@ class Montage:
         if not pads or not all(isinstance(p, PadSolution) for p in pads):
             raise InvalidInputError("Invalid value for 'pads': expected one or more PadSolution objects (see solve_pad).")
         if len(cur) != len(pads) or not np.all(np.isfinite(cur)):
-            raise InvalidInputError(f"Invalid value for 'currents_a': expected one finite current per pad ({len(pads)}), but got {list(cur)}.")
+            raise InvalidInputError(
+                f"Invalid value for 'currents_a': expected one finite current per pad ({len(pads)}), but got {list(cur)}."
+            )
         medium = pads[0].medium
         if any(p.medium != medium for p in pads):
             raise InvalidInputError("Invalid value for 'pads': all pads of a montage must lie on the same medium.")
@@ -612,8 +632,13 @@ class Montage:
         """Two pads of one channel: ``+current_a`` enters the tissue at ``anode``, leaves at ``cathode``."""
         return cls([anode, cathode], [current_a, -current_a], coupled=coupled)
 
-    def potential(self, points_m: object) -> np.ndarray:
-        """Potential (V) at ``points_m``, shape (..., 3) in metres (``z`` = depth ≥ 0); returns shape (...)."""
+    def potential(self, points_m: object, *, progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+        """Potential (V) at ``points_m``, shape (..., 3) in metres (``z`` = depth ≥ 0); returns shape (...).
+
+        ``progress(done, total)``, when given, is called after each block of
+        :data:`PROGRESS_BLOCK` points (and once at the end) with the points done so far;
+        the result is the same as without it, to the last bit.
+        """
         pts = np.asarray(points_m, dtype=float)
         if pts.ndim == 0 or pts.shape[-1] != 3:
             raise InvalidInputError(f"Invalid value for 'points_m': expected shape (..., 3) in metres, but got {pts.shape}.")
@@ -625,5 +650,13 @@ class Montage:
             raise InvalidInputError("Invalid value for 'points_m': every coordinate must be finite (metres).")
         if np.min(pts[:, 2]) < 0.0:
             raise InvalidInputError(f"Invalid value for 'points_m': depth z must be >= 0 (below the skin), but got {np.min(pts[:, 2])!r}.")
-        out = _patch_potentials(self.medium, [p.pad for p in self.pads], self._strengths, pts)[:, 0]
+        pads = [p.pad for p in self.pads]
+        if progress is None:
+            return _patch_potentials(self.medium, pads, self._strengths, pts)[:, 0].reshape(shape)
+        extent = _patch_extent_m(pads, pts)  # one table for every block: the numbers of a single call
+        out = np.empty(len(pts))
+        for i in range(0, len(pts), PROGRESS_BLOCK):
+            j = min(len(pts), i + PROGRESS_BLOCK)
+            out[i:j] = _patch_potentials(self.medium, pads, self._strengths, pts[i:j], extent_m=extent)[:, 0]
+            progress(j, len(pts))
         return out.reshape(shape)

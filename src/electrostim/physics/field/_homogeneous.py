@@ -63,7 +63,8 @@ def conductivity_tensor(conductivity_s_per_m: object) -> np.ndarray:
     >>> conductivity_tensor(-1.0)
     Traceback (most recent call last):
     ...
-    electrostim.errors.InvalidInputError: Invalid value for 'conductivity_s_per_m': it must be positive (a scalar, 3 diagonal values or a symmetric positive-definite 3 x 3 tensor), but got -1.0.
+    electrostim.errors.InvalidInputError: Invalid value for 'conductivity_s_per_m': it must be positive (a scalar,
+    3 diagonal values or a symmetric positive-definite 3 x 3 tensor), but got -1.0.
     """
     given = conductivity_s_per_m
     try:
@@ -90,7 +91,9 @@ def conductivity_tensor(conductivity_s_per_m: object) -> np.ndarray:
 def _points(name: str, value: object) -> np.ndarray:
     a = np.asarray(value, dtype=float)
     if a.ndim == 0 or a.shape[-1] != 3:
-        raise InvalidInputError(f"Invalid value for {name!r}: expected points as an array of shape (..., 3) in metres, but got shape {a.shape}.")
+        raise InvalidInputError(
+            f"Invalid value for {name!r}: expected points as an array of shape (..., 3) in metres, but got shape {a.shape}."
+        )
     if not np.all(np.isfinite(a)):
         raise InvalidInputError(f"Invalid value for {name!r}: every coordinate must be finite.")
     return a
@@ -109,7 +112,9 @@ def _currents(value: object, n: int) -> np.ndarray:
     try:
         c = np.broadcast_to(c, (n,)).astype(float)
     except ValueError:
-        raise InvalidInputError(f"Invalid value for 'currents_a': expected one current per source ({n}), but got shape {c.shape}.") from None
+        raise InvalidInputError(
+            f"Invalid value for 'currents_a': expected one current per source ({n}), but got shape {c.shape}."
+        ) from None
     return c
 
 

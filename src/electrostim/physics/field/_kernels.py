@@ -26,7 +26,7 @@ import math
 
 import numpy as np
 
-from ._jit import njit, prange
+from .._jit import njit, prange
 
 __all__ = ["table_superpose", "patch_superpose", "polygon_integral"]
 
@@ -302,7 +302,8 @@ def _patch_rows(
                         r = math.sqrt(r2)
                         ir3 = 1.0 / (r * r2)
                         ir5 = ir3 / r2
-                        quad = mxx[q] * (3.0 * dx * dx * ir5 - ir3) + 2.0 * mxy[q] * 3.0 * dx * dy * ir5 + myy[q] * (3.0 * dy * dy * ir5 - ir3)
+                        quad = (mxx[q] * (3.0 * dx * dx * ir5 - ir3) + 2.0 * mxy[q] * 3.0 * dx * dy * ir5
+                                + myy[q] * (3.0 * dy * dy * ir5 - ir3))
                         v += cj * (1.0 / r + 0.5 * quad)
             if single:
                 acc += sw[q] * v

@@ -108,10 +108,10 @@ class Layer:
 
     Examples
     --------
-    >>> Layer("fat", 8e-3, 1 / 30).eta
+    >>> Layer("fat", 8e-3, 1 / 30).eta_s_per_m
     0.03333333333333333
     >>> m = Layer("muscle", 0.04, 0.1735, 0.086)
-    >>> round(m.eta, 4), round(m.lam, 4)
+    >>> round(m.eta_s_per_m, 4), round(m.lam, 4)
     (0.1222, 1.4204)
     """
 
@@ -129,25 +129,25 @@ class Layer:
             )
 
     @property
-    def sigma_h(self) -> float:
-        """Horizontal conductivity, S/m."""
+    def sigma_h_s_per_m(self) -> float:
+        """Horizontal conductivity ``σh``, S/m."""
         return self.conductivity_s_per_m
 
     @property
-    def sigma_v(self) -> float:
-        """Vertical conductivity, S/m."""
+    def sigma_v_s_per_m(self) -> float:
+        """Vertical conductivity ``σv``, S/m."""
         v = self.vertical_conductivity_s_per_m
         return self.conductivity_s_per_m if v is None else v
 
     @property
-    def eta(self) -> float:
-        """Effective conductivity ``√(σh σv)`` (S/m)."""
-        return math.sqrt(self.sigma_h * self.sigma_v)
+    def eta_s_per_m(self) -> float:
+        """Effective conductivity ``η = √(σh σv)``, S/m."""
+        return math.sqrt(self.sigma_h_s_per_m * self.sigma_v_s_per_m)
 
     @property
     def lam(self) -> float:
-        """Depth stretch ``√(σh/σv)`` (dimensionless)."""
-        return math.sqrt(self.sigma_h / self.sigma_v)
+        """Depth stretch ``λ = √(σh/σv)`` (dimensionless)."""
+        return math.sqrt(self.sigma_h_s_per_m / self.sigma_v_s_per_m)
 
 
 @dataclass(frozen=True)
@@ -175,7 +175,9 @@ class _Source:
 
 def _resolve_source(stack: _Stack, depth: float) -> _Source:
     if not (depth >= 0.0) or math.isinf(depth):
-        raise InvalidInputError(f"Invalid value for 'source_depth_m': it must be >= 0 and finite (depth below the skin), but got {depth!r}.")
+        raise InvalidInputError(
+            f"Invalid value for 'source_depth_m': it must be >= 0 and finite (depth below the skin), but got {depth!r}."
+        )
     m = int(stack.layer_of(np.array([depth]))[0])
     n = len(stack.eta)
     if depth == 0.0:
@@ -396,7 +398,8 @@ def _depth_grid(stack: _Stack, src: _Source, c: float, z_max: float, dw_target: 
         owner.append(np.full(cnt, i))
         z_top[i], z_bot[i], first[i], count[i], w0[i], dw[i] = a, b, row, cnt, wa, (wb - wa) / (cnt - 1)
         row += cnt
-    return {"z": np.concatenate(nodes), "layer": np.concatenate(owner), "z_top": z_top, "z_bot": z_bot, "first": first, "count": count, "w0": w0, "dw": dw}
+    return {"z": np.concatenate(nodes), "layer": np.concatenate(owner), "z_top": z_top, "z_bot": z_bot, "first": first,
+            "count": count, "w0": w0, "dw": dw}
 
 
 def _max_distance(a: np.ndarray, b: np.ndarray) -> float:
@@ -429,7 +432,7 @@ class GreenTable:
     remainder, tabulated and interpolated bicubically (4 × 4 Lagrange) on a grid
     uniform in ``u = asinh(ρ/c)`` and, within each layer, in ``w = asinh((z − z_s)/c)``:
     fine near the source, coarse far away. Depth nodes fall on every layer boundary and
-    no stencil crosses one. The whole ``G`` is tabulated too (``full``), for use far
+    no stencil crosses one. The whole ``G`` is tabulated too (``full_v_per_a``), for use far
     from the source.
 
     Attributes
@@ -441,9 +444,15 @@ class GreenTable:
     rho_max_m, z_max_m : float
         Horizontal and vertical extent covered, metres.
     c_m, du : float
-        Grid scale (m) and node spacing in ``u``.
-    remainder, full : numpy.ndarray
-        Tabulated remainder and whole ``G`` (V/A), shape (depth nodes, radial nodes + 1).
+        Grid scale (m) and node spacing in ``u`` (dimensionless).
+    remainder_v_per_a, full_v_per_a : numpy.ndarray, shape (depth nodes, radial nodes + 1)
+        Tabulated remainder and whole ``G``, V/A.
+    z_top_m, z_bot_m : numpy.ndarray, shape (layers,)
+        Depth range tabulated in each layer, m.
+    z_first, z_count : numpy.ndarray of int, shape (layers,)
+        First depth node of each layer and how many it has.
+    w0, dw : numpy.ndarray, shape (layers,)
+        Start and spacing of each layer's depth nodes in ``w`` (dimensionless).
     """
 
     medium: LayeredMedium
@@ -452,10 +461,10 @@ class GreenTable:
     z_max_m: float
     c_m: float
     du: float
-    remainder: np.ndarray = field(repr=False)
-    full: np.ndarray = field(repr=False)
-    z_top: np.ndarray = field(repr=False)
-    z_bot: np.ndarray = field(repr=False)
+    remainder_v_per_a: np.ndarray = field(repr=False)
+    full_v_per_a: np.ndarray = field(repr=False)
+    z_top_m: np.ndarray = field(repr=False)
+    z_bot_m: np.ndarray = field(repr=False)
     z_first: np.ndarray = field(repr=False)
     z_count: np.ndarray = field(repr=False)
     w0: np.ndarray = field(repr=False)
@@ -472,7 +481,7 @@ class GreenTable:
 
     def grid_args(self) -> tuple:
         """The grid description the kernels take, after the table arrays."""
-        return (self.c_m, self.du, self.z_top, self.z_bot, self.z_first, self.z_count, self.w0, self.dw)
+        return (self.c_m, self.du, self.z_top_m, self.z_bot_m, self.z_first, self.z_count, self.w0, self.dw)
 
     def superpose(self, points_m: np.ndarray, sources_xy_m: np.ndarray, currents_a: np.ndarray, *,
                   group: np.ndarray | None = None, n_groups: int = 1) -> np.ndarray:
@@ -491,7 +500,7 @@ class GreenTable:
             np.ascontiguousarray(pts[:, 0]), np.ascontiguousarray(pts[:, 1]), np.ascontiguousarray(pts[:, 2]),
             np.ascontiguousarray(a_img), np.ascontiguousarray(c_img),
             np.ascontiguousarray(src[:, 0]), np.ascontiguousarray(src[:, 1]), np.ascontiguousarray(currents_a, dtype=float),
-            g, int(n_groups), self.remainder, *self.grid_args()[:2], *self.grid_args()[2:], self.source_depth_m,
+            g, int(n_groups), self.remainder_v_per_a, *self.grid_args()[:2], *self.grid_args()[2:], self.source_depth_m,
         )
 
     def check_range(self, pts: np.ndarray, src: np.ndarray) -> None:
@@ -502,12 +511,15 @@ class GreenTable:
         if not np.all(np.isfinite(pts)):
             raise InvalidInputError("Invalid field point: every coordinate must be finite (metres).")
         if np.min(z) < 0.0:
-            raise InvalidInputError(f"Invalid field point: depth z must be >= 0 (z is depth below the skin, metres), but got {np.min(z)!r}.")
+            raise InvalidInputError(
+                f"Invalid field point: depth z must be >= 0 (z is depth below the skin, metres), but got {np.min(z)!r}."
+            )
         reach = _max_distance(pts[:, :2], src)
         if not self.covers(reach, float(np.max(z))):
             raise InvalidInputError(
                 f"Field points beyond the table (horizontal reach {reach:.4g} m, depth {np.max(z):.4g} m; the table covers "
-                f"{self.rho_max_m:.4g} m and {self.z_max_m:.4g} m): build a larger one with LayeredMedium.table(rho_max_m=..., z_max_m=...)."
+                f"{self.rho_max_m:.4g} m and {self.z_max_m:.4g} m): build a larger one with "
+                "LayeredMedium.table(rho_max_m=..., z_max_m=...)."
             )
 
     def potential(self, rho_m: object, z_m: object, current_a: float = 1.0) -> np.ndarray:
@@ -557,7 +569,8 @@ class LayeredMedium:
     >>> LayeredMedium([Layer("skin", 1e-3, 0.43)])
     Traceback (most recent call last):
     ...
-    electrostim.errors.InvalidInputError: Invalid layers: the last layer is the half-space below and needs thickness_m = inf, but 'skin' has 0.001 m.
+    electrostim.errors.InvalidInputError: Invalid layers: the last layer is the half-space below and needs
+    thickness_m = inf, but 'skin' has 0.001 m.
     """
 
     layers: tuple[Layer, ...]
@@ -569,10 +582,13 @@ class LayeredMedium:
             raise InvalidInputError(f"Invalid layers: expected one or more Layer objects, skin first, but got {self.layers!r}.")
         for la in layers[:-1]:
             if math.isinf(la.thickness_m):
-                raise InvalidInputError(f"Invalid layers: only the last layer may be a half-space (thickness_m = inf), but {la.name!r} is one.")
+                raise InvalidInputError(
+                    f"Invalid layers: only the last layer may be a half-space (thickness_m = inf), but {la.name!r} is one."
+                )
         if not math.isinf(layers[-1].thickness_m):
             raise InvalidInputError(
-                f"Invalid layers: the last layer is the half-space below and needs thickness_m = inf, but {layers[-1].name!r} has {layers[-1].thickness_m:g} m."
+                f"Invalid layers: the last layer is the half-space below and needs thickness_m = inf, "
+                f"but {layers[-1].name!r} has {layers[-1].thickness_m:g} m."
             )
 
     @property
@@ -684,7 +700,7 @@ def _stack_of(medium: LayeredMedium) -> _Stack:
     th = np.array([la.thickness_m for la in medium.layers])
     top = np.concatenate([[0.0], np.cumsum(th[:-1])])
     bot = np.concatenate([top[1:], [math.inf]])
-    eta = np.array([la.eta for la in medium.layers])
+    eta = np.array([la.eta_s_per_m for la in medium.layers])
     lam = np.array([la.lam for la in medium.layers])
     for a in (top, bot, eta, lam):
         a.setflags(write=False)
@@ -734,10 +750,10 @@ def _build_table(medium: LayeredMedium, source_depth: float, rho_max: float, z_m
         z_max_m=z_max,
         c_m=c,
         du=du,
-        remainder=remainder,
-        full=full,
-        z_top=grid["z_top"],
-        z_bot=grid["z_bot"],
+        remainder_v_per_a=remainder,
+        full_v_per_a=full,
+        z_top_m=grid["z_top"],
+        z_bot_m=grid["z_bot"],
         z_first=grid["first"],
         z_count=grid["count"],
         w0=grid["w0"],

@@ -1,4 +1,4 @@
-"""Tissue layer presets per body site (data in ``tissues.toml``, validated when loaded).
+"""Tissue layer presets per body site (data in ``tissues.toml``, read and validated at import).
 
 Muscle
 ------
@@ -33,7 +33,8 @@ from ._layered import Layer, LayeredMedium
 
 __all__ = ["TissueLayer", "TissuePreset", "get_tissue_preset", "list_tissue_presets", "load_tissue_presets"]
 
-_TISSUE_KEYS = {"name", "source", "conductivity_s_per_m", "conductivity_along_s_per_m", "conductivity_across_s_per_m", "conductivity_isotropic_s_per_m"}
+_TISSUE_KEYS = {"name", "source", "conductivity_s_per_m", "conductivity_along_s_per_m", "conductivity_across_s_per_m",
+                "conductivity_isotropic_s_per_m"}
 
 
 @dataclass(frozen=True)
@@ -111,7 +112,7 @@ class TissuePreset:
         ['skin', 'fat', 'muscle', 'cortical-bone', 'cancellous-bone']
         >>> p.medium(thickness_m={"fat": 0.02}).interfaces_m.round(4).tolist()
         [0.0015, 0.0215, 0.0665, 0.0725]
-        >>> round(p.medium().layers[2].sigma_h, 4), p.medium().layers[2].sigma_v
+        >>> round(p.medium().layers[2].sigma_h_s_per_m, 4), p.medium().layers[2].sigma_v_s_per_m
         (0.1735, 0.086)
         """
         check_option("muscle", muscle, ["anisotropic", "isotropic"])
@@ -121,7 +122,8 @@ class TissuePreset:
             unknown = sorted(set(mapping) - set(self.conductivities))
             if unknown:
                 raise InvalidInputError(
-                    f"Invalid value for {name!r}: allowed tissues {', '.join(repr(t) for t in self.conductivities)}, but got {', '.join(map(repr, unknown))}."
+                    f"Invalid value for {name!r}: allowed tissues {', '.join(repr(t) for t in self.conductivities)}, "
+                    f"but got {', '.join(map(repr, unknown))}."
                 )
         layers = []
         for la in self.layers:
@@ -178,7 +180,8 @@ def _validate(raw: dict[str, Any], origin: str) -> dict[str, TissuePreset]:
         else:
             for key in ("conductivity_along_s_per_m", "conductivity_across_s_per_m", "conductivity_isotropic_s_per_m"):
                 if key not in t:
-                    raise _fail(where, "give conductivity_s_per_m, or all of conductivity_along_s_per_m, conductivity_across_s_per_m and conductivity_isotropic_s_per_m")
+                    raise _fail(where, "give conductivity_s_per_m, or all of conductivity_along_s_per_m, "
+                                       "conductivity_across_s_per_m and conductivity_isotropic_s_per_m")
                 entry[key] = _number(where, key, t[key], lo=0.0, hi=100.0)
         conductivities[tid] = entry
     presets: dict[str, TissuePreset] = {}
@@ -240,7 +243,8 @@ def load_tissue_presets(path: str | Path | None = None) -> dict[str, TissuePrese
     Raises
     ------
     InvalidInputError
-        The file cannot be read or does not validate; the message names the place.
+        The file cannot be read or does not validate (its ``[nearest_preset]`` table
+        included); one line naming the file and the place.
 
     Examples
     --------
@@ -253,14 +257,115 @@ def load_tissue_presets(path: str | Path | None = None) -> dict[str, TissuePrese
     try:
         raw = tomllib.loads(p.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise InvalidInputError(f"Invalid tissue preset file {p}: {exc}.") from None
-    return _validate(raw, str(p))
+        raise InvalidInputError(f"Invalid tissue preset file {p}: {' '.join(str(exc).split())}.") from None
+    presets = _validate(raw, str(p))
+    _validate_nearest(raw, str(p), presets)
+    return presets
+
+
+def _validate_nearest(raw: dict[str, Any], origin: str, presets: Mapping[str, TissuePreset]) -> dict[str, str]:
+    """The ``[nearest_preset]`` table: body-site id → the preset that stands in for it (optional in a file)."""
+    from ... import anatomy
+
+    table = raw.get("nearest_preset", {})
+    where = f"{origin} [nearest_preset]"
+    if not isinstance(table, dict):
+        raise _fail(where, "expected a table of site id = preset id")
+    sites = {s.id for s in anatomy.list_sites()}
+    out: dict[str, str] = {}
+    for site, preset in table.items():
+        if site not in sites:
+            raise _fail(where, f"{site!r} is not a body site of electrostim.anatomy; allowed {', '.join(sorted(sites))}")
+        if preset not in presets:
+            raise _fail(where, f"{site} must name a preset ({', '.join(repr(p) for p in presets)}), but got {preset!r}")
+        own = _covering_preset(site, presets)
+        if own is not None:
+            raise _fail(where, f"{site!r} already has the preset {own!r} (its own or its region's); remove it here")
+        out[site] = preset
+    return out
+
+
+def _covering_preset(site: str, presets: Mapping[str, TissuePreset]) -> str | None:
+    """The preset of a site: its own, or that of the most specific region it lies in (None: none)."""
+    from ... import anatomy
+
+    if site in presets:
+        return site
+    for region in anatomy.get_site(site).regions:  # an unknown site raises UnknownSiteError
+        if region in presets:
+            return region
+    return None
 
 
 @cache
-def _shipped() -> dict[str, TissuePreset]:
+def _shipped_tables() -> tuple[dict[str, TissuePreset], dict[str, str]]:
+    """The shipped presets and nearest-preset table, read and checked once."""
     text = resources.files(__package__).joinpath("tissues.toml").read_text(encoding="utf-8")
-    return _validate(tomllib.loads(text), "tissues.toml")
+    raw = tomllib.loads(text)
+    presets = _validate(raw, "tissues.toml")
+    return presets, _validate_nearest(raw, "tissues.toml", presets)
+
+
+def _shipped() -> dict[str, TissuePreset]:
+    return _shipped_tables()[0]
+
+
+def nearest_tissue_preset(site: str) -> TissuePreset:
+    """The tissue preset for a body site, with a stand-in where no preset covers it.
+
+    Like :func:`get_tissue_preset`, then the ``[nearest_preset]`` table of
+    ``tissues.toml`` for sites that no preset covers (the abdomen takes the low back's
+    layers, the hand the forearm's; marked ``[assumed]`` there).
+
+    Parameters
+    ----------
+    site : str
+        A body-site id of :mod:`electrostim.anatomy`.
+
+    Returns
+    -------
+    TissuePreset
+
+    Raises
+    ------
+    UnknownSiteError
+        The site is not in the catalogue, or neither a preset nor a stand-in covers it.
+
+    Examples
+    --------
+    >>> nearest_tissue_preset("abdomen").id, nearest_tissue_preset("vastus-medialis").id
+    ('low-back', 'quadriceps')
+    >>> nearest_tissue_preset("head")
+    Traceback (most recent call last):
+    ...
+    electrostim.errors.UnknownSiteError: No tissue preset or stand-in for body site 'head': allowed abdomen, ankle,
+    calf, foot, forearm, gluteal, hamstrings, hand, knee, low-back, pelvis, posterior-neck, quadriceps, rectus-femoris,
+    shoulder, tibialis-anterior, upper-arm, upper-back, upper-trapezius, vastus-lateralis, vastus-medialis.
+    """
+    presets, nearest = _shipped_tables()
+    own = _covering_preset(site, presets)
+    if own is not None:
+        return presets[own]
+    if site in nearest:
+        return presets[nearest[site]]
+    raise UnknownSiteError(f"No tissue preset or stand-in for body site {site!r}: allowed {', '.join(sites_with_tissue())}.")
+
+
+def sites_with_tissue() -> list[str]:
+    """Body-site ids that :func:`nearest_tissue_preset` answers for, sorted.
+
+    Examples
+    --------
+    >>> "hand" in sites_with_tissue(), "head" in sites_with_tissue()
+    (True, False)
+    """
+    from ... import anatomy
+
+    presets, nearest = _shipped_tables()
+    return sorted(s.id for s in anatomy.list_sites() if s.id in nearest or _covering_preset(s.id, presets) is not None)
+
+
+_shipped_tables()  # read and checked at import: a broken file fails here, with one line naming it
 
 
 def list_tissue_presets() -> list[TissuePreset]:
@@ -306,15 +411,12 @@ def get_tissue_preset(site: str) -> TissuePreset:
     >>> get_tissue_preset("abdomen")
     Traceback (most recent call last):
     ...
-    electrostim.errors.UnknownSiteError: No tissue preset for body site 'abdomen': presets exist for 'quadriceps', 'knee', 'low-back', 'calf', 'forearm', 'upper-trapezius' and the sites within them.
+    electrostim.errors.UnknownSiteError: No tissue preset for body site 'abdomen': presets exist for 'quadriceps',
+    'knee', 'low-back', 'calf', 'forearm', 'upper-trapezius' and the sites within them.
     """
-    from ... import anatomy
-
     presets = _shipped()
-    if site in presets:
-        return presets[site]
-    for region in anatomy.get_site(site).regions:  # an unknown site raises UnknownSiteError
-        if region in presets:
-            return presets[region]
+    own = _covering_preset(site, presets)
+    if own is not None:
+        return presets[own]
     allowed = ", ".join(repr(p) for p in presets)
     raise UnknownSiteError(f"No tissue preset for body site {site!r}: presets exist for {allowed} and the sites within them.")

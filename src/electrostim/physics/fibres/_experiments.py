@@ -10,6 +10,7 @@ from functools import lru_cache
 import numpy as np
 
 from ...errors import OptionError
+from ...units import MS, US
 from ._geometry import Cable, build_cable
 from ._simulate import rest_state, run_lanes
 from ._threshold import Case, ThresholdResult, find_thresholds
@@ -76,16 +77,16 @@ class PointSourceCase:
             raise OptionError(f"Invalid value for 'waveform': allowed 'monophasic', 'biphasic', but got {self.waveform!r}.")
         if self.polarity not in ("cathodic", "anodic"):
             raise OptionError(f"Invalid value for 'polarity': allowed 'cathodic', 'anodic', but got {self.polarity!r}.")
-        span = PULSE_DELAY_S * 1e6 + self.pulse_width_us * (2 if self.waveform == "biphasic" else 1)
-        if self.tstop_ms is not None and span >= self.tstop_ms * 1e3:
+        span = PULSE_DELAY_S / US + self.pulse_width_us * (2 if self.waveform == "biphasic" else 1)
+        if self.tstop_ms is not None and span * US >= self.tstop_ms * MS:
             raise OptionError(f"The pulse ({span:g} µs from t = 0) does not end before tstop_ms ({self.tstop_ms:g} ms).")
 
     def tstop_s(self, cable: Cable, travel_m: float) -> float:
         """The simulated time: as given, or 5 ms, or long enough for a slow unmyelinated fibre's
         action potential to travel from the centre to the detection point at 0.25 m/s."""
         if self.tstop_ms is not None:
-            return self.tstop_ms * 1e-3
-        end = PULSE_DELAY_S + self.pulse_width_us * 1e-6 * (2 if self.waveform == "biphasic" else 1)
+            return self.tstop_ms * MS
+        end = PULSE_DELAY_S + self.pulse_width_us * US * (2 if self.waveform == "biphasic" else 1)
         if cable.myelinated:
             return max(5e-3, end + 2e-3)
         return end + 2e-3 + travel_m / 0.25
@@ -97,10 +98,10 @@ class PointSourceCase:
         zc = cable.z_m[centre]
         r = np.sqrt((cable.z_m - zc) ** 2 + (self.distance_um * 1e-6) ** 2)
         phi = (1.0 / (4.0 * math.pi * self.conductivity_s_per_m * r))[None, :]
-        dt = self.dt_us * 1e-6
+        dt = self.dt_us * US
         detect = int(cable.node_index[int(0.9 * (len(cable.node_index) - 1))])
         tstop = self.tstop_s(cable, abs(cable.z_m[detect] - zc))
-        wave = pulse_wave(self.pulse_width_us * 1e-6, dt, tstop, self.waveform, self.polarity)
+        wave = pulse_wave(self.pulse_width_us * US, dt, tstop, self.waveform, self.polarity)
         end_step = int(np.nonzero(wave[0])[0].max()) + 1 if wave.any() else 0
         return Case(cable, phi, wave, dt, detect, end_step, label=dict(vars(self)))
 
@@ -127,12 +128,30 @@ def fit_strength_duration(pulse_widths_s: np.ndarray, thresholds_a: np.ndarray) 
     return SDFit(float(slope), float(intercept / slope))
 
 
-def strength_duration(base: PointSourceCase, pulse_widths_us: Sequence[float], tolerance: float = 0.001):
-    """Thresholds over pulse widths, and their Weiss fit."""
+def strength_duration(base: PointSourceCase, pulse_widths_us: Sequence[float], tolerance: float = 0.001,
+                      progress: Callable[[int, int], None] | None = None) -> tuple[list[ThresholdResult], SDFit | None]:
+    """Thresholds over pulse widths, and their Weiss fit.
+
+    Parameters
+    ----------
+    base : PointSourceCase
+        The set-up; its pulse width is replaced by each of ``pulse_widths_us``.
+    pulse_widths_us : sequence of float
+        Pulse widths, µs.
+    tolerance : float
+        Relative bracket of each threshold.
+    progress : callable(done, total), optional
+        Called every round of the search with the thresholds found so far.
+
+    Returns
+    -------
+    (list of ThresholdResult, SDFit or None)
+        One result per pulse width, and the fit (None with fewer than two thresholds).
+    """
     cases = [PointSourceCase(**{**vars(base), "pulse_width_us": float(pw)}) for pw in pulse_widths_us]
-    res = point_source_thresholds(cases, tolerance)
+    res = point_source_thresholds(cases, tolerance, progress=progress)
     ok = [(pw, r.threshold_a) for pw, r in zip(pulse_widths_us, res) if r.threshold_a is not None]
-    fit = fit_strength_duration(np.array([p for p, _ in ok]) * 1e-6, np.array([t for _, t in ok])) if len(ok) >= 2 else None
+    fit = fit_strength_duration(np.array([p for p, _ in ok]) * US, np.array([t for _, t in ok])) if len(ok) >= 2 else None
     return res, fit
 
 
@@ -142,7 +161,7 @@ def conduction_velocity(model: str, diameter_um: float, n_nodes: int = 51, tempe
     velocity from the action potential's arrival times between the nodes at 25 % and 75 % of the length."""
     cable = build_cable(model, diameter_um, n_nodes=n_nodes, temperature_c=temperature_c, length_um=length_um)
     rest = rest_state(cable)
-    dt = dt_us * 1e-6
+    dt = dt_us * US
     nodes = cable.node_index
     a_i, b_i = nodes[int(0.25 * (len(nodes) - 1))], nodes[int(0.75 * (len(nodes) - 1))]
     # intracellular stimulation at the second node (the first is passive): 2 nA for 0.1 ms

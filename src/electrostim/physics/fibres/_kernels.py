@@ -20,6 +20,9 @@ Membrane models (``model``):
        in the sensory variant), slow K (s), leak
     2  Sweeney 1987 (CRRSS) node: Na (m²h), leak
     3  Sundt 2015 C fibre: HH-type Na (m³h, shifted), delayed-rectifier K (n³l), leak
+
+Compiled by numba (cached on disk); with ``ELECTROSTIM_NO_NUMBA=1`` they run as plain
+Python (the switch is ``electrostim.physics._jit``, shared by every kernel).
 """
 
 from __future__ import annotations
@@ -28,15 +31,7 @@ import math
 
 import numpy as np
 
-try:  # numba is a dependency; the shim keeps the kernels importable (and debuggable) without it
-    from numba import njit
-except ImportError:  # pragma: no cover
-
-    def njit(*args, **kwargs):
-        if args and callable(args[0]):
-            return args[0]
-        return lambda f: f
-
+from .._jit import njit
 
 MODEL_MRG = 1
 MODEL_SWEENEY = 2

@@ -5,7 +5,7 @@ kernel integrates any of them, many lanes (fibres × amplitudes) at once.
 
 Examples
 --------
->>> from electrostim.physics.fibers import PointSourceCase, point_source_thresholds
+>>> from electrostim.physics.fibres import PointSourceCase, point_source_thresholds
 >>> r = point_source_thresholds([PointSourceCase(model="mrg", diameter_um=10.0, distance_um=1000.0)])[0]
 >>> round(r.threshold_a * 1e6)
 120
@@ -20,13 +20,13 @@ from ._experiments import (
     pulse_wave,
     strength_duration,
 )
-from ._geometry import FIBER_MODELS, Cable, build_cable, mrg_geometry
+from ._geometry import FIBRE_MODELS, Cable, build_cable, mrg_geometry
 from ._simulate import Outcome, RestState, rest_state, run_lanes
 from ._threshold import BlockError, Case, ThresholdResult, find_thresholds
 from ._waveforms import schedule_wave
 
 __all__ = [
-    "FIBER_MODELS",
+    "FIBRE_MODELS",
     "BlockError",
     "Cable",
     "Case",

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from electrostim.physics.fibers import (
+from electrostim.physics.fibres import (
     PointSourceCase,
     conduction_velocity,
     find_thresholds,
@@ -133,10 +133,9 @@ def test_unknown_model_and_bad_values():
 
 
 def _program_case(pulse: dict, start_s: float, duration_s: float, **stim):
-    from electrostim.physics.fibers import schedule_wave
-    from tests.conftest import make_program
-
     import electrostim as es
+    from electrostim.physics.fibres import schedule_wave
+    from tests.conftest import make_program
 
     s = es.Schedule(make_program(pulse, amplitude_ma=1.0, duration_s=2.0, **stim))
     wave = schedule_wave(s, start_s, duration_s, 1e-6)[:1]

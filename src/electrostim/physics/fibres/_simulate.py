@@ -21,10 +21,18 @@ SETTLE_S, SETTLE_DT_S = 0.200, 0.005
 
 @dataclass
 class RestState:
-    """Intracellular and periaxonal potentials (V) and gates at rest, for one fibre."""
+    """One fibre at rest: potentials of every compartment and the gates of every active one.
 
-    vi: np.ndarray
-    vp: np.ndarray
+    Attributes
+    ----------
+    vi_v, vp_v : numpy.ndarray, shape (n,)
+        Intracellular and periaxonal potential of each compartment, V.
+    gates : numpy.ndarray, shape (n_active, N_GATES)
+        Gate values (fractions open, 0 to 1) of each active compartment.
+    """
+
+    vi_v: np.ndarray
+    vp_v: np.ndarray
     gates: np.ndarray
 
 
@@ -33,7 +41,7 @@ def _kernel_args(c: Cable):
 
 
 def _cable_arrays(c: Cable):
-    return (c.cm, c.gm, c.em, c.gx, c.cx, c.gi, c.gp, c.active, c.act_of, c.area)
+    return (c.cm_f, c.gm_s, c.em_v, c.gx_s, c.cx_f, c.gi_s, c.gp_s, c.active, c.act_of, c.area_m2)
 
 
 _TABLES: dict = {}
@@ -52,9 +60,9 @@ def gate_tables(c: Cable, dt_s: float):
 def rest_state(c: Cable) -> RestState:
     """The fibre at rest: membrane at its resting potential, gates at steady state, then settled."""
     n = c.n
-    vi = np.full((n, 1), c.v_rest)
+    vi = np.full((n, 1), c.v_rest_v)
     vp = np.zeros((n, 1))
-    g = K.steady_gates(c.kernel_model, c.params, c.v_rest, c.n_gates)
+    g = K.steady_gates(c.kernel_model, c.params, c.v_rest_v, c.n_gates)
     gates = np.zeros((c.active.size, K.N_GATES, 1))
     gates[:, :, 0] = g
     steps = int(round(SETTLE_S / SETTLE_DT_S))
@@ -64,8 +72,19 @@ def rest_state(c: Cable) -> RestState:
 
 @dataclass
 class Outcome:
-    """Per lane: an action potential reached the detection node (``fired``), when, and
-    whether any node fired at all (``local``: excitation that may have been blocked)."""
+    """What each lane did.
+
+    Attributes
+    ----------
+    fired : numpy.ndarray of bool, shape (lanes,)
+        An action potential reached the detection compartment.
+    fired_time_s : numpy.ndarray, shape (lanes,)
+        When it got there, s (NaN where it did not).
+    local : numpy.ndarray of bool, shape (lanes,)
+        Some node crossed the detection level (excitation that may have been blocked).
+    steps : numpy.ndarray of int, shape (lanes,)
+        Time steps the lane's block ran.
+    """
 
     fired: np.ndarray
     fired_time_s: np.ndarray
@@ -76,7 +95,7 @@ class Outcome:
 def run_lanes(
     cable: Cable,
     rest: RestState,
-    phi: np.ndarray,
+    phi_v_per_a: np.ndarray,
     amplitudes_a: np.ndarray,
     wave: np.ndarray,
     dt_s: float,
@@ -92,7 +111,7 @@ def run_lanes(
 
     Parameters
     ----------
-    phi : array [source, compartment, lane]
+    phi_v_per_a : array [source, compartment, lane]
         Extracellular potential (V) per ampere of each source, for each lane's fibre.
     amplitudes_a : array [lane]
         Current amplitude (A) of each lane; every source is scaled by it.
@@ -120,19 +139,19 @@ def run_lanes(
     tab_inf, tab_fac = gate_tables(cable, dt_s)
     inj_idx = -1 if injection is None else int(injection[0])
     inj = np.zeros(n_steps) if injection is None else np.ascontiguousarray(injection[1], dtype=np.float64)
-    v_rest = float(np.max(rest.vi[cable.active] - rest.vp[cable.active])) if cable.active.size else cable.v_rest
+    v_rest = float(np.max(rest.vi_v[cable.active] - rest.vp_v[cable.active])) if cable.active.size else cable.v_rest_v
     wave = np.ascontiguousarray(wave, dtype=np.float64)
     amps = np.ascontiguousarray(amplitudes_a, dtype=np.float64)
 
     def run(sl: slice):
         m = sl.stop - sl.start
-        vi0 = np.repeat(rest.vi[:, None], m, axis=1)
-        vp0 = np.repeat(rest.vp[:, None], m, axis=1)
+        vi0 = np.repeat(rest.vi_v[:, None], m, axis=1)
+        vp0 = np.repeat(rest.vp_v[:, None], m, axis=1)
         g0 = np.zeros((cable.active.size, K.N_GATES, m))
         g0[:] = rest.gates[:, :, None]
         return K.simulate(
             *_kernel_args(cable), dt_s, n_steps, tab_inf, tab_fac, *_cable_arrays(cable),
-            np.ascontiguousarray(phi[:, :, sl]), amps[sl], wave, lane_wave[sl], inj_idx, inj,
+            np.ascontiguousarray(phi_v_per_a[:, :, sl]), amps[sl], wave, lane_wave[sl], inj_idx, inj,
             vi0, vp0, g0, detect_node, DETECT_THRESHOLD_V, cable.active, quiet[sl], quiet_margin_v, v_rest, block,
         )
 

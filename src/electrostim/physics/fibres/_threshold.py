@@ -33,21 +33,25 @@ class Case:
     Attributes
     ----------
     cable : Cable
-    phi : array [source, compartment]
-        Potential (V) along the fibre per ampere of stimulus.
-    wave : array [source, step]
-        Signed waveform of each source sampled at each time step (cathodic < 0).
+    phi_v_per_a : numpy.ndarray, shape (sources, compartments)
+        Extracellular potential (V) at each compartment per ampere of each source.
+    wave : numpy.ndarray, shape (sources, steps)
+        Signed waveform of each source sampled at the start of each time step, in units
+        of the amplitude (dimensionless; cathodic < 0).
     dt_s : float
+        Time step, s.
     detect : int
         Compartment where a propagated action potential is detected.
     quiet_after_step : int
         Step from which a lane at rest may stop early (the end of the stimulus).
+    label : dict
+        Free description of the case (what it stands for), carried along.
     start_a : float, optional
         First amplitude to try (A); by default an estimate from the activating function.
     """
 
     cable: Cable
-    phi: np.ndarray
+    phi_v_per_a: np.ndarray
     wave: np.ndarray
     dt_s: float
     detect: int
@@ -58,7 +62,25 @@ class Case:
 
 @dataclass
 class ThresholdResult:
-    """The threshold of one case: the lowest amplitude found to propagate (A), and the bracket."""
+    """The threshold of one case: the lowest amplitude found to propagate, and the bracket.
+
+    Attributes
+    ----------
+    threshold_a : float or None
+        Lowest amplitude seen to propagate, A (None: none did, up to the ceiling or for a block).
+    lower_a, upper_a : float
+        The final bracket, A (``upper_a`` is inf when nothing propagated).
+    runs : int
+        Simulations (lanes) the search spent on this case.
+    blocked : bool
+        Excitation without propagation from ``block_a`` on, and nothing lower propagated.
+    block_a : float or None
+        Lowest amplitude seen to excite without propagating, A.
+    fired_time_s : float or None
+        When the action potential reached the detection compartment at ``threshold_a``, s.
+    message : str
+        A note for people (a block, no activation), empty when there is nothing to say.
+    """
 
     threshold_a: float | None
     lower_a: float
@@ -88,10 +110,10 @@ def activating_estimate(case: Case) -> float:
     """
     c = case.cable
     peak_wave = np.abs(case.wave).max(axis=1)
-    phi = (case.phi * peak_wave[:, None]).sum(axis=0)
+    phi = (case.phi_v_per_a * peak_wave[:, None]).sum(axis=0)
     drive = np.zeros(c.n)
-    drive[:-1] += c.gi * (phi[1:] - phi[:-1])
-    drive[1:] += c.gi * (phi[:-1] - phi[1:])
+    drive[:-1] += c.gi_s * (phi[1:] - phi[:-1])
+    drive[1:] += c.gi_s * (phi[:-1] - phi[1:])
     nodes = c.active if c.active.size else np.arange(c.n)
     z = c.z_m
     spacing = float(np.median(np.diff(z[nodes]))) if nodes.size > 1 else float(z[-1] - z[0])
@@ -101,7 +123,7 @@ def activating_estimate(case: Case) -> float:
     for k, j in enumerate(nodes):
         near = np.abs(z - z[j]) < 8 * lam
         smoothed[k] = np.sum(drive[near] * np.exp(-np.abs(z[near] - z[j]) / lam))
-    cm_node = float(np.mean(c.cm[nodes]))
+    cm_node = float(np.mean(c.cm_f[nodes]))
     on_s = max(1, int(np.count_nonzero(case.wave.any(axis=0)))) * case.dt_s
     tau_s = 1e-4
     eff = tau_s * (1 - math.exp(-on_s / tau_s))
@@ -129,7 +151,30 @@ def find_thresholds(
     nothing above the lower bound ever propagates, the case reports the block.
 
     The reported threshold is the upper end of the final bracket (the lowest amplitude
-    seen to propagate).
+    seen to propagate). The method is described in ``docs/nerve-engine.md`` (threshold
+    search); its results are checked against NEURON in ``tests/test_fibres.py``.
+
+    Parameters
+    ----------
+    cases : sequence of Case
+    tolerance : float
+        Relative width of the final bracket, ``(upper - lower) / upper``.
+    lanes_per_round : int
+        Amplitudes tested per round, shared among the open cases.
+    max_amplitude_a : float
+        Ceiling of the search, A: a case that does not fire below it has no threshold.
+    progress : callable(done, total), optional
+        Called after every round with the number of cases closed so far.
+
+    Returns
+    -------
+    list of ThresholdResult
+        One per case, in order.
+
+    Notes
+    -----
+    Ctrl-C (``KeyboardInterrupt``) stops the search after the kernel calls already
+    running; the groups not yet started are dropped.
     """
     n = len(cases)
     lo = np.zeros(n)  # highest amplitude seen not to propagate (0: none yet)
@@ -140,7 +185,6 @@ def find_thresholds(
     guess = np.array([c.start_a if c.start_a else activating_estimate(c) for c in cases])
     rests: dict[int, RestState] = {}
     open_ = np.ones(n, bool)
-    done_count = 0
 
     def rest_of(c: Cable) -> RestState:
         if id(c) not in rests:
@@ -149,7 +193,7 @@ def find_thresholds(
 
     while open_.any():
         # amplitudes to test this round, per case
-        idx = np.nonzero(open_)[0]
+        idx = np.nonzero(open_)[0].tolist()
         per_case = max(1, lanes_per_round // len(idx))
         plan: list[tuple[int, float]] = []
         for i in idx:
@@ -171,7 +215,7 @@ def find_thresholds(
         for k, (i, _) in enumerate(plan):
             groups.setdefault((id(cases[i].cable), cases[i].dt_s, cases[i].detect), []).append(k)
 
-        def run_group(ks: list[int]):
+        def run_group(ks: list[int], plan: list[tuple[int, float]] = plan, groups: dict[tuple, list[int]] = groups):
             first = cases[plan[ks[0]][0]]
             waves: list[np.ndarray] = []
             wave_index: dict[int, int] = {}
@@ -189,7 +233,7 @@ def find_thresholds(
                 wave[: w.shape[0], w_i, : w.shape[1]] = w
             phis = np.zeros((n_src, first.cable.n, len(ks)))
             for j, k in enumerate(ks):
-                ph = cases[plan[k][0]].phi
+                ph = cases[plan[k][0]].phi_v_per_a
                 phis[: ph.shape[0], :, j] = ph
             amps = np.array([plan[k][1] for k in ks])
             quiet = np.array([cases[plan[k][0]].quiet_after_step for k in ks])
@@ -200,8 +244,14 @@ def find_thresholds(
             rest_of(cases[plan[ks[0]][0]].cable)
         group_list = list(groups.values())
         if len(group_list) > 1 and (os.cpu_count() or 1) > 1:
-            with ThreadPoolExecutor(min(len(group_list), os.cpu_count() or 1)) as pool:
+            pool = ThreadPoolExecutor(min(len(group_list), os.cpu_count() or 1))
+            try:
                 outs = list(pool.map(run_group, group_list))
+            except BaseException:
+                # Ctrl-C (or an error): drop the groups not yet started, wait only for the kernels running
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
+            pool.shutdown(wait=True)
         else:
             outs = [run_group(ks) for ks in group_list]
         for ks, out in zip(group_list, outs):
@@ -226,10 +276,7 @@ def find_thresholds(
             elif not np.isfinite(top) and lo[i] == 0 and runs[i] > 60:
                 open_[i] = False
         if progress is not None:
-            closed = n - int(open_.sum())
-            if closed != done_count:
-                done_count = closed
-            progress(closed, n)
+            progress(n - int(open_.sum()), n)
     results = []
     for i in range(n):
         top = min(hi[i], block[i])

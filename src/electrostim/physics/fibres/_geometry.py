@@ -2,26 +2,28 @@
 
 Each section is one compartment (as NEURON with ``nseg = 1``). Sections are described
 with the units the papers use (µm, Ω·cm, µF/cm², S/cm², MΩ/cm) and converted to SI
-once, in :func:`_to_cable`.
+once, in :func:`_to_cable`. The parameters are data, ``physics/fibre_models.toml``,
+read and checked when this module is imported; each model there names its source.
 """
 
 from __future__ import annotations
 
 import math
-import tomllib
 from dataclasses import dataclass, field
 from functools import cache
-from importlib import resources
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ...errors import OptionError
+from .. import _data
 from . import _kernels as K
 
-__all__ = ["Cable", "FIBER_MODELS", "build_cable", "model_table", "mrg_geometry"]
+__all__ = ["Cable", "FIBRE_MODELS", "build_cable", "model_table", "mrg_geometry"]
 
 #: model ids people use, and what they are
-FIBER_MODELS = {
+FIBRE_MODELS = {
     "mrg": "MRG 2002, tabulated diameters (5.7-16 µm)",
     "mrg-interp": "MRG 2002, geometry interpolated over 2-16 µm",
     "sensory": "MRG-based sensory (Aβ) axon with more persistent Na+",
@@ -33,11 +35,83 @@ FIBER_MODELS = {
 _HUGE_XG = 1e10  # S/cm²: a layer shorted to the outside (NEURON's convention)
 _HUGE_XRAXIAL = 1e9  # MΩ/cm: no periaxonal path
 
+#: what each table of fibre_models.toml must hold: single numbers, lists of three numbers (per gate
+#: group), and the columns of a geometry table (one value per tabulated diameter)
+_MODEL_KEYS: dict[str, dict[str, tuple[str, ...]]] = {
+    "mrg": {
+        "numbers": ("gnabar", "gnapbar", "gkbar", "gl", "ena_mv", "ek_mv", "el_mv", "v_rest_mv", "rhoa_ohm_cm",
+                    "node_cm_uf_per_cm2", "mysa_g_s_per_cm2", "flut_stin_g_s_per_cm2", "myelin_c_uf_per_cm2_per_lamella",
+                    "myelin_g_s_per_cm2_per_lamella", "node_length_um", "mysa_length_um", "space_node_mysa_um",
+                    "space_flut_stin_um"),
+        "triples": ("temperature_ref_c", "q10"),
+        "columns": ("diameters_um", "axon_diameter_um", "node_diameter_um", "internode_um", "flut_length_um", "lamellae"),
+    },
+    "sensory": {"numbers": ("fast_persistent_na_fraction",)},
+    "sweeney": {"numbers": ("gnabar", "gl", "ena_mv", "el_mv", "v_rest_mv", "cm_uf_per_cm2", "ra_ohm_cm", "axon_ratio",
+                            "internode_ratio", "node_length_um", "q10", "temperature_ref_c")},
+    "sundt": {"numbers": ("gnabar", "gkdrbar", "g_pas", "ena_mv", "ek_mv", "v_rest_mv", "ra_ohm_cm", "cm_uf_per_cm2",
+                          "section_length_um", "m_shift_mv", "h_shift_mv", "q10", "temperature_ref_c")},
+}
+
+
+def _validate_models(raw: dict[str, Any], where: str) -> dict[str, dict[str, Any]]:
+    """Check a parsed ``fibre_models.toml``; returns its tables with every number as a float."""
+    _data._keys(where, raw, set(_MODEL_KEYS))
+    out: dict[str, dict[str, Any]] = {}
+    for model, spec in _MODEL_KEYS.items():
+        at = f"{where} [{model}]"
+        t = _data._table(where, f"[{model}]", raw[model])
+        fields = {"name", "source", *spec.get("numbers", ()), *spec.get("triples", ()), *spec.get("columns", ())}
+        _data._keys(at, t, fields)
+        entry: dict[str, Any] = {"name": _data._text(at, "name", t["name"]), "source": _data._text(at, "source", t["source"])}
+        for key in spec.get("numbers", ()):
+            entry[key] = _data._number(at, key, t[key])
+        for key in spec.get("triples", ()):
+            entry[key] = _data._numbers(at, key, t[key], length=3)
+        columns = spec.get("columns", ())
+        if columns:
+            n = len(_data._numbers(at, columns[0], t[columns[0]], min_length=2))
+            for key in columns:
+                values = _data._numbers(at, key, t[key], length=n)
+                if any(v <= 0 for v in values):
+                    raise _data._fail(at, f"{key} must hold numbers > 0, but got {t[key]!r}")
+                entry[key] = values
+            if any(b <= a for a, b in zip(entry[columns[0]], entry[columns[0]][1:])):
+                raise _data._fail(at, f"{columns[0]} must increase, but got {t[columns[0]]!r}")
+        out[model] = entry
+    return out
+
+
+def load_model_table(path: str | Path | None = None) -> dict[str, dict[str, Any]]:
+    """Read and check a fibre-model parameter file (default: the shipped ``fibre_models.toml``).
+
+    Parameters
+    ----------
+    path : str or Path, optional
+        A TOML file in the format of the shipped one.
+
+    Returns
+    -------
+    dict
+        Model table id (``mrg``, ``sensory``, ``sweeney``, ``sundt``) → its parameters.
+
+    Raises
+    ------
+    InvalidInputError
+        The file cannot be read, or a table or value is missing or malformed; one line
+        naming the file, the table and the value.
+    """
+    raw, where = _data.read_toml(__package__.rpartition(".")[0], "fibre_models.toml", path)
+    return _validate_models(raw, where)
+
 
 @cache
 def model_table() -> dict:
-    """The fibre-model parameter tables (``models.toml``)."""
-    return tomllib.loads(resources.files(__package__).joinpath("models.toml").read_text(encoding="utf-8"))
+    """The fibre-model parameter tables (``physics/fibre_models.toml``), checked."""
+    return load_model_table()
+
+
+model_table()  # read and checked at import: a broken file fails here, with one line
 
 
 @dataclass
@@ -59,12 +133,48 @@ class _Section:
 class Cable:
     """A discretised fibre: per-compartment SI arrays for the kernel, and where each compartment lies.
 
+    Built by :func:`build_cable`. Each section of the model is one compartment (as
+    NEURON with ``nseg = 1``); arrays run over compartments (``n`` of them) unless said
+    otherwise. Sources of the parameters: ``fibre_models.toml``.
+
     Attributes
     ----------
-    z_m : array
-        Centre of each compartment along the fibre, from its start.
-    node_index : array of int
+    model : str
+        Model id (one of :data:`FIBRE_MODELS`).
+    diameter_um : float
+        Fibre diameter, µm (for ``sundt`` the axon diameter).
+    temperature_c : float
+        Temperature the channel rates are scaled to, °C.
+    kernel_model : int
+        Membrane model of the kernel (``MODEL_MRG``, ``MODEL_SWEENEY``, ``MODEL_SUNDT``).
+    params : numpy.ndarray, shape (N_PARAMS,)
+        Kernel parameter vector, SI (conductance densities S/m², potentials V, Q10
+        factors; layout ``P_*`` in the kernel module).
+    n_gates : int
+        Gates per active compartment.
+    v_rest_v : float
+        Resting membrane potential, V.
+    cm_f, gm_s, em_v : numpy.ndarray, shape (n,)
+        Membrane capacitance (F), passive membrane conductance (S) and its reversal
+        potential (V) of each compartment.
+    gx_s, cx_f : numpy.ndarray, shape (n,)
+        Conductance (S) and capacitance (F) of the myelin between the periaxonal space
+        and the outside (a very large conductance where there is no periaxonal layer).
+    gi_s, gp_s : numpy.ndarray, shape (n - 1,)
+        Axial conductance (S) between neighbouring compartments, intracellular and periaxonal.
+    area_m2 : numpy.ndarray, shape (n,)
+        Membrane area of each active compartment, m² (0 for passive ones).
+    active : numpy.ndarray of int, shape (n_active,)
+        Indices of the active compartments.
+    act_of : numpy.ndarray of int, shape (n,)
+        Index into ``active`` of each compartment (-1: passive).
+    z_m : numpy.ndarray, shape (n,)
+        Centre of each compartment along the fibre, from its start, m.
+    node_index : numpy.ndarray of int
         Compartment index of each node (myelinated) or of each section (unmyelinated).
+    kinds : list of str
+        Section kind of each compartment (``node``, ``passive-node``, ``mysa``, ...).
+    myelinated : bool
     """
 
     model: str
@@ -73,15 +183,15 @@ class Cable:
     kernel_model: int
     params: np.ndarray
     n_gates: int
-    v_rest: float
-    cm: np.ndarray
-    gm: np.ndarray
-    em: np.ndarray
-    gx: np.ndarray
-    cx: np.ndarray
-    gi: np.ndarray
-    gp: np.ndarray
-    area: np.ndarray
+    v_rest_v: float
+    cm_f: np.ndarray
+    gm_s: np.ndarray
+    em_v: np.ndarray
+    gx_s: np.ndarray
+    cx_f: np.ndarray
+    gi_s: np.ndarray
+    gp_s: np.ndarray
+    area_m2: np.ndarray
     active: np.ndarray
     act_of: np.ndarray
     z_m: np.ndarray
@@ -91,10 +201,12 @@ class Cable:
 
     @property
     def n(self) -> int:
-        return int(self.cm.shape[0])
+        """Number of compartments."""
+        return int(self.cm_f.shape[0])
 
     @property
     def length_m(self) -> float:
+        """Length of the fibre, m."""
         return float(self.z_m[-1] + (self.z_m[-1] - self.z_m[-2]) / 2) if self.n > 1 else 0.0
 
 
@@ -266,7 +378,7 @@ def build_cable(
     Parameters
     ----------
     model : str
-        One of :data:`FIBER_MODELS`.
+        One of :data:`FIBRE_MODELS`.
     diameter_um : float
         Fibre (outer) diameter; for ``sundt`` the axon diameter.
     n_nodes : int
@@ -277,8 +389,8 @@ def build_cable(
     passive_end_nodes : bool
         Make the first and last node passive and axially isolated (as the peer set-up does).
     """
-    if model not in FIBER_MODELS:
-        raise OptionError(f"Invalid value for 'model': allowed {', '.join(repr(m) for m in FIBER_MODELS)}, but got {model!r}.")
+    if model not in FIBRE_MODELS:
+        raise OptionError(f"Invalid value for 'model': allowed {', '.join(repr(m) for m in FIBRE_MODELS)}, but got {model!r}.")
     if not (0.1 <= diameter_um <= 30):
         raise OptionError(f"Invalid value for 'diameter_um': allowed 0.1 to 30 µm, but got {diameter_um!r}.")
     if not (-5 <= temperature_c <= 45):
