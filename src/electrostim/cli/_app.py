@@ -158,6 +158,51 @@ def usage_error_line(exc: Any, command: Any = None, where: str = "electrostim") 
     return message + (f" (see '{where} --help')" if command is not None else "")
 
 
+class _Signals:
+    """The signal that interrupted a command (outside a session, which handles its own), and whether the command
+    said so itself."""
+
+    seen: int | None = None
+    reported = False
+
+
+def _on_signal(signum: int, frame: Any) -> None:
+    if _Signals.seen is None:
+        _Signals.seen = signum
+    raise KeyboardInterrupt  # unwinds the command (its cleanup runs); the code is settled in _Group.main
+
+
+def install_signal_handlers() -> None:
+    """Ctrl-C, SIGTERM and SIGHUP interrupt a command: its cleanup runs, then one line and exit code 128 + the
+    signal's number. A session in progress installs its own (output zero first, then the record)."""
+    import signal
+
+    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), _on_signal)
+
+
+def interruption_reported() -> None:
+    """A command that said itself, in one line, how it was interrupted (no second line is added)."""
+    _Signals.reported = True
+
+
+def interruption_handled() -> None:
+    """A command for which an interruption is its normal end (an emulator): it exits as it returns."""
+    _Signals.seen, _Signals.reported = None, False
+
+
+def _interrupted_exit() -> None:
+    """If a signal interrupted the command: one line (unless the command gave it) and exit 128 + its number."""
+    import signal
+
+    if _Signals.seen is None:
+        return
+    if not _Signals.reported:
+        err.out(f"interrupted by {signal.Signals(_Signals.seen).name}")
+    sys.exit(128 + _Signals.seen)
+
+
 class _Group(TyperGroup):
     """The ``electrostim`` command: every usage error is one line on stderr, exit code 2, never a panel.
 
@@ -178,6 +223,8 @@ class _Group(TyperGroup):
             return run()
         try:
             code = run()  # what the command returned, or the code of the Exit it raised (--help: 0)
+        except KeyboardInterrupt:  # outside the command (while its options were read)
+            code = 130
         except _NoArgsIsHelp as exc:  # a group given no command: its help
             text = exc.format_message()  # (Rich has printed it already)
             if text.strip():
@@ -190,8 +237,10 @@ class _Group(TyperGroup):
             err.out(f"error: {_flat(exc.format_message())}")
             sys.exit(exc.exit_code)
         except typer.Abort:
+            _interrupted_exit()
             err.out("aborted")
             sys.exit(1)
+        _interrupted_exit()  # a signal: its own code, whatever the command returned
         sys.exit(code if isinstance(code, int) and not isinstance(code, bool) else 0)
 
 
@@ -625,6 +674,8 @@ def main() -> None:
     try:
         app()
     except KeyboardInterrupt:
+        if _Signals.seen is not None:
+            _interrupted_exit()
         err.out("interrupted")
         raise SystemExit(130) from None
     except Exception as exc:  # an internal error: short message unless debugging

@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from ._app import _guard, app, out
+from ._app import _guard, app, interruption_handled, out
 
 
 def _emulated() -> type[StrEnum]:
@@ -94,7 +94,7 @@ def emulate(
                 else:
                     out.print(f"{wall}  {_describe(outputs)}")
     except KeyboardInterrupt:
-        pass
+        interruption_handled()  # Ctrl-C is how an emulator is closed
     finally:
         emu.close()
         signal.signal(signal.SIGTERM, previous)
