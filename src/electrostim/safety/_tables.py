@@ -64,7 +64,7 @@ class LimitRule(_Row):
 class ProgramRule(_Row):
     id: str
     kind: Literal["duty-cycle-minimum"]
-    modalities: list[Modality]
+    modalities: tuple[Modality, ...]
     min_on_s: float
     min_off_s: float
     verdict: Verdict
@@ -86,7 +86,7 @@ class DeviceProfile(_Row):
     pulse_width_step_us: float = Field(ge=0)
     max_pulse_rate_hz: float = Field(gt=0)
     max_carrier_hz: float = Field(ge=0)
-    shapes: list[Literal["symmetric-biphasic", "asymmetric-biphasic", "monophasic", "sine-burst", "interferential"]]
+    shapes: tuple[Literal["symmetric-biphasic", "asymmetric-biphasic", "monophasic", "sine-burst", "interferential"], ...]
     fixed_interphase_gap_us: float | None = None
     #: grid of the repetition period, ms (0: any period)
     period_step_ms: float = Field(0.0, ge=0)
@@ -112,7 +112,7 @@ class DeviceProfile(_Row):
 
 class SiteRule(_Row):
     id: str
-    regions: list[str]
+    regions: tuple[str, ...]
     verdict: Verdict
     source: str
     message: str
@@ -120,7 +120,7 @@ class SiteRule(_Row):
 
 class PathRule(_Row):
     id: str
-    pairs: list[tuple[str, str]]
+    pairs: tuple[tuple[str, str], ...]
     verdict: Verdict
     source: str
     message: str
@@ -128,9 +128,9 @@ class PathRule(_Row):
 
 class ConditionRule(_Row):
     id: str
-    conditions: list[str]
-    regions: list[str] = Field(default_factory=list)
-    modalities: list[Modality] = Field(default_factory=list)
+    conditions: tuple[str, ...]
+    regions: tuple[str, ...] = ()
+    modalities: tuple[Modality, ...] = ()
     localised: bool = False
     verdict: Verdict
     class_: Literal["contraindication", "precaution"] = Field(alias="class")
