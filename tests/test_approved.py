@@ -23,6 +23,7 @@ import subprocess
 import sys
 import threading
 import time
+import unicodedata
 from pathlib import Path
 
 import pytest
@@ -562,7 +563,36 @@ def test_the_device_table_cannot_be_changed_by_a_caller():
     p24 = get_device("p24")
     with pytest.raises(AttributeError):
         p24.shapes.append("interferential")  # type: ignore[attr-defined]
-    with pytest.raises(Exception):  # noqa: B017 - pydantic's frozen-instance error
+    with pytest.raises(Exception):
         p24.current_max_ma = 1000.0  # type: ignore[misc]
     a = es.assess(es.load_program("ifc-knee"), device="p24")
     assert any(r.rule == "device.p24.shape" for r in a.reasons)
+
+
+@pytest.mark.parametrize("second", ["kne\u0435.a", "\u043a\u0578ee", "KNEE.\u0430"])
+def test_labels_in_mixed_scripts_or_that_look_like_another_are_refused(second):
+    """A Cyrillic letter inside a Latin label, or a label of look-alike letters, cannot name a second output."""
+    data = es.load_program("ifc-knee").model_dump(mode="python")
+    first = data["channels"][0]
+    other = json.loads(json.dumps(first))
+    other["label"] = second
+    other["stimulus"] = {"pulse": {"shape": "symmetric-biphasic", "pulse_width_us": 100.0, "frequency_hz": 50.0},
+                         "amplitude": {"default_ma": 5.0, "max_ma": 10.0}}
+    other["electrodes"] = other["electrodes"][:2]
+    data["channels"] = [first, other]
+    with pytest.raises(ProgramError, match="one script|unique"):
+        es.validate_program(data, source="look-alike labels")
+
+
+@settings(max_examples=60, deadline=None)
+@given(label=st.text(alphabet=st.sampled_from(list("kneabc") + list("\u0430\u0435\u043e\u0440\u0441\u03bf\u03b1")), min_size=1,
+                     max_size=6))
+def test_a_label_mixes_no_scripts(label):
+    scripts = {unicodedata.name(c).split()[0] for c in label if c.isalpha()}
+    data = make_program({"shape": "symmetric-biphasic", "pulse_width_us": 100.0, "frequency_hz": 50.0}).model_dump(mode="python")
+    data["channels"][0]["label"] = label
+    if len(scripts) > 1:
+        with pytest.raises(ProgramError, match="one script"):
+            es.validate_program(data, source="drawn label")
+    else:
+        assert es.validate_program(data, source="drawn label").channels[0].label == label

@@ -642,9 +642,8 @@ def export(
     from rich.progress import Progress
 
     from ..errors import check_output_file
-    from ..waveform import Schedule, export_waveform
-
     from ..session import check_number
+    from ..waveform import Schedule, export_waveform
 
     check_number("--sample-rate-hz", sample_rate_hz, low=1.0, high=100e6, low_open=False)
     check_output_file("--output", output)  # no folder is created

@@ -10,7 +10,6 @@ own ``stimulus`` table overrides it key by key.
 from __future__ import annotations
 
 import math
-import unicodedata
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -21,7 +20,7 @@ from .. import anatomy
 from ..errors import ProgramError
 from ..units import pad_area_cm2
 from ._format import format_validation_error, nesting_problem
-from ._text import ID_RULE, check_id, check_text
+from ._text import ID_RULE, check_id, check_one_script, check_text, look_alike_key
 
 __all__ = [
     "Modality",
@@ -91,6 +90,8 @@ class _Model(BaseModel):
                     check_text(text, single_line=False, what="text")
                 else:
                     check_text(text, single_line=True, what=what, forbidden=cls._one_line_forbidden)
+                    if info.field_name == "label":  # a label names an output on screens and keys: one script
+                        check_one_script(text, what=what)
         return v
 
 
@@ -637,12 +638,12 @@ class Program(_Model):
         for c in self.channels:
             names = {c.label} | ({f"{c.label}.a", f"{c.label}.b"} if c.n_outputs == 2 else set())
             for name in sorted(names):
-                name = unicodedata.normalize("NFKC", name).casefold()  # 'Knee' and 'knee' look alike: one name
+                name = look_alike_key(name)  # 'Knee', 'knee' and a Cyrillic 'кnее' look alike: one name
                 if name in owner:
                     other = owner[name]
                     if other == c.label:
                         raise ValueError(f"channel labels must be unique, but {[c.label]} repeat")
-                    if unicodedata.normalize("NFKC", other).casefold() == unicodedata.normalize("NFKC", c.label).casefold():
+                    if look_alike_key(other) == look_alike_key(c.label):
                         raise ValueError(f"channel labels must be unique, ignoring case and look-alike characters, but "
                                          f"{other!r} and {c.label!r} are one label")
                     raise ValueError(

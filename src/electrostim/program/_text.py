@@ -129,3 +129,67 @@ def check_id(text: str) -> str:
     else:
         problem = "it starts with a hyphen"
     raise ValueError(f"{ID_RULE}; {problem}")
+
+
+def _script(c: str) -> str | None:
+    """The script of a letter (the first word of its Unicode name: LATIN, CYRILLIC, GREEK, ...); None for
+    anything that is not a letter (digits, punctuation and spaces belong to every script)."""
+    if not unicodedata.category(c).startswith("L"):
+        return None
+    name = unicodedata.name(c, "")
+    return name.split(" ")[0] if name else None
+
+
+def check_one_script(text: str, what: str = "a label") -> str:
+    """Return ``text`` if its letters come from one script, else raise :class:`ValueError`.
+
+    A Cyrillic ``е`` in a Latin ``knee`` makes a label that looks like another and is
+    not: a label mixes no scripts (digits, punctuation and spaces go with any).
+
+    Examples
+    --------
+    >>> check_one_script("knee-1")
+    'knee-1'
+    >>> check_one_script("kne\u0435.a")
+    Traceback (most recent call last):
+    ...
+    ValueError: a label is written in one script (its letters all Latin, or all Greek, ...), but 'kneе.a' mixes CYRILLIC and LATIN letters (U+0435 CYRILLIC SMALL LETTER IE)
+    """
+    scripts: dict[str, str] = {}
+    for c in text:
+        sc = _script(c)
+        if sc is not None:
+            scripts.setdefault(sc, c)
+    if len(scripts) <= 1:
+        return text
+    names = sorted(scripts)
+    odd = [scripts[n] for n in names if n != "LATIN"] or [scripts[names[-1]]]
+    raise ValueError(f"{what} is written in one script (its letters all Latin, or all Greek, ...), but {text!r} "
+                     f"mixes {' and '.join(names)} letters ("
+                     + ", ".join(f"U+{ord(c):04X} {unicodedata.name(c, '?')}" for c in odd) + ")")
+
+
+#: letters of other scripts that look like a Latin letter (the common ones of Unicode's confusables list)
+_LOOK_ALIKE = str.maketrans({
+    # Cyrillic
+    "а": "a", "в": "b", "е": "e", "ё": "e", "з": "3", "і": "i", "ї": "i", "ј": "j", "к": "k", "м": "m", "н": "h",
+    "о": "o", "п": "n", "р": "p", "с": "c", "т": "t", "у": "y", "х": "x", "ѕ": "s", "һ": "h", "ԁ": "d", "ԛ": "q",
+    "ԝ": "w", "ӏ": "l", "ү": "y",
+    # Greek
+    "α": "a", "β": "b", "ε": "e", "ζ": "z", "η": "n", "ι": "i", "κ": "k", "μ": "u", "ν": "v", "ο": "o", "ρ": "p",
+    "τ": "t", "υ": "u", "χ": "x", "ϲ": "c",
+})
+
+
+def look_alike_key(text: str) -> str:
+    """What ``text`` looks like: compatibility-normalised (NFKC), case-folded, and letters of other scripts that
+    look like Latin ones taken as those. Two labels with one key cannot be told apart on a screen.
+
+    Examples
+    --------
+    >>> look_alike_key("KNEE.a") == look_alike_key("\u043a\u043d\u0435\u0435.\u0430")
+    False
+    >>> look_alike_key("ОКО") == look_alike_key("oko")
+    True
+    """
+    return unicodedata.normalize("NFKC", text).casefold().translate(_LOOK_ALIKE)
