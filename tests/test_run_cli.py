@@ -252,11 +252,13 @@ def _bad_db(kind: str, folder: Path, content: bytes) -> str:
     if kind == "under-a-file":
         (folder / "notes.txt").write_bytes(content)
         return str(folder / "notes.txt" / "s.db")
-    return {"scheme": "mysql://host/db", "driver": "postgresql+nosuchdriver://u@h/db", "memory": "sqlite://",
+    if kind == "missing-folder":
+        return str(folder / "no-such-folder" / "s.db")
+    return {"empty": "", "scheme": "mysql://host/db", "driver": "postgresql+nosuchdriver://u@h/db", "memory": "sqlite://",
             "not-a-url": "a b://c"}[kind]
 
 
-BAD_DB = ["folder", "file", "under-a-file", "scheme", "driver", "memory", "not-a-url"]
+BAD_DB = ["folder", "file", "under-a-file", "missing-folder", "empty", "scheme", "driver", "memory", "not-a-url"]
 COMMANDS = ["list", "show", "export", "run"]
 
 
@@ -267,7 +269,8 @@ def _invoke_with_db(command: str, db: str, folder: Path):
 
 
 @pytest.mark.parametrize(("kind", "command"), [(k, c) for k in BAD_DB for c in COMMANDS
-                                                if k != "under-a-file" or c == "run"])  # reading: no database (above)
+                                                if k not in ("under-a-file", "missing-folder") or c == "run"])
+# (reading a path that is not there: no database, above)
 def test_a_db_that_cannot_be_a_store_is_one_line_exit_2(tmp_path: Path, kind: str, command: str):
     db = _bad_db(kind, tmp_path, b"my notes\n")
     before = files(tmp_path)
@@ -327,6 +330,16 @@ def _not_a_port(kind: str, folder: Path) -> str:
         (folder / "target").write_text("x")
         path.symlink_to(folder / "target")
     return str(path)
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/null"), reason="needs /dev/null")
+@pytest.mark.parametrize("backend", ["rehastim2", "p24"])
+def test_dev_null_is_not_a_serial_port(tmp_path: Path, backend: str):
+    """A character device that is no terminal line: refused before the store is created."""
+    db = tmp_path / "s.db"
+    one_line_error(cli("run", "knee-oa-tens", "--device", f"{backend}:/dev/null", "--yes", "--db", str(db)),
+                   "Invalid value for 'device': allowed a serial port", "is a character device that is not a serial line")
+    assert not db.exists()
 
 
 @pytest.mark.skipif(os.name != "posix", reason="character devices are a POSIX notion")

@@ -243,8 +243,10 @@ def _check_timing(speed: float, duration_s: float | None, start_ramp_s: float | 
     from ..session._deliver import MAX_SPEED, MIN_SPEED
 
     check_number("--speed", speed, low=MIN_SPEED, high=MAX_SPEED, low_open=False)
-    if duration_s is not None:
-        check_number("--duration-s", duration_s, low=MIN_DURATION_S, high=24 * 3600.0, low_open=False)
+    if duration_s is not None and not (math.isfinite(duration_s) and duration_s >= MIN_DURATION_S):
+        # the top of the range is the program's session, checked once the program is loaded
+        raise InvalidInputError(f"Invalid value for '--duration-s': allowed a finite number from {MIN_DURATION_S:g} s "
+                                f"up to the program's session length, but got {duration_s!r}.")
     if start_ramp_s is not None:
         check_number("--start-ramp-s", start_ramp_s, low=0.0, high=MAX_START_RAMP_S, low_open=False)
 

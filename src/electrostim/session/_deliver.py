@@ -199,12 +199,13 @@ _FILE_KINDS = ((stat.S_ISREG, "a regular file"), (stat.S_ISDIR, "a folder"), (st
 
 
 def parse_backend(spec: str) -> tuple[Any, str | None]:
-    """The backend and port of a stimulator spec, the port checked to be a serial device (nothing is opened).
+    """The backend and port of a stimulator spec, the port checked to be a serial line (nothing is written to it).
 
     :func:`electrostim.devices.parse_backend`, and on POSIX systems the port must be a
     character device (a serial port such as ``/dev/ttyUSB0``, or the pseudo-terminal
     ``electrostim emulate`` prints) or a pyserial URL (``loop://``): a regular file, a
-    folder, a pipe, a socket or a disk is refused before anything is opened or written.
+    folder, a pipe, a socket, a disk or a character device that is not a terminal line
+    (``/dev/null``) is refused before anything is written.
 
     Raises
     ------
@@ -232,7 +233,24 @@ def parse_backend(spec: str) -> tuple[Any, str | None]:
         raise InvalidInputError(f"Invalid value for 'device': allowed a serial port (a character device such as "
                                 f"/dev/ttyUSB0, or the port `electrostim emulate` prints), but {port!r} is {what} "
                                 f"(got {spec!r}).")
+    if not _is_terminal(port):  # /dev/null, /dev/zero, a sound card: character devices that are no serial line
+        raise InvalidInputError(f"Invalid value for 'device': allowed a serial port (a terminal device such as "
+                                f"/dev/ttyUSB0, or the port `electrostim emulate` prints), but {port!r} is a character "
+                                f"device that is not a serial line (got {spec!r}).")
     return backend, port
+
+
+def _is_terminal(port: str) -> bool:
+    """Whether a character device is a terminal (serial) line; True when it cannot be opened to tell (busy, no
+    permission): the driver then says why it cannot use it."""
+    try:
+        fd = os.open(port, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+    except OSError:
+        return True
+    try:
+        return os.isatty(fd)
+    finally:
+        os.close(fd)
 
 
 def check_store(store: Any = None) -> None:

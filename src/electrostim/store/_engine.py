@@ -120,6 +120,9 @@ def resolve_url(url: str | os.PathLike[str] | URL | None = None) -> URL:
         url = os.environ.get(DATABASE_URL_ENV, "").strip() or None
         if url is None:
             return URL.create("sqlite", database=str(default_database_path()))
+    if isinstance(url, str) and not url.strip():
+        raise StoreLocationError("Invalid database: allowed a database URL or an SQLite file path, but got an empty "
+                                 f"text ({url!r}).")
     if isinstance(url, URL):
         parsed = url
     elif isinstance(url, os.PathLike) or "://" not in str(url):

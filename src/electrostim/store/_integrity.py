@@ -217,7 +217,8 @@ def check_location(url: Any = None, *, readonly: bool) -> None:
     question is asked or anything is done: the URL is resolved (an unsupported kind of
     database is refused), and an SQLite file that is there is checked
     (:func:`check_sqlite_file`). Reading, a file that is not there is refused;
-    writing, a path whose folder is a file is refused. Nothing is created.
+    writing, a path whose folder is a file, or (a path given, not the default) whose
+    folder does not exist, is refused; so is an empty text. Nothing is created.
 
     Parameters
     ----------
@@ -249,7 +250,7 @@ def check_location(url: Any = None, *, readonly: bool) -> None:
     """
     from ._engine import check_driver, resolve_url
 
-    resolved = resolve_url(url)
+    resolved = resolve_url(url)  # an empty text is refused there
     if resolved.get_backend_name() != "sqlite":
         check_driver(resolved)
         return
@@ -259,5 +260,8 @@ def check_location(url: Any = None, *, readonly: bool) -> None:
         if parent is not None and not parent.is_dir():
             raise StoreLocationError(f"Cannot use {path} for the database: {parent} is a file, not a folder; allowed a "
                                      f"path in a folder, but got {path}.")
+        if url is not None and not path.parent.is_dir():  # a path given: its folder is not created for it
+            raise StoreLocationError(f"Cannot use {path} for the database: the folder {path.parent} does not exist; "
+                                     f"allowed a file in an existing folder (no folder is created), but got {path}.")
         return
     check_sqlite_file(path, readonly=readonly)
