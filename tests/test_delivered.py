@@ -24,8 +24,8 @@ The default run tries 300 programs on the simulated stimulator and 50 on each em
 from __future__ import annotations
 
 import math
-import time
 import multiprocessing
+import time
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 

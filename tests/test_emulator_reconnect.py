@@ -26,7 +26,7 @@ import pytest
 import serial
 
 import electrostim as es
-from electrostim.devices import DeviceState, P24, P24Emulator, RehaStim2, RehaStim2Emulator
+from electrostim.devices import P24, DeviceState, P24Emulator, RehaStim2, RehaStim2Emulator
 from electrostim.devices._framing import Frame
 from electrostim.devices._sciencemode2.codec import (
     Sm2ChannelPulse,

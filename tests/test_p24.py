@@ -16,11 +16,11 @@ from hypothesis import strategies as st
 
 import electrostim as es
 from electrostim.devices import (
+    P24,
     DeviceError,
     DeviceState,
     OutputCommand,
     OutputState,
-    P24,
     P24Emulator,
     Sm4ChannelError,
     Sm4Codec,

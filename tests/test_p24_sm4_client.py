@@ -66,16 +66,19 @@ from science_mode_4 import (
     PacketMidLevelStop,
     PacketMidLevelUpdate,
     Protocol,
-    ProtocolError as ClientProtocolError,
     ResultAndError,
     SerialPortConnection,
     StimStatus,
+)
+from science_mode_4 import (
+    ProtocolError as ClientProtocolError,
 )
 
 from electrostim.devices import (
     OutputState,
     P24Emulator,
     Sm4ChannelError,
+    Sm4Codec,
     Sm4FrameDecoder,
     Sm4GetDeviceId,
     Sm4GetDeviceIdAck,
@@ -106,7 +109,6 @@ from electrostim.devices import (
     sm4_decode,
     sm4_encode,
 )
-from electrostim.devices import Sm4Codec
 from electrostim.devices._framing import Frame, ProtocolError, stuff
 from electrostim.devices._link import SerialLink
 from electrostim.devices._sciencemode4.driver import SM4_SERIAL

@@ -24,7 +24,6 @@ import json
 import math
 import os
 import re
-import stat
 import subprocess
 import sys
 import tomllib

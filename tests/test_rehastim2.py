@@ -74,7 +74,7 @@ def _within(timeout_s: float, emu: RehaStim2Emulator, client: Rehastim2, call: C
     def run() -> None:
         try:
             box["value"] = call(*args, **kwargs)
-        except BaseException as exc:  # noqa: BLE001 - handed to the test thread
+        except BaseException as exc:
             box["error"] = exc
 
     thread = threading.Thread(target=run, name="pysciencemode call", daemon=True)

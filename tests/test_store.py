@@ -421,7 +421,7 @@ def test_list_sessions_filters(store: Store, plan, confirmed_plan):
     b = store.start_session(p2.id, "rehastim2:/dev/ttyUSB0")
     c = store.start_session(p1.id, "simulated")
     store.end_session(a.id, "completed", {})
-    ids = lambda rows: [r.id for r in rows]  # noqa: E731
+    ids = lambda rows: [r.id for r in rows]
     assert ids(store.list_sessions()) == [c.id, b.id, a.id]
     assert ids(store.list_sessions(patient_id="P-1")) == [c.id, a.id]
     assert ids(store.list_sessions(state="running")) == [c.id, b.id]

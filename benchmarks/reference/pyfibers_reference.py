@@ -643,7 +643,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(todo)} case(s) to run, {args.jobs} at a time", flush=True)
 
     def run_one(cid: str) -> tuple[str, dict[str, Any]]:
-        started = _dt.datetime.now(_dt.timezone.utc)
+        started = _dt.datetime.now(_dt.UTC)
         ts = time.perf_counter()
         proc = subprocess.run(
             [sys.executable, str(Path(__file__).resolve()), "--worker", cid],
@@ -672,7 +672,7 @@ def main(argv: list[str] | None = None) -> int:
             cid, rec = fut.result()
             done += 1
             data["cases"][cid] = rec
-            data["updated_at"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+            data["updated_at"] = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
             _save(args.out, data)
             print(f"[{done}/{len(todo)}] {_headline(cid, rec)}  (process {rec['process_wall_s']:.1f} s)", flush=True)
     failed = [c for c in todo if "error" in data["cases"][c]]

@@ -27,9 +27,8 @@ def demo(
     on the simulated stimulator and record it.
     """
     from ..safety import assess
-    from ..waveform import plot_program
-
     from ..session import check_store, deliver
+    from ..waveform import plot_program
 
     _check_timing(1.0, duration_s)
     check_store(db)  # a --db that cannot be a store: before the folder or the figure is made

@@ -36,23 +36,23 @@ class Backend:
     description: str
     profile: str
     needs_port: bool
-    opener: Callable[..., "Stimulator"]
+    opener: Callable[..., Stimulator]
     emulator: Callable[..., Any] | None = None
 
 
-def _sim(port: str | None = None) -> "Stimulator":
+def _sim(port: str | None = None) -> Stimulator:
     from ._simulated import SimulatedStimulator
 
     return SimulatedStimulator()
 
 
-def _rehastim2(port: str) -> "Stimulator":
+def _rehastim2(port: str) -> Stimulator:
     from ._sciencemode2.driver import RehaStim2
 
     return RehaStim2(port)
 
 
-def _p24(port: str) -> "Stimulator":
+def _p24(port: str) -> Stimulator:
     from ._sciencemode4.driver import P24
 
     return P24(port)
@@ -124,7 +124,7 @@ def parse_backend(spec: str) -> tuple[Backend, str | None]:
     return backend, port
 
 
-def open_stimulator(spec: str) -> "Stimulator":
+def open_stimulator(spec: str) -> Stimulator:
     """A stimulator (not yet connected) for a spec: ``sim``, ``rehastim2:PORT`` or ``p24:PORT``.
 
     Examples

@@ -185,7 +185,7 @@ class Stimulator(ABC):
         """The host is alive (see :attr:`host_timeout_s`)."""
         self._heartbeat = time.monotonic()
 
-    def advance(self, dt_s: float) -> None:
+    def advance(self, dt_s: float) -> None:  # noqa: B027 - a no-op unless the device keeps virtual time
         """Let ``dt_s`` of device time pass (a stimulator with :attr:`virtual_time`); a real device ignores it."""
 
     def charge_delivered_uc(self) -> dict[str, float] | None:

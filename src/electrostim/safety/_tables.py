@@ -10,8 +10,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ..errors import UnknownDeviceError
-from ..program import CONDITIONS, Modality
-from ..program import format_validation_error
+from ..program import CONDITIONS, Modality, format_validation_error
 from ..waveform import ElectrodeDose, OutputDose
 
 __all__ = ["LimitRule", "ProgramRule", "DeviceProfile", "SiteRule", "PathRule", "ConditionRule", "Warning_",

@@ -13,7 +13,6 @@ scratch database upgraded to head).
 from __future__ import annotations
 
 import sys
-
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
