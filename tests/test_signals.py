@@ -27,7 +27,7 @@ import pytest
 from electrostim.devices import P24Emulator, RehaStim2Emulator
 from electrostim.store import Store
 
-CLI = [sys.executable, "-m", "electrostim", "run", "knee-oa-tens", "--yes", "--json", "--duration-s", "600"]
+CLI = [sys.executable, "-m", "electrostim", "run", "knee-oa-tens", "--yes", "--confirmed-by", "test", "--json", "--duration-s", "600"]
 EMULATORS = {"rehastim2": RehaStim2Emulator, "p24": P24Emulator}
 KINDS = {"SIGTERM": [signal.SIGTERM], "SIGHUP": [signal.SIGHUP], "SIGINT": [signal.SIGINT],
          "double-SIGINT": [signal.SIGINT, signal.SIGINT]}
