@@ -223,7 +223,9 @@ def test_a_place_that_cannot_be_a_store_is_bad_input_and_nothing_is_created(tmp_
 
 
 def test_check_location_reads_nothing_it_need_not_and_creates_nothing(tmp_path: Path, plan):
-    check_location(tmp_path / "new" / "s.db", readonly=False)  # writing will create it
+    check_location(tmp_path / "s.db", readonly=False)  # writing will create it
+    with pytest.raises(StoreLocationError, match=r"the folder .*new does not exist"):  # no folder is made for it
+        check_location(tmp_path / "new" / "s.db", readonly=False)
     with pytest.raises(StoreNotFoundError, match=r"No database at .*s\.db"):
         check_location(tmp_path / "new" / "s.db", readonly=True)
     assert sorted(os.listdir(tmp_path)) == []

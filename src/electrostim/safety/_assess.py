@@ -244,9 +244,9 @@ def asymmetric_second_phase(current_ma: float, width_us: float, ratio: float, *,
     charge as the first). On a grid both are rounded *down* (current to the current
     step, width to the width step), so that its current, width, charge and ∫i²dt stay at
     or below the schedule's; the pulse then carries a small net charge (the first
-    phase's charge minus the second's). A current below one step is delivered at one
-    step, for no longer than carries the first phase's charge (only below ``step ×
-    ratio``; :func:`assess` refuses a program whose highest amplitude lies there).
+    phase's charge minus the second's). A second phase below one current
+    step is not delivered at all (0 mA: below ``step × ratio`` of first-phase current
+    the pulse is monophasic, its whole charge net; :func:`assess` says how much).
 
     Parameters
     ----------
@@ -274,9 +274,6 @@ def asymmetric_second_phase(current_ma: float, width_us: float, ratio: float, *,
         return 0.0, down(width_us * ratio, width_step_us)
     second = down(current_ma / ratio, current_step_ma)
     width = down(width_us * ratio, width_step_us)
-    if second <= 0:  # below one step: one step, for no more than the first phase's charge
-        second = current_step_ma
-        width = min(width, down(current_ma * width_us / second, width_step_us))
     return second, width
 
 
@@ -390,11 +387,6 @@ def _realize(program: Program, dev: DeviceProfile) -> tuple[Program, list[Reason
                 continue
             top = ch.stimulus.amplitude.max_ma
             step, w = dev.current_step_ma, p.pulse_width_us
-            if top / p.second_phase_ratio < step - 1e-9:
-                add("asymmetric-step", "refused", f"{ch.label!r}: the second phase of its asymmetric pulses is "
-                    f"{top:g} mA / {p.second_phase_ratio:g} = {top / p.second_phase_ratio:.4g} mA at most, below "
-                    f"{dev.name}'s current step of {step:g} mA", ch.label)
-                continue
             net = 0.0
             for k in range(1, int(math.floor(top / step + 1e-9)) + 1):  # every current the device can set
                 second, w2 = asymmetric_second_phase(k * step, w, p.second_phase_ratio, current_step_ma=step,
