@@ -29,7 +29,7 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
-@pytest.mark.parametrize("delay_s", [0.0, 0.1, 0.4, 1.5])
+@pytest.mark.parametrize("delay_s", [0.0, 0.3, 1.2])
 def test_a_signal_at_any_moment_ends_run_in_one_line(signum, delay_s, tmp_path: Path):
     db = tmp_path / "s.db"
     proc = subprocess.Popen([*ENTRY, "run", "knee-oa-tens", "--yes", "--json", "--db", str(db)],

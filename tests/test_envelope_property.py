@@ -255,9 +255,20 @@ def _snapshot(r: Runner, dev: RecordingStimulator) -> tuple:
 # --------------------------------------------------------------------------- the property
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(program=programs(), patient=patients, data=st.data())
 def test_commanded_output_never_leaves_the_envelope_over_random_programs_and_keys(program, patient, data):
+    _envelope_case(program, patient, data)
+
+
+@pytest.mark.slow
+@settings(max_examples=1000, deadline=None)
+@given(program=programs(), patient=patients, data=st.data())
+def test_commanded_output_never_leaves_the_envelope_over_1000_random_programs_and_keys(program, patient, data):
+    _envelope_case(program, patient, data)
+
+
+def _envelope_case(program, patient, data):
     # the devices the program fits, then one of them
     fits = {}
     for name in DEVICES:

@@ -87,6 +87,7 @@ def test_ctrl_c_on_a_terminal_clears_the_bar_and_leaves_one_line(monkeypatch, te
     assert sum("interrupted" in line for line in lines) == 1
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_a_real_population_run():
     """SIGINT to a running ``fibers recruitment``: it stops within seconds, exit 130, one line, no traceback."""
     env = {k: v for k, v in os.environ.items() if k != "ELECTROSTIM_DEBUG"}

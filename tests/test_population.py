@@ -105,6 +105,7 @@ def _assert_pinned(res, pinned):
         assert res.blocked.tolist() == pinned["blocked"]
 
 
+@pytest.mark.slow
 def test_small_seeded_population_is_pinned():
     """The same numbers as before the split, with progress reported (the field then comes in blocks: the same
     table for every block, so the same bits)."""

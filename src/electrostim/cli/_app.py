@@ -214,6 +214,9 @@ class _Group(TyperGroup):
     def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
              standalone_mode: bool = True, **extra: Any) -> Any:
         argv = list(sys.argv[1:] if args is None else args)
+        columns = os.environ.get("COLUMNS", "")
+        if columns.isdigit() and int(columns) > 0:  # the width asked for now (the consoles were made at import)
+            out.width = err.width = int(columns)
 
         def run() -> Any:
             return super(_Group, self).main(args=argv, prog_name=prog_name, complete_var=complete_var,
