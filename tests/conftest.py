@@ -91,3 +91,16 @@ def programs_dir(tmp_path, monkeypatch):
     d.mkdir()
     monkeypatch.setenv("ELECTROSTIM_PROGRAM_PATH", str(d))
     return d
+
+
+def first_line(proc) -> str:
+    """The first line a child writes on its stdout pipe, read byte by byte: nothing after it is taken from the pipe,
+    so ``proc.communicate()`` later gets the rest whole (a buffered ``readline()`` would keep some of it)."""
+    raw = b""
+    fd = proc.stdout.fileno()
+    while not raw.endswith(b"\n"):
+        byte = os.read(fd, 1)
+        if not byte:
+            break
+        raw += byte
+    return raw.decode()

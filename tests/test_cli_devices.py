@@ -13,6 +13,8 @@ import pytest
 from electrostim.devices import P24Emulator, RehaStim2Emulator, Sm2Init, sm2_decode
 from electrostim.store import Store
 
+from .conftest import first_line
+
 CLI = [sys.executable, "-m", "electrostim"]
 
 
@@ -81,7 +83,7 @@ def test_emulate_prints_its_port_and_serves_it():
     proc = subprocess.Popen([*CLI, "emulate", "rehastim2", "--json", "--duration-s", "5"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        first = json.loads(proc.stdout.readline())  # type: ignore[union-attr]
+        first = json.loads(first_line(proc))
         assert first["device"] == "rehastim2"
         with serial.Serial(first["port"], 460_800, parity="E", timeout=0.05) as port:
             port.reset_input_buffer()

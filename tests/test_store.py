@@ -50,6 +50,8 @@ from electrostim.store import (
 from electrostim.store._migrate import MIGRATIONS_DIR, alembic_config, head_revision
 from electrostim.store._tables import PLAN_VERDICTS, Base, SessionRow
 
+from .conftest import first_line
+
 TABLES = {"patients", "programs", "approved_plans", "sessions", "session_events"}
 
 
@@ -590,14 +592,7 @@ def test_a_killed_process_leaves_a_complete_log(db: Path, plan):
         proc = subprocess.Popen([sys.executable, "-c", CHILD, str(db), str(plan_id)],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0)
         try:
-            # the first line byte by byte, unbuffered: nothing after it is taken from the pipe before communicate()
-            raw = b""
-            while not raw.endswith(b"\n"):
-                byte = os.read(proc.stdout.fileno(), 1)  # type: ignore[union-attr]
-                if not byte:
-                    break
-                raw += byte
-            first = raw.decode()
+            first = first_line(proc)  # byte by byte: nothing after it is taken from the pipe before communicate()
             assert first.startswith("session "), first + proc.stderr.read().decode()  # type: ignore[union-attr]
             sid = int(first.split()[1])
             time.sleep(rng.uniform(0.05, 0.5))
