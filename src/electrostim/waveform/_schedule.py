@@ -168,18 +168,13 @@ class _OutputGenerator:
                              ramp_down_s=st.ramp_down_s, on_s=dc.on_s if dc else None, off_s=dc.off_s if dc else 0.0,
                              offset_s=self.offset_s, periodic_offset=self.periodic)
 
-    @staticmethod
-    def _sweep(sweep, t: np.ndarray) -> np.ndarray:
-        """An amplitude or width sweep's factor at times ``t``: from ``low_percent`` to 1 (1 without a sweep)."""
-        return sweep_factor(sweep, t)
-
     def amplitude_factor(self, t: np.ndarray) -> np.ndarray:
         """The amplitude modulation's factor at times ``t`` (1 without one)."""
-        return self._sweep(self.stim.amplitude_modulation, t)
+        return sweep_factor(self.stim.amplitude_modulation, t)
 
     def width_factor(self, t: np.ndarray) -> np.ndarray:
         """The width modulation's factor at times ``t`` (1 without one)."""
-        return self._sweep(self.stim.width_modulation, t)
+        return sweep_factor(self.stim.width_modulation, t)
 
     def breakpoints(self, t0: float, t1: float) -> np.ndarray:
         """Times in (t0, t1) where an envelope or modulation changes slope or jumps: with t0 and t1, where the
