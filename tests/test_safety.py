@@ -21,7 +21,12 @@ PRESETS = [e.id for e in es.list_programs()]
 def short(program, seconds=60.0):
     """The same program over a shorter session (every rule is per pulse or per 1 s window)."""
     data = program.model_dump(mode="python")
-    data["session_duration_s"] = min(program.session_duration_s, seconds)
+    if data["phases"]:  # every phase, each over at most as long
+        for ph in data["phases"]:
+            ph["duration_s"] = min(ph["duration_s"], seconds)
+        data.pop("session_duration_s")
+    else:
+        data["session_duration_s"] = min(program.session_duration_s, seconds)
     return es.validate_program(data)
 
 

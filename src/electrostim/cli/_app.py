@@ -352,6 +352,27 @@ def programs_list(json_: JsonOpt = False) -> None:
         err.out(f"skipped: {_flat(problem.message)}")
 
 
+def _print_phases(p) -> None:
+    """A multi-phase program's phases: when, how long, at what intensity, and each channel's stimulus."""
+    spans = p.phase_spans
+    if len(spans) < 2:
+        return
+    t = Table(title="Phases (each starts afresh: its ramps, on/off cycle and sweeps begin at its start)",
+              title_justify="left")
+    for col in ("phase", "from", "duration", "intensity", "stimulus"):
+        t.add_column(col, overflow="fold")
+    for span in spans:
+        stim = "\n".join(f"{c.label}: {_stimulus_text(c.stimulus)}" for c in span.program.channels)
+        t.add_row(Text(f"{span.index + 1} {span.name}"), Text(_clock_text(span.start_s)), Text(_clock_text(span.duration_s)),
+                  Text(f"{span.intensity_percent:g} %"), Text(stim))
+    out.print(t)
+
+
+def _clock_text(seconds: float) -> str:
+    whole = round(seconds)
+    return f"{whole // 60}:{whole % 60:02d}" if abs(seconds - whole) < 1e-9 else f"{seconds:g} s"
+
+
 def _stimulus_text(st) -> str:
     p = st.pulse
     parts = [p.shape]
@@ -406,8 +427,12 @@ def programs_show(ref: ProgramRef, json_: JsonOpt = False) -> None:
         t.add_column(col, overflow="fold")
     for c in p.channels:
         pads = "; ".join(f"{e.site}{' ' + e.side if e.side else ''} {e.size_label}" for e in c.electrodes)
-        t.add_row(Text(c.label), Text(_stimulus_text(c.stimulus)), Text(pads))
+        a = c.stimulus.amplitude
+        stim = (_stimulus_text(c.stimulus) if not p.phases
+                else f"by phase (below); amplitude {a.default_ma:g} mA (max {a.max_ma:g} mA)")
+        t.add_row(Text(c.label), Text(stim), Text(pads))
     out.print(t)
+    _print_phases(p)
     goals = dict.fromkeys(c.stimulus.amplitude.goal for c in p.channels if c.stimulus.amplitude.goal)
     for g in goals:
         out.print(_line("Intensity:", g))
@@ -505,7 +530,8 @@ _CARRIER_SHAPES = ("sine-burst", "interferential")
 def _is_carrier(program, output_index: int) -> bool:
     """Whether an output delivers a sine carrier (Russian, interferential): its dose counts carrier cycles."""
     outputs = program.outputs
-    return 0 <= output_index < len(outputs) and outputs[output_index].stimulus.pulse.shape in _CARRIER_SHAPES
+    return 0 <= output_index < len(outputs) and any(
+        st.pulse.shape in _CARRIER_SHAPES for st in program.stimuli(outputs[output_index].channel_index))
 
 
 def assessment_json(a) -> dict[str, Any]:
@@ -563,6 +589,7 @@ def _print_assessment(a) -> None:
             t.add_row(Text(r.verdict.replace("_", " "), style=_VERDICT_STYLE[r.verdict]),
                       Text.assemble((r.rule, "bold"), "\n", r.message, "\n", (f"source: {r.source}", "dim")))
         out.print(t)
+    _print_phases(p)
     d = a.dose
     t = Table(title=f"Dose at the highest amplitude (load {d.load_ohm:g} Ω; during = highest {d.window_s:g} s window)",
               title_justify="left")

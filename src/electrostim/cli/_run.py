@@ -128,6 +128,17 @@ def output_phase(program: Any, label: str, t_s: float) -> OutputPhase:
     outputs = {o.label: o for o in program.outputs}
     if label not in outputs:
         raise InvalidInputError(f"Invalid output: allowed {', '.join(map(repr, outputs))}, but got {label!r}.")
+    spans = program.phase_spans
+    if len(spans) > 1:  # a multi-phase program: the phase's own program, in the phase's time
+        span = next((s for s in spans if t_s < s.stop_s), spans[-1])
+        where = output_phase(span.program, label, t_s - span.start_s)
+        if where.contractions is None:
+            return where
+        before = 0
+        for s in spans[: span.index]:
+            done = output_phase(s.program, label, s.duration_s).contractions
+            before += done or 0
+        return OutputPhase(where.phase, before + where.contractions, where.phase_left_s)
     o = outputs[label]
     st = o.stimulus
     dc = st.duty_cycle
@@ -169,17 +180,30 @@ def console_phase(state: str, program_phase: str) -> str:
     return program_phase
 
 
-def console_title(program_name: str, state: str, session_left_s: float) -> str:
-    """The console's title: the program, the session's state and the time left in the session.
+def console_title(program_name: str, state: str, session_left_s: float, phase: Any = None, phase_left_s: float = 0.0) -> str:
+    """The console's title: the program, the session's state and the time left in the session; for a
+    multi-phase program the phase running and the time left in it.
 
     Examples
     --------
     >>> console_title("Knee pain", "run", 754.2)
     'Knee pain — run, 754 s left (12:34)'
+    >>> import electrostim as es
+    >>> work = es.load_program("ems-strength-phases").phase_spans[1]
+    >>> console_title("EMS", "run", 1000.0, work, 700.0)
+    "EMS — run, phase 2/3 'work' (11:40 left in it), 1000 s left (16:40)"
     """
     left = max(0.0, session_left_s)
-    whole = math.ceil(left - 0.5) if left >= 0.5 else 0
-    return f"{program_name} — {state}, {left:.0f} s left ({whole // 60}:{whole % 60:02d})"
+    text = f"{program_name} — {state}, "
+    if phase is not None and phase.name:
+        text += f"phase {phase.index + 1}/{phase.count} {phase.name!r} ({_clock(phase_left_s)} left in it), "
+    return text + f"{left:.0f} s left ({_clock(left)})"
+
+
+def _clock(seconds: float) -> str:
+    s = max(0.0, seconds)
+    whole = math.ceil(s - 0.5) if s >= 0.5 else 0
+    return f"{whole // 60}:{whole % 60:02d}"
 
 
 CONSOLE_COLUMNS = ("", "channel", "phase", "intensity mA", "target mA", "max mA", "contractions", "next",
@@ -222,8 +246,10 @@ def _contact(status, label: str) -> str:
 
 def _view(runner, selected: int) -> Table:
     left = runner.duration_s - runner.run_t
-    t = Table(title=escape(console_title(runner.plan.program.name, runner.state.value, left)), caption=KEYS_HELP,
-              title_justify="left")
+    phase = runner.phase if len(runner.spans) > 1 else None
+    title = console_title(runner.plan.program.name, runner.state.value, left, phase,
+                          (phase.stop_s - runner.run_t) if phase is not None else 0.0)
+    t = Table(title=escape(title), caption=KEYS_HELP, title_justify="left")
     for col in CONSOLE_COLUMNS:
         t.add_column(col)
     st = runner.device.status()

@@ -153,10 +153,9 @@ class SerialStimulator(Stimulator):
         self._raise_fault()
         self._schedule = Schedule(program, amplitude_ma={c.label: 1.0 for c in program.channels})
         self._labels = [o.label for o in self._schedule.outputs]
-        self._widths_us = [getattr(o.stimulus.pulse, "pulse_width_us", 0.0) for o in self._schedule.outputs]
-        # every output's train repeats after this long on the device's clock (periods lie on a 1 µs grid at least)
-        units = [max(1, round(1e6 / o.stimulus.nominal_repetition_hz)) for o in self._schedule.outputs]
-        self._common_period_s = math.lcm(*units) * 1e-6
+        self._enter_phase(0)
+        #: (monotonic time, device time, phase index) at every change of phase after the first
+        self.phase_marks: list[tuple[float, float, int]] = []
         self.start_times = []
         self.time_marks = []
         self._commanded = {}
@@ -167,6 +166,38 @@ class SerialStimulator(Stimulator):
         self._valid_until = None
         self._late_s = 0.0
         self._send_config(plan)
+
+    def _enter_phase(self, k: int) -> None:
+        """Take phase ``k``'s outputs (their stimuli, widths and common period) as the ones configured."""
+        assert self._schedule is not None
+        self._phase = k
+        #: the outputs of the phase now configured (a program without phases: its outputs)
+        self._phase_outputs = self._schedule.spans[k].program.outputs
+        self._widths_us = [getattr(o.stimulus.pulse, "pulse_width_us", 0.0) for o in self._phase_outputs]
+        # every output's train repeats after this long on the device's clock (periods lie on a 1 µs grid at least)
+        units = [max(1, round(1e6 / o.stimulus.nominal_repetition_hz)) for o in self._phase_outputs]
+        self._common_period_s = math.lcm(*units) * 1e-6
+
+    def _switch_phase(self, k: int) -> None:
+        """At a phase's start: stop, configure the device for the phase, and start its trains at the phase's
+        start in device time (the device's trains and the schedule stay in step; the stop-configure-start takes
+        a few ms, during which the outputs are off)."""
+        assert self._schedule is not None and self._plan is not None and self._t0 is not None
+        start = self._schedule.spans[k].start_s
+        self._count_pulses(min(self.device_time_s(), start))
+        self._send_stop()
+        self.command_log.append((time.monotonic(), {lbl: OutputCommand(0.0, 0.0) for lbl in self._labels}))
+        self._commanded = {}
+        self._enter_phase(k)
+        self._send_config(self._plan)
+        now = time.monotonic()
+        self._t0 = now - start
+        self._counted_to = start
+        self.time_marks.append((now, start))
+        self.phase_marks.append((now, start, k))
+        self._valid_until = None
+        self._send_outputs_logged(self.commands_at(start), first=True)
+        self._valid_until = start + self.horizon_s
 
     def _start(self) -> None:
         self._raise_fault()
@@ -328,6 +359,10 @@ class SerialStimulator(Stimulator):
         t = self.device_time_s()
         if self._valid_until is not None and t > self._valid_until:
             self._late_s = max(self._late_s, t - self._valid_until)
+        k = self._schedule.phase_at(t).index
+        if k > self._phase:
+            self._switch_phase(k)
+            return
         self._count_pulses(t)
         commands = self.commands_at(t)
         if first or commands != self._commanded:

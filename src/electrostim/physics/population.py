@@ -659,6 +659,11 @@ def population_thresholds(
     classes = fibre_classes()
     counts = _checked_counts(counts, classes)
     channel = _channel_index(program, channel)
+    phase_note = None
+    if len(program.phase_spans) > 1:  # one stimulus is modelled: the program's main (work) phase
+        main = program.main_phase
+        phase_note = f"the stimulus of {main.title} (a multi-phase program: its longest phase at full intensity)"
+        program = main.program
     ch = program.channels[channel]
     tissue = tissue or tissue_for_site(ch.electrodes[0].site)
     preset = fld.get_tissue_preset(tissue)
@@ -686,7 +691,10 @@ def population_thresholds(
                   "contact_resistivity_ohm_m2": contact_resistivity_ohm_m2, "stimulus": stimulus_summary(ch.stimulus),
                   "stimulus_start_s": stim.start_s, "amplitude_default_ma": ch.stimulus.amplitude.default_ma,
                   "amplitude_max_ma": ch.stimulus.amplitude.max_ma}
+    if phase_note is not None:
+        parameters["phase"] = phase_note
     return PopulationResult(program.id, ch.label, tissue, {c: classes[c] for c in counts},
                             np.array([f.class_id for f in fibres]), np.array([f.cable_key[1] for f in fibres]),
                             np.array([f.depth_m for f in fibres]), thr, np.array([r.blocked for r in res]),
-                            _notes(tissue, preset, gap_cm, stim, grids), parameters)
+                            _notes(tissue, preset, gap_cm, stim, grids) + ([f"Stimulus: {phase_note}."] if phase_note else []),
+                            parameters)

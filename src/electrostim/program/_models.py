@@ -46,6 +46,9 @@ __all__ = [
     "Evidence",
     "Placement",
     "Program",
+    "Phase",
+    "PhaseChannel",
+    "PhaseSpan",
     "Output",
     "PULSED_SHAPES",
     "MAX_AMPLITUDE_MA",
@@ -58,6 +61,8 @@ MAX_AMPLITUDE_MA = 500.0
 MAX_PULSE_WIDTH_US = 100_000.0
 MAX_FREQUENCY_HZ = 20_000.0
 MAX_SESSION_S = 24 * 3600.0
+#: The most phases a program may have.
+MAX_PHASES = 32
 #: The longest side (or diameter) of a pad, in cm.
 MAX_PAD_CM = 50.0
 
@@ -563,6 +568,117 @@ class Output:
         return f"Output({self.index}, {self.label!r})"
 
 
+class PhaseChannel(_Model):
+    """What one channel delivers in one phase (its whole stimulus, resolved)."""
+
+    stimulus: Stimulus
+
+
+class Phase(_Model):
+    """One phase of a multi-phase program: a name, a duration and what every channel delivers in it.
+
+    In a program file a phase may give a ``stimulus`` table (laid over every channel's
+    stimulus, key by key) and a ``channels`` table of per-channel ``stimulus`` tables
+    (keyed by channel label, laid over that); the validated phase holds every channel's
+    resolved stimulus. The pads, the labels and the amplitude (``default_ma``,
+    ``max_ma``) are the channel's in every phase; ``intensity_percent`` runs a phase at
+    a part of the intensity (a warm-up at 60 %). Each phase starts afresh at its start:
+    its ramps, duty cycle and sweeps begin there, and a pulse that would not end within
+    its phase is not delivered.
+    """
+
+    _one_line: ClassVar[dict[str, str]] = {"name": "a phase name"}
+
+    name: Annotated[str, Field(min_length=1, max_length=40)]
+    duration_s: Annotated[float, Field(strict=True, gt=0, le=MAX_SESSION_S)]
+    intensity_percent: Annotated[float, Field(strict=True, ge=0, le=100)] = Field(
+        100.0, description="the phase's intensity as a percentage of the channel's (the amplitude set for the session)")
+    channels: dict[str, PhaseChannel]
+
+
+class PhaseSpan:
+    """One phase of a program in session time: ``[start_s, stop_s)``, and the program it delivers there.
+
+    ``program`` is a single-phase program (no ``phases``) whose channels carry the
+    phase's stimuli and whose ``session_duration_s`` is the phase's duration; a program
+    without phases is one span of itself (``name`` empty).
+    """
+
+    __slots__ = ("index", "count", "name", "start_s", "stop_s", "intensity_percent", "program")
+
+    def __init__(self, index: int, name: str, start_s: float, stop_s: float, intensity_percent: float, program: Program,
+                 count: int = 1):
+        self.index = index
+        #: how many phases the program has
+        self.count = count
+        self.name = name
+        self.start_s = start_s
+        self.stop_s = stop_s
+        self.intensity_percent = intensity_percent
+        self.program = program
+
+    @property
+    def duration_s(self) -> float:
+        return self.stop_s - self.start_s
+
+    @property
+    def title(self) -> str:
+        """``phase 2/4 'work'`` (empty for a program without phases)."""
+        return "" if not self.name else f"phase {self.index + 1}/{self.count} {self.name!r}"
+
+    def __repr__(self) -> str:
+        return f"PhaseSpan({self.index}, {self.name!r}, {self.start_s:g}-{self.stop_s:g} s)"
+
+
+def _resolve_phases(data: dict[str, Any]) -> dict[str, Any]:
+    """Lay each phase's ``stimulus`` and per-channel ``stimulus`` tables over every channel's stimulus (raw data).
+
+    Malformed input is left for validation to report. A phase's per-channel table naming
+    no channel is refused here, with the labels allowed. Without ``session_duration_s``,
+    a program with phases lasts the sum of their durations.
+    """
+    phases, chans = data.get("phases"), data.get("channels")
+    if not isinstance(phases, list) or not isinstance(chans, list):
+        return data
+    labels = [c.get("label") for c in chans if isinstance(c, dict)]
+    resolved = []
+    for k, ph in enumerate(phases):
+        if not isinstance(ph, dict):
+            resolved.append(ph)
+            continue
+        for key in ("stimulus", "channels"):
+            if not isinstance(ph.get(key, {}), dict):
+                raise PydanticCustomError("phase_table", "phases[{k}].{key}: allowed a table, but given {given!r}",
+                                          {"k": k, "key": key, "given": ph[key]})
+        ph = dict(ph)
+        over = ph.pop("stimulus", {})
+        per = ph.get("channels", {})
+        unknown = [lbl for lbl in per if lbl not in labels]
+        if unknown:
+            raise PydanticCustomError("phase_channel", "phases[{k}].channels: no channel {unknown}; allowed the "
+                                      "channel labels {labels}", {"k": k, "unknown": ", ".join(map(repr, unknown)),
+                                                                  "labels": ", ".join(map(repr, labels))})
+        out: dict[str, Any] = {}
+        for c in chans:
+            if not isinstance(c, dict) or not isinstance(c.get("label"), str) or not isinstance(c.get("stimulus"), dict):
+                continue
+            own = per.get(c["label"], {})
+            own_stim = own.get("stimulus", {}) if isinstance(own, dict) else {}
+            merged = _deep_merge(c["stimulus"], over)
+            if isinstance(own_stim, dict):
+                merged = _deep_merge(merged, own_stim)
+            out[c["label"]] = {**(own if isinstance(own, dict) else {}), "stimulus": merged}
+        ph["channels"] = out
+        resolved.append(ph)
+    data = dict(data)
+    data["phases"] = resolved
+    if "session_duration_s" not in data:
+        durations = [ph.get("duration_s") if isinstance(ph, dict) else None for ph in resolved]
+        if resolved and all(isinstance(d, int | float) and not isinstance(d, bool) for d in durations):
+            data["session_duration_s"] = float(sum(durations))  # type: ignore[arg-type]
+    return data
+
+
 def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for k, v in over.items():
@@ -600,6 +716,8 @@ class Program(_Model):
     sequencing: Literal["synchronous", "alternating", "delayed"] = "synchronous"
     sequencing_delay_s: Annotated[float, Field(strict=True, ge=0, le=3600)] = 0.0
     channels: Annotated[list[Channel], Field(min_length=1, max_length=16)]
+    phases: Annotated[list[Phase], Field(max_length=MAX_PHASES)] = Field(
+        default_factory=list, description="a sequence of phases, each with its own stimulus and duration (none: one)")
     regimen: str = Field("", description="how often and how long, e.g. 'twice daily for 6 weeks'")
     citations: list[Citation] = Field(default_factory=list)
     evidence: Evidence | None = None
@@ -616,6 +734,11 @@ class Program(_Model):
     @model_validator(mode="before")
     @classmethod
     def _inherit_stimulus(cls, data: Any) -> Any:
+        data = cls._inherit_program_stimulus(data)
+        return _resolve_phases(data) if isinstance(data, dict) else data
+
+    @classmethod
+    def _inherit_program_stimulus(cls, data: Any) -> Any:
         if isinstance(data, dict) and "stimulus" in data:
             data = dict(data)
             base = data.pop("stimulus")
@@ -664,7 +787,78 @@ class Program(_Model):
                 raise ValueError(f"modality 'interferential' needs pulse shape 'interferential', channel {c.label!r} has {shape!r}")
             if shape == "interferential" and self.modality != Modality.INTERFERENTIAL:
                 raise ValueError(f"pulse shape 'interferential' needs modality 'interferential', not {self.modality.value!r}")
+        if self.phases:
+            self._check_phases()
         return self
+
+    def _check_phases(self) -> None:
+        total = math.fsum(ph.duration_s for ph in self.phases)
+        if abs(total - self.session_duration_s) > 1e-6 * max(1.0, total):
+            raise ValueError(f"session_duration_s ({self.session_duration_s:g} s) must equal the sum of the phases' "
+                             f"durations ({total:g} s); leave it out to take the sum")
+        names: dict[str, int] = {}
+        for k, ph in enumerate(self.phases):
+            key = look_alike_key(ph.name)
+            if key in names:
+                raise ValueError(f"phase names must be unique: phases {names[key] + 1} and {k + 1} are both {ph.name!r}")
+            names[key] = k
+            for c in self.channels:
+                if ph.channels[c.label].stimulus.amplitude != c.stimulus.amplitude:
+                    raise ValueError(f"phase {k + 1} ({ph.name!r}) changes the amplitude of channel {c.label!r}: the "
+                                     "amplitude is the channel's in every phase (run a phase at a part of it with "
+                                     "intensity_percent)")
+            try:
+                self._phase_program(ph)
+            except ValidationError as exc:
+                message, _ = format_validation_error(exc, "", Program)
+                raise ValueError(f"phase {k + 1} ({ph.name!r}): {message.lstrip(': ').strip()}") from None
+
+    def _phase_program(self, phase: Phase) -> Program:
+        data = self.model_dump(mode="python", exclude={"phases"})
+        data["session_duration_s"] = phase.duration_s
+        for ch in data["channels"]:
+            ch["stimulus"] = phase.channels[ch["label"]].stimulus.model_dump(mode="python")
+        return Program.model_validate(data)
+
+    @property
+    def phase_spans(self) -> list[PhaseSpan]:
+        """The phases in session time, each with the single-phase program it delivers (one span without phases).
+
+        Examples
+        --------
+        >>> import electrostim as es
+        >>> [(s.name, s.start_s, s.stop_s) for s in es.load_program("ems-strength-phases").phase_spans]
+        [('warm-up', 0.0, 300.0), ('work', 300.0, 1500.0), ('active rest', 1500.0, 1800.0)]
+        """
+        if not self.phases:
+            return [PhaseSpan(0, "", 0.0, self.session_duration_s, 100.0, self)]
+        spans, t = [], 0.0
+        for k, ph in enumerate(self.phases):
+            stop = self.session_duration_s if k == len(self.phases) - 1 else t + ph.duration_s
+            spans.append(PhaseSpan(k, ph.name, t, stop, ph.intensity_percent, self._phase_program(ph), len(self.phases)))
+            t = stop
+        return spans
+
+    @property
+    def main_phase(self) -> PhaseSpan:
+        """The phase that stands for the program where one stimulus is shown or modelled: the longest at full
+        intensity (the work phase of a strengthening program), else the longest; the whole program without phases.
+
+        Examples
+        --------
+        >>> import electrostim as es
+        >>> es.load_program("ems-strength-phases").main_phase.name
+        'work'
+        """
+        return max(self.phase_spans, key=lambda s: (s.intensity_percent, s.duration_s))
+
+    def stimuli(self, channel: int | str) -> list[Stimulus]:
+        """Every stimulus a channel delivers: one per phase (its own without phases)."""
+        ci = channel if isinstance(channel, int) else [c.label for c in self.channels].index(channel)
+        if not self.phases:
+            return [self.channels[ci].stimulus]
+        label = self.channels[ci].label
+        return [ph.channels[label].stimulus for ph in self.phases]
 
     @property
     def outputs(self) -> list[Output]:

@@ -118,9 +118,19 @@ def _from_snapshot(text: str) -> Program:
 
 
 def _phase_widths_us(program: Program, output_index: int) -> tuple[float, float]:
-    """(widest first phase, widest phase of any kind) of an output, µs."""
+    """(widest first phase, widest phase of any kind) of an output over every phase of the program, µs."""
     out = program.outputs[output_index]
-    p = out.stimulus.pulse
+    widths = [_stimulus_widths_us(st) for st in program.stimuli(out.channel_index)]
+    return max(w[0] for w in widths), max(w[1] for w in widths)
+
+
+def _max_repetition_hz(program: Program, output_index: int) -> float:
+    """The highest repetition rate an output reaches in any phase of the program."""
+    return max(st.max_repetition_hz for st in program.stimuli(program.outputs[output_index].channel_index))
+
+
+def _stimulus_widths_us(stimulus: Any) -> tuple[float, float]:
+    p = stimulus.pulse
     if p.shape == "sine-burst":
         half = 0.5e6 / p.carrier_frequency_hz
         return half, half
@@ -406,6 +416,47 @@ def _realize(program: Program, dev: DeviceProfile) -> tuple[Program, list[Reason
                         f"{dev.name} takes {dev.max_shape_points}", ch.label)
     return realized, reasons
 
+def _per_phase(program: Program, dev: DeviceProfile, patient: Patient | None = None) -> tuple[Program, list[Reason], dict[str, float]]:
+    """Device and program checks of every phase (each phase is configured on its own), and the program as the
+    device delivers each phase.
+
+    A reason that holds in every phase is given once; one that holds in some phases
+    names them. Returns the realized program, the reasons and each channel's maximum
+    amplitude as the device delivers it (the channel's in every phase).
+    """
+    spans = program.phase_spans
+    if len(spans) == 1:
+        realized, reasons = _realize(program, dev)
+        if reasons:  # what the device delivers is what is judged: validate it as such
+            realized = _from_snapshot(program_snapshot(realized)[0])
+        device_reasons, amps = _device_reasons(realized, dev)
+        return realized, reasons + device_reasons + _program_reasons(realized), amps
+    found: dict[tuple[str, str, str, str, str | None], list[str]] = {}
+    data = program.model_dump(mode="python")
+    amps: dict[str, float] = {}
+    changed = False
+    for k, span in enumerate(spans):
+        realized, reasons = _realize(span.program, dev)
+        device_reasons, amps = _device_reasons(realized, dev)
+        for r in reasons + device_reasons + _program_reasons(realized):
+            found.setdefault((r.rule, r.verdict, r.source, r.message, r.output), []).append(span.name)
+        if realized is not span.program:
+            changed = True
+            for ch in realized.channels:
+                data["phases"][k]["channels"][ch.label]["stimulus"] = ch.stimulus.model_dump(mode="python")
+    out = []
+    for (rule, verdict, source, message, output), names in found.items():
+        if len(names) < len(spans):
+            message = f"phase{'s' * (len(names) > 1)} {', '.join(repr(n) for n in names)}: {message}"
+        out.append(Reason(rule=rule, verdict=verdict, source=source, message=message, output=output))  # type: ignore[arg-type]
+    if changed:
+        try:
+            program = validate_program(data, source=f"program {program.id!r} as {dev.name} delivers it")
+        except ProgramError as exc:
+            out.append(Reason(rule=f"device.{dev.id}.realize", verdict="refused", source=dev.source, message=f"{exc}"))
+    return program, out, amps
+
+
 def _non_finite_reasons(dose: Dose) -> list[Reason]:
     """Fail closed: a dose figure that is not a finite number is a refusal (every comparison with NaN is false)."""
     reasons: list[Reason] = []
@@ -615,7 +666,7 @@ class Assessment:
                 max_pulse_width_us=first_us,
                 max_phase_width_us=widest_us,
                 max_pulse_rate_hz=dose[o.label].max_pulse_rate_hz,
-                max_repetition_hz=st.max_repetition_hz,
+                max_repetition_hz=_max_repetition_hz(program, o.index),
                 min_electrode_area_cm2=min(e.area_cm2 for e in o.electrodes),
             ))
         return PlanEnvelope(device=self._device.id, current_step_ma=self._device.current_step_ma, load_ohm=self._load,
@@ -828,16 +879,15 @@ def assess(
     if not (math.isfinite(load) and DEFAULT_LOAD_OHM <= load <= 100_000.0):
         raise OptionError(f"Invalid value for 'load_ohm': allowed {DEFAULT_LOAD_OHM:g} to 100000 Ω (the limits are "
                           f"judged at the IEC 500 Ω test load or above), but got {load_ohm!r}.")
-    judged, reasons = _realize(judged, dev)
-    if judged is not None and reasons:
-        snapshot = program_snapshot(judged)  # what the device delivers is what is judged, approved and kept
+    realized, reasons, amps = _per_phase(judged, dev)
+    if realized is not judged:
+        snapshot = program_snapshot(realized)  # what the device delivers is what is judged, approved and kept
         judged = _from_snapshot(snapshot[0])
-    device_reasons, amps = _device_reasons(judged, dev)
-    reasons += device_reasons
+    # every phase at the most it delivers: the whole session at each channel's maximum amplitude (a phase at
+    # its intensity_percent of it), windows across the phases' boundaries included
     dose = compute_dose(judged, amplitude_ma=amps, load_ohm=load)
     reasons += _non_finite_reasons(dose)
     reasons += _limit_reasons(dose)
-    reasons += _program_reasons(judged)
     site_reasons, warnings = _site_reasons(judged, patient)
     reasons += site_reasons
     return Assessment(_KEY, snapshot, judged, patient, dev, dose, reasons, warnings, amps, load)

@@ -210,6 +210,9 @@ class Runner:
         self.t = 0.0  # session time
         self.run_t = 0.0  # time in the run phase (pauses excluded)
         self.thresholds: dict[str, dict[str, float]] = {lbl: {} for lbl in self.labels}
+        #: the program's phases in run time (one span without phases)
+        self.spans = self.plan.program.phase_spans
+        self._phase_index = 0
         self.error: str | None = None
         self._stop_request: str | None = None
         self._last_step_wall = time.monotonic()
@@ -316,6 +319,8 @@ class Runner:
         for label, value in self.start_ma.items():
             self._move(label, value, self.start_rate[label], by="start", asked=value)
         self._set_state(SessionState.RAMP_UP)
+        if len(self.spans) > 1:
+            self._emit_phase()
 
     def set_target(self, output: str | int, amplitude_ma: float) -> float:
         """Ask for an intensity; the output moves there at the slew rate. Refused outside the envelope."""
@@ -408,6 +413,26 @@ class Runner:
         """End the session as failed with this cause, output zero first (from any state; once)."""
         self._fail(message)
 
+    # -- the program's phases ---------------------------------------------------------------------
+    @property
+    def phase(self) -> Any:
+        """The program's phase running now (a :class:`~electrostim.program.PhaseSpan`; the whole session for a
+        program without phases)."""
+        return self.spans[self._phase_index]
+
+    def _emit_phase(self) -> None:
+        span = self.phase
+        self._emit("note", {"note": "phase", "phase": span.index + 1, "of": len(self.spans), "name": span.name,
+                             "start_s": span.start_s, "duration_s": span.duration_s,
+                             "intensity_percent": span.intensity_percent})
+
+    def _follow_phases(self) -> None:
+        """Record each phase of a multi-phase program as run time enters it."""
+        while self._phase_index + 1 < len(self.spans) and self.run_t >= self.spans[self._phase_index + 1].start_s - 1e-9:
+            self._phase_index += 1
+            if self.run_t < self.duration_s - 1e-9:  # a phase the session reaches (not its end instant)
+                self._emit_phase()
+
     # -- time -----------------------------------------------------------------------------------
     def _down_fraction(self) -> float:
         """Where the closing ramp is: 1 at its start, 0 at the end of the session."""
@@ -476,7 +501,8 @@ class Runner:
             return
         if self.state in _FINAL:
             return
-        # phases
+        self._follow_phases()
+        # the session's states
         if self.state == SessionState.RAMP_UP and all(self.level[k] == self.target[k] for k in self.labels):
             self._set_state(SessionState.RUN)
         if self.state in (SessionState.RUN, SessionState.RAMP_UP) and self.run_t >= self.duration_s - self.ramp_down_s - 1e-9:

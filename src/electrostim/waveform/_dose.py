@@ -281,10 +281,6 @@ class _OutputAccumulator:
 REPEAT_MIN_EVENTS = 2_000_000
 
 
-def _expected_events(out, duration_s: float) -> float:
-    return Schedule._event_rate(out) * duration_s
-
-
 def _stream(acc: _OutputAccumulator | None, g, t0: float, t1: float, chunk_s: float, *, final: bool) -> np.ndarray:
     """Feed the pulses of generator ``g`` in ``[t0, t1)`` to ``acc`` (if given); their sums of
     (count, net charge, ∫i²dt, |charge|)."""
@@ -309,59 +305,75 @@ def _stream(acc: _OutputAccumulator | None, g, t0: float, t1: float, chunk_s: fl
     return sums
 
 
-def _repeating_dose(g, window: float, chunk_s: float, duration: float) -> _OutputAccumulator | None:
-    """The dose figures of one output from its repeat period (see ``_OutputGenerator.repeat``), or None
-    when it has none long enough to save work.
+def _merge(accs: list[_OutputAccumulator]) -> _OutputAccumulator:
+    """One accumulator with the maxima of all (their sums are set by the caller)."""
+    acc = accs[0]
+    for other in accs[1:]:
+        acc.peak = max(acc.peak, other.peak)
+        acc.max_q = max(acc.max_q, other.max_q)
+        if other.max_net > acc.max_net:
+            acc.max_net, acc.net_extreme = other.max_net, other.net_extreme
+        acc.max_i2t = max(acc.max_i2t, other.max_i2t)
+        acc.min_dt = min(acc.min_dt, other.min_dt)
+        acc.win_max = np.maximum(acc.win_max, other.win_max)
+        acc.win_min_net = min(acc.win_min_net, other.win_min_net)
+        acc.band_max = np.maximum(acc.band_max, other.band_max)
+    return acc
 
-    With the pulses in ``[a, b)`` repeating every ``P``: sums are those of ``[0, c)``, ``N`` times those
-    of one period ``[c, c + P)`` and those from ``c + NP`` to the end, where ``c = a + P + d`` cuts
-    mid-way across the widest gap between the pulses of a period (no pulse lies near a cut, so the
-    rounding of a time cannot count it twice or not at all) and ``c + NP <= b``. Every 1 s window
-    starting in ``[a + 2P, b - W)`` holds only repeating pulses with repeating neighbours, so it is a copy
-    of one starting a whole number of periods earlier, in ``[a + P, a + 2P)``: the windows are those
-    starting before ``a + 2P`` (first pass, cut off after ``a + 3P + W``) and those starting from ``s0``,
-    the last period boundary at or before ``b - W`` (second pass, to the end; its first window, whose
-    first pulse's previous neighbour it does not see, is the copy of one in the first pass).
+
+def _repeating_dose(g, window: float, chunk_s: float, duration: float) -> _OutputAccumulator | None:
+    """The dose figures of one output from its repeat regions (see ``_OutputGenerator.repeat``; a multi-phase
+    output has one per phase), or None when none is long enough to save work.
+
+    In a region whose pulses in ``[a, b)`` repeat every ``P``, the sums are ``N`` times those of one period
+    ``[c, c + P)`` plus the pulses streamed outside ``[c, c + NP)``, where ``c = a + P + d`` cuts mid-way
+    across the widest gap between the pulses of a period (no pulse lies near a cut, so the rounding of a time
+    cannot count it twice or not at all) and ``c + NP <= b``. Every 1 s window starting in ``[a + 2P, s0)``
+    holds only repeating pulses with repeating neighbours (``s0``, a period boundary at least a period and a
+    window before ``b``), so it is a copy of one starting a whole number of periods earlier, in
+    ``[a + P, a + 2P)``: the windows are streamed up to ``a + 3P + W`` and again from ``s0`` (a new pass whose
+    first window, whose first pulse's previous neighbour it does not see, is the copy of one already seen).
     """
-    rep = g.repeat()
-    if rep is None:
-        return None
-    a, period, b = rep
-    n_periods = math.floor((b - a) / period + 1e-9) - 2  # periods [a + kP + d, a + (k + 1)P + d), k = 1..N, inside [a, b)
-    s0 = a + period * math.floor((b - window - a) / period + 1e-9)
-    cut = a + 3 * period + window
-    if n_periods < 4 or s0 < a + 2 * period or cut >= s0 or cut >= duration:
+    jumps = []  # (stop streaming at, resume at, sum cut c1, periods N, period P)
+    for a, period, b in g.repeats():
+        if period <= 0:
+            continue
+        n_periods = math.floor((b - a) / period + 1e-9) - 2
+        s0 = a + period * (math.floor((b - window - a) / period + 1e-9) - 1)
+        cut = a + 3 * period + window
+        if n_periods < 4 or s0 < a + 2 * period or cut >= s0 or cut >= duration:
+            continue
+        if jumps and cut <= jumps[-1][1]:
+            continue  # overlaps the previous region's second pass (regions are in order)
+        t = g.window(a + period, a + 2 * period).time_s
+        shift = 0.0
+        if len(t):
+            gaps = np.diff(np.concatenate([t, [t[0] + period]]))
+            k = int(np.argmax(gaps))
+            shift = float(t[k] + gaps[k] / 2.0 - (a + period))
+        jumps.append((cut, s0, a + period + shift, n_periods, period))
+    if not jumps:
         return None
     chunk = max(chunk_s, 1e-6)
-    head = _OutputAccumulator(window)
-    _stream(head, g, 0.0, cut, chunk, final=False)
-    tail = _OutputAccumulator(window)
-    tail.skip_first_window = True
-    _stream(tail, g, s0, duration, chunk, final=True)
-    # the sums cut the session between pulses (mid-way across the widest gap of a period), never at one
-    t = g.window(a + period, a + 2 * period).time_s
-    shift = 0.0
-    if len(t):
-        gaps = np.diff(np.concatenate([t, [t[0] + period]]))
-        k = int(np.argmax(gaps))
-        shift = float(t[k] + gaps[k] / 2.0 - (a + period))
-    c1 = a + period + shift
-    c2 = c1 + period
-    total = (_stream(None, g, 0.0, c1, chunk, final=False)
-             + n_periods * _stream(None, g, c1, c2, chunk, final=False)
-             + _stream(None, g, c1 + n_periods * period, duration, chunk, final=False))
-    acc = head
+    accs, t0 = [], 0.0
+    for k, (cut, s0, _, _, _) in enumerate(jumps):
+        acc = _OutputAccumulator(window)
+        acc.skip_first_window = k > 0
+        _stream(acc, g, t0, cut, chunk, final=False)
+        accs.append(acc)
+        t0 = s0
+    last = _OutputAccumulator(window)
+    last.skip_first_window = True
+    _stream(last, g, t0, duration, chunk, final=True)
+    accs.append(last)
+    total, t0 = np.zeros(4), 0.0
+    for _, _, c1, n_periods, period in jumps:
+        total += _stream(None, g, t0, c1, chunk, final=False) + n_periods * _stream(None, g, c1, c1 + period, chunk, final=False)
+        t0 = c1 + n_periods * period
+    total += _stream(None, g, t0, duration, chunk, final=False)
+    acc = _merge(accs)
     acc.count = int(round(total[0]))
     acc.sum_net, acc.sum_i2t, acc.sum_absq = float(total[1]), float(total[2]), float(total[3])
-    acc.peak = max(head.peak, tail.peak)
-    acc.max_q = max(head.max_q, tail.max_q)
-    acc.max_net, acc.net_extreme = max((head.max_net, head.net_extreme), (tail.max_net, tail.net_extreme),
-                                       key=lambda x: x[0])
-    acc.max_i2t = max(head.max_i2t, tail.max_i2t)
-    acc.min_dt = min(head.min_dt, tail.min_dt)
-    acc.win_max = np.maximum(head.win_max, tail.win_max)
-    acc.win_min_net = min(head.win_min_net, tail.win_min_net)
-    acc.band_max = np.maximum(head.band_max, tail.band_max)
     return acc
 
 
@@ -424,7 +436,7 @@ def compute_dose(
     accs: list[_OutputAccumulator | None] = [None] * len(sched.outputs)
     repeating = []
     for i, (o, g) in enumerate(zip(sched.outputs, sched._generators())):
-        acc = _repeating_dose(g, window, sched.chunk_s, duration) if _expected_events(o, duration) >= REPEAT_MIN_EVENTS else None
+        acc = _repeating_dose(g, window, sched.chunk_s, duration) if g.expected_events() >= REPEAT_MIN_EVENTS else None
         if acc is None:
             repeating.append(False)
         else:

@@ -130,6 +130,14 @@ def _repetition_window(program: Program) -> float:
     return min(4.0 / st.nominal_repetition_hz, 2.0)
 
 
+def _channel_amplitudes(schedule: Schedule) -> list[float]:
+    """Each channel's amplitude (mA) in a schedule (the first output of a channel)."""
+    seen: dict[int, float] = {}
+    for out, amp in zip(schedule.outputs, schedule.amplitudes_ma):
+        seen.setdefault(out.channel_index, amp)
+    return [seen[i] for i in sorted(seen)]
+
+
 def _amplitude_line(program: Program, schedule: Schedule) -> str:
     """Each channel's amplitude at the level drawn, in mA."""
     per_channel: dict[str, float] = {}
@@ -141,11 +149,27 @@ def _amplitude_line(program: Program, schedule: Schedule) -> str:
 
 
 def _parameter_lines(program: Program, limit: int = 4) -> list[str]:
-    """One line per channel (the first ``limit``), with its stimulus in words."""
+    """One line per channel (the first ``limit``), with its stimulus in words; per phase for a multi-phase program
+    (its first channel's stimulus)."""
+    spans = program.phase_spans
+    if len(spans) > 1:
+        lines = []
+        for span in spans[:8]:
+            c = span.program.channels[0]
+            lines.append(f"{span.title} ({_duration_text(span.duration_s)}"
+                         + (f", {span.intensity_percent:g} % intensity" if span.intensity_percent != 100 else "")
+                         + f"): {c.label}: {stimulus_summary(c.stimulus)}")
+        if len(spans) > 8:
+            lines.append(f"... and {len(spans) - 8} more phases")
+        return lines
     lines = [f"{c.label}: {stimulus_summary(c.stimulus)}" for c in program.channels[:limit]]
     if len(program.channels) > limit:
         lines.append(f"... and {len(program.channels) - limit} more channels")
     return lines
+
+
+def _duration_text(seconds: float) -> str:
+    return f"{seconds / 60:g} min" if seconds >= 120 else f"{seconds:g} s"
 
 
 def _legend(ax) -> None:
@@ -284,13 +308,21 @@ def plot_program(program: Program, path: str | os.PathLike[str] | None = None, l
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    sched = schedule or Schedule(program, level=level)
+    whole = program
+    whole_sched = schedule or Schedule(program, level=level)
+    sched = whole_sched
+    phase_note = ""
+    if len(whole.phase_spans) > 1:  # the detail panels draw one phase; the session panel draws them all
+        main = whole.main_phase  # the detail panels draw the work phase
+        program = main.program
+        sched = Schedule(program, amplitude_ma={c.label: a for c, a in zip(program.channels, _channel_amplitudes(whole_sched))})
+        phase_note = f"{main.title}: "
     st0 = program.channels[0].stimulus
     modulations = _modulation_panels(program)
     has_duty = st0.duty_cycle is not None
     n_panels = 3 + len(modulations) + int(has_duty)
     fig, axes = plt.subplots(n_panels, 1, figsize=(10, 2.7 * n_panels + 1.2), constrained_layout=True)
-    title = [program.name, f"{program.id} — {program.modality.value}; {_amplitude_line(program, sched)}", *_parameter_lines(program)]
+    title = [whole.name, f"{whole.id} — {whole.modality.value}; {_amplitude_line(whole, whole_sched)}", *_parameter_lines(whole)]
     fig.suptitle("\n".join(title), fontsize=9.5)
     t_pulse, dur = _first_full_pulse(sched)
     shape = st0.pulse.shape
@@ -309,7 +341,7 @@ def plot_program(program: Program, path: str | os.PathLike[str] | None = None, l
     ax.set_xlabel("time from pulse start (µs)")
     ax.set_ylabel("current (mA)")
     what = "a few carrier cycles" if sine else "one pulse"
-    ax.set_title(f"{what} at full intensity ({sched.amplitudes_ma[0]:g} mA)", fontsize=9)
+    ax.set_title(f"{phase_note}{what} at full intensity ({sched.amplitudes_ma[0]:g} mA)", fontsize=9)
     _legend(ax)
 
     # 2. a train
@@ -327,23 +359,27 @@ def plot_program(program: Program, path: str | os.PathLike[str] | None = None, l
         ax.plot((r.time_s - a) / MS, r.current_ma[0] + r.current_ma[1], lw=0.6, color="k", alpha=0.5, label="sum where circuits cross")
     ax.set_xlabel("time (ms)")
     ax.set_ylabel("current (mA)")
-    ax.set_title(f"pulse train at {sched.amplitudes_ma[0]:g} mA", fontsize=9)
+    ax.set_title(f"{phase_note}pulse train at {sched.amplitudes_ma[0]:g} mA", fontsize=9)
     _legend(ax)
 
     # 3. each modulation over one whole period; the duty cycle over two cycles
     k = 2
     for kind, m in modulations:
         _draw_modulation(axes[k], program, sched, kind, m)
+        axes[k].set_title(phase_note + axes[k].get_title(), fontsize=9)
         k += 1
     if has_duty:
         _draw_duty_cycle(axes[k], program, sched)
+        axes[k].set_title(phase_note + axes[k].get_title(), fontsize=9)
         _legend(axes[k])
         k += 1
 
     # 4. the whole session
     ax = axes[k]
+    spans = whole.phase_spans
+    sched = whole_sched
     centres, peak = session_envelope(sched)
-    dc = st0.duty_cycle
+    dc = st0.duty_cycle if len(spans) == 1 else None
     # seconds, as every envelope; minutes only for long sessions without an on/off cycle
     scale, unit = (60.0, "min") if sched.duration_s > 1200 and dc is None else (1.0, "s")
     for i, o in enumerate(sched.outputs):
@@ -352,11 +388,22 @@ def plot_program(program: Program, path: str | os.PathLike[str] | None = None, l
         for j, start in enumerate(np.arange(0.0, sched.duration_s, dc.cycle_s)):
             ax.axvspan(start / scale, min(start + dc.on_s, sched.duration_s) / scale, color="tab:green", alpha=0.10, lw=0,
                        label="on (first channel)" if j == 0 else None)
+    if len(spans) > 1:
+        top = float(peak.max()) if peak.size else 0.0
+        for span in spans:
+            ax.axvspan(span.start_s / scale, span.stop_s / scale, color="0.5" if span.index % 2 else "tab:blue",
+                       alpha=0.08, lw=0)
+            ax.axvline(span.start_s / scale, color="0.4", lw=0.6, ls=":")
+            ax.text((span.start_s + span.duration_s / 2) / scale, top * 1.04 if top > 0 else 0.5, span.name,
+                    ha="center", va="bottom", fontsize=8, clip_on=True)
+        ax.set_ylim(0, top * 1.2 if top > 0 else 1.0)
     ax.set_xlabel(f"time in the session ({unit})")
     ax.set_ylabel("peak current (mA)")
-    ax.set_title(f"session envelope: {sched.duration_s / 60:g} min, ramps, on/off and modulation", fontsize=9)
+    what = f"{len(spans)} phases, " if len(spans) > 1 else ""
+    ax.set_title(f"session envelope: {sched.duration_s / 60:g} min, {what}ramps, on/off and modulation", fontsize=9)
     ax.set_xlim(0, sched.duration_s / scale)
-    ax.set_ylim(bottom=0)
+    if len(spans) == 1:
+        ax.set_ylim(bottom=0)
     if len(sched.outputs) <= 8:
         _legend(ax)
 

@@ -244,6 +244,15 @@ class _OutputGenerator:
             return None
         return start, float(period), stop
 
+    def repeats(self) -> list[tuple[float, float, float]]:
+        """The repeat regions ``(start_s, period_s, stop_s)`` of this output (see :meth:`repeat`), in order."""
+        rep = self.repeat()
+        return [] if rep is None else [rep]
+
+    def expected_events(self) -> float:
+        """About how many pulses (or carrier cycles) this output delivers in its session."""
+        return Schedule._event_rate_of(self.stim) * self.session_s
+
     # -- event times -------------------------------------------------------------
     def _events(self, t0: float, t1: float) -> tuple[np.ndarray, np.ndarray | None]:
         """Event times in [t0, t1), and each carrier cycle's half-width in µs (sine shapes)."""
@@ -307,6 +316,75 @@ class _OutputGenerator:
         return PulseChunk(t0, t1, t, np.full(n, self.index, np.int16), np.full(n, SHAPE_RECT, np.uint8), a1, width, gap, a2, w2)
 
 
+class _PhasedGenerator:
+    """Pulses of one output of a multi-phase program: each phase's own generator, shifted to the phase's start.
+
+    ``parts`` holds ``(start_s, stop_s, factor, generator)`` per phase: the generator runs
+    in the phase's own time (its ramps, duty cycle and sweeps start at the phase's
+    start), ``factor`` is the phase's ``intensity_percent`` / 100. A pulse that would not
+    end within its phase is not delivered (the next phase starts on a clean output).
+    """
+
+    def __init__(self, index: int, parts: list[tuple[float, float, float, _OutputGenerator]]):
+        self.index = index
+        self.parts = parts
+        self.session_s = parts[-1][1]
+
+    def _parts(self, t0: float, t1: float) -> list[tuple[float, float, float, _OutputGenerator]]:
+        if t1 <= t0:
+            return [p for p in self.parts if p[0] <= t0 < p[1]][:1]
+        return [p for p in self.parts if p[0] < t1 and p[1] > t0]
+
+    def window(self, t0: float, t1: float) -> PulseChunk:
+        t1 = min(t1, self.session_s)
+        chunks = []
+        for start, stop, factor, g in self._parts(t0, t1):
+            a, b = max(t0, start), min(t1, stop)
+            if b <= a or factor <= 0:
+                continue
+            c = g.window(a - start, b - start)
+            if len(c):
+                c = c.select(c.end_s <= (stop - start) + 1e-12)
+            if factor != 1.0:
+                c = PulseChunk(c.start_s, c.stop_s, **{**c.to_dict(), "first_amplitude_ma": c.first_amplitude_ma * factor,
+                                                       "second_amplitude_ma": c.second_amplitude_ma * factor})
+            chunks.append(PulseChunk(a, b, **{**c.to_dict(), "time_s": c.time_s + start}))
+        return PulseChunk.concatenate(chunks, t0, t1)
+
+    def lowest(self, t0: float, t1: float) -> tuple[float, float]:
+        """The lowest amplitude factor and pulse width over ``[t0, t1]``; the width as a factor of the pulse width
+        of the phase at ``t0`` (each phase's width factor times its pulse width, the lowest of them)."""
+        parts = self._parts(t0, t1) if t1 > t0 else self._parts(t0, t0)
+        if not parts:
+            return 0.0, 1.0
+        ref = _pulse_width_us(parts[0][3])
+        level, width = math.inf, math.inf
+        for start, stop, factor, g in parts:
+            lv, wf = g.lowest(max(t0, start) - start, min(t1, stop) - start)
+            if t1 > stop - 1e-12:  # the pulses that would not end within the phase are not delivered
+                lv = 0.0
+            level = min(level, lv * factor)
+            width = min(width, wf * _pulse_width_us(g) / ref if ref > 0 else 1.0)
+        return level, width
+
+    def repeats(self) -> list[tuple[float, float, float]]:
+        """The repeat regions of every phase, in session time: each phase's shifted by its start, its stop a
+        period before the phase's end (the last pulses of a phase have the next phase's first as a neighbour)."""
+        out = []
+        for start, stop, factor, g in self.parts:
+            for a, period, b in g.repeats():
+                if factor > 0:
+                    out.append((start + a, period, start + min(b, stop - start) - period))
+        return out
+
+    def expected_events(self) -> float:
+        return sum(g.expected_events() for _, _, _, g in self.parts)
+
+
+def _pulse_width_us(g: _OutputGenerator) -> float:
+    return float(getattr(g.stim.pulse, "pulse_width_us", 0.0))
+
+
 class Schedule:
     """The pulse schedule of a program at a chosen intensity, streamed in chunks.
 
@@ -364,12 +442,17 @@ class Schedule:
         #: amplitude of each output in mA
         self.amplitudes_ma = amps
         self.duration_s = program.session_duration_s
-        rate = sum(self._event_rate(o) for o in self.outputs)
+        #: the program's phases in session time (one span without phases)
+        self.spans = program.phase_spans
+        rate = sum(max(self._event_rate_of(st) for st in program.stimuli(o.channel_index)) for o in self.outputs)
         self.chunk_s = float(chunk_s) if chunk_s else max(0.01, min(self.duration_s, _TARGET_EVENTS_PER_CHUNK / rate))
 
     @staticmethod
     def _event_rate(out: Output) -> float:
-        st = out.stimulus
+        return Schedule._event_rate_of(out.stimulus)
+
+    @staticmethod
+    def _event_rate_of(st) -> float:
         p = st.pulse
         if p.shape == "interferential":
             return p.carrier_frequency_hz + p.beat_frequency_hz * 2
@@ -380,8 +463,15 @@ class Schedule:
     def lookahead_s(self) -> float:
         """A window that holds at least two pulses of the slowest output (0.05 to 1 s):
         long enough that a slow train is not read as an off phase by :meth:`levels_at`."""
-        rate = min(o.stimulus.nominal_repetition_hz for o in self.outputs)
+        rate = min(st.nominal_repetition_hz for o in self.outputs for st in self.program.stimuli(o.channel_index))
         return min(1.0, max(0.05, 2.0 / rate))
+
+    def phase_at(self, t_s: float):
+        """The phase (a :class:`~electrostim.program.PhaseSpan`) running at session time ``t_s``."""
+        for span in self.spans:
+            if t_s < span.stop_s:
+                return span
+        return self.spans[-1]
 
     def levels_at(self, t_s: float, window_s: float | None = None) -> list[tuple[float, float]]:
         """Per output, ``(level, pulse_width_us)`` of the pulses just ahead of ``t_s``.
@@ -435,17 +525,25 @@ class Schedule:
     def max_pulse_duration_s(self) -> float:
         """Longest single pulse (or carrier cycle) any output can produce."""
         longest = 0.0
-        for o in self.outputs:
-            p = o.stimulus.pulse
+        for p in (st.pulse for o in self.outputs for st in self.program.stimuli(o.channel_index)):
             if p.shape == "sine-burst" or p.shape == "interferential":
                 longest = max(longest, 1.0 / p.carrier_frequency_hz)
             else:
                 longest = max(longest, p.duration_us * 1e-6)
         return longest
 
-    def _generators(self) -> list[_OutputGenerator]:
-        offsets = self.program.channel_offsets_s
-        return [_OutputGenerator(self.program, o, a, offsets[o.channel_index]) for o, a in zip(self.outputs, self.amplitudes_ma)]
+    def _generators(self) -> list:
+        if len(self.spans) == 1:
+            offsets = self.program.channel_offsets_s
+            return [_OutputGenerator(self.program, o, a, offsets[o.channel_index]) for o, a in zip(self.outputs, self.amplitudes_ma)]
+        parts: list[list[tuple[float, float, float, _OutputGenerator]]] = [[] for _ in self.outputs]
+        for span in self.spans:
+            prog = span.program
+            offsets = prog.channel_offsets_s
+            for o, a, mine in zip(prog.outputs, self.amplitudes_ma, parts):
+                mine.append((span.start_s, span.stop_s, span.intensity_percent / 100.0,
+                             _OutputGenerator(prog, o, a, offsets[o.channel_index])))
+        return [_PhasedGenerator(o.index, p) for o, p in zip(self.outputs, parts)]
 
     def output_chunks(self, start_s: float = 0.0, stop_s: float | None = None) -> Iterator[list[PulseChunk]]:
         """Per window, one chunk per output (not merged): the cheap form for per-output work."""

@@ -180,7 +180,7 @@ class RehaStim2(SerialStimulator):
         and burst intervals on the device's grids). Outputs at the shortest period form the main list; outputs
         at k times that period are low-frequency channels (factor k - 1). Anything else is refused here too."""
         assert self.link is not None and self._schedule is not None
-        outputs = self._schedule.outputs
+        outputs = self._phase_outputs
         periods: dict[str, float] = {}
         inner: set[float] = set()
         self._modes = {}

@@ -297,7 +297,7 @@ class P24(SerialStimulator):
 
     def _send_config(self, plan: ApprovedPlan) -> None:
         assert self.link is not None and self._schedule is not None
-        outputs = self._schedule.outputs
+        outputs = self._phase_outputs
         n_max = self.profile.channels
         if len(outputs) > n_max:
             raise DeviceError(f"the P24 has {n_max} channels, but this program has {len(outputs)} outputs")
