@@ -435,7 +435,7 @@ def compute_dose(
     window = min(WINDOW_S, duration)
     accs: list[_OutputAccumulator | None] = [None] * len(sched.outputs)
     repeating = []
-    for i, (o, g) in enumerate(zip(sched.outputs, sched._generators())):
+    for i, g in enumerate(sched._generators()):
         acc = _repeating_dose(g, window, sched.chunk_s, duration) if g.expected_events() >= REPEAT_MIN_EVENTS else None
         if acc is None:
             repeating.append(False)
