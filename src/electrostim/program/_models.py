@@ -648,16 +648,16 @@ def _resolve_phases(data: dict[str, Any]) -> dict[str, Any]:
             continue
         for key in ("stimulus", "channels"):
             if not isinstance(ph.get(key, {}), dict):
-                raise PydanticCustomError("phase_table", "phases[{k}].{key}: allowed a table, but given {given!r}",
-                                          {"k": k, "key": key, "given": ph[key]})
+                raise PydanticCustomError("phase_table", "{message}", {
+                    "message": f"phases[{k}].{key}: allowed a table, but given {ph[key]!r}"})
         ph = dict(ph)
         over = ph.pop("stimulus", {})
         per = ph.get("channels", {})
         unknown = [lbl for lbl in per if lbl not in labels]
         if unknown:
-            raise PydanticCustomError("phase_channel", "phases[{k}].channels: no channel {unknown}; allowed the "
-                                      "channel labels {labels}", {"k": k, "unknown": ", ".join(map(repr, unknown)),
-                                                                  "labels": ", ".join(map(repr, labels))})
+            raise PydanticCustomError("phase_channel", "{message}", {
+                "message": f"phases[{k}].channels: no channel {', '.join(map(repr, unknown))}; allowed the channel "
+                           f"labels {', '.join(map(repr, labels))}"})
         out: dict[str, Any] = {}
         for c in chans:
             if not isinstance(c, dict) or not isinstance(c.get("label"), str) or not isinstance(c.get("stimulus"), dict):
