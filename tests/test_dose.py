@@ -289,3 +289,38 @@ def test_the_rms_of_coupled_sweeps_follows_the_pairing(phase_deg, integral_us_pe
     expected = 52.0 * math.sqrt(2.0 * integral_us_per_s * 1e-6)
     assert d.rms_current_ma == pytest.approx(expected, rel=0.015)
     assert d.rms_current_ma < 52.0 * math.sqrt(2.0 * 200.0 * 120.0 * 1e-6)
+
+
+@pytest.mark.parametrize("extra", [
+    {"duty_cycle": {"on_s": 10, "off_s": 20}, "ramp_up_s": 2},
+    {"duty_cycle": {"on_s": 4, "off_s": 6}, "modulation_amp": {"kind": "amplitude-sweep", "low_percent": 50, "period_s": 5}},
+])
+def test_a_random_rate_with_a_duty_cycle_or_sweep_repeats_and_is_dosed_from_its_period(extra, monkeypatch):
+    """The reported kind: a random rate has a round period (a whole second here), so with a duty cycle or a
+    sweep of round length the schedule repeats and a day of it is checked from one period."""
+    extra = dict(extra)
+    modulation = [{"kind": "random-frequency", "low_hz": 2, "high_hz": 150, "seed": 7}]
+    if "modulation_amp" in extra:
+        modulation.append(extra.pop("modulation_amp"))
+    program = make_program({"shape": "symmetric-biphasic", "pulse_width_us": 200, "frequency_hz": 100},
+                           duration_s=900, modulation=modulation, **extra)
+    g = es.Schedule(program)._generators()[0]
+    rep = g.repeat()
+    assert rep is not None and rep[1] <= 3600
+    full, fast = _dose_both_ways(program, monkeypatch)
+    _assert_same_dose(full, fast)
+
+
+@settings(max_examples=60, deadline=None)
+@given(low=st.sampled_from([0.01, 1.0, 2.0, 40.0, 99.0, 149.5]), width=st.sampled_from([0.5, 1.0, 10.0, 100.0, 1000.0]),
+       seed=st.integers(0, 2**31))
+def test_property_a_random_rate_keeps_its_range_and_has_a_round_period(low, width, seed):
+    from electrostim.waveform._timing import RandomClock
+
+    high = min(low + width, 20000.0)
+    c = RandomClock(low, high, seed)
+    rates = 1.0 / c.intervals
+    assert rates.min() >= low * (1 - 1e-12) and rates.max() <= high * (1 + 1e-12)
+    assert c.intervals.sum() == pytest.approx(c.period, rel=1e-12)
+    assert any(abs(c.period / step - round(c.period / step)) < 1e-6 for step in RandomClock.PERIOD_STEPS_S) or \
+        c.period == pytest.approx(float(np.sum(1.0 / np.random.default_rng(seed).uniform(low, high, c.CYCLE))))

@@ -114,7 +114,7 @@ def _clock_period(clock) -> Fraction | None:
             return None
         return period * cycles.denominator  # whole periods of the profile that hold whole events
     if isinstance(clock, RandomClock):
-        return Fraction(clock.period)  # exactly: it combines with nothing but itself
+        return _fraction(clock.period)  # a round number of seconds where the rate range allows (see RandomClock)
     return None
 
 

@@ -105,20 +105,39 @@ class RandomClock(_IndexedClock):
 
     The first :attr:`CYCLE` intervals are drawn from the seed; the sequence then
     repeats, every :attr:`period` seconds (their sum), like the pseudo-random tables of
-    stimulators. Event ``k`` has a closed-form time, so any window can be asked for.
+    stimulators. The drawn intervals are stretched (or shrunk) a little, each within
+    ``[1/high_hz, 1/low_hz]``, so that the period is a round number of seconds (a whole
+    second where the range allows, else a tenth, a hundredth or a thousandth): a duty
+    cycle or a sweep of round length then repeats with it, and a long session is dosed
+    from one repeat period. Event ``k`` has a closed-form time, so any window can be
+    asked for.
     """
 
     #: intervals drawn before the sequence repeats
     CYCLE = 4096
+    #: the steps the period is rounded to, coarsest first (s)
+    PERIOD_STEPS_S = (1.0, 0.1, 0.01, 0.001)
 
     def __init__(self, low_hz: float, high_hz: float, seed: int):
         self.low, self.high = float(low_hz), float(high_hz)
         intervals = 1.0 / np.random.default_rng(seed).uniform(self.low, self.high, self.CYCLE)
+        total = float(np.sum(intervals))
+        for step in self.PERIOD_STEPS_S:
+            done = False
+            for target in (math.ceil(total / step - 1e-12) * step, math.floor(total / step + 1e-12) * step):
+                gap = target - total
+                room = (1.0 / self.low - intervals) if gap >= 0 else (intervals - 1.0 / self.high)
+                if target > 0 and abs(gap) <= 0.5 * float(room.sum()):
+                    intervals = intervals + gap * room / float(room.sum())
+                    total, done = round(target, 9), True
+                    break
+            if done:
+                break
         ends = np.cumsum(intervals)
         self.starts = np.concatenate([[0.0], ends[:-1]])  # event j of a cycle, from the cycle's start
-        self.intervals = intervals
-        #: length of one cycle of the sequence (s)
-        self.period = float(ends[-1])
+        self.intervals = np.diff(np.concatenate([self.starts, [total]]))
+        #: length of one cycle of the sequence (s): a round number of seconds where the range allows
+        self.period = float(total)
 
     def time_of(self, k: np.ndarray) -> np.ndarray:
         k = np.asarray(k, dtype=float)
