@@ -8,7 +8,9 @@ timed), then times ``es.assess(program)`` (what ``electrostim check`` computes) 
 (a) ``ifc-knee`` at a 9900 Hz carrier for 86 400 s (two circuits, 1.7e9 carrier cycles);
 (b) the same on 8 quadripolar channels (16 outputs, 1.4e10 carrier cycles);
 (c) ``tens-mixed-frequency`` (2 and 100 Hz, alternating every 3 s) on 8 channels for 86 400 s;
-(d) ``nmes-quadriceps-tka`` (duty cycle, ramps) on 4 channels for 86 400 s.
+(d) ``nmes-quadriceps-tka`` (duty cycle, ramps) on 4 channels for 86 400 s;
+(e) ``tens-conventional`` at a random rate of 2-150 Hz with a 10 s on / 20 s off cycle, 4 channels, 86 400 s;
+(f) ``ems-strength-phases`` (three phases) stretched to 86 400 s at 1000 Hz in its work phase.
 
 Run from the repository root::
 
@@ -34,6 +36,8 @@ CASES = {
     "(b) interferential, 9900 Hz, 8 channels": ("ifc-knee", 8),
     "(c) mixed-frequency TENS, 8 channels": ("tens-mixed-frequency", 8),
     "(d) NMES with a duty cycle, 4 channels": ("nmes-quadriceps-tka", 4),
+    "(e) random-rate TENS with a duty cycle, 4 channels": ("tens-conventional", 4),
+    "(f) a three-phase program, 1000 Hz work phase": ("ems-strength-phases", 1),
 }
 
 
@@ -52,6 +56,23 @@ def day_program(preset: str, channels: int):
             pulse["carrier_frequency_hz"] = 9900.0
         chans.append(ch)
     data.update(channels=chans, id=f"{preset}-day", session_duration_s=DAY_S)
+    if preset == "tens-conventional":  # a random rate with an on/off cycle
+        stim = data["stimulus"] if data.get("stimulus") else chans[0]["stimulus"]
+        for ch in chans:
+            ch["stimulus"]["modulation"] = [{"kind": "random-frequency", "low_hz": 2.0, "high_hz": 150.0, "seed": 1}]
+            ch["stimulus"]["duty_cycle"] = {"on_s": 10.0, "off_s": 20.0}
+            ch["stimulus"]["ramp_up_s"] = ch["stimulus"]["ramp_down_s"] = 1.0
+        del stim
+    if data.get("phases"):  # each phase stretched in proportion; the work phase at 1000 Hz
+        total = sum(ph["duration_s"] for ph in data["phases"])
+        for ph in data["phases"]:
+            ph["duration_s"] *= DAY_S / total
+            own = next(iter(ph["channels"].values()))  # the first channel's, for every copy of it
+            ph["channels"] = {ch["label"]: copy.deepcopy(own) for ch in chans}
+            if ph["name"] == "work":
+                for ch in ph["channels"].values():
+                    ch["stimulus"]["pulse"].update(frequency_hz=1000.0, pulse_width_us=200.0, interphase_gap_us=0.0)
+        data.pop("session_duration_s")
     if "stimulus" in data and data["stimulus"] and "carrier_frequency_hz" in data["stimulus"]["pulse"]:
         data["stimulus"]["pulse"]["carrier_frequency_hz"] = 9900.0
     return es.validate_program(data, source=f"{preset} for a day")
