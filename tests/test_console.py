@@ -20,43 +20,63 @@ pty = pytest.importorskip("pty")
 UP, DOWN, SPACE = b"\x1b[A", b"\x1b[B", b" "
 
 
-def console_session(db: Path, keys: list[tuple[float, bytes]]) -> tuple[int, str]:
-    """Run ``electrostim run knee-oa-tens`` on a pseudo-terminal, typing ``keys`` (delay before each, bytes)."""
-    master, slave = pty.openpty()
-    env = {**os.environ, "COLUMNS": "120", "LINES": "40", "TERM": "xterm"}
-    proc = subprocess.Popen([sys.executable, "-m", "electrostim", "run", "knee-oa-tens", "--duration-s", "120",
-                             "--db", str(db)], stdin=slave, stdout=slave, stderr=slave, env=env, close_fds=True)
-    os.close(slave)
-    screen = bytearray()
+class Terminal:
+    """``electrostim ARGS`` on a pseudo-terminal of ``columns`` columns: what it shows, and keys typed into it."""
 
-    def drain() -> None:
+    def __init__(self, args: list[str], columns: int = 120):
+        self.master, slave = pty.openpty()
+        env = {**os.environ, "COLUMNS": str(columns), "LINES": "40", "TERM": "xterm"}
+        self.proc = subprocess.Popen([sys.executable, "-m", "electrostim", *args], stdin=slave, stdout=slave,
+                                     stderr=slave, env=env, close_fds=True)
+        os.close(slave)
+        self.screen = bytearray()
+        self.reader = threading.Thread(target=self._drain, daemon=True)
+        self.reader.start()
+
+    def _drain(self) -> None:
         while True:
             try:
-                data = os.read(master, 4096)
+                data = os.read(self.master, 4096)
             except OSError:
                 return
             if not data:
                 return
-            screen.extend(data)
+            self.screen.extend(data)
 
-    reader = threading.Thread(target=drain, daemon=True)
-    reader.start()
-    try:
-        deadline = time.monotonic() + 30
-        while b"s left" not in screen:  # the console is up
-            assert proc.poll() is None and time.monotonic() < deadline, screen.decode(errors="replace")
+    def wait_for(self, text: bytes, timeout_s: float = 30.0) -> None:
+        """Wait until the screen shows ``text`` (the process still running)."""
+        deadline = time.monotonic() + timeout_s
+        while text not in self.screen:
+            assert self.proc.poll() is None and time.monotonic() < deadline, self.text
             time.sleep(0.05)
+
+    def type(self, key: bytes) -> None:
+        os.write(self.master, key)
+
+    @property
+    def text(self) -> str:
+        return self.screen.decode(errors="replace")
+
+    def __enter__(self) -> Terminal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.reader.join(timeout=2)
+        os.close(self.master)
+
+
+def console_session(db: Path, keys: list[tuple[float, bytes]]) -> tuple[int, str]:
+    """Run ``electrostim run knee-oa-tens`` on a pseudo-terminal, typing ``keys`` (delay before each, bytes)."""
+    with Terminal(["run", "knee-oa-tens", "--duration-s", "120", "--db", str(db)]) as term:
+        term.wait_for(b"s left")  # the console is up
         for delay, key in keys:
             time.sleep(delay)
-            os.write(master, key)
-        code = proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        reader.join(timeout=2)
-        os.close(master)
-    return code, screen.decode(errors="replace")
+            term.type(key)
+        code = term.proc.wait(timeout=30)
+    return code, term.text
 
 
 @pytest.mark.parametrize("stop_key", [b"e", b"\x1b"], ids=["e", "esc"])
@@ -190,53 +210,33 @@ def test_on_a_terminal_a_plan_with_precautions_asks_who_confirms(tmp_path: Path)
     db = tmp_path / "s.db"
     patient = tmp_path / "p.toml"
     patient.write_text('id = "P-9"\nconditions = ["recent-surgery", "metal-implant"]\n')
-    master, slave = pty.openpty()
-    env = {**os.environ, "COLUMNS": "160", "LINES": "40", "TERM": "xterm"}
-    proc = subprocess.Popen([sys.executable, "-m", "electrostim", "run", "nmes-quadriceps-tka", "--patient", str(patient),
-                             "--duration-s", "60", "--db", str(db)], stdin=slave, stdout=slave, stderr=slave, env=env,
-                            close_fds=True)
-    os.close(slave)
-    screen = bytearray()
-
-    def drain() -> None:
-        while True:
-            try:
-                data = os.read(master, 4096)
-            except OSError:
-                return
-            if not data:
-                return
-            screen.extend(data)
-
-    reader = threading.Thread(target=drain, daemon=True)
-    reader.start()
-
-    def wait_for(text: bytes) -> None:
-        deadline = time.monotonic() + 30
-        while text not in screen:
-            assert proc.poll() is None and time.monotonic() < deadline, screen.decode(errors="replace")
-            time.sleep(0.05)
-
-    try:
-        wait_for(b"Confirm this plan and start?")
-        os.write(master, b"y\r")
-        wait_for(b"Confirmed by")
-        os.write(master, b"Dr A. Lee\r")
-        wait_for(b"s left")
-        wait_for(b"contractions")
+    with Terminal(["run", "nmes-quadriceps-tka", "--patient", str(patient), "--duration-s", "60", "--db", str(db)],
+                  columns=160) as term:
+        term.wait_for(b"Confirm this plan and start?")
+        term.type(b"y\r")
+        term.wait_for(b"Confirmed by")
+        term.type(b"Dr A. Lee\r")
+        term.wait_for(b"s left")
+        term.wait_for(b"contractions")
         time.sleep(0.5)
-        os.write(master, b"e")
-        code = proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        reader.join(timeout=2)
-        os.close(master)
-    text = screen.decode(errors="replace")
+        term.type(b"e")
+        code = term.proc.wait(timeout=30)
+    text = term.text
     assert code == 0, text
     assert "p.recent-surgery" in text and "p.metal-implant" in text  # the assessment showed both precautions
     assert "confirmed by Dr A. Lee" in text and "stopped: stopped by the user" in text
     with Store.open(str(db), readonly=True) as store:
         (session,) = store.list_sessions()
     assert (session.verdict, session.confirmed_by, session.state) == ("needs_confirmation", "Dr A. Lee", "stopped")
+
+
+def test_the_console_shows_the_program_phase_running(tmp_path: Path):
+    """A multi-phase program: the title names the phase and the time left in it, phase after phase."""
+    with Terminal(["run", "ems-strength-phases", "--speed", "60", "--duration-s", "330", "--db",
+                   str(tmp_path / "s.db")], columns=160) as term:
+        term.wait_for(b"phase 1/3 'warm-up'")
+        term.wait_for(b"phase 2/3 'work'")
+        term.type(b"e")
+        code = term.proc.wait(timeout=30)
+    assert code == 0, term.text
+    assert "left in it" in term.text
