@@ -233,7 +233,7 @@ def test_on_a_terminal_a_plan_with_precautions_asks_who_confirms(tmp_path: Path)
 def test_the_console_shows_the_program_phase_running(tmp_path: Path):
     """A multi-phase program: the title names the phase and the time left in it, phase after phase."""
     with Terminal(["run", "ems-strength-phases", "--speed", "60", "--duration-s", "330", "--db",
-                   str(tmp_path / "s.db")], columns=160) as term:
+                   str(tmp_path / "s.db")], columns=250) as term:
         term.wait_for(b"phase 1/3 'warm-up'")
         term.wait_for(b"phase 2/3 'work'")
         term.type(b"e")

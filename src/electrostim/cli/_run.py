@@ -247,13 +247,13 @@ def _contact(status, label: str) -> str:
 def _view(runner, selected: int) -> Table:
     left = runner.duration_s - runner.run_t
     phase = runner.phase if len(runner.spans) > 1 else None
-    title = console_title(runner.plan.program.name, runner.state.value, left, phase,
+    title = console_title(runner.program.name, runner.state.value, left, phase,
                           (phase.stop_s - runner.run_t) if phase is not None else 0.0)
     t = Table(title=escape(title), caption=KEYS_HELP, title_justify="left")
     for col in CONSOLE_COLUMNS:
         t.add_column(col)
     st = runner.device.status()
-    program = runner.plan.program
+    program = runner.program
     for i, env in enumerate(runner.plan.envelope.outputs):
         t.add_row(*map(escape, console_row(label=env.label, selected=i == selected, state=runner.state.value,
                                where=output_phase(program, env.label, st.time_s), level_ma=runner.level[env.label],

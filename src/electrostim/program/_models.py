@@ -832,11 +832,19 @@ class Program(_Model):
         """
         if not self.phases:
             return [PhaseSpan(0, "", 0.0, self.session_duration_s, 100.0, self)]
+        # made once per program (each phase's program is validated); a copy with other phases, channels or
+        # program fields (pydantic's model_copy(update=...)) makes its own
+        key = (id(self.phases), id(self.channels), self.session_duration_s, self.sequencing, self.sequencing_delay_s,
+               self.modality, self.id, self.name)
+        cached = self.__dict__.get("_phase_spans")
+        if cached is not None and cached[0] == key:
+            return list(cached[1])
         spans, t = [], 0.0
         for k, ph in enumerate(self.phases):
             stop = self.session_duration_s if k == len(self.phases) - 1 else t + ph.duration_s
             spans.append(PhaseSpan(k, ph.name, t, stop, ph.intensity_percent, self._phase_program(ph), len(self.phases)))
             t = stop
+        self.__dict__["_phase_spans"] = (key, tuple(spans))
         return spans
 
     @property

@@ -210,8 +210,10 @@ class Runner:
         self.t = 0.0  # session time
         self.run_t = 0.0  # time in the run phase (pauses excluded)
         self.thresholds: dict[str, dict[str, float]] = {lbl: {} for lbl in self.labels}
+        #: the approved program (one copy of the plan's snapshot, for views; the device configured from its own)
+        self.program = self.plan.program
         #: the program's phases in run time (one span without phases)
-        self.spans = self.plan.program.phase_spans
+        self.spans = self.program.phase_spans
         self._phase_index = 0
         self.error: str | None = None
         self._stop_request: str | None = None
