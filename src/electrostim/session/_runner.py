@@ -61,7 +61,8 @@ MAX_START_RAMP_S = 600.0
 
 
 def program_ramps(program: Any) -> dict[str, bool]:
-    """Per output label: whether the program shapes the output's start itself (a ``ramp_up_s`` or a duty cycle).
+    """Per output label: whether the program shapes the output's start itself (a ``ramp_up_s`` or a duty cycle in
+    its first phase).
 
     Examples
     --------
@@ -69,7 +70,8 @@ def program_ramps(program: Any) -> dict[str, bool]:
     >>> program_ramps(es.load_program("nmes-quadriceps-tka"))
     {'quadriceps': True}
     """
-    return {o.label: bool(o.stimulus.ramp_up_s > 0 or o.stimulus.duty_cycle is not None) for o in program.outputs}
+    first = program.phase_spans[0].program  # a multi-phase program starts with its first phase
+    return {o.label: bool(o.stimulus.ramp_up_s > 0 or o.stimulus.duty_cycle is not None) for o in first.outputs}
 
 
 def check_number(name: str, value: object, *, low: float, high: float, low_open: bool = True) -> float:
