@@ -447,6 +447,7 @@ def compute_dose(
                     accs[i].add(c, final=True)  # type: ignore[union-attr]
     outs = []
     for o, amp, acc in zip(sched.outputs, sched.amplitudes_ma, accs):
+        assert acc is not None  # every output has one: repeating or streamed
         rms = math.sqrt(acc.win_max[0] * 1e-6 / window)
         rms_band = [math.sqrt(x * 1e-6 / window) for x in acc.band_max]
         rms_session = math.sqrt(acc.sum_i2t * 1e-6 / duration)
