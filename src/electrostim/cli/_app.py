@@ -10,7 +10,7 @@ from collections.abc import Callable
 from enum import Enum, StrEnum
 from functools import wraps
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -20,6 +20,10 @@ from rich.text import Text
 from typer.core import TyperGroup
 
 from ..errors import ElectrostimError, InvalidInputError, SafetyError
+
+if TYPE_CHECKING:  # loaded by the commands that use them (the command line stays quick to start)
+    from ..program import Channel, Citation, Program, Stimulus
+    from ..safety import Assessment
 
 try:  # a newer Typer carries its own copy of Click
     from typer._click import exceptions as _click_errors
@@ -51,7 +55,7 @@ def _param_label(param: Any) -> str:
     """How a parameter is named on the command line: ``--limit`` or ``SESSION_ID``."""
     if getattr(param, "param_type_name", "") == "argument":
         return str(getattr(param, "metavar", None) or param.name).upper()
-    opts = list(getattr(param, "opts", []) or [])
+    opts: list[str] = list(getattr(param, "opts", []) or [])
     longs = [o for o in opts if o.startswith("--")]
     return (longs or opts or [param.name])[0]
 
@@ -212,7 +216,7 @@ class _Group(TyperGroup):
     """
 
     def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
-             standalone_mode: bool = True, **extra: Any) -> Any:
+             standalone_mode: bool = True, windows_expand_args: bool = True, **extra: Any) -> Any:
         argv = list(sys.argv[1:] if args is None else args)
         columns = os.environ.get("COLUMNS", "")
         if columns.isdigit() and int(columns) > 0:  # the width asked for now (the consoles were made at import)
@@ -220,7 +224,7 @@ class _Group(TyperGroup):
 
         def run() -> Any:
             return super(_Group, self).main(args=argv, prog_name=prog_name, complete_var=complete_var,
-                                            standalone_mode=False, **extra)
+                                            standalone_mode=False, windows_expand_args=windows_expand_args, **extra)
 
         if not standalone_mode:
             return run()
@@ -305,7 +309,7 @@ def _emit_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
 
 
-def _load(ref: str):
+def _load(ref: str) -> Program:
     from ..program import load_program
 
     return load_program(ref)
@@ -352,7 +356,7 @@ def programs_list(json_: JsonOpt = False) -> None:
         err.out(f"skipped: {_flat(problem.message)}")
 
 
-def _print_phases(p) -> None:
+def _print_phases(p: Program) -> None:
     """A multi-phase program's phases: when, how long, at what intensity, and each channel's stimulus."""
     spans = p.phase_spans
     if len(spans) < 2:
@@ -373,8 +377,8 @@ def _clock_text(seconds: float) -> str:
     return f"{whole // 60}:{whole % 60:02d}" if abs(seconds - whole) < 1e-9 else f"{seconds:g} s"
 
 
-def _stimulus_text(st) -> str:
-    p = st.pulse
+def _stimulus_text(st: Stimulus) -> str:
+    p: Any = st.pulse  # one of the pulse shapes: each branch reads the fields of its own
     parts = [p.shape]
     if p.shape in ("symmetric-biphasic", "asymmetric-biphasic", "monophasic"):
         parts.append(f"{p.pulse_width_us:g} µs at {p.frequency_hz:g} Hz")
@@ -425,6 +429,7 @@ def programs_show(ref: ProgramRef, json_: JsonOpt = False) -> None:
     t = Table(title="Channels", title_justify="left")
     for col in ("channel", "stimulus", "pads"):
         t.add_column(col, overflow="fold")
+    c: Channel | Citation
     for c in p.channels:
         pads = "; ".join(f"{e.site}{' ' + e.side if e.side else ''} {e.size_label}" for e in c.electrodes)
         a = c.stimulus.amplitude
@@ -453,7 +458,7 @@ def programs_show(ref: ProgramRef, json_: JsonOpt = False) -> None:
 # --------------------------------------------------------------------------- check
 
 
-def _apply_overrides(p, amplitude_ma: float | None, electrode: str | None, site: str | None):
+def _apply_overrides(p: Program, amplitude_ma: float | None, electrode: str | None, site: str | None) -> Program:
     """The program with the options of ``check`` applied; each bad option is one line naming it."""
     import math
 
@@ -527,14 +532,14 @@ def check(
 _CARRIER_SHAPES = ("sine-burst", "interferential")
 
 
-def _is_carrier(program, output_index: int) -> bool:
+def _is_carrier(program: Program, output_index: int) -> bool:
     """Whether an output delivers a sine carrier (Russian, interferential): its dose counts carrier cycles."""
     outputs = program.outputs
     return 0 <= output_index < len(outputs) and any(
         st.pulse.shape in _CARRIER_SHAPES for st in program.stimuli(outputs[output_index].channel_index))
 
 
-def assessment_json(a) -> dict[str, Any]:
+def assessment_json(a: Assessment) -> dict[str, Any]:
     """The JSON of ``check``: the assessment, with dose keys that say what they count.
 
     An output that delivers a sine carrier (Russian current, interferential) has no
@@ -574,7 +579,7 @@ def _dose_word(kinds: set[bool], pulse: str, cycle: str) -> str:
     return f"{pulse} (or {cycle})"
 
 
-def _print_assessment(a) -> None:
+def _print_assessment(a: Assessment) -> None:
     p = a.program
     # names, labels, sites and messages hold the program author's text: shown as text, never as markup
     head = Text.assemble((a.verdict.replace("_", " ").upper(), _VERDICT_STYLE[a.verdict]),
@@ -688,7 +693,7 @@ def export(
             task = bar.add_task(f"exporting {p.id}", total=1.0)
             path = export_waveform(sched, output, fmt.value if fmt else None, start_s, duration_s, sample_rate_hz,
                                    progress=lambda f: bar.update(task, completed=f))
-    info = {"program": p.id, "file": str(path), "format": (fmt.value if fmt else path.suffix.lstrip(".")),
+    info: dict[str, Any] = {"program": p.id, "file": str(path), "format": (fmt.value if fmt else path.suffix.lstrip(".")),
             "start_s": start_s, "duration_s": min(duration_s, sched.duration_s - start_s),
             "sample_rate_hz": sample_rate_hz, "outputs": [o.label for o in sched.outputs]}
     if json_:

@@ -8,7 +8,7 @@ import sys
 import time
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 
@@ -18,14 +18,17 @@ from ._app import _guard, app, interruption_handled, out
 def _emulated() -> type[StrEnum]:
     from ..devices import BACKENDS  # the backend table only
 
-    return StrEnum("EmulatedDevice", {b.name: b.name for b in BACKENDS.values() if b.emulator is not None})
+    return cast(type[StrEnum], StrEnum("EmulatedDevice", {b.name: b.name for b in BACKENDS.values() if b.emulator is not None}))
 
 
 #: the devices that have an emulator, from the backend table
-EmulatedDevice = _emulated()
+if TYPE_CHECKING:  # made at run time: to mypy, a StrEnum
+    EmulatedDevice = StrEnum
+else:
+    EmulatedDevice = _emulated()
 
 
-def make_emulator(device: str, response_delay_ms: float):
+def make_emulator(device: str, response_delay_ms: float) -> Any:  # a PtyEmulator (open_emulator says Any)
     """The emulator for a device id (from the backend table)."""
     from ..session import check_number, open_emulator
 
@@ -68,7 +71,7 @@ def emulate(
     emu = make_emulator(device.value, response_delay_ms)
     stop = {"now": False}
 
-    def _stop(*_):
+    def _stop(*_: object) -> None:
         stop["now"] = True
 
     previous = signal.signal(signal.SIGTERM, _stop)

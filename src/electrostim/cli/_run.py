@@ -7,9 +7,10 @@ import math
 import os
 import select
 import sys
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.live import Live
@@ -19,6 +20,10 @@ from rich.table import Table
 from ..errors import InvalidInputError
 from ._app import EXIT_REFUSED, _emit_json, _guard, _load, _print_assessment, app, err, out
 
+if TYPE_CHECKING:  # loaded when a session runs
+    from ..safety import ApprovedPlan
+    from ..session import Runner, SessionResult
+
 KEYS_HELP = ("up/down: intensity · tab: next channel · s/m/p: mark the sensory/motor/pain threshold · "
              "space: pause/resume · e or Esc: stop")
 _MARKS = {"mark-s": "sensory", "mark-m": "motor", "mark-p": "pain"}
@@ -27,11 +32,11 @@ _MARKS = {"mark-s": "sensory", "mark-m": "motor", "mark-p": "pain"}
 def _device_help() -> str:
     from ..devices import backend_help  # the backend table only: no driver is loaded
 
-    return "stimulator: " + backend_help() + "; PORT is a serial port, or the port `electrostim emulate` prints"
+    return "stimulator: " + str(backend_help()) + "; PORT is a serial port, or the port `electrostim emulate` prints"
 
 
 @contextlib.contextmanager
-def _raw_keys():
+def _raw_keys() -> Iterator[Callable[[], str | None]]:
     """Read single keys without echo while the console runs (a no-op when stdin is not a terminal)."""
     if not sys.stdin.isatty():
         yield lambda: None
@@ -43,7 +48,7 @@ def _raw_keys():
     old = termios.tcgetattr(fd)
     tty.setcbreak(fd)
 
-    def read():
+    def read() -> str | None:
         if not select.select([sys.stdin], [], [], 0)[0]:
             return None
         ch = os.read(fd, 1)
@@ -237,14 +242,14 @@ def console_row(*, label: str, selected: bool, state: str, where: OutputPhase, l
             " ".join(f"{kind[0]} {ma:.1f}" for kind, ma in thresholds.items()) or "—", contact)
 
 
-def _contact(status, label: str) -> str:
+def _contact(status: Any, label: str) -> str:  # a DeviceStatus (this module imports no device module)
     z = status.impedance_ohm.get(label)
     if z is not None:
         return f"{z:.0f} Ω"
     return "error" if status.state.value == "fault" else "ok (device checks)"
 
 
-def _view(runner, selected: int) -> Table:
+def _view(runner: Runner, selected: int) -> Table:
     left = runner.duration_s - runner.run_t
     phase = runner.phase if len(runner.spans) > 1 else None
     title = console_title(runner.program.name, runner.state.value, left, phase,
@@ -277,11 +282,11 @@ def _check_timing(speed: float, duration_s: float | None, start_ramp_s: float | 
         check_number("--start-ramp-s", start_ramp_s, low=0.0, high=MAX_START_RAMP_S, low_open=False)
 
 
-def _console_tick(read, live):
+def _console_tick(read: Callable[[], str | None], live: Live) -> Callable[[Runner], None]:
     """The live console's tick: keys change intensity, pause, resume and stop; the view redraws."""
     selected = [0]
 
-    def tick(r):
+    def tick(r: Runner) -> None:
         labels = r.labels
         key = read()
         if key in ("up", "down"):
@@ -302,7 +307,8 @@ def _console_tick(read, live):
     return tick
 
 
-def _deliver(plan, spec: str, *, duration_s, speed, db, interactive: bool, start_ramp_s: float | None = None):
+def _deliver(plan: ApprovedPlan, spec: str, *, duration_s: float | None, speed: float, db: str | None, interactive: bool,
+             start_ramp_s: float | None = None) -> SessionResult:
     """Deliver through the library (session.deliver), under the live console when interactive."""
     from ..session import deliver
 
@@ -377,7 +383,7 @@ def result_lines(result: Any, verdict: str, db_option: str | None = None) -> lis
     return lines
 
 
-def _print_result(result, verdict: str, db_option: str | None) -> None:
+def _print_result(result: SessionResult, verdict: str, db_option: str | None) -> None:
     for what, text in result_lines(result, verdict, db_option):  # one line each, never wrapped
         out.print(f"[bold]{what:<9}[/] {escape(text)}", soft_wrap=True)
     if result.record_error:

@@ -10,13 +10,16 @@ that has ended is shown as ``running (process ended)``; the next writing command
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
 from ._app import MAX_ROW_ID, _emit_json, _guard, app, out
+
+if TYPE_CHECKING:  # the store is loaded by the commands that use it
+    from ..store import SessionRecord, Store
 
 sessions_app = typer.Typer(help="Recorded sessions: list, show, export (CSV or JSON); upgrade or recover the store.",
                            no_args_is_help=True)
@@ -28,7 +31,7 @@ SessionArg = Annotated[int, typer.Argument(help="session id", min=1, max=MAX_ROW
 MAX_LIST = 1_000_000
 
 
-def _open(db):
+def _open(db: str | None) -> Store:
     """The store, for reading only (nothing is written, nothing is created)."""
     from ..store import Store
 
@@ -74,7 +77,7 @@ def verdict_cell(verdict: str, confirmed_by: str | None) -> str:
     return text
 
 
-def end_cell(record, process_ended: bool = False) -> str:
+def end_cell(record: SessionRecord, process_ended: bool = False) -> str:
     """How a session ended: its state, and the cause when it did not complete (``running`` while it runs)."""
     if record.state == "running":
         return "running (process ended)" if process_ended else "running"
@@ -87,7 +90,7 @@ def end_cell(record, process_ended: bool = False) -> str:
 
 def _compact(payload: dict) -> str:
     """An event's payload as ``key=value`` pairs (floats shortened), for a table cell."""
-    def fmt(v):
+    def fmt(v: Any) -> str:
         if isinstance(v, float):
             return f"{v:.6g}"
         if isinstance(v, dict):

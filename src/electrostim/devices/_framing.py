@@ -41,7 +41,7 @@ import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Any, ClassVar, NamedTuple, TypeVar
+from typing import Any, ClassVar, NamedTuple, TypeVar, cast
 
 from ..errors import ElectrostimError, InvalidInputError
 
@@ -260,8 +260,8 @@ def check_field(owner: str, field: str, value: Any, rule: Rule) -> Any:
         return check_bool(owner, field, value)
     if isinstance(rule, type) and issubclass(rule, IntEnum):
         return check_enum(owner, field, value, rule)
-    if callable(rule):
-        return rule(owner, field, value)
+    if callable(rule):  # a check function (bool and enums are handled above)
+        return cast(Callable[[str, str, Any], Any], rule)(owner, field, value)
     lo, hi = rule
     return check_int(owner, field, value, lo, hi)
 

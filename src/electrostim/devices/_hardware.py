@@ -29,6 +29,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -370,7 +371,7 @@ class SerialStimulator(Stimulator):
         self._valid_until = t + self.horizon_s
 
     # -- the worker -------------------------------------------------------------------------------
-    def _guarded(self, action, *args: Any, **kwargs: Any) -> None:
+    def _guarded(self, action: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
         """Run a protocol action; a failure is a fault (safe stop), then raised to the caller."""
         try:
             action(*args, **kwargs)

@@ -205,7 +205,7 @@ class Stimulator(ABC):
     def __enter__(self) -> Stimulator:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     # -- backend hooks --------------------------------------------------------------------

@@ -86,7 +86,7 @@ def _unwrap(tp: Any, meta: list[Any]) -> tuple[Any, list[Any]]:
                 meta = [*meta, *(m.metadata if isinstance(m, FieldInfo) else [m])]
             continue
         if origin in (Union, types.UnionType):
-            args = [a for a in get_args(tp) if a is not type(None)]
+            args = tuple(a for a in get_args(tp) if a is not type(None))
             if len(args) == 1:
                 tp = args[0]
                 continue

@@ -119,6 +119,7 @@ def _scan() -> _Scan:
     claims: dict[str, list[tuple[Path, Program]]] = {}
     problems: list[ProgramProblem] = []
     seen: set[Path] = set()
+    files: list[Path] | list[str]
     for folder in program_dirs():
         try:
             if not folder.is_dir():

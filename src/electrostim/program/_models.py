@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from enum import StrEnum
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
@@ -271,7 +271,7 @@ Pulse = Annotated[
 ]
 
 #: Shapes made of rectangular phases.
-PULSED_SHAPES = ("symmetric-biphasic", "asymmetric-biphasic", "monophasic")
+PULSED_SHAPES: Final = ("symmetric-biphasic", "asymmetric-biphasic", "monophasic")
 
 
 # --------------------------------------------------------------------------- amplitude, bursts, cycles

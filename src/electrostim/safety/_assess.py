@@ -12,15 +12,15 @@ import hashlib
 import json
 import math
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 
 from pydantic import BaseModel, ConfigDict
 
 from .. import anatomy
 from ..errors import ProgramError, RefusedError, SafetyError
-from ..program import PULSED_SHAPES, Electrode, Patient, Program, validate_program
+from ..program import PULSED_SHAPES, Electrode, Interferential, Patient, Program, SineBurst, validate_program
 from ..waveform import DEFAULT_LOAD_OHM, Dose, compute_dose
-from ._tables import DeviceProfile, contraindication_tables, get_device, limit_rules, program_rules
+from ._tables import ConditionRule, DeviceProfile, PathRule, SiteRule, contraindication_tables, get_device, limit_rules, program_rules
 
 __all__ = ["Reason", "Assessment", "ApprovedPlan", "PlanEnvelope", "OutputEnvelope", "assess", "VERDICTS",
            "asymmetric_second_phase", "program_snapshot"]
@@ -156,7 +156,7 @@ def _device_reasons(program: Program, dev: DeviceProfile) -> tuple[list[Reason],
     reasons: list[Reason] = []
 
     def add(rule: str, verdict: str, message: str, output: str | None = None) -> None:
-        reasons.append(Reason(rule=f"device.{dev.id}.{rule}", verdict=verdict, source=dev.source, message=message, output=output))  # type: ignore[arg-type]
+        reasons.append(Reason(rule=f"device.{dev.id}.{rule}", verdict=verdict, source=dev.source, message=message, output=output))
 
     n_out = len(program.outputs)
     if n_out > dev.channels:
@@ -193,6 +193,7 @@ def _device_reasons(program: Program, dev: DeviceProfile) -> tuple[list[Reason],
             if rate > dev.max_pulse_rate_hz:
                 add("pulse-rate", "refused", f"pulse rate up to {rate:g} Hz exceeds the device's {dev.max_pulse_rate_hz:g} Hz", ch.label)
         else:
+            assert isinstance(p, (SineBurst, Interferential))
             carrier = p.carrier_frequency_hz + (st.max_repetition_hz if p.shape == "interferential" else 0.0)
             if carrier > dev.max_carrier_hz:
                 add("carrier", "refused", f"carrier up to {carrier:g} Hz exceeds what {dev.name} can make ({dev.max_carrier_hz:g} Hz)", ch.label)
@@ -242,7 +243,7 @@ def shape_points(stimulus: Any) -> int:
     if burst is None:
         return one
     spacing = 1e6 / p.frequency_hz - round(duration)
-    return burst.pulses_per_burst * one + (burst.pulses_per_burst - 1) * _hold_points(spacing)
+    return int(burst.pulses_per_burst * one + (burst.pulses_per_burst - 1) * _hold_points(spacing))
 
 
 def asymmetric_second_phase(current_ma: float, width_us: float, ratio: float, *, current_step_ma: float,
@@ -301,7 +302,7 @@ def _realize(program: Program, dev: DeviceProfile) -> tuple[Program, list[Reason
     reasons: list[Reason] = []
 
     def add(rule: str, verdict: str, message: str, output: str | None = None) -> None:
-        reasons.append(Reason(rule=f"device.{dev.id}.{rule}", verdict=verdict, source=dev.source, message=message, output=output))  # type: ignore[arg-type]
+        reasons.append(Reason(rule=f"device.{dev.id}.{rule}", verdict=verdict, source=dev.source, message=message, output=output))
 
     data = program.model_dump(mode="python")
     changed = False
@@ -431,9 +432,8 @@ def _per_phase(program: Program, dev: DeviceProfile, patient: Patient | None = N
             realized = _from_snapshot(program_snapshot(realized)[0])
         device_reasons, amps = _device_reasons(realized, dev)
         return realized, reasons + device_reasons + _program_reasons(realized), amps
-    found: dict[tuple[str, str, str, str, str | None], list[str]] = {}
+    found: dict[tuple[str, VerdictName, str, str, str | None], list[str]] = {}
     data = program.model_dump(mode="python")
-    amps: dict[str, float] = {}
     changed = False
     for k, span in enumerate(spans):
         realized, reasons = _realize(span.program, dev)
@@ -448,7 +448,7 @@ def _per_phase(program: Program, dev: DeviceProfile, patient: Patient | None = N
     for (rule, verdict, source, message, output), names in found.items():
         if len(names) < len(spans):
             message = f"phase{'s' * (len(names) > 1)} {', '.join(repr(n) for n in names)}: {message}"
-        out.append(Reason(rule=rule, verdict=verdict, source=source, message=message, output=output))  # type: ignore[arg-type]
+        out.append(Reason(rule=rule, verdict=verdict, source=source, message=message, output=output))
     if changed:
         try:
             program = validate_program(data, source=f"program {program.id!r} as {dev.name} delivers it")
@@ -522,6 +522,7 @@ def _site_reasons(program: Program, patient: Patient | None) -> tuple[list[Reaso
     reasons: list[Reason] = []
     outputs = program.outputs
     pads = [(o.label, e) for o in outputs for e in o.electrodes]
+    rule: SiteRule | PathRule | ConditionRule
     for rule in site_rules:
         hit = sorted({f"{lbl}: {e.site}" for lbl, e in pads if any(_pad_in(e, r) for r in rule.regions)})
         if hit:
@@ -581,6 +582,17 @@ class Assessment:
 
     __slots__ = ("_verdict", "_reasons", "_warnings", "_dose", "_snapshot", "_sha256", "_program", "_patient",
                  "_device", "_amps", "_load")
+    _verdict: str
+    _reasons: tuple[Reason, ...]
+    _warnings: tuple[str, ...]
+    _dose: Dose
+    _snapshot: str
+    _sha256: str
+    _program: Program
+    _patient: Patient | None
+    _device: DeviceProfile
+    _amps: dict[str, float]
+    _load: float
 
     def __init__(self, key: object, snapshot: tuple[str, str], program: Program, patient: Patient | None,
                  device: DeviceProfile, dose: Dose, reasons: list[Reason], warnings: list[str], amps: dict[str, float],
@@ -606,7 +618,7 @@ class Assessment:
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("an Assessment cannot be changed")
 
-    def __reduce__(self):  # no copies that bypass the engine
+    def __reduce__(self) -> NoReturn:  # no copies that bypass the engine
         raise TypeError("an Assessment cannot be pickled or copied; assess the program again")
 
     verdict = property(lambda self: self._verdict)
@@ -720,6 +732,11 @@ class ApprovedPlan:
     """
 
     __slots__ = ("_assessment", "_envelope", "_confirmed", "_confirmed_by", "_approved_at")
+    _assessment: Assessment
+    _envelope: PlanEnvelope
+    _confirmed: bool
+    _confirmed_by: str | None
+    _approved_at: datetime
 
     def __init__(self, key: object, assessment: Assessment, confirmed: bool, confirmed_by: str | None):
         if key is not _KEY:
@@ -736,7 +753,7 @@ class ApprovedPlan:
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("an ApprovedPlan cannot be changed")
 
-    def __reduce__(self):  # no copies that bypass the engine
+    def __reduce__(self) -> NoReturn:  # no copies that bypass the engine
         raise TypeError("an ApprovedPlan cannot be pickled or copied; assess the program again")
 
     assessment = property(lambda self: self._assessment)
@@ -771,7 +788,7 @@ class ApprovedPlan:
         SafetyError
             The copy differs from what was approved.
         """
-        program = self.program
+        program: Program = self.program
         text, sha = program_snapshot(program)
         if sha != self._envelope.program_sha256:
             raise SafetyError("The program differs from the approved snapshot (its SHA-256 changed): assess it again.")

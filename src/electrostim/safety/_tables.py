@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Iterable
 from functools import cache
 from importlib import resources
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -154,7 +155,10 @@ def _load(name: str) -> dict:
     return tomllib.loads(resources.files(__package__).joinpath("tables", name).read_text(encoding="utf-8"))
 
 
-def _rows(model, rows, name):
+_R = TypeVar("_R", bound=BaseModel)
+
+
+def _rows(model: type[_R], rows: Iterable[Any], name: str) -> tuple[_R, ...]:
     try:
         return tuple(model.model_validate(r) for r in rows)
     except ValidationError as exc:  # a broken table is a packaging bug: say where

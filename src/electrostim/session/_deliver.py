@@ -30,13 +30,16 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..devices import Stimulator, open_stimulator
 from ..devices import parse_backend as _parse_backend
 from ..errors import ElectrostimError, InvalidInputError, OptionError
 from ..safety import ApprovedPlan
 from ._runner import MAX_STEP_S, MIN_DURATION_S, MIN_STEP_S, Runner, SessionState, check_number
+
+if TYPE_CHECKING:  # the store is imported when a session is delivered
+    from ..store import Store, StoreError
 
 __all__ = ["deliver", "check_store", "parse_backend", "SessionResult", "END_STATES", "EXIT_CODES", "HANDLED_SIGNALS", "MAX_SPEED"]
 
@@ -400,7 +403,9 @@ class _Nothing:
         return None
 
 
-def _run(plan, dev, db, session_id, device_name, guard, duration_s, speed, step_s, on_tick, options, StoreError):
+def _run(plan: ApprovedPlan, dev: Stimulator, db: Store, session_id: int, device_name: str, guard: _SignalGuard | None,
+         duration_s: float | None, speed: float, step_s: float, on_tick: Callable[[Runner], None] | None,
+         options: dict[str, Any], StoreError: type[StoreError]) -> SessionResult:
     events = [0]
     final: list[dict[str, Any]] = []
     store_failure: list[str] = []
@@ -451,7 +456,9 @@ def _run(plan, dev, db, session_id, device_name, guard, duration_s, speed, step_
     return _end(plan, dev, db, session_id, device_name, runner, guard, events, final, pending, StoreError)
 
 
-def _end(plan, dev, db, session_id, device_name, runner, guard, events, final, pending, StoreError):
+def _end(plan: ApprovedPlan, dev: Stimulator, db: Store, session_id: int, device_name: str, runner: Runner,
+         guard: _SignalGuard | None, events: list[int], final: list[dict[str, Any]], pending: list[tuple[str, dict[str, Any]]],
+         StoreError: type[StoreError]) -> SessionResult:
     if runner.state not in END_STATES:
         runner.emergency_stop("the session ended early")
     try:

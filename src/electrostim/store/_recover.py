@@ -23,9 +23,9 @@ import os
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Table, between, insert, literal_column, select
+from sqlalchemy import ColumnClause, Table, between, insert, literal_column, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
@@ -145,7 +145,7 @@ def _max_rowid(conn: Connection, table: Table, indexes: list[str]) -> int:
 
 
 def _read_range(conn: Connection, table: Table, columns: list[Any], lo: int, hi: int) -> list[dict[str, Any]]:
-    rowid = literal_column("rowid")
+    rowid: ColumnClause[Any] = literal_column("rowid")
     stmt = (select(rowid.label("_rowid"), *columns).select_from(table)
             .where(between(rowid, lo, hi)).order_by(rowid))
     try:
@@ -224,7 +224,7 @@ def _mark_lost_events(out: Connection, src: Path) -> None:
     from datetime import UTC, datetime
 
     sessions = out.execute(select(SessionRow.id, SessionRow.event_count, SessionRow.started_at)).all()
-    events = EventRow.__table__
+    events = cast(Table, EventRow.__table__)
     recovered_at = datetime.now(UTC).isoformat()
     for session_id, event_count, started_at in sessions:
         have = {seq: (at, elapsed) for seq, at, elapsed in out.execute(
@@ -239,7 +239,7 @@ def _mark_lost_events(out: Connection, src: Path) -> None:
                       "payload": {"lost_in_recovery": True, "source": str(src), "recovered_at": recovered_at,
                                   "reason": "this event could not be read from the damaged store; its time is that "
                                             "of the event before it"}}
-            values[CHECKSUM_COLUMN] = row_checksum(events, values)  # type: ignore[arg-type]
+            values[CHECKSUM_COLUMN] = row_checksum(events, values)
             rows.append(values)
         if rows:
             out.execute(insert(events), rows)

@@ -695,7 +695,7 @@ class Store:
         """
         with self._reading("read the database settings") as s:
             if self.backend == "sqlite":
-                sync = s.execute(text("PRAGMA synchronous")).scalar_one()
+                sync: Any = s.execute(text("PRAGMA synchronous")).scalar_one()
                 return {
                     "backend": "sqlite",
                     "path": self._url.database,
@@ -867,7 +867,7 @@ class Store:
     @staticmethod
     def _plan_record(row: PlanRow, program_id: str) -> PlanRecord:
         return PlanRecord(id=row.id, program_ref=row.program_ref, program_id=program_id, patient_id=row.patient_id,
-                          device=row.device, verdict=row.verdict, reasons=row.reasons, warnings=row.warnings,  # type: ignore[arg-type]
+                          device=row.device, verdict=row.verdict, reasons=row.reasons, warnings=row.warnings,
                           envelope=row.envelope, patient_profile=row.patient_profile, confirmed=row.confirmed,
                           confirmed_by=row.confirmed_by, approved_at=row.approved_at, recorded_at=row.recorded_at)
 
@@ -891,7 +891,7 @@ class Store:
             records.append(SessionRecord(
                 id=row.id, plan_id=row.plan_id, patient_id=plan.patient_id, program_id=program.program_id,
                 verdict=plan.verdict, confirmed_by=plan.confirmed_by,
-                device=row.device, state=row.state, started_at=row.started_at, ended_at=row.ended_at,  # type: ignore[arg-type]
+                device=row.device, state=row.state, started_at=row.started_at, ended_at=row.ended_at,
                 summary=row.summary, event_count=row.event_count, host=row.host, pid=row.pid))
         return records
 
@@ -991,7 +991,7 @@ class Store:
             seq, elapsed = self._next_seq(s, session_id, at)
             self._insert_event(s, session_id=session_id, seq=seq, at=at, elapsed_s=elapsed, kind=kind, output=out,
                                payload=data)
-        return EventRecord(session_id=session_id, seq=seq, at=at, elapsed_s=elapsed, kind=kind, output=out, payload=data)  # type: ignore[arg-type]
+        return EventRecord(session_id=session_id, seq=seq, at=at, elapsed_s=elapsed, kind=kind, output=out, payload=data)
 
     def end_session(self, session_id: int, state: str, summary: Any = None, reason: str | None = None) -> SessionRecord:
         """End a running session as ``completed``, ``stopped`` or ``failed``, with a summary.

@@ -151,7 +151,7 @@ def _checksum_plan(table: Table) -> tuple[tuple[str, str, Callable[[Any], Any] |
 _ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
-def row_checksum(table: Table, values: Mapping[str, Any]) -> int:
+def row_checksum(table: Table, values: Mapping[Any, Any]) -> int:
     """The CRC-32 of a row of ``table``: its table name and every value but the checksum's own, by column name.
 
     Parameters
@@ -186,7 +186,7 @@ def row_values(row: Base) -> dict[str, Any]:
     """An ORM row's values by column name (what :func:`row_checksum` takes)."""
     loaded = row.__dict__
     return {name: loaded[key] if key in loaded else getattr(row, key)
-            for name, key, _ in _checksum_plan(row.__table__)}  # type: ignore[attr-defined]
+            for name, key, _ in _checksum_plan(row.__table__)}
 
 
 class PatientRow(Base):
@@ -288,7 +288,7 @@ TABLES_IN_ORDER: tuple[Table, ...] = tuple(
 def _checksum_before_insert(mapper: Any, connection: Any, target: Base) -> None:
     # rows whose id the database gives out get their checksum after the insert, when the id is known
     values = row_values(target)
-    if all(values.get(c.name) is not None for c in target.__table__.primary_key):  # type: ignore[attr-defined]
+    if all(values.get(c.name) is not None for c in target.__table__.primary_key):
         target.crc32 = row_checksum(target.__table__, values)  # type: ignore[attr-defined,arg-type]
 
 
@@ -296,7 +296,7 @@ def _checksum_before_insert(mapper: Any, connection: Any, target: Base) -> None:
 def _checksum_after_insert(mapper: Any, connection: Any, target: Base) -> None:
     if target.crc32 is not None:  # type: ignore[attr-defined]
         return
-    table: Table = target.__table__  # type: ignore[attr-defined,assignment]
+    table: Table = target.__table__  # type: ignore[assignment]
     crc = row_checksum(table, row_values(target))
     connection.execute(update(table).where(*(c == getattr(target, c.key) for c in table.primary_key))
                        .values({CHECKSUM_COLUMN: crc}))

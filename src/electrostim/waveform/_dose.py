@@ -334,7 +334,7 @@ def _repeating_dose(g, window: float, chunk_s: float, duration: float) -> _Outpu
     ``[a + P, a + 2P)``: the windows are streamed up to ``a + 3P + W`` and again from ``s0`` (a new pass whose
     first window, whose first pulse's previous neighbour it does not see, is the copy of one already seen).
     """
-    jumps = []  # (stop streaming at, resume at, sum cut c1, periods N, period P)
+    jumps: list[tuple[float, float, float, int, float]] = []  # (stop streaming at, resume at, sum cut c1, periods N, period P)
     for a, period, b in g.repeats():
         if period <= 0:
             continue
@@ -459,6 +459,7 @@ def compute_dose(
                     accs[i].add(c, final=True)  # type: ignore[union-attr]
     outs = []
     for o, amp, acc in zip(sched.outputs, sched.amplitudes_ma, accs):
+        assert acc is not None  # every output has one: repeating or streamed
         rms = math.sqrt(acc.win_max[0] * 1e-6 / window)
         rms_band = [math.sqrt(x * 1e-6 / window) for x in acc.band_max]
         rms_session = math.sqrt(acc.sum_i2t * 1e-6 / duration)

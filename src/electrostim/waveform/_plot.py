@@ -390,11 +390,11 @@ def plot_program(program: Program, path: str | os.PathLike[str] | None = None, l
                        label="on (first channel)" if j == 0 else None)
     if len(spans) > 1:
         top = float(peak.max()) if peak.size else 0.0
-        for span in spans:
-            ax.axvspan(span.start_s / scale, span.stop_s / scale, color="0.5" if span.index % 2 else "tab:blue",
+        for phase in spans:
+            ax.axvspan(phase.start_s / scale, phase.stop_s / scale, color="0.5" if phase.index % 2 else "tab:blue",
                        alpha=0.08, lw=0)
-            ax.axvline(span.start_s / scale, color="0.4", lw=0.6, ls=":")
-            ax.text((span.start_s + span.duration_s / 2) / scale, top * 1.04 if top > 0 else 0.5, span.name,
+            ax.axvline(phase.start_s / scale, color="0.4", lw=0.6, ls=":")
+            ax.text((phase.start_s + phase.duration_s / 2) / scale, top * 1.04 if top > 0 else 0.5, phase.name,
                     ha="center", va="bottom", fontsize=8, clip_on=True)
         ax.set_ylim(0, top * 1.2 if top > 0 else 1.0)
     ax.set_xlabel(f"time in the session ({unit})")

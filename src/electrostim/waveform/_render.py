@@ -93,7 +93,7 @@ def render(
         raise OptionError(
             f"Window too large to render at once: {n * n_out} samples (allowed {MAX_SAMPLES}); shorten it or export, which streams."
         )
-    data = np.zeros((n_out, n), dtype=dtype)
+    data: np.ndarray = np.zeros((n_out, n), dtype=dtype)
     margin = schedule.max_pulse_duration_s
     parts_by_output: list[list[PulseChunk]] = [[] for _ in range(n_out)]
     for parts in schedule.output_chunks(max(0.0, start_s - margin), stop):

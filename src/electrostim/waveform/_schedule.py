@@ -13,11 +13,12 @@ import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, fields
 from fractions import Fraction
+from typing import cast
 
 import numpy as np
 
 from ..errors import OptionError
-from ..program import Output, Program
+from ..program import AsymmetricBiphasic, Monophasic, Output, Program, SymmetricBiphasic
 from ._timing import ConstantClock, PiecewiseClock, RandomClock, duty_envelope, make_clock, sweep_factor, sweep_shift_s
 
 __all__ = ["PulseChunk", "Schedule", "schedule", "SHAPE_RECT", "SHAPE_SINE"]
@@ -237,9 +238,9 @@ class _OutputGenerator:
             start, stop = (0.0 if self.periodic else max(0.0, self.offset_s)), self.session_s
         if any(p is None for p in periods):
             return None
-        period = periods[0]
+        period = cast(Fraction, periods[0])  # none is None (checked above)
         for p in periods[1:]:
-            period = _lcm(period, p)
+            period = _lcm(period, cast(Fraction, p))
         if period > _MAX_REPEAT_S:
             return None
         return start, float(period), stop
@@ -264,7 +265,8 @@ class _OutputGenerator:
         if self.n_inner == 1:
             t = self.clock.times(t0, t1)
             # a sine burst of a single carrier cycle still carries its half-width
-            return t, (np.full(t.shape, 0.5e6 / self.inner_hz) if self.shape == "sine-burst" else None)
+            return t, (np.full(t.shape, 0.5e6 / cast(float, self.inner_hz)) if self.shape == "sine-burst" else None)
+        assert self.inner_hz is not None  # set with n_inner > 1
         starts = self.clock.times(max(0.0, t0 - self.span_s), t1)
         j = np.arange(self.n_inner, dtype=float) / self.inner_hz
         t = (starts[:, None] + j[None, :]).ravel()
@@ -288,15 +290,17 @@ class _OutputGenerator:
         n = t.shape[0]
         p = st.pulse
         if self.shape in ("sine-burst", "interferential"):
+            assert half_us is not None
             if self.shape == "interferential" and self.beat_clock is not None:
                 # premodulated: the carrier's envelope follows |sin(π Ψ)|, Ψ the beat phase
                 mid = t + half_us * 1e-6
                 amp = amp * np.abs(np.sin(np.pi * self.beat_clock.phase(mid)))
-            assert half_us is not None
             return PulseChunk(t0, t1, t, np.full(n, self.index, np.int16), np.full(n, SHAPE_SINE, np.uint8),
                               amp, half_us, np.zeros(n), -amp, half_us.copy())
+        assert isinstance(p, (SymmetricBiphasic, AsymmetricBiphasic, Monophasic))
         width = p.pulse_width_us * self.width_factor(t)
         if self.shape == "monophasic":
+            assert isinstance(p, Monophasic)
             sign = -1.0 if p.polarity == "cathodic" else 1.0
             a1 = sign * amp
             if p.twin_peak_spacing_us is None:
@@ -304,12 +308,14 @@ class _OutputGenerator:
             else:
                 a2, w2, gap = a1.copy(), width.copy(), np.full(n, p.twin_peak_spacing_us)
         else:
+            assert isinstance(p, (SymmetricBiphasic, AsymmetricBiphasic))
             sign = -1.0 if p.leading_phase == "cathodic" else 1.0
             a1 = sign * amp
             gap = np.full(n, p.interphase_gap_us)
             if self.shape == "symmetric-biphasic":
                 a2, w2 = -a1, width.copy()
             else:
+                assert isinstance(p, AsymmetricBiphasic)
                 ratio = p.second_phase_ratio
                 w2 = width * ratio
                 a2 = -a1 / ratio

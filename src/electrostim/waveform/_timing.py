@@ -237,8 +237,8 @@ def duty_envelope(
     t = np.asarray(t, dtype=float)
     if on_s is None:
         tau = t - offset_s
-        up = _ramp(tau, ramp_up_s) if ramp_up_s > 0 else (tau >= 0).astype(float)
-        down = _ramp(session_s - t, ramp_down_s) if ramp_down_s > 0 else np.ones_like(t)
+        up: np.ndarray | float = _ramp(tau, ramp_up_s) if ramp_up_s > 0 else (tau >= 0).astype(float)
+        down: np.ndarray | float = _ramp(session_s - t, ramp_down_s) if ramp_down_s > 0 else np.ones_like(t)
         return np.minimum(up, down)
     cycle = on_s + off_s
     tau = t - offset_s

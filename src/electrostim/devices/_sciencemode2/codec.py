@@ -79,7 +79,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from .._framing import (
     START,
@@ -257,7 +257,7 @@ def sm2_inter_pulse_interval_ms(code: int) -> float:
     8.0
     """
     offset, step, lo, hi, _ = SM2_LIMITS["inter_pulse_interval_ms"]
-    return offset + step * check_int("ScienceMode2", "inter_pulse_interval code", code, lo, hi)
+    return cast(float, offset + step * check_int("ScienceMode2", "inter_pulse_interval code", code, lo, hi))
 
 
 def sm2_main_interval_code(interval_ms: float | None, *, exact: bool = True) -> int:
@@ -326,7 +326,7 @@ class Sm2Init(_Sm2Message):
 class Sm2InitAck(_ResultAck):
     """InitAck (PC → device): 0 ok, -5 incompatible protocol version."""
 
-    result: Sm2InitResult = Sm2InitResult.OK
+    result: Sm2InitResult = Sm2InitResult.OK  # type: ignore[assignment]  # InitAck has result codes of its own
     command: ClassVar[int] = Sm2Command.INIT_ACK
     _ranges = {"result": Sm2InitResult}
 
@@ -377,7 +377,7 @@ class Sm2GetStimulationModeAck(_Sm2Message):
     @classmethod
     def _from_data(cls, data: bytes) -> Sm2GetStimulationModeAck:
         cls._expect_length(data, 2)
-        return cls(to_signed(data[0]), data[1])
+        return cls(to_signed(data[0]), data[1])  # type: ignore[arg-type]  # bytes: __post_init__ makes enums
 
 
 def _channel_execution(owner: str, field: str, value: Any) -> int:
@@ -389,7 +389,7 @@ def _channel_execution(owner: str, field: str, value: Any) -> int:
 def _on_grid(owner: str, field: str, value: Any) -> float:
     """An interval on its code's grid: any code, documented or not."""
     offset, step, lo, hi, _ = SM2_LIMITS[field]
-    return offset + step * grid_code(owner, field, value, offset, step, lo, hi)
+    return cast(float, offset + step * grid_code(owner, field, value, offset, step, lo, hi))
 
 
 def _on_grid_or_one_shot(owner: str, field: str, value: Any) -> float | None:
@@ -525,7 +525,7 @@ class Sm2StartChannelListMode(_Sm2Message):
         if len(data) % 4 or not 1 <= len(data) // 4 <= 8:
             raise ProtocolError(f"Sm2StartChannelListMode carries 4 data bytes per channel for 1 to 8 channels, "
                                 f"but the packet has {len(data)}", reason="data", data=data)
-        return cls(tuple(Sm2ChannelPulse(mode=data[i], pulse_width_us=data[i + 1] << 8 | data[i + 2],
+        return cls(tuple(Sm2ChannelPulse(mode=data[i], pulse_width_us=data[i + 1] << 8 | data[i + 2],  # type: ignore[arg-type]  # bytes: __post_init__ makes enums
                                          current_ma=data[i + 3]) for i in range(0, len(data), 4)))
 
 
@@ -599,7 +599,7 @@ class Sm2StimulationError(_Sm2Message):
     @classmethod
     def _from_data(cls, data: bytes) -> Sm2StimulationError:
         cls._expect_length(data, 1)
-        return cls(to_signed(data[0]))
+        return cls(to_signed(data[0]))  # type: ignore[arg-type]  # bytes: __post_init__ makes enums
 
 
 #: Command number → message class: the table both directions use (every message class

@@ -54,7 +54,7 @@ from .codec import (
 __all__ = ["RehaStim2", "SM2_SERIAL", "Sm2Codec"]
 
 #: Serial settings of the RehaStim2: 460 800 baud, 8 data bits, even parity, 1 stop bit, no flow control.
-SM2_SERIAL = {"baudrate": 460_800, "parity": "E", "rtscts": False}
+SM2_SERIAL: dict[str, Any] = {"baudrate": 460_800, "parity": "E", "rtscts": False}
 
 _ACKS = (Sm2GetStimulationModeAck, Sm2InitChannelListModeAck, Sm2StartChannelListModeAck, Sm2StopChannelListModeAck,
          Sm2SinglePulseAck, Sm2UnknownCommand)
@@ -95,7 +95,7 @@ class Sm2Codec:
         if request is None:
             return isinstance(ack, _ACKS)
         if isinstance(ack, Sm2UnknownCommand):
-            return ack.unknown_command == request.command
+            return bool(ack.unknown_command == request.command)
         return isinstance(ack, _ACKS) and ack.command == request.command + 1
 
 

@@ -44,7 +44,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from .._framing import (
     START,
@@ -310,7 +310,7 @@ def sm4_current_ma(code: int) -> float:
 
 
 def _period_limits(double_period_accuracy: bool) -> tuple[float, int, int]:
-    return SM4_LIMITS["period_ms_double_accuracy" if double_period_accuracy else "period_ms"]
+    return cast(tuple[float, int, int], SM4_LIMITS["period_ms_double_accuracy" if double_period_accuracy else "period_ms"])
 
 
 def sm4_period_code(period_ms: float, *, exact: bool = True, double_period_accuracy: bool = False) -> int:
@@ -550,7 +550,7 @@ class Sm4LlChannelConfigAck(_Sm4Message):
         if data[1] & 0xEC or data[2]:
             raise ProtocolError("Sm4LlChannelConfigAck: reserved bits or a measurement (not modelled)",
                                 reason="data", data=data)
-        return cls(data[0], (data[1] & 3) + 1, data[1] >> 4)
+        return cls(data[0], (data[1] & 3) + 1, data[1] >> 4)  # type: ignore[arg-type]  # bytes: __post_init__ makes enums
 
 
 @dataclass(frozen=True)
@@ -721,7 +721,7 @@ class Sm4MlGetCurrentDataAck(_Sm4Message):
             raise ProtocolError(f"Sm4MlGetCurrentDataAck data selection {data[1]}: only "
                                 f"{_DATA_SELECTION_CHANNELS} (channel states) is modelled", reason="data", data=data)
         errors = tuple(b >> shift & 0x0F for b in data[3:7] for shift in (0, 4))
-        return cls(data[0], mask_to_channels(data[2]), errors)
+        return cls(data[0], mask_to_channels(data[2]), errors)  # type: ignore[arg-type]  # bytes: __post_init__ makes enums
 
 
 @dataclass(frozen=True)
@@ -762,7 +762,7 @@ class Sm4GetDeviceIdAck(_Sm4Message):
             device_id = text.decode("ascii")
         except UnicodeDecodeError:
             raise ProtocolError(f"device id {raw!r} is not ASCII", reason="data", data=data) from None
-        return cls(data[0], device_id)
+        return cls(data[0], device_id)  # type: ignore[arg-type]  # bytes: __post_init__ makes enums
 
 
 @dataclass(frozen=True)
@@ -806,7 +806,7 @@ class Sm4GetStimStatusAck(_Sm4Message):
     @classmethod
     def _from_data(cls, data: bytes) -> Sm4GetStimStatusAck:
         cls._expect_length(data, 3)
-        return cls(data[0], data[1], data[2])
+        return cls(data[0], data[1], data[2])  # type: ignore[arg-type]  # bytes: __post_init__ makes enums
 
 
 @dataclass(frozen=True)

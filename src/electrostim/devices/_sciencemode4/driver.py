@@ -30,7 +30,7 @@ import math
 import time
 from typing import Any
 
-from ...program import PULSED_SHAPES, Stimulus
+from ...program import PULSED_SHAPES, AsymmetricBiphasic, Stimulus, SymmetricBiphasic
 from ...safety import ApprovedPlan, asymmetric_second_phase
 from .._framing import DecodedPacket, FieldRangeError
 from .._hardware import OutputCommand, SerialStimulator
@@ -74,7 +74,7 @@ from .codec import (
 __all__ = ["P24", "SM4_SERIAL", "Sm4Codec", "p24_points"]
 
 #: Serial settings of the P24: 3 000 000 baud, 8 data bits, no parity, 1 stop bit, RTS/CTS flow control.
-SM4_SERIAL = {"baudrate": 3_000_000, "parity": "N", "rtscts": True}
+SM4_SERIAL: dict[str, Any] = {"baudrate": 3_000_000, "parity": "N", "rtscts": True}
 
 #: What the device sends only as an answer (UnknownCommand and GeneralError answer any request).
 _ACKS = (Sm4LlInitAck, Sm4LlChannelConfigAck, Sm4LlStopAck, Sm4MlInitAck, Sm4MlUpdateAck, Sm4MlStopAck,
@@ -158,6 +158,7 @@ def _pulse(stimulus: Stimulus, current_ma: float, pulse_width_us: float) -> list
         if p.twin_peak_spacing_us is None:
             return _hold(first, w)
         return _hold(first, w) + _hold(0.0, p.twin_peak_spacing_us) + _hold(first, w)
+    assert isinstance(p, (SymmetricBiphasic, AsymmetricBiphasic))  # p24_points takes rectangular pulses
     first = current_ma if p.leading_phase == "anodic" else -current_ma
     points = _hold(first, w) + _hold(0.0, p.interphase_gap_us)
     if p.shape == "symmetric-biphasic":
@@ -347,6 +348,7 @@ class P24(SerialStimulator):
         channels = []
         for label, ch in self._channels.items():
             st = self._stimuli[label]
+            assert st.pulse.shape in PULSED_SHAPES  # _configure keeps rectangular pulses only
             c = commands.get(label, OutputCommand(0.0, 0.0))
             width = round(c.pulse_width_us) or round(st.pulse.pulse_width_us)
             channels.append(Sm4MlChannel(ch, self._period_ms[label], p24_points(st, c.current_ma, width)))

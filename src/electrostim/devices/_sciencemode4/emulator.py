@@ -45,12 +45,12 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from .._emitted import Pulse
 from .._emulator import OutputState, PtyEmulator
-from .._framing import ProtocolError, unstuff
+from .._framing import Message, ProtocolError, unstuff
 from .codec import (
     SM4_MESSAGES,
     Sm4ChannelError,
@@ -93,7 +93,7 @@ _CHANNELS = 4
 _MAX_CURRENT_MA = 130.0
 
 #: request command → its acknowledgement class (for answering a request whose data are wrong)
-_ACK_OF = {cmd: SM4_MESSAGES[cmd + 1] for cmd in (
+_ACK_OF: dict[int, Callable[..., Message]] = {cmd: SM4_MESSAGES[cmd + 1] for cmd in (
     Sm4Command.LL_INIT, Sm4Command.LL_CHANNEL_CONFIG, Sm4Command.LL_STOP, Sm4Command.ML_INIT,
     Sm4Command.ML_UPDATE, Sm4Command.ML_STOP, Sm4Command.ML_GET_CURRENT_DATA, Sm4Command.GET_DEVICE_ID,
     Sm4Command.RESET, Sm4Command.GET_STIM_STATUS, Sm4Command.GET_EXTENDED_VERSION)}
