@@ -46,7 +46,7 @@ from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 from sqlalchemy import func, insert, select, text
@@ -98,6 +98,9 @@ _INT64 = (-(2**63), 2**63 - 1)
 #: :meth:`Store.verify_checksums` by default: the newest rows of each table it compares with their checksums
 #: (events; every other table). A store no larger than this is checked whole.
 QUICK_CHECK_EVENTS = 5000
+
+_R = TypeVar("_R")  # a table row class
+_M = TypeVar("_M", bound=BaseModel)  # the record it reads as
 QUICK_CHECK_ROWS = 1000
 
 
@@ -731,12 +734,16 @@ class Store:
 
     def get_patient(self, patient_id: str) -> PatientRecord:
         """The patient with this pseudonymous id."""
-        with self._reading(f"read patient {patient_id!r}") as s:
-            row = s.get(PatientRow, patient_id)
+        return self._get_one(PatientRow, patient_id, "patient", PatientRecord)
+
+    def _get_one(self, row_type: type[_R], key: Any, what: str, record_type: type[_M]) -> _M:
+        """The record of one row by its key, checked; RecordNotFoundError naming ``what`` when there is none."""
+        with self._reading(f"read {what} {key!r}") as s:
+            row = s.get(row_type, key)
             if row is None:
-                raise RecordNotFoundError(f"No patient {patient_id!r} in {self._where}.")
+                raise RecordNotFoundError(f"No {what} {key!r} in {self._where}.")
             self._verify(row)
-            return PatientRecord.model_validate(row)
+            return record_type.model_validate(row)
 
     def list_patients(self) -> list[PatientRecord]:
         """Every patient, by id."""
@@ -773,12 +780,7 @@ class Store:
 
     def get_program(self, ref: int) -> ProgramRecord:
         """A recorded program by the store's number for it."""
-        with self._reading(f"read program {ref}") as s:
-            row = s.get(ProgramRow, ref)
-            if row is None:
-                raise RecordNotFoundError(f"No program {ref} in {self._where}.")
-            self._verify(row)
-            return ProgramRecord.model_validate(row)
+        return self._get_one(ProgramRow, ref, "program", ProgramRecord)
 
     @staticmethod
     def _program_document(program: Any) -> dict[str, Any]:
