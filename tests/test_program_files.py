@@ -335,53 +335,32 @@ def test_unknown_shape_message(workdir: Path):
         assert f"'{shape}'" in message
 
 
-def test_unknown_pad_shape_message(workdir: Path):
-    text = _edit(KNEE, 'shape = "rectangle"', 'shape = "oval"')
-    with pytest.raises(ProgramError, match=r"channels\[0\]\.electrodes\[0\]\.shape: .*'rectangle'.*'disk'.*given 'oval'"):
-        _load_text(workdir, text)
-
-
-def test_unknown_modality_message(workdir: Path):
-    text = _edit(KNEE, 'modality = "tens"', 'modality = "magic"')
-    with pytest.raises(ProgramError, match=r"modality: .*'tens'.*'interferential'.*given 'magic'"):
-        _load_text(workdir, text)
-
-
-def test_missing_field_message(workdir: Path):
-    text = _edit(KNEE, "frequency_hz = 100\n", "")
-    with pytest.raises(ProgramError, match=r"channels\[0\]\.stimulus\.pulse\.frequency_hz: required, but missing"):
-        _load_text(workdir, text)
-
-
-def test_missing_top_level_field_message(workdir: Path):
-    text = _edit(KNEE, "session_duration_s = 2400\n", "")
-    with pytest.raises(ProgramError, match=r"\.toml: session_duration_s: required, but missing; allowed a finite number 0 < x <= 86400$"):
-        _load_text(workdir, text)
-
-
-def test_unknown_field_message(workdir: Path):
-    text = _edit(KNEE, "frequency_hz = 100\n", "frequency_hz = 100\nfrequency_khz = 0.1\n")
-    with pytest.raises(ProgramError, match=r"channels\[0\]\.stimulus\.pulse\.frequency_khz: unknown field; did you mean 'frequency_hz'\? given 0\.1$"):
-        _load_text(workdir, text)
-
-
-def test_unknown_top_level_field_message(workdir: Path):
-    text = _edit(KNEE, 'modality = "tens"\n', 'modality = "tens"\nduration_min = 40\n')
-    with pytest.raises(ProgramError, match=r"\.toml: duration_min: unknown field \(not part of the schema\); allowed here: channels, citations, description, "):
-        _load_text(workdir, text)
-
-
-def test_default_above_max_message(workdir: Path):
-    text = _edit(KNEE, "default_ma = 15", "default_ma = 60")
-    with pytest.raises(ProgramError, match=r"channels\[0\]\.stimulus\.amplitude: default_ma \(60\) must not exceed max_ma \(50\)"):
-        _load_text(workdir, text)
-
-
-def test_overlapping_pulses_message(workdir: Path):
+# one edit of the knee preset, and the one line that says what is wrong, what is allowed and what was given
+_EDIT_MESSAGES = {
+    "unknown pad shape": ('shape = "rectangle"', 'shape = "oval"',
+                          r"channels\[0\]\.electrodes\[0\]\.shape: .*'rectangle'.*'disk'.*given 'oval'"),
+    "unknown modality": ('modality = "tens"', 'modality = "magic"', r"modality: .*'tens'.*'interferential'.*given 'magic'"),
+    "missing field": ("frequency_hz = 100\n", "", r"channels\[0\]\.stimulus\.pulse\.frequency_hz: required, but missing"),
+    "missing top-level field": ("session_duration_s = 2400\n", "",
+                                r"\.toml: session_duration_s: required, but missing; allowed a finite number 0 < x <= 86400$"),
+    "unknown field": ("frequency_hz = 100\n", "frequency_hz = 100\nfrequency_khz = 0.1\n",
+                      r"channels\[0\]\.stimulus\.pulse\.frequency_khz: unknown field; did you mean 'frequency_hz'\? given 0\.1$"),
+    "unknown top-level field": ('modality = "tens"\n', 'modality = "tens"\nduration_min = 40\n',
+                                r"\.toml: duration_min: unknown field \(not part of the schema\); allowed here: channels, "
+                                r"citations, description, "),
+    "default above max": ("default_ma = 15", "default_ma = 60",
+                          r"channels\[0\]\.stimulus\.amplitude: default_ma \(60\) must not exceed max_ma \(50\)"),
     # 2 x 100 µs + 20 µs gap = 220 µs per pulse; 5 kHz leaves 200 µs between pulse starts
-    text = _edit(KNEE, "frequency_hz = 100\n", "frequency_hz = 5000\n")
-    with pytest.raises(ProgramError, match=r"channels\[0\]\.stimulus: pulses overlap: a pulse lasts 220 µs but the rate reaches 5000 Hz"):
-        _load_text(workdir, text)
+    "overlapping pulses": ("frequency_hz = 100\n", "frequency_hz = 5000\n",
+                           r"channels\[0\]\.stimulus: pulses overlap: a pulse lasts 220 µs but the rate reaches 5000 Hz"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(_EDIT_MESSAGES))
+def test_an_edit_gives_its_message(workdir: Path, case: str):
+    old, new, message = _EDIT_MESSAGES[case]
+    with pytest.raises(ProgramError, match=message):
+        _load_text(workdir, _edit(KNEE, old, new))
 
 
 def test_overlapping_sine_bursts_message(workdir: Path):
