@@ -213,7 +213,7 @@ def test_any_out_of_range_or_non_integer_value_is_one_line_exit_2(tmp_path_facto
         (["sessions", "list", "--limit"], "error: Option '--limit' of 'electrostim sessions list' needs a value: allowed a "
                                           "whole number 1 <= x <= 1000000, but got nothing."),
         (["check", "knee-oa-tens", "--device", "zzz"],
-         "error: Invalid value for '--device': allowed 'generic', 'rehastim2', 'p24', but got 'zzz'."),
+         "error: Invalid value for '--device': allowed 'generic', 'rehastim2', 'p24', 'hvpc', but got 'zzz'."),
         (["plot", "knee-oa-tens", "-o", "f.png", "--level", "loud"],
          "error: Invalid value for '--level': allowed 'default', 'max', but got 'loud'."),
         (["emulate", "foo"], "error: Invalid value for 'DEVICE': allowed 'rehastim2', 'p24', but got 'foo'."),

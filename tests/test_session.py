@@ -108,9 +108,9 @@ PRESETS = sorted(e.id for e in es.list_programs(include_user=False))
 def test_property_a_program_that_ramps_itself_is_delivered_as_its_schedule_from_the_start(pid, until):
     """Every preset ramps up or has a duty cycle: its output from the first pulse is the program's own schedule at the
     starting intensity (no session ramp on top)."""
-    plan = es.assess(es.load_program(pid)).approve()
+    plan = es.assess(es.load_program(pid)).approve(confirm=True)  # a monophasic preset (HVPC) needs confirmation
     assert all(program_ramps(plan.program).values())
-    dev = SimulatedStimulator()
+    dev = SimulatedStimulator(plan.device.id)  # the profile the preset was assessed on (hvpc for one set in volts)
     dev.connect()
     dev.configure(plan)
     r = Runner(dev, duration_s=60.0)

@@ -275,6 +275,7 @@ class Device(StrEnum):
     generic = "generic"
     rehastim2 = "rehastim2"
     p24 = "p24"
+    hvpc = "hvpc"
 
 
 class Format(StrEnum):
@@ -388,6 +389,10 @@ def _stimulus_text(st: Stimulus) -> str:
             parts.append(f"second phase ×{p.second_phase_ratio:g}")
         if p.shape == "monophasic":
             parts.append(f"{p.polarity} (DC component)")
+            if p.twin_peak_spacing_us is not None:
+                parts.append(f"twin peaks {p.twin_peak_spacing_us:g} µs apart")
+            if p.phase_shape == "spike":
+                parts.append("spike phases (exponential decay)")
     elif p.shape == "sine-burst":
         parts.append(f"{p.carrier_frequency_hz:g} Hz carrier in {p.frequency_hz:g} Hz bursts ({p.burst_duty_percent:g} % duty)")
     else:
@@ -401,7 +406,10 @@ def _stimulus_text(st: Stimulus) -> str:
     if st.ramp_up_s or st.ramp_down_s:
         parts.append(f"ramps {st.ramp_up_s:g}/{st.ramp_down_s:g} s")
     a = st.amplitude
-    parts.append(f"amplitude {a.default_ma:g} mA (max {a.max_ma:g} mA)")
+    if a.voltage_controlled:
+        parts.append(f"amplitude {a.default_v:g} V (max {a.max_v:g} V; {a.default_ma:g}-{a.max_ma:g} mA into 200 Ω)")
+    else:
+        parts.append(f"amplitude {a.default_ma:g} mA (max {a.max_ma:g} mA)")
     return ", ".join(parts)
 
 
@@ -503,7 +511,8 @@ def check(
     electrode: Annotated[str | None, typer.Option("--electrode", metavar="WxH_CM", help="use pads of this size on every channel, e.g. 5x5")] = None,
     site: Annotated[str | None, typer.Option("--site", help="put every pad on this body site")] = None,
     patient: Annotated[Path | None, typer.Option("--patient", help="patient profile .toml (conditions)")] = None,
-    device: Annotated[Device, typer.Option("--device", help="device capability profile")] = Device.generic,
+    device: Annotated[Device | None, typer.Option("--device", help=(
+        "device capability profile (default: hvpc for a program set in volts, else generic)"))] = None,
     json_: JsonOpt = False,
 ) -> None:
     """Check a program: verdict (ok, needs confirmation, refused), reasons and dose at its highest amplitude.
@@ -519,7 +528,7 @@ def check(
 
     p = _apply_overrides(_load(ref), amplitude_ma, electrode, site)
     pat = load_patient_file(patient) if patient else None
-    a = assess(p, patient=pat, device=device.value)
+    a = assess(p, patient=pat, device=None if device is None else device.value)
     code = {"ok": EXIT_OK, "needs_confirmation": EXIT_NEEDS_CONFIRMATION, "refused": EXIT_REFUSED}[a.verdict]
     if json_:
         _emit_json(assessment_json(a))
@@ -584,7 +593,9 @@ def _print_assessment(a: Assessment) -> None:
     # names, labels, sites and messages hold the program author's text: shown as text, never as markup
     head = Text.assemble((a.verdict.replace("_", " ").upper(), _VERDICT_STYLE[a.verdict]),
                          f"  {p.id} on {a.device.name}" + (f", patient {a.patient.id}" if a.patient else ""),
-                         "\nchecked at the highest amplitude the program allows, into 500 Ω")
+                         "\nchecked at the highest amplitude the program allows, into 500 Ω"
+                         + ("; outputs set in volts at their highest voltage, into 200 Ω"
+                            if any(c.stimulus.amplitude.voltage_controlled for c in p.channels) else ""))
     out.print(Panel.fit(head, border_style=_VERDICT_STYLE[a.verdict].split()[-1]))
     if a.reasons:
         t = Table(title="Reasons", title_justify="left", show_lines=True)
@@ -608,6 +619,8 @@ def _print_assessment(a: Assessment) -> None:
         rate = "highest pulse rate (Hz) or carrier rate (cycles/s)"
     rows = [
         ("amplitude (mA)", lambda o: _num(o.amplitude_ma)),
+        *([("set voltage (V)", lambda o: _num(o.set_voltage_v) if o.set_voltage_v else "—")]
+          if any(o.set_voltage_v for o in d.outputs) else []),
         (rate, lambda o: _num(o.max_pulse_rate_hz, 5)),
         (f"charge per {_dose_word(kinds, 'phase', 'half-cycle')} (µC)", lambda o: _num(o.max_phase_charge_uc)),
         (f"net charge per {_dose_word(kinds, 'pulse', 'cycle')} (µC)", lambda o: _num(o.net_charge_per_pulse_uc)),

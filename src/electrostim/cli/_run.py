@@ -422,8 +422,8 @@ def run(
     """
     from ..anatomy import get_site
     from ..program import load_patient_file
-    from ..safety import assess
-    from ..session import check_store, parse_backend
+    from ..safety import assess, default_device
+    from ..session import backend_profile, check_store, parse_backend
 
     _check_timing(speed, duration_s, start_ramp_s)
     name = check_confirmer(confirmed_by) if confirmed_by is not None else None
@@ -439,7 +439,9 @@ def run(
         get_site(site)
         program = program.with_changes(site=site)
     pat = load_patient_file(patient) if patient else None
-    a = assess(program, patient=pat, device=backend.profile)
+    if device == "sim" and default_device(program) != "generic":  # plain "sim" simulates the profile check picks
+        device = f"sim:{default_device(program)}"
+    a = assess(program, patient=pat, device=backend_profile(device))
     if a.verdict == "refused":
         if json_:
             _emit_json({"assessment": a.to_dict(), "session": None})

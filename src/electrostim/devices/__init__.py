@@ -31,6 +31,7 @@ _LAZY = {
     "BACKENDS": "_backends",
     "Backend": "_backends",
     "backend_help": "_backends",
+    "backend_profile": "_backends",
     "open_emulator": "_backends",
     "open_stimulator": "_backends",
     "parse_backend": "_backends",

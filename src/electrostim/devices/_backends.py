@@ -9,7 +9,9 @@ name           opens                       profile (``safety`` table)     emulat
 =============  ==========================  =============================  ====================
 
 A spec is ``sim`` or ``NAME:PORT`` (a serial device such as ``/dev/ttyUSB0``, the port
-an emulator prints, or a pyserial URL such as ``loop://``). The command line builds its
+an emulator prints, or a pyserial URL such as ``loop://``). ``sim:PROFILE`` is the
+simulated stimulator with another profile of the device table, e.g. ``sim:hvpc`` (a
+high-voltage pulsed current stimulator, set in volts). The command line builds its
 ``--device`` choices and help from this table.
 """
 
@@ -25,7 +27,7 @@ from ..errors import InvalidInputError
 if TYPE_CHECKING:  # the table loads no driver until one is opened
     from ._stimulator import Stimulator
 
-__all__ = ["Backend", "BACKENDS", "parse_backend", "open_stimulator", "open_emulator", "backend_help"]
+__all__ = ["Backend", "BACKENDS", "parse_backend", "open_stimulator", "open_emulator", "backend_help", "backend_profile"]
 
 
 @dataclass(frozen=True)
@@ -43,7 +45,7 @@ class Backend:
 def _sim(port: str | None = None) -> Stimulator:
     from ._simulated import SimulatedStimulator
 
-    return SimulatedStimulator()
+    return SimulatedStimulator() if port is None else SimulatedStimulator(port)  # sim:PROFILE
 
 
 def _rehastim2(port: str) -> Stimulator:
@@ -74,7 +76,8 @@ def _p24_emulator(**options: Any) -> Any:
 BACKENDS: dict[str, Backend] = {
     b.name: b
     for b in (
-        Backend("sim", "the simulated stimulator, no hardware (default)", "generic", False, _sim),
+        Backend("sim", "the simulated stimulator, no hardware (default; sim:hvpc simulates a high-voltage pulsed "
+                "current stimulator, set in volts)", "generic", False, _sim),
         Backend("rehastim2", "HASOMED RehaStim2 on a serial port, ScienceMode2", "rehastim2", True, _rehastim2,
                 _rehastim2_emulator),
         Backend("p24", "HASOMED P24 / RehaMove3 on a serial port, ScienceMode4", "p24", True, _p24, _p24_emulator),
@@ -113,6 +116,8 @@ def parse_backend(spec: str) -> tuple[Backend, str | None]:
     if not isinstance(spec, str):
         raise InvalidInputError(f"Invalid value for 'device': allowed {_allowed()}, but got {spec!r}.")
     name, sep, port = spec.partition(":")
+    if name == "sim" and sep:
+        return BACKENDS["sim"], _sim_profile(spec, port)
     backend = BACKENDS.get(name)
     if backend is None or (backend.needs_port and not port) or (not backend.needs_port and sep):
         raise InvalidInputError(f"Invalid value for 'device': allowed {_allowed()}, but got {spec!r}.")
@@ -124,16 +129,44 @@ def parse_backend(spec: str) -> tuple[Backend, str | None]:
     return backend, port
 
 
-def open_stimulator(spec: str) -> Stimulator:
-    """A stimulator (not yet connected) for a spec: ``sim``, ``rehastim2:PORT`` or ``p24:PORT``.
+def _sim_profile(spec: str, profile: str) -> str:
+    """The profile of a ``sim:PROFILE`` spec, checked against the device table."""
+    from ..safety import device_profiles  # the table only: loaded when a profile is named
+
+    profiles = list(device_profiles())
+    if profile not in profiles:
+        raise InvalidInputError(f"Invalid value for 'device': the simulated stimulator takes a device profile after "
+                                f"'sim:' (allowed {', '.join(repr('sim:' + p) for p in profiles)}), but got {spec!r}.")
+    return profile
+
+
+def backend_profile(spec: str) -> str:
+    """The device profile a spec delivers with: its backend's, or PROFILE of ``sim:PROFILE``.
+
+    Raises
+    ------
+    InvalidInputError
+        As :func:`parse_backend`.
 
     Examples
     --------
-    >>> open_stimulator("sim").profile.id
-    'generic'
+    >>> backend_profile("sim"), backend_profile("sim:hvpc"), backend_profile("p24:loop://")
+    ('generic', 'hvpc', 'p24')
     """
     backend, port = parse_backend(spec)
-    return backend.opener(port) if backend.needs_port else backend.opener()
+    return port if backend.name == "sim" and port is not None else backend.profile
+
+
+def open_stimulator(spec: str) -> Stimulator:
+    """A stimulator (not yet connected) for a spec: ``sim``, ``sim:PROFILE``, ``rehastim2:PORT`` or ``p24:PORT``.
+
+    Examples
+    --------
+    >>> open_stimulator("sim").profile.id, open_stimulator("sim:hvpc").profile.id
+    ('generic', 'hvpc')
+    """
+    backend, port = parse_backend(spec)
+    return backend.opener(port) if port is not None else backend.opener()  # sim:PROFILE passes its profile
 
 
 def open_emulator(name: str, **options: Any) -> Any:

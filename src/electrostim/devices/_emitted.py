@@ -50,11 +50,13 @@ __all__ = ["Pulse", "PulseRecorder"]
 
 #: columns of a pulse's parameters, in the order of a segment's parameter array
 _PARAMS = ("first_amplitude_ma", "first_width_us", "gap_us", "second_amplitude_ma", "second_width_us")
+#: the columns kept per pulse: its parameters and its shape code (SHAPE_RECT, SHAPE_SPIKE, ...)
+_COLUMNS = (*_PARAMS, "shape")
 
 
 @dataclass(frozen=True)
 class Pulse:
-    """One rectangular pulse of a train's period (or of a group), relative to its start.
+    """One pulse of a train's period (or of a group), relative to its start.
 
     Parameters
     ----------
@@ -67,6 +69,10 @@ class Pulse:
         Width of each phase (µs).
     gap_us : float
         Time between the phases (µs).
+    shape : int
+        Shape code of its phases (:data:`~electrostim.waveform.SHAPE_RECT`, or
+        :data:`~electrostim.waveform.SHAPE_SPIKE` for the exponential peaks of a
+        high-voltage pulsed current stimulator).
     """
 
     offset_s: float
@@ -75,6 +81,7 @@ class Pulse:
     gap_us: float = 0.0
     second_amplitude_ma: float = 0.0
     second_width_us: float = 0.0
+    shape: int = SHAPE_RECT
 
     def scaled(self, factor: float) -> Pulse:
         """The same pulse with both currents multiplied by ``factor``.
@@ -87,7 +94,7 @@ class Pulse:
 
 
     def _row(self, time_s: float) -> tuple[float, ...]:
-        return (time_s + self.offset_s, *(float(getattr(self, n)) for n in _PARAMS))
+        return (time_s + self.offset_s, *(float(getattr(self, n)) for n in _COLUMNS))
 
 
 class _Segment:
@@ -105,7 +112,7 @@ class _Segment:
         self.end_s = math.inf
         order = sorted(pulses, key=lambda p: p.offset_s)
         self.offsets_s = np.array([p.offset_s for p in order], dtype=float)
-        self.params = np.array([[getattr(p, n) for n in _PARAMS] for p in order], dtype=float).reshape(-1, len(_PARAMS))
+        self.params = np.array([[getattr(p, n) for n in _COLUMNS] for p in order], dtype=float).reshape(-1, len(_COLUMNS))
         #: what makes two trains the same (an identical re-start is not a new segment)
         self.key = (self.origin_s, self.period_s, tuple(order))
 
@@ -249,7 +256,7 @@ class PulseRecorder:
         """Record pulses (``output`` is the channel) as they are, kept as numpy arrays."""
         if len(chunk):
             block = (np.asarray(chunk.time_s, float), np.asarray(chunk.output, np.int16),
-                     np.column_stack([np.asarray(getattr(chunk, n), float) for n in _PARAMS]))
+                     np.column_stack([np.asarray(getattr(chunk, n), float) for n in _COLUMNS]))
             with self._lock:
                 self._flush()
                 self._blocks.append(block)
@@ -298,8 +305,9 @@ class PulseRecorder:
         Returns
         -------
         PulseChunk
-            ``output`` is the device channel (1..n), ``shape`` :data:`SHAPE_RECT`;
-            ``start_s`` and ``stop_s`` give the window covered.
+            ``output`` is the device channel (1..n), ``shape`` each pulse's shape code
+            (:data:`SHAPE_RECT` unless recorded otherwise); ``start_s`` and ``stop_s``
+            give the window covered.
         """
         with self._lock:
             now = float(self.clock())
@@ -334,7 +342,7 @@ class PulseRecorder:
         order = np.lexsort((ch, t))
         t, ch, p = t[order], ch[order], p[order]
         t_start = float(t[0]) if start_s is None else t0
-        return PulseChunk(t_start, t1, t, ch, np.full(len(t), SHAPE_RECT, np.uint8),
+        return PulseChunk(t_start, t1, t, ch, p[:, len(_PARAMS)].astype(np.uint8),
                           *(np.ascontiguousarray(p[:, j]) for j in range(len(_PARAMS))))
 
     # -- internals (lock held) --------------------------------------------------------------------

@@ -22,7 +22,9 @@ from ._library import (
 from ._models import (
     MAX_AMPLITUDE_MA,
     MAX_PAD_CM,
+    MAX_VOLTAGE_V,
     PULSED_SHAPES,
+    VOLTAGE_LOAD_OHM,
     AlternatingFrequency,
     Amplitude,
     AmplitudeSweep,
@@ -58,6 +60,8 @@ __all__ = [
     "MAX_FILE_BYTES",
     "MAX_NESTING",
     "MAX_PAD_CM",
+    "MAX_VOLTAGE_V",
+    "VOLTAGE_LOAD_OHM",
     "CONDITIONS",
     "AlternatingFrequency",
     "Amplitude",

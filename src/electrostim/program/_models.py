@@ -19,7 +19,7 @@ from pydantic_core import PydanticCustomError
 from .. import anatomy
 from ..errors import ProgramError
 from ..units import pad_area_cm2
-from ._format import format_validation_error, nesting_problem
+from ._format import format_validation_error, nesting_problem, show_value
 from ._text import ID_RULE, check_id, check_one_script, check_text, look_alike_key
 
 __all__ = [
@@ -53,6 +53,8 @@ __all__ = [
     "PULSED_SHAPES",
     "MAX_AMPLITUDE_MA",
     "MAX_PAD_CM",
+    "MAX_VOLTAGE_V",
+    "VOLTAGE_LOAD_OHM",
     "validate_program",
 ]
 
@@ -65,6 +67,19 @@ MAX_SESSION_S = 24 * 3600.0
 MAX_PHASES = 32
 #: The longest side (or diameter) of a pad, in cm.
 MAX_PAD_CM = 50.0
+#: The load (Ω) at which a voltage-controlled output (high-voltage pulsed current, HVPC) is
+#: dosed: its set voltage drives ``V / VOLTAGE_LOAD_OHM`` peak current. It is the lowest load
+#: HVPC stimulators are specified into, where their 500 V drives their 2.5 A peak: peak
+#: currents of 2-2.5 A at up to 500 V (Alon G, DeDomenico G. High Voltage Stimulation: An
+#: Integrated Approach to Clinical Electrotherapy. Chattanooga Corp., 1987; Polak A, Franek A,
+#: Taradaj J. High-voltage pulsed current electrical stimulation in wound treatment. Adv Wound
+#: Care 2014;3(2):104-117, doi:10.1089/wound.2013.0445). Into any higher load the same voltage
+#: drives less current, so the figures at this load are the most the output can deliver.
+VOLTAGE_LOAD_OHM = 200.0
+#: The highest voltage an output may be set to, V: the peak output voltage of IEC 60601-2-10.
+MAX_VOLTAGE_V = 500.0
+#: The highest peak current a voltage-controlled output drives, mA (500 V into 200 Ω: 2500 mA).
+MAX_VOLTAGE_CONTROLLED_MA = MAX_VOLTAGE_V / VOLTAGE_LOAD_OHM * 1000.0
 
 
 class _Model(BaseModel):
@@ -199,7 +214,20 @@ class AsymmetricBiphasic(_Model):
 
 
 class Monophasic(_Model):
-    """One rectangular phase (or a twin peak): carries a DC component, flagged by the safety engine."""
+    """One phase (or a twin peak): carries a DC component, flagged by the safety engine.
+
+    ``phase_shape`` is ``"rectangular"`` (a constant current for ``pulse_width_us``) or
+    ``"spike"``: an instantaneous rise to the peak and an exponential decay to 5 % of it at
+    the end of the phase (time constant ``pulse_width_us / 3``; e^-3 = 4.98 %), the peaks of
+    a high-voltage pulsed current (HVPC) stimulator. A spike phase of peak I and width w
+    carries I·w·(1 - e^-3)/3 of charge (0.317 I·w) and I²·w·(1 - e^-6)/6 of ∫i²dt.
+
+    Examples
+    --------
+    >>> p = Monophasic(pulse_width_us=20, frequency_hz=120, twin_peak_spacing_us=50, phase_shape="spike")
+    >>> p.duration_us, p.phase_shape
+    (90.0, 'spike')
+    """
 
     shape: Literal["monophasic"] = "monophasic"
     pulse_width_us: PulseWidthUs
@@ -207,6 +235,9 @@ class Monophasic(_Model):
     polarity: Literal["cathodic", "anodic"] = "cathodic"
     twin_peak_spacing_us: Annotated[float, Field(strict=True, ge=0, le=10_000)] | None = Field(
         None, description="if set, a second identical phase follows after this gap (high-voltage twin peak)"
+    )
+    phase_shape: Literal["rectangular", "spike"] = Field(
+        "rectangular", description="'spike': instant rise, exponential decay to 5 % at the end of the phase (HVPC)"
     )
 
     #: a monophasic pulse carries a DC component (net charge); the safety engine flags it
@@ -277,18 +308,95 @@ PULSED_SHAPES: Final = ("symmetric-biphasic", "asymmetric-biphasic", "monophasic
 # --------------------------------------------------------------------------- amplitude, bursts, cycles
 
 
+class _DerivedCurrent(float):
+    """A current (mA) derived from a set voltage: validated with the voltage, not against :data:`MAX_AMPLITUDE_MA`."""
+
+
+def _plain_number(x: Any) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
+
+
 class Amplitude(_Model):
-    """Intensity: the starting value and the most the program allows (peak current of a phase)."""
+    """Intensity: the starting value and the most the program allows (peak current of a phase).
+
+    An output is set either in mA (``default_ma``, ``max_ma``: a current-controlled
+    output, at most :data:`MAX_AMPLITUDE_MA`) or in volts (``default_v``, ``max_v``: a
+    voltage-controlled output, high-voltage pulsed current, at most :data:`MAX_VOLTAGE_V`).
+    For an output set in volts the currents are derived: the peak current the voltage drives
+    into :data:`VOLTAGE_LOAD_OHM` (``V / 200 Ω``, up to 2500 mA at 500 V), so every dose figure
+    is the most the output can deliver. A dump holds both pairs; validating it again checks
+    that they agree (to 1e-9, relative).
+
+    Examples
+    --------
+    >>> a = Amplitude(default_v=50, max_v=150)
+    >>> a.voltage_controlled, a.default_ma, a.max_ma
+    (True, 250.0, 750.0)
+    >>> Amplitude.model_validate(a.model_dump()) == a
+    True
+    """
 
     default_ma: Annotated[float, Field(strict=True, ge=0, le=MAX_AMPLITUDE_MA)]
     max_ma: Annotated[float, Field(strict=True, gt=0, le=MAX_AMPLITUDE_MA)]
     goal: str = Field("", description='how to set it, e.g. "strong but comfortable, below motor threshold"')
+    default_v: Annotated[float, Field(strict=True, ge=0, le=MAX_VOLTAGE_V)] | None = Field(
+        None, description="starting voltage of a voltage-controlled output (HVPC), V; with max_v, instead of default_ma"
+    )
+    max_v: Annotated[float, Field(strict=True, gt=0, le=MAX_VOLTAGE_V)] | None = Field(
+        None, description="highest voltage of a voltage-controlled output (HVPC), V; with default_v, instead of max_ma"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _currents_from_volts(cls, data: Any) -> Any:
+        # an output set in volts: its currents are what the voltage drives into VOLTAGE_LOAD_OHM
+        if not isinstance(data, dict):
+            return data
+        dv, mv = data.get("default_v"), data.get("max_v")
+        if dv is None and mv is None:
+            return data
+        if dv is None or mv is None:
+            raise ValueError(f"an amplitude set in volts needs both default_v and max_v, but "
+                             f"{'default_v' if dv is None else 'max_v'} is missing")
+        given = (data.get("default_ma"), data.get("max_ma"))
+        if not (_plain_number(dv) and _plain_number(mv) and 0 <= dv <= MAX_VOLTAGE_V and 0 < mv <= MAX_VOLTAGE_V):
+            # the voltage fields report their own problem; no current field repeats it
+            if given == (None, None):
+                return {**data, "default_ma": _DerivedCurrent(0.0), "max_ma": _DerivedCurrent(1.0)}
+            return data
+        if dv > mv:
+            raise ValueError(f"default_v ({dv:g}) must not exceed max_v ({mv:g})")
+        derived = (dv / VOLTAGE_LOAD_OHM * 1000.0, mv / VOLTAGE_LOAD_OHM * 1000.0)
+        if given != (None, None) and not all(
+            isinstance(g, int | float) and _plain_number(g) and abs(g - d) <= 1e-9 * max(abs(d), abs(g))
+            for g, d in zip(given, derived)
+        ):
+            shown = ", ".join(f"{n} {show_value(g)}" for n, g in zip(("default_ma", "max_ma"), given))
+            raise ValueError(
+                f"give either default_ma and max_ma (a current, mA) or default_v and max_v (a voltage, V), not both; "
+                f"{dv:g} V and {mv:g} V drive {derived[0]:g} mA and {derived[1]:g} mA into {VOLTAGE_LOAD_OHM:g} Ω, "
+                f"but given {shown}"
+            )
+        return {**data, "default_ma": _DerivedCurrent(derived[0]), "max_ma": _DerivedCurrent(derived[1])}
+
+    @field_validator("default_ma", "max_ma", mode="wrap")
+    @classmethod
+    def _derived_current(cls, v: Any, handler: Any) -> Any:
+        # a current derived from a valid voltage may reach MAX_VOLTAGE_CONTROLLED_MA; one written in mA may not
+        if type(v) is _DerivedCurrent:
+            return float(v)
+        return handler(v)
 
     @model_validator(mode="after")
     def _order(self) -> Amplitude:
         if self.default_ma > self.max_ma:
             raise ValueError(f"default_ma ({self.default_ma:g}) must not exceed max_ma ({self.max_ma:g})")
         return self
+
+    @property
+    def voltage_controlled(self) -> bool:
+        """Whether the output is set in volts (``default_v``, ``max_v``): a high-voltage pulsed current output."""
+        return self.max_v is not None
 
 
 class Burst(_Model):
@@ -456,6 +564,14 @@ class Stimulus(_Model):
                 raise ValueError(
                     f"beat frequency up to {rate:g} Hz is too close to the carrier ({p.carrier_frequency_hz:g} Hz)"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _voltage_needs_monophasic(self) -> Stimulus:
+        # a voltage-controlled output is a high-voltage pulsed current stimulator: monophasic pulses only
+        if self.amplitude.voltage_controlled and self.pulse.shape != "monophasic":
+            raise ValueError(f"an amplitude set in volts (default_v, max_v) needs a monophasic pulse, not "
+                             f"{self.pulse.shape!r}; set other shapes in mA (default_ma, max_ma)")
         return self
 
     @property
@@ -867,6 +983,18 @@ class Program(_Model):
             return [self.channels[ci].stimulus]
         label = self.channels[ci].label
         return [ph.channels[label].stimulus for ph in self.phases]
+
+    @model_validator(mode="after")
+    def _hvpc(self) -> Program:
+        # high-voltage pulsed current: monophasic pulses; and only it is set in volts
+        for c in self.channels:
+            shape = c.stimulus.pulse.shape
+            if self.modality == Modality.HVPC and shape != "monophasic":
+                raise ValueError(f"modality 'hvpc' needs pulse shape 'monophasic', channel {c.label!r} has {shape!r}")
+            if c.stimulus.amplitude.voltage_controlled and self.modality != Modality.HVPC:
+                raise ValueError(f"an amplitude set in volts (default_v, max_v) needs modality 'hvpc', not "
+                                 f"{self.modality.value!r} (channel {c.label!r}); set other modalities in mA")
+        return self
 
     @property
     def outputs(self) -> list[Output]:

@@ -20,6 +20,7 @@ from ._assess import (
     Reason,
     assess,
     asymmetric_second_phase,
+    default_device,
 )
 from ._tables import DeviceProfile, device_profiles, get_device, limit_rules
 
@@ -33,6 +34,7 @@ __all__ = [
     "PlanEnvelope",
     "Reason",
     "assess",
+    "default_device",
     "device_profiles",
     "get_device",
     "limit_rules",

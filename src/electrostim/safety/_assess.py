@@ -18,12 +18,12 @@ from pydantic import BaseModel, ConfigDict
 
 from .. import anatomy
 from ..errors import ProgramError, RefusedError, SafetyError
-from ..program import PULSED_SHAPES, Electrode, Interferential, Patient, Program, SineBurst, validate_program
+from ..program import PULSED_SHAPES, VOLTAGE_LOAD_OHM, Electrode, Interferential, Patient, Program, SineBurst, validate_program
 from ..waveform import DEFAULT_LOAD_OHM, Dose, compute_dose
 from ._tables import ConditionRule, DeviceProfile, PathRule, SiteRule, contraindication_tables, get_device, limit_rules, program_rules
 
 __all__ = ["Reason", "Assessment", "ApprovedPlan", "PlanEnvelope", "OutputEnvelope", "assess", "VERDICTS",
-           "asymmetric_second_phase", "program_snapshot"]
+           "asymmetric_second_phase", "default_device", "program_snapshot"]
 
 VerdictName = Literal["ok", "needs_confirmation", "refused"]
 #: The three verdicts, from best to worst.
@@ -167,6 +167,8 @@ def _device_reasons(program: Program, dev: DeviceProfile) -> tuple[list[Reason],
         p = st.pulse
         if p.shape not in dev.shapes:
             add("shape", "refused", f"{dev.name} cannot make {p.shape!r} pulses (it makes {', '.join(dev.shapes)})", ch.label)
+        for rule, message in _control_reasons(ch.label, st, p, dev):
+            add(rule, "refused", message, ch.label)
         a = st.amplitude.max_ma
         if dev.current_step_ma > 0:
             steps = math.ceil(a / dev.current_step_ma - 1e-9)
@@ -177,7 +179,7 @@ def _device_reasons(program: Program, dev: DeviceProfile) -> tuple[list[Reason],
                     ch.label)
             a = rounded
         amps[ch.label] = a
-        if a > dev.current_max_ma:
+        if a > dev.current_max_ma and st.amplitude.voltage_controlled == dev.voltage_controlled:
             add("current-range", "refused", f"maximum amplitude {a:g} mA exceeds the device's {dev.current_max_ma:g} mA", ch.label)
         if p.shape in PULSED_SHAPES:
             widths = [p.pulse_width_us]
@@ -199,6 +201,26 @@ def _device_reasons(program: Program, dev: DeviceProfile) -> tuple[list[Reason],
                 add("carrier", "refused", f"carrier up to {carrier:g} Hz exceeds what {dev.name} can make ({dev.max_carrier_hz:g} Hz)", ch.label)
     return reasons, amps
 
+
+
+def _control_reasons(label: str, st: Any, p: Any, dev: DeviceProfile) -> list[tuple[str, str]]:
+    """``(rule, message)`` of what a device cannot set: a voltage on a current-controlled device (or a current on a
+    voltage-controlled one), a voltage above its highest, a phase shape it does not make."""
+    out: list[tuple[str, str]] = []
+    amp = st.amplitude
+    if amp.voltage_controlled and not dev.voltage_controlled:
+        out.append(("voltage-control", f"{label!r} is set in volts (up to {amp.max_v:g} V, {amp.max_ma:g} mA into "
+                    f"{VOLTAGE_LOAD_OHM:g} Ω); {dev.name} sets a current (0-{dev.current_max_ma:g} mA): use a "
+                    "voltage-controlled device, profile 'hvpc' (the simulated one: sim:hvpc)"))
+    elif dev.voltage_controlled and not amp.voltage_controlled:
+        out.append(("current-control", f"{label!r} is set in mA (up to {amp.max_ma:g} mA); {dev.name} sets a voltage "
+                    f"(0-{dev.max_voltage_v:g} V): set it in volts (default_v, max_v)"))
+    elif amp.voltage_controlled and amp.max_v is not None and amp.max_v > dev.max_voltage_v:
+        out.append(("voltage-range", f"maximum voltage {amp.max_v:g} V exceeds the device's {dev.max_voltage_v:g} V"))
+    phase = getattr(p, "phase_shape", None)
+    if phase is not None and p.shape in dev.shapes and phase not in dev.phase_shapes:
+        out.append(("phase-shape", f"{dev.name} cannot make {phase} phases (it makes {', '.join(dev.phase_shapes)})"))
+    return out
 
 
 def _describe_rate(st: Any) -> str:
@@ -839,10 +861,25 @@ class ApprovedPlan:
         return value
 
 
+def default_device(program: Program) -> str:
+    """The device profile a program is assessed on when none is named: ``hvpc`` for a program set in volts
+    (a voltage-controlled, high-voltage pulsed current output), else ``generic``.
+
+    Examples
+    --------
+    >>> import electrostim as es
+    >>> default_device(es.load_program("hvpc-edema")), default_device(es.load_program("knee-oa-tens"))
+    ('hvpc', 'generic')
+    """
+    if any(c.stimulus.amplitude.voltage_controlled for c in program.channels):
+        return "hvpc"
+    return "generic"
+
+
 def assess(
     program: Program,
     patient: Patient | None = None,
-    device: str = "generic",
+    device: str | None = None,
     load_ohm: float = DEFAULT_LOAD_OHM,
 ) -> Assessment:
     """Assess a program for a patient on a device, at the highest amplitude it allows.
@@ -856,10 +893,14 @@ def assess(
     program : Program
     patient : Patient, optional
         Without one, only site and dose rules apply.
-    device : str
-        ``generic`` (default), ``rehastim2`` or ``p24``: a profile of the device table.
+    device : str, optional
+        ``generic``, ``rehastim2``, ``p24`` or ``hvpc``: a profile of the device table.
+        By default :func:`default_device` of the program: ``hvpc`` for a program set in
+        volts, else ``generic``.
     load_ohm : float
-        Load for energy and power figures (500 Ω, the IEC test load).
+        Load for energy and power figures (500 Ω, the IEC test load); an output set in
+        volts is dosed into :data:`~electrostim.program.VOLTAGE_LOAD_OHM` (200 Ω), where
+        its currents flow.
 
     Returns
     -------
@@ -884,7 +925,7 @@ def assess(
 
     snapshot = program_snapshot(program)
     judged = _from_snapshot(snapshot[0])
-    dev = get_device(device)
+    dev = get_device(default_device(judged) if device is None else device)
     if patient is not None:
         if not isinstance(patient, Patient):
             raise OptionError(f"Invalid value for 'patient': allowed a Patient or None, but got {type(patient).__name__}.")

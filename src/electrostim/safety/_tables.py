@@ -102,11 +102,24 @@ class DeviceProfile(_Row):
     max_burst_interval_ms: float = Field(float("inf"), gt=0)
     #: points of one period's pulse shape (0: no limit)
     max_shape_points: int = Field(0, ge=0)
+    #: the shapes of a phase it makes: rectangular (a constant current) and/or spike (HVPC's exponential peaks)
+    phase_shapes: tuple[Literal["rectangular", "spike"], ...] = ("rectangular",)
+    #: it sets a voltage, not a current (high-voltage pulsed current): it takes only programs set in volts, and a
+    #: current-controlled device takes only programs set in mA
+    voltage_controlled: bool = False
+    #: the highest voltage it sets, V (a voltage-controlled device only)
+    max_voltage_v: float = Field(0.0, ge=0)
 
     @model_validator(mode="after")
     def _ranges(self) -> DeviceProfile:
         if self.pulse_width_min_us > self.pulse_width_max_us:
             raise ValueError(f"device {self.id}: pulse_width_min_us > pulse_width_max_us")
+        return self
+
+    @model_validator(mode="after")
+    def _voltage(self) -> DeviceProfile:
+        if self.voltage_controlled != (self.max_voltage_v > 0):
+            raise ValueError(f"device {self.id}: max_voltage_v > 0 belongs to a voltage-controlled device, and only to one")
         return self
 
 
@@ -189,7 +202,7 @@ def device_profiles() -> dict[str, DeviceProfile]:
 
 
 def get_device(device: str | DeviceProfile) -> DeviceProfile:
-    """A device profile by id (``generic``, ``rehastim2``, ``p24``).
+    """A device profile by id (``generic``, ``rehastim2``, ``p24``, ``hvpc``).
 
     Profiles come from the device table only: a :class:`DeviceProfile` built elsewhere
     is accepted only when it is exactly the table's profile of that id (a caller cannot

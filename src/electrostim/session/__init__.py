@@ -12,7 +12,7 @@ Examples
 'completed'
 """
 
-from ..devices import BACKENDS, backend_help, open_emulator, open_stimulator
+from ..devices import BACKENDS, backend_help, backend_profile, open_emulator, open_stimulator
 from ._deliver import END_STATES, EXIT_CODES, HANDLED_SIGNALS, MAX_SPEED, SessionResult, check_store, deliver, parse_backend
 from ._runner import (
     MAX_START_RAMP_S,
@@ -28,5 +28,5 @@ from ._runner import (
 from ._timeline import intensity_at, intensity_timeline
 
 __all__ = ["BACKENDS", "END_STATES", "EXIT_CODES", "HANDLED_SIGNALS", "MAX_SPEED", "MAX_START_RAMP_S", "MAX_STEP_S", "MIN_DURATION_S", "MIN_STEP_S",
-           "Runner", "SessionError", "SessionResult", "SessionState", "backend_help", "check_number", "check_store", "deliver",
+           "Runner", "SessionError", "SessionResult", "SessionState", "backend_help", "backend_profile", "check_number", "check_store", "deliver",
            "intensity_at", "intensity_timeline", "open_emulator", "open_stimulator", "parse_backend", "program_ramps"]

@@ -224,7 +224,7 @@ def parse_backend(spec: str) -> tuple[Any, str | None]:
     electrostim.errors.InvalidInputError: Invalid value for 'device': allowed a serial port ..., but '/etc/passwd' is a regular file ...
     """
     backend, port = _parse_backend(spec)
-    if port is None or "://" in port or os.name != "posix":
+    if port is None or "://" in port or os.name != "posix" or not backend.needs_port:  # sim:PROFILE names no port
         return backend, port
     try:
         mode = os.stat(port).st_mode
@@ -306,8 +306,8 @@ def deliver(
     plan : ApprovedPlan
         From ``assess(...).approve()``.
     stimulator : Stimulator or str
-        A stimulator not yet connected, or a backend spec (``sim``, ``rehastim2:PORT``,
-        ``p24:PORT``; see :data:`electrostim.devices.BACKENDS`).
+        A stimulator not yet connected, or a backend spec (``sim``, ``sim:PROFILE``,
+        ``rehastim2:PORT``, ``p24:PORT``; see :data:`electrostim.devices.BACKENDS`).
     store : Store, str, path or None
         An open :class:`~electrostim.store.Store`, or where to open one (database URL
         or SQLite file; None: the default in the user's data folder). A store opened

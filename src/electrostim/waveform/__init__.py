@@ -10,7 +10,7 @@ Examples
 """
 
 from ._dose import DEFAULT_LOAD_OHM, RATE_BANDS_HZ, WINDOW_S, Dose, ElectrodeDose, OutputDose, compute_dose, pulse_terms
-from ._schedule import SHAPE_RECT, SHAPE_SINE, PulseChunk, Schedule, schedule
+from ._schedule import SHAPE_RECT, SHAPE_SINE, SHAPE_SPIKE, PulseChunk, Schedule, schedule
 
 __all__ = [
     "DEFAULT_LOAD_OHM",
@@ -18,6 +18,7 @@ __all__ = [
     "WINDOW_S",
     "SHAPE_RECT",
     "SHAPE_SINE",
+    "SHAPE_SPIKE",
     "Dose",
     "ElectrodeDose",
     "OutputDose",

@@ -2,7 +2,8 @@
 
 Figures are exact sums over the pulses of the schedule (closed forms per phase:
 a rectangular phase of amplitude I and width w carries I·w and I²·w; a sine
-half-wave carries 2·I·w/π and I²·w/2). "During stimulation" figures are the highest
+half-wave carries 2·I·w/π and I²·w/2; a spike phase, decaying as I·e^(-3t/w), carries
+I·w·(1 - e^-3)/3 and I²·w·(1 - e^-6)/6). "During stimulation" figures are the highest
 over any one-second window starting at a pulse (the FDA averages power over 1 s at
 maximum duty); "session" figures average over the whole session.
 
@@ -20,8 +21,8 @@ import math
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from ..program import Program
-from ._schedule import SHAPE_SINE, PulseChunk, Schedule
+from ..program import VOLTAGE_LOAD_OHM, Program
+from ._schedule import SHAPE_SINE, SHAPE_SPIKE, SPIKE_TIME_CONSTANTS, PulseChunk, Schedule
 
 __all__ = ["ElectrodeDose", "OutputDose", "Dose", "compute_dose", "DEFAULT_LOAD_OHM", "WINDOW_S", "RATE_BANDS_HZ"]
 
@@ -40,6 +41,10 @@ _BAND_REL_TOL = 1e-6
 # band 0, at least [1] in band 1, else in band 2 (an interval of inf, a lone pulse: rate 0, band 0)
 _BAND_MIN_INTERVAL_S = tuple(1.0 / (edge * (1.0 + _BAND_REL_TOL)) for edge in RATE_BANDS_HZ)
 _N_BANDS = len(RATE_BANDS_HZ) + 1
+#: a spike phase of peak I and width w (decaying as I·e^(-k t / w), k = SPIKE_TIME_CONSTANTS) carries
+#: I·w·(1 - e^-k)/k of charge and I²·w·(1 - e^-2k)/(2k) of ∫i²dt
+_SPIKE_CHARGE = -math.expm1(-SPIKE_TIME_CONSTANTS) / SPIKE_TIME_CONSTANTS
+_SPIKE_I2T = -math.expm1(-2.0 * SPIKE_TIME_CONSTANTS) / (2.0 * SPIKE_TIME_CONSTANTS)
 
 
 class _Frozen(BaseModel):
@@ -69,6 +74,8 @@ class OutputDose(_Frozen):
     pulse_count: int
     max_pulse_rate_hz: float
     peak_current_ma: float
+    #: the peak current times the load; for a voltage-controlled output (set in volts) the set voltage at the
+    #: level dosed (``max_v`` at the level "max", ``default_v`` at "default"), whatever the load
     peak_voltage_v: float
     max_phase_charge_uc: float
     #: the largest net charge of any one pulse, as a magnitude (what the charge-balance rule judges)
@@ -88,10 +95,14 @@ class OutputDose(_Frozen):
     rms_current_session_ma: float
     average_current_ma: float
     average_current_session_ma: float
+    #: energy and power into the dose's load; for a voltage-controlled output into
+    #: :data:`~electrostim.program.VOLTAGE_LOAD_OHM` (200 Ω), the load at which its currents flow
     max_energy_per_pulse_mj: float
     average_power_mw: float
     average_power_session_mw: float
     electrodes: list[ElectrodeDose]
+    #: the set voltage of a voltage-controlled output at the level dosed, V (0 for an output set in mA)
+    set_voltage_v: float = 0.0
 
 
 class Dose(_Frozen):
@@ -113,10 +124,29 @@ class Dose(_Frozen):
 
 
 def pulse_terms(c: PulseChunk) -> tuple[np.ndarray, ...]:
-    """Per pulse: |charge| of phase 1 and 2 (µC), signed net charge (µC), ∫i²dt (mA²·µs), peak |I| (mA)."""
+    """Per pulse: |charge| of phase 1 and 2 (µC), signed net charge (µC), ∫i²dt (mA²·µs), peak |I| (mA).
+
+    Closed forms per phase of peak I and width w: rectangular I·w and I²·w; sine half-wave
+    2·I·w/π and I²·w/2; spike (exponential decay to e^-3 at w) I·w·(1 - e^-3)/3 and
+    I²·w·(1 - e^-6)/6. The peak is I in each case.
+
+    Examples
+    --------
+    >>> import electrostim as es
+    >>> from electrostim.program import validate_program
+    >>> p = validate_program({"id": "hv", "name": "twin peak", "modality": "hvpc", "session_duration_s": 1,
+    ...     "channels": [{"label": "a", "electrodes": [{"site": "calf", "width_cm": 5, "height_cm": 5}] * 2,
+    ...     "stimulus": {"pulse": {"shape": "monophasic", "pulse_width_us": 30, "frequency_hz": 100,
+    ...                            "twin_peak_spacing_us": 50, "phase_shape": "spike"},
+    ...                  "amplitude": {"default_v": 100, "max_v": 100}}}]})
+    >>> q1, q2, net, i2t, peak = pulse_terms(es.Schedule(p).pulses(0.0, 0.01))
+    >>> round(float(q1[0]), 4), round(float(net[0]), 4), float(peak[0])  # 500 mA peaks
+    (4.7511, -9.5021, 500.0)
+    """
     sine = c.shape == SHAPE_SINE
-    kq = np.where(sine, 2.0 / math.pi, 1.0)
-    ke = np.where(sine, 0.5, 1.0)
+    spike = c.shape == SHAPE_SPIKE
+    kq = np.where(sine, 2.0 / math.pi, np.where(spike, _SPIKE_CHARGE, 1.0))
+    ke = np.where(sine, 0.5, np.where(spike, _SPIKE_I2T, 1.0))
     a1, a2, w1, w2 = c.first_amplitude_ma, c.second_amplitude_ma, c.first_width_us, c.second_width_us
     s1 = a1 * w1 * kq * 1e-3
     s2 = a2 * w2 * kq * 1e-3
@@ -510,6 +540,7 @@ def compute_dose(
                 electrodes=pads,
             )
         )
+    outs = [_at_set_voltage(o, sched, load_ohm) for o in outs]
     return Dose(
         program=program.id,
         level=sched.level if amplitude_ma is None and schedule is None else "explicit",
@@ -518,3 +549,29 @@ def compute_dose(
         session_duration_s=duration,
         outputs=outs,
     )
+
+
+def _at_set_voltage(dose: OutputDose, sched: Schedule, load_ohm: float) -> OutputDose:
+    """The dose of a voltage-controlled output as it delivers it: the set voltage, and energy and power into
+    :data:`~electrostim.program.VOLTAGE_LOAD_OHM` (where its derived currents flow) instead of ``load_ohm``.
+
+    Its currents are the set voltage's into 200 Ω (the most it drives), so its peak voltage is
+    the set voltage at the level dosed (whether or not a pulse reaches it in the session) and
+    its energy and power are those of 200 Ω; each of these scales with the load, so it is
+    rescaled. An output set in mA is returned as it is.
+    """
+    out = sched.outputs[dose.output]
+    if not out.stimulus.amplitude.voltage_controlled:
+        return dose
+    scale = VOLTAGE_LOAD_OHM / load_ohm
+    pads = [e.model_copy(update={"average_power_density_w_per_cm2": e.average_power_density_w_per_cm2 * scale})
+            for e in dose.electrodes]
+    volts = sched.amplitudes_ma[dose.output] * 1e-3 * VOLTAGE_LOAD_OHM
+    return dose.model_copy(update={
+        "peak_voltage_v": volts,
+        "set_voltage_v": volts,
+        "max_energy_per_pulse_mj": dose.max_energy_per_pulse_mj * scale,
+        "average_power_mw": dose.average_power_mw * scale,
+        "average_power_session_mw": dose.average_power_session_mw * scale,
+        "electrodes": pads,
+    })

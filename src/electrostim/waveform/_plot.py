@@ -1,7 +1,7 @@
 """Figures of a program: one pulse, a train, each modulation over a whole period, the duty cycle and the session.
 
 Every figure says what it draws: the title gives each channel's amplitude in mA (at the
-level drawn) and its stimulus parameters; sweeps of frequency, amplitude or pulse width
+level drawn; in V for an output set in volts, with the mA it drives into 200 Ω) and its stimulus parameters; sweeps of frequency, amplitude or pulse width
 get a panel over one whole modulation period; an on/off duty cycle (FES/NMES) gets a
 panel over two cycles, in seconds, with the on phases shaded; legends sit outside the
 axes, so they never cover a curve.
@@ -14,13 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..program import Program
+from ..program import VOLTAGE_LOAD_OHM, Program
 from ..units import MS, US
 from ._render import render
 from ._schedule import Schedule
 from ._timing import duty_envelope, make_clock, sweep_factor
 
-__all__ = ["plot_program", "save_figure", "session_envelope", "stimulus_summary"]
+__all__ = ["amplitude_text", "plot_program", "save_figure", "session_envelope", "stimulus_summary"]
 
 #: legends are placed outside the axes, to the right: they never cover data
 LEGEND_OUTSIDE = {"loc": "upper left", "bbox_to_anchor": (1.01, 1.0), "borderaxespad": 0.0, "fontsize": 8}
@@ -60,6 +60,11 @@ def stimulus_summary(stimulus) -> str:
     else:
         gap = getattr(p, "interphase_gap_us", 0.0) or 0.0
         text = f"{p.shape} {getattr(p, 'pulse_width_us', 0.0):g} µs" + (f" (gap {gap:g} µs)" if gap else "")
+        if p.shape == "monophasic" and (p.phase_shape == "spike" or p.twin_peak_spacing_us is not None):
+            twin = p.twin_peak_spacing_us
+            text = (f"monophasic {'twin-peak ' if twin is not None else ''}"
+                    f"{'spikes' if p.phase_shape == 'spike' else 'pulses'} {p.pulse_width_us:g} µs"
+                    + (f" ({twin:g} µs apart)" if twin is not None else ""))
         parts = [f"{text} at {p.frequency_hz:g} Hz"]
         if st.burst is not None:
             parts[0] += f" in bursts of {st.burst.pulses_per_burst} at {st.burst.burst_frequency_hz:g} Hz"
@@ -138,14 +143,40 @@ def _channel_amplitudes(schedule: Schedule) -> list[float]:
     return [seen[i] for i in sorted(seen)]
 
 
+def amplitude_text(stimulus, amplitude_ma: float) -> str:
+    """An amplitude as the channel is set: ``"40 mA"``, or for an output set in volts ``"150 V (750 mA into 200 Ω)"``.
+
+    Parameters
+    ----------
+    stimulus : Stimulus
+        The channel's stimulus (says whether it is set in volts).
+    amplitude_ma : float
+        The amplitude in mA (for an output set in volts, the current it drives into
+        :data:`~electrostim.program.VOLTAGE_LOAD_OHM`).
+
+    Examples
+    --------
+    >>> import electrostim as es
+    >>> amplitude_text(es.load_program("hvpc-edema").channels[0].stimulus, 900.0)
+    '180 V (900 mA into 200 Ω)'
+    >>> amplitude_text(es.load_program("knee-oa-tens").channels[0].stimulus, 20.0)
+    '20 mA'
+    """
+    if not stimulus.amplitude.voltage_controlled:
+        return f"{amplitude_ma:g} mA"
+    return f"{amplitude_ma * 1e-3 * VOLTAGE_LOAD_OHM:.4g} V ({amplitude_ma:g} mA into {VOLTAGE_LOAD_OHM:g} Ω)"
+
+
 def _amplitude_line(program: Program, schedule: Schedule) -> str:
-    """Each channel's amplitude at the level drawn, in mA."""
+    """Each channel's amplitude at the level drawn, in mA (in V and mA for an output set in volts)."""
     per_channel: dict[str, float] = {}
     for out, amp in zip(schedule.outputs, schedule.amplitudes_ma):
         label = program.channels[out.channel_index].label
         per_channel[label] = max(per_channel.get(label, 0.0), amp)
     level = "explicit" if schedule.level not in ("default", "max") else schedule.level
-    return f"amplitude ({level} level): " + ", ".join(f"{lbl} {a:g} mA" for lbl, a in per_channel.items())
+    stimuli = {c.label: c.stimulus for c in program.channels}
+    return f"amplitude ({level} level): " + ", ".join(f"{lbl} {amplitude_text(stimuli[lbl], a)}"
+                                                      for lbl, a in per_channel.items())
 
 
 def _parameter_lines(program: Program, limit: int = 4) -> list[str]:
@@ -218,7 +249,8 @@ def _draw_modulation(ax, program: Program, schedule: Schedule, kind: str, m) -> 
         ax.plot(t[:-1], rate, drawstyle="steps-post", lw=1.2, color="tab:purple")
         ax.set_ylabel(f"{what} (Hz)")
         ax.set_ylim(0, float(rate.max()) * 1.15)
-        ax.set_title(f"{what} {_frequency_modulation_text(m)} at {amp:g} mA, one whole period ({period:g} s)", fontsize=9)
+        ax.set_title(f"{what} {_frequency_modulation_text(m)} at {amplitude_text(st, amp)}, one whole period ({period:g} s)",
+                     fontsize=9)
     else:
         t = np.linspace(0.0, period, 801)
         factor = sweep_factor(m, t)
@@ -226,7 +258,8 @@ def _draw_modulation(ax, program: Program, schedule: Schedule, kind: str, m) -> 
             ax.plot(t, amp * factor, lw=1.2, color="tab:purple")
             ax.set_ylabel("pulse amplitude (mA)")
             ax.set_ylim(0, amp * 1.15 if amp > 0 else 1.0)
-            ax.set_title(f"amplitude sweep {m.low_percent:g}-100 % of {amp:g} mA, one whole period ({period:g} s)", fontsize=9)
+            ax.set_title(f"amplitude sweep {m.low_percent:g}-100 % of {amplitude_text(st, amp)}, one whole period "
+                         f"({period:g} s)", fontsize=9)
         else:
             width = float(getattr(st.pulse, "pulse_width_us", 0.0))
             ax.plot(t, width * factor, lw=1.2, color="tab:purple")
@@ -270,7 +303,7 @@ def _draw_duty_cycle(ax, program: Program, schedule: Schedule) -> None:
     ax.set_xlabel("time in the cycle (s)")
     ax.set_ylabel("current (mA)")
     ax.set_title(f"duty cycle: {dc.on_s:g} s on (ramps {st.ramp_up_s:g} s up, {st.ramp_down_s:g} s down) / "
-                 f"{dc.off_s:g} s off, at {amp:g} mA", fontsize=9)
+                 f"{dc.off_s:g} s off, at {amplitude_text(st, amp)}", fontsize=9)
 
 
 def plot_program(program: Program, path: str | os.PathLike[str] | None = None, level: str = "default", schedule: Schedule | None = None):
@@ -327,6 +360,7 @@ def plot_program(program: Program, path: str | os.PathLike[str] | None = None, l
     t_pulse, dur = _first_full_pulse(sched)
     shape = st0.pulse.shape
     sine = shape in ("sine-burst", "interferential")
+    curved = sine or getattr(st0.pulse, "phase_shape", "rectangular") == "spike"  # drawn as a curve, not in steps
 
     # 1. one pulse (or a few carrier cycles)
     ax = axes[0]
@@ -336,12 +370,12 @@ def plot_program(program: Program, path: str | os.PathLike[str] | None = None, l
     fs = min(2e8, max(1e6, 400 / max(b - a, 1e-9)))
     r = render(sched, a, b, fs, dtype=np.float64)
     for i, lbl in enumerate(r.labels[:_MAX_TRACES]):
-        ax.plot((r.time_s - t_pulse) / US, r.current_ma[i], lw=1.4, label=lbl, drawstyle="default" if sine else "steps-post")
+        ax.plot((r.time_s - t_pulse) / US, r.current_ma[i], lw=1.4, label=lbl, drawstyle="default" if curved else "steps-post")
     ax.axhline(0, color="0.6", lw=0.6)
     ax.set_xlabel("time from pulse start (µs)")
     ax.set_ylabel("current (mA)")
     what = "a few carrier cycles" if sine else "one pulse"
-    ax.set_title(f"{phase_note}{what} at full intensity ({sched.amplitudes_ma[0]:g} mA)", fontsize=9)
+    ax.set_title(f"{phase_note}{what} at full intensity ({amplitude_text(st0, sched.amplitudes_ma[0])})", fontsize=9)
     _legend(ax)
 
     # 2. a train
@@ -359,7 +393,7 @@ def plot_program(program: Program, path: str | os.PathLike[str] | None = None, l
         ax.plot((r.time_s - a) / MS, r.current_ma[0] + r.current_ma[1], lw=0.6, color="k", alpha=0.5, label="sum where circuits cross")
     ax.set_xlabel("time (ms)")
     ax.set_ylabel("current (mA)")
-    ax.set_title(f"{phase_note}pulse train at {sched.amplitudes_ma[0]:g} mA", fontsize=9)
+    ax.set_title(f"{phase_note}pulse train at {amplitude_text(st0, sched.amplitudes_ma[0])}", fontsize=9)
     _legend(ax)
 
     # 3. each modulation over one whole period; the duty cycle over two cycles

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import OptionError
-from ._schedule import SHAPE_SINE, PulseChunk, Schedule
+from ._schedule import SHAPE_SINE, SHAPE_SPIKE, SPIKE_TIME_CONSTANTS, PulseChunk, Schedule
 
 __all__ = ["Rendered", "render", "render_chunk"]
 
@@ -34,7 +34,9 @@ class Rendered:
 def render_chunk(c: PulseChunk, start_s: float, n: int, fs: float, out: np.ndarray) -> None:
     """Write the pulses of one output (sorted by time) into ``out`` (length ``n``), sampling at ``fs``.
 
-    A sample at time t takes the value of the phase with start ≤ t < end.
+    A sample at time t takes the value of the phase with start ≤ t < end: its amplitude
+    (rectangular), ``I sin(π (t - start) / w)`` (sine half-wave) or
+    ``I exp(-3 (t - start) / w)`` (spike), for a phase of amplitude I and width w.
     """
     out[:] = 0
     if len(c) == 0 or n == 0:
@@ -63,6 +65,19 @@ def render_chunk(c: PulseChunk, start_s: float, n: int, fs: float, out: np.ndarr
         phase = np.clip((t - bt[s]) / np.where(width[s] > 0, width[s], 1.0), 0.0, 1.0)
         view = out[lead:]
         view[on] = vals[s] * np.sin(np.pi * phase)
+    spike = c.shape == SHAPE_SPIKE
+    if spike.any():
+        seg = np.repeat(np.arange(vals.shape[0]), lengths)
+        seg_spike = np.repeat(spike, 4)
+        seg_spike[1::2] = False  # gaps and rests
+        width = np.stack([c.first_width_us, zero, c.second_width_us, zero], axis=1).ravel() * 1e-6
+        on = seg_spike[seg]
+        s = seg[on]
+        t = start_s + (lead + np.nonzero(on)[0]) / fs
+        # the decay from the phase's start, e^-3 at its end (time round-off never puts a sample before the start)
+        frac = np.clip((t - bt[s]) / np.where(width[s] > 0, width[s], 1.0), 0.0, 1.0)
+        view = out[lead:]
+        view[on] = vals[s] * np.exp(-SPIKE_TIME_CONSTANTS * frac)
 
 
 def render(

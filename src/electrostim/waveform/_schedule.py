@@ -3,8 +3,9 @@
 Every pulse is one record: its start time, its output, and two phases (amplitude and
 width each) with the gap between them. Rectangular pulses use the phases as written;
 a carrier cycle of a sine waveform is a pulse of two sine half-waves (shape ``1``),
-the first positive, the second negative. Amplitudes are signed (cathodic < 0 at the
-active pad).
+the first positive, the second negative; a spike pulse (shape ``2``, high-voltage
+pulsed current) has phases that decay exponentially from their amplitude. Amplitudes
+are signed (cathodic < 0 at the active pad).
 """
 
 from __future__ import annotations
@@ -18,17 +19,24 @@ from typing import cast
 import numpy as np
 
 from ..errors import OptionError
-from ..program import AsymmetricBiphasic, Monophasic, Output, Program, SymmetricBiphasic
+from ..program import MAX_VOLTAGE_V, VOLTAGE_LOAD_OHM, AsymmetricBiphasic, Monophasic, Output, Program, SymmetricBiphasic
 from ._timing import ConstantClock, PiecewiseClock, RandomClock, duty_envelope, make_clock, sweep_factor, sweep_shift_s
 
-__all__ = ["PulseChunk", "Schedule", "schedule", "SHAPE_RECT", "SHAPE_SINE"]
+__all__ = ["PulseChunk", "Schedule", "schedule", "SHAPE_RECT", "SHAPE_SINE", "SHAPE_SPIKE"]
 
 #: shape code of a pulse of rectangular phases
 SHAPE_RECT = 0
 #: shape code of a carrier cycle (two sine half-waves)
 SHAPE_SINE = 1
+#: shape code of a pulse of spike phases (high-voltage pulsed current): each phase jumps to its
+#: amplitude and decays exponentially, to e^-3 (5 %) of it at the end of its width
+SHAPE_SPIKE = 2
+#: time constants in the width of a spike phase: the time constant is width / SPIKE_TIME_CONSTANTS
+SPIKE_TIME_CONSTANTS = 3.0
 
 _TARGET_EVENTS_PER_CHUNK = 250_000
+#: the highest current an output set in volts drives (500 V into 200 Ω: 2500 mA)
+_MAX_VOLTAGE_CONTROLLED_MA = MAX_VOLTAGE_V / VOLTAGE_LOAD_OHM * 1000.0
 
 
 @dataclass(frozen=True)
@@ -42,7 +50,7 @@ class PulseChunk:
     output : int16 array
         Output (stimulator channel) index.
     shape : uint8 array
-        ``SHAPE_RECT`` or ``SHAPE_SINE``.
+        ``SHAPE_RECT``, ``SHAPE_SINE`` or ``SHAPE_SPIKE``.
     first_amplitude_ma, second_amplitude_ma : float64 arrays
         Signed peak current of each phase.
     first_width_us, second_width_us, gap_us : float64 arrays
@@ -319,7 +327,8 @@ class _OutputGenerator:
                 ratio = p.second_phase_ratio
                 w2 = width * ratio
                 a2 = -a1 / ratio
-        return PulseChunk(t0, t1, t, np.full(n, self.index, np.int16), np.full(n, SHAPE_RECT, np.uint8), a1, width, gap, a2, w2)
+        code = SHAPE_SPIKE if isinstance(p, Monophasic) and p.phase_shape == "spike" else SHAPE_RECT
+        return PulseChunk(t0, t1, t, np.full(n, self.index, np.int16), np.full(n, code, np.uint8), a1, width, gap, a2, w2)
 
 
 class _PhasedGenerator:
@@ -442,8 +451,9 @@ class Schedule:
                 value = amplitude_ma.get(ch.label, value)
             elif amplitude_ma is not None:
                 value = amplitude_ma
-            if not (0 <= float(value) <= 1000):
-                raise OptionError(f"Invalid amplitude for channel {ch.label!r}: allowed 0 to 1000 mA, but got {value!r}.")
+            top = _MAX_VOLTAGE_CONTROLLED_MA if a.voltage_controlled else 1000  # volts drive up to 2.5 A into 200 Ω
+            if not (0 <= float(value) <= top):
+                raise OptionError(f"Invalid amplitude for channel {ch.label!r}: allowed 0 to {top:g} mA, but got {value!r}.")
             amps.append(float(value))
         #: amplitude of each output in mA
         self.amplitudes_ma = amps
