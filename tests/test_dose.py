@@ -329,3 +329,14 @@ def test_property_a_random_rate_keeps_its_range_and_has_a_round_period(low, widt
     assert c.intervals.sum() == pytest.approx(c.period, rel=1e-12)
     assert any(abs(c.period / step - round(c.period / step)) < 1e-6 for step in RandomClock.PERIOD_STEPS_S) or \
         c.period == pytest.approx(float(np.sum(1.0 / np.random.default_rng(seed).uniform(low, high, c.CYCLE))))
+
+
+@pytest.mark.parametrize("amplitude_ma", [5e-321, 1e-300, 1e-12])
+def test_a_vanishing_amplitude_has_a_dose_not_a_math_error(amplitude_ma):
+    """The kind: a charge whose density underflows to 0 (a subnormal amplitude) broke Shannon's k (log of 0)."""
+    p = make_program({"shape": "symmetric-biphasic", "pulse_width_us": 200, "frequency_hz": 50}, duration_s=2)
+    d = es.compute_dose(p, amplitude_ma=amplitude_ma).outputs[0]
+    for e in d.electrodes:
+        assert e.shannon_k is not None and math.isfinite(e.shannon_k)
+        q = d.max_phase_charge_uc
+        assert e.shannon_k == pytest.approx(2 * math.log10(q) - math.log10(e.area_cm2))

@@ -499,7 +499,8 @@ def compute_dose(
         for e in o.electrodes:
             area = e.area_cm2
             density = acc.max_q / area
-            k = math.log10(density) + math.log10(acc.max_q) if acc.max_q > 0 else None
+            # k = log10(q / area) + log10(q), written so that a charge whose density underflows to 0 still has one
+            k = 2.0 * math.log10(acc.max_q) - math.log10(area) if acc.max_q > 0 else None
             pads.append(
                 ElectrodeDose(
                     site=e.site,
