@@ -73,11 +73,17 @@ def test_a_phase_lays_its_tables_over_every_channel_and_its_own_channel_table_ov
     ([{"name": "a", "duration_s": 1, "stimulus": {"amplitude": {"max_ma": 80}}}], {},
      "changes the amplitude of channel 'ch1'"),
     ([{"name": "a", "duration_s": 1, "stimulus": {"pulse": {"frequency_hz": math.nan}}}], {},
-     "phases[0].channels.ch1.stimulus.pulse.frequency_hz: not a finite number"),
+     "phases[0].stimulus.pulse.frequency_hz: not a finite number"),
     ([{"name": "a", "duration_s": 1, "stimulus": {"pulse": {"frequency_hz": 4000}}}], {},
      "phases[0].channels.ch1.stimulus: pulses overlap"),
     ([{"name": "a", "duration_s": 1, "stimulus": 5}], {}, "phases[0].stimulus: allowed a table, but given 5"),
     ([{"name": "a", "duration_s": True}], {}, "phases[0].duration_s"),
+    ([{"name": "a", "duration_s": "10"}], {}, "test.toml: phases[0].duration_s: not a number"),  # one line: no "missing"
+    ([{"name": "a", "duration_s": 1, "channels": {"ch1": 5}}], {}, "phases[0].channels.ch1: allowed a table, but given 5"),
+    ([{"name": "a", "duration_s": 1, "channels": {"ch1": {"stimulus": "fast"}}}], {},
+     "phases[0].channels.ch1.stimulus: allowed a table, but given 'fast'"),
+    ([{"name": "   ", "duration_s": 1}], {}, "phases[0].name: at least 1 character of text"),
+    ([{"name": f"p{i}", "duration_s": 1} for i in range(33)], {}, "phases: at most 32 entries, but 33 were given"),
     ([{"name": "a\nb", "duration_s": 1}], {}, "phase name"),
     ([{"name": "a", "duration_s": 1, "intensity_percent": 120}], {}, "phases[0].intensity_percent"),
 ])
@@ -86,7 +92,31 @@ def test_a_bad_phase_is_one_clear_line(phases, extra, words):
         phased(phases, **extra)
     text = str(e.value)
     assert words in text
-    assert "Traceback" not in text
+    assert "Traceback" not in text and "(top level): phase" not in text.split(": ", 2)[-1]
+    assert len(text.splitlines()) == 1, text
+
+
+def test_one_mistake_is_reported_once_where_it_was_written():
+    """The kind: a value inherited by every channel and phase was reported once per channel and phase."""
+    with pytest.raises(ProgramError) as e:
+        phased([{"name": "a", "duration_s": 1}, {"name": "b", "duration_s": 1}], channels=3,
+               pulse={"shape": "symmetric-biphasic", "pulse_widht_us": 200, "frequency_hz": 20})
+    assert str(e.value) == ("test.toml: stimulus.pulse.pulse_widht_us: unknown field; did you mean 'pulse_width_us' "
+                            "(required, and missing)? given 200")
+    with pytest.raises(ProgramError) as e:
+        phased([{"name": "a", "duration_s": 1, "stimulus": {"pulse": {"frequency_hz": "x"}}}], channels=3)
+    assert str(e.value).startswith("test.toml: phases[0].stimulus.pulse.frequency_hz: not a number")
+    with pytest.raises(ProgramError) as e:
+        phased([{"name": "a", "duration_s": 1, "channels": {"ch2": {"stimulus": {"pulse": {"frequency_hz": "x"}}}}}],
+               channels=3)
+    assert str(e.value).startswith("test.toml: phases[0].channels.ch2.stimulus.pulse.frequency_hz: not a number")
+
+
+def test_check_at_another_amplitude_changes_it_in_every_phase():
+    p = es.load_program("ems-strength-phases").with_changes(max_amplitude_ma=50.0)
+    assert {st.amplitude.max_ma for st in p.stimuli(0)} == {50.0}
+    r = runner.invoke(app, ["check", "ems-strength-phases", "--amplitude-ma", "50"])
+    assert r.exit_code == 0, r.output
 
 
 def test_a_phase_must_suit_the_program_as_a_whole():
@@ -106,7 +136,7 @@ def test_the_cli_reports_a_bad_phase_in_one_line_with_exit_2(tmp_path):
     r = runner.invoke(app, ["check", str(path)])
     assert r.exit_code == 2
     lines = [ln for ln in r.output.splitlines() if ln.strip()]
-    assert len(lines) == 1 and "phases[1].channels.quadriceps.stimulus.pulse.frequency_hz" in lines[0]
+    assert len(lines) == 1 and "phases[1].stimulus.pulse.frequency_hz: should be less than or equal to 20000" in lines[0]
 
 
 # --------------------------------------------------------------------------- the schedule

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 import types
+from collections.abc import Callable
 from enum import Enum
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
@@ -115,6 +117,9 @@ def _resolve(root: type[BaseModel] | None, loc: tuple[Any, ...]) -> tuple[Any, l
         tp, meta = _unwrap(tp, meta)
         if isinstance(part, str) and part.startswith("function-"):
             continue
+        if get_origin(tp) is dict and len(get_args(tp)) == 2:  # a table keyed by name (a phase's channels)
+            tp, meta = get_args(tp)[1], []
+            continue
         if isinstance(part, int):
             if get_origin(tp) in (list, tuple) and get_args(tp):
                 tp, meta = get_args(tp)[0], []
@@ -220,6 +225,10 @@ def closest_name(name: str, candidates: Any) -> str | None:
 # --------------------------------------------------------------------------- the message
 
 
+#: a message that starts with the place it is about (``phases[0].channels: ...``)
+_PATH_MESSAGE = re.compile(r"^[a-z_]+\[\d+\][\w.\[\]-]*: ")
+
+
 def _clean(msg: str) -> str:
     msg = msg.removeprefix("Value error, ").rstrip(".")
     if msg.startswith("Input should be"):
@@ -232,7 +241,8 @@ def _where(loc: tuple[Any, ...]) -> str:
 
 
 def format_validation_error(
-    exc: ValidationError, source: str, model: type[BaseModel] | None = None
+    exc: ValidationError, source: str, model: type[BaseModel] | None = None,
+    where: Callable[[tuple[Any, ...]], tuple[Any, ...]] | None = None,
 ) -> tuple[str, list[tuple[str, str, Any]]]:
     """Turn a pydantic error into one readable message and a list of ``(field, problem, given)``.
 
@@ -246,6 +256,9 @@ def format_validation_error(
         The model that was validated: with it each problem also says what the field
         allows (a number's range, the choices), and an unknown field name gets the
         closest allowed name as a suggestion.
+    where : callable, optional
+        Maps a problem's location to the place the person wrote it (a value a channel
+        inherited from the program's ``[stimulus]`` table is reported there, once).
 
     Returns
     -------
@@ -287,7 +300,7 @@ def format_validation_error(
 
     for i, err in enumerate(errors):
         loc = tuple(err["loc"])
-        field = _loc(loc)
+        field = _loc(where(loc) if where is not None else loc)
         given = err.get("input")
         kind = err["type"]
         tp, meta = _resolve(model, loc)
@@ -308,7 +321,10 @@ def format_validation_error(
             if loc not in answered:
                 add(field, f"required, but missing{allowed_text}", None, show_given=False)
         elif kind == "extra_forbidden":
-            add(*unknown[i], given)
+            place, problem = unknown[i]
+            if where is not None and place == _loc(loc):
+                place = field
+            add(place, problem, given)
         elif kind == "finite_number" or (number_place and isinstance(given, float) and not math.isfinite(given)):
             add(field, f"not a finite number (nan and inf are never a setting){allowed_text}", given)
         elif number_place and isinstance(given, bool):
@@ -328,6 +344,15 @@ def format_validation_error(
             add(field, "should be an array ([a, b])", given)
         elif kind == "string_type":
             add(field, "should be text in quotes", given)
+        elif kind == "string_too_short":
+            n = err.get("ctx", {}).get("min_length", 1)
+            add(field, f"at least {n} character{'s' * (n != 1)} of text (spaces at either end do not count)", given)
+        elif kind == "too_long" and isinstance(given, list):
+            n = err.get("ctx", {}).get("max_length")
+            add(field, f"at most {n} entries, but {len(given)} were given", None, show_given=False)
+        elif not loc and _PATH_MESSAGE.match(msg):  # a problem that names its own place
+            place, _, problem = msg.partition(": ")
+            add(place, problem, None, show_given=False)
         elif isinstance(given, (str, int, float, bool)) or given is None:
             add(field, msg, given)
         else:

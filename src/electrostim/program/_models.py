@@ -774,6 +774,12 @@ def _resolve_phases(data: dict[str, Any]) -> dict[str, Any]:
             raise PydanticCustomError("phase_channel", "{message}", {
                 "message": f"phases[{k}].channels: no channel {', '.join(map(repr, unknown))}; allowed the channel "
                            f"labels {', '.join(map(repr, labels))}"})
+        for lbl, own in per.items():
+            own_stim = own.get("stimulus", {}) if isinstance(own, dict) else None
+            if not isinstance(own_stim, dict):
+                what = f"phases[{k}].channels.{lbl}" + (".stimulus" if isinstance(own, dict) else "")
+                raise PydanticCustomError("phase_table", "{message}", {
+                    "message": f"{what}: allowed a table, but given {own_stim if isinstance(own, dict) else own!r}"})
         out: dict[str, Any] = {}
         for c in chans:
             if not isinstance(c, dict) or not isinstance(c.get("label"), str) or not isinstance(c.get("stimulus"), dict):
@@ -792,6 +798,8 @@ def _resolve_phases(data: dict[str, Any]) -> dict[str, Any]:
         durations = [ph.get("duration_s") if isinstance(ph, dict) else None for ph in resolved]
         if resolved and all(isinstance(d, int | float) and not isinstance(d, bool) for d in durations):
             data["session_duration_s"] = float(sum(durations))  # type: ignore[arg-type]
+        elif resolved:  # a phase's duration is reported on its own; the session's is not "missing" too
+            data["session_duration_s"] = 1.0
     return data
 
 
@@ -916,7 +924,10 @@ class Program(_Model):
         for k, ph in enumerate(self.phases):
             key = look_alike_key(ph.name)
             if key in names:
-                raise ValueError(f"phase names must be unique: phases {names[key] + 1} and {k + 1} are both {ph.name!r}")
+                other = self.phases[names[key]].name
+                same = f"both {ph.name!r}" if other == ph.name else (
+                    f"{other!r} and {ph.name!r}, one name ignoring case and look-alike characters")
+                raise ValueError(f"phase names must be unique: phases {names[key] + 1} and {k + 1} are {same}")
             names[key] = k
             for c in self.channels:
                 if ph.channels[c.label].stimulus.amplitude != c.stimulus.amplitude:
@@ -926,8 +937,9 @@ class Program(_Model):
             try:
                 self._phase_program(ph)
             except ValidationError as exc:
-                message, _ = format_validation_error(exc, "", Program)
-                raise ValueError(f"phase {k + 1} ({ph.name!r}): {message.lstrip(': ').strip()}") from None
+                _, problems = format_validation_error(exc, "", Program)
+                said = "; ".join(p if f == "(top level)" else f"{f}: {p}" for f, p, _ in problems)
+                raise ValueError(f"phase {k + 1} ({ph.name!r}): {said}") from None
 
     def _phase_program(self, phase: Phase) -> Program:
         data = self.model_dump(mode="python", exclude={"phases"})
@@ -1029,11 +1041,14 @@ class Program(_Model):
         The default amplitude is lowered to the new maximum where it would exceed it.
         """
         data = self.model_dump(mode="python")
-        for ch in data["channels"]:
+        stimuli = [ch["stimulus"] for ch in data["channels"]]
+        stimuli += [c["stimulus"] for ph in data["phases"] for c in ph["channels"].values()]  # the same in every phase
+        for stim in stimuli:
             if max_amplitude_ma is not None:
-                amp = ch["stimulus"]["amplitude"]
+                amp = stim["amplitude"]
                 amp["max_ma"] = max_amplitude_ma
                 amp["default_ma"] = min(amp["default_ma"], max_amplitude_ma)
+        for ch in data["channels"]:
             for pad in ch["electrodes"]:
                 if electrode_cm is not None:
                     pad.update(shape="rectangle", width_cm=electrode_cm[0], height_cm=electrode_cm[1], diameter_cm=None)
@@ -1085,5 +1100,37 @@ def validate_program(data: Any, source: str = "program") -> Program:
     try:
         return Program.model_validate(data)
     except ValidationError as exc:
-        message, problems = format_validation_error(exc, source, Program)
+        message, problems = format_validation_error(exc, source, Program, where=_written_at(data))
         raise ProgramError(message, problems) from None
+
+
+def _written_at(data: dict[str, Any]) -> Any:
+    """Where a problem of a channel's (or a phase's) stimulus was written: in the program's ``[stimulus]`` table
+    when the channel inherited the value there (the channel's, and the phase's, own tables do not set it), so
+    that one mistake there is reported once, at its place."""
+    base = data.get("stimulus") if isinstance(data.get("stimulus"), dict) else {}
+    chans = data.get("channels") if isinstance(data.get("channels"), list) else []
+    phases = data.get("phases") if isinstance(data.get("phases"), list) else []
+
+    def own(table: Any, key: Any) -> bool:
+        return isinstance(table, dict) and isinstance(table.get("stimulus"), dict) and key in table["stimulus"]
+
+    def where(loc: tuple[Any, ...]) -> tuple[Any, ...]:
+        if len(loc) > 3 and loc[0] == "channels" and loc[2] == "stimulus":
+            rest, chan = loc[3:], chans[loc[1]] if isinstance(loc[1], int) and loc[1] < len(chans) else None
+        elif len(loc) > 5 and loc[0] == "phases" and loc[2] == "channels" and loc[4] == "stimulus":
+            ph = phases[loc[1]] if isinstance(loc[1], int) and loc[1] < len(phases) else None
+            chan = next((c for c in chans if isinstance(c, dict) and c.get("label") == loc[3]), None)
+            per = ph.get("channels") if isinstance(ph, dict) and isinstance(ph.get("channels"), dict) else {}
+            rest = loc[5:]
+            if own(per.get(loc[3]), rest[0]):
+                return loc  # the phase's own table for this channel
+            if own(ph, rest[0]):
+                return ("phases", loc[1], "stimulus", *rest)  # the phase's table, laid over every channel
+        else:
+            return loc
+        if rest[0] in base and not own(chan, rest[0]):
+            return ("stimulus", *rest)
+        return loc
+
+    return where
