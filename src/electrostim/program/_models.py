@@ -1108,9 +1108,13 @@ def _written_at(data: dict[str, Any]) -> Any:
     """Where a problem of a channel's (or a phase's) stimulus was written: in the program's ``[stimulus]`` table
     when the channel inherited the value there (the channel's, and the phase's, own tables do not set it), so
     that one mistake there is reported once, at its place."""
-    base = data.get("stimulus") if isinstance(data.get("stimulus"), dict) else {}
-    chans = data.get("channels") if isinstance(data.get("channels"), list) else []
-    phases = data.get("phases") if isinstance(data.get("phases"), list) else []
+    def table(key: str, kind: type) -> Any:
+        value = data.get(key)
+        return value if isinstance(value, kind) else kind()
+
+    base: dict[str, Any] = table("stimulus", dict)
+    chans: list[Any] = table("channels", list)
+    phases: list[Any] = table("phases", list)
 
     def own(table: Any, key: Any) -> bool:
         return isinstance(table, dict) and isinstance(table.get("stimulus"), dict) and key in table["stimulus"]
