@@ -1125,7 +1125,7 @@ def _written_at(data: dict[str, Any]) -> Any:
         elif len(loc) > 5 and loc[0] == "phases" and loc[2] == "channels" and loc[4] == "stimulus":
             ph = phases[loc[1]] if isinstance(loc[1], int) and loc[1] < len(phases) else None
             chan = next((c for c in chans if isinstance(c, dict) and c.get("label") == loc[3]), None)
-            per = ph.get("channels") if isinstance(ph, dict) and isinstance(ph.get("channels"), dict) else {}
+            per: dict[Any, Any] = ph["channels"] if isinstance(ph, dict) and isinstance(ph.get("channels"), dict) else {}
             rest = loc[5:]
             if own(per.get(loc[3]), rest[0]):
                 return loc  # the phase's own table for this channel
