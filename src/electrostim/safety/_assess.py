@@ -479,6 +479,40 @@ def _per_phase(program: Program, dev: DeviceProfile, patient: Patient | None = N
     return program, out, amps
 
 
+def _name_phases(program: Program, reasons: list[Reason], amps: dict[str, float], load: float) -> list[Reason]:
+    """The dose reasons of a multi-phase program, each naming the phases it holds in.
+
+    Each phase is dosed on its own (at its part of the intensity); a reason of the whole
+    session names the phases whose own dose breaches the same rule on the same output,
+    or says that it arises only in a window across a boundary between phases.
+    """
+    spans = program.phase_spans
+    if len(spans) < 2 or not reasons:
+        return reasons
+    held: dict[tuple[str, str | None], list[str]] = {}
+    for span in spans:
+        if span.intensity_percent <= 0:
+            continue
+        part = compute_dose(span.program, amplitude_ma={k: v * span.intensity_percent / 100.0 for k, v in amps.items()},
+                            load_ohm=load)
+        for r in _limit_reasons(part):
+            names = held.setdefault((r.rule, r.output), [])
+            if span.name not in names:
+                names.append(span.name)
+    out = []
+    for r in reasons:
+        names = held.get((r.rule, r.output), [])
+        if not names:
+            where = "across a boundary between phases (no phase alone)"
+        elif len(names) == len(spans):
+            out.append(r)
+            continue
+        else:
+            where = f"phase{'s' * (len(names) > 1)} {', '.join(repr(n) for n in names)}"
+        out.append(r.model_copy(update={"message": f"{where}: {r.message}"}))
+    return out
+
+
 def _non_finite_reasons(dose: Dose) -> list[Reason]:
     """Fail closed: a dose figure that is not a finite number is a refusal (every comparison with NaN is false)."""
     reasons: list[Reason] = []
@@ -945,7 +979,7 @@ def assess(
     # its intensity_percent of it), windows across the phases' boundaries included
     dose = compute_dose(judged, amplitude_ma=amps, load_ohm=load)
     reasons += _non_finite_reasons(dose)
-    reasons += _limit_reasons(dose)
+    reasons += _name_phases(judged, _limit_reasons(dose), amps, load)
     site_reasons, warnings = _site_reasons(judged, patient)
     reasons += site_reasons
     return Assessment(_KEY, snapshot, judged, patient, dev, dose, reasons, warnings, amps, load)
