@@ -367,3 +367,33 @@ def test_check_show_and_plot_show_the_phases(tmp_path):
     texts = {t.get_text() for t in fig.axes[-1].texts}
     assert {"warm-up", "work", "active rest"} <= texts
     assert "phase 1/3 'warm-up' (5 min, 60 % intensity)" in fig._suptitle.get_text()
+
+
+def test_the_session_start_ramp_ends_within_the_first_phase_and_the_program_ends_itself():
+    """The reported case: default 80 mA, a 30 s warm-up without a ramp, then contractions: the session's start ramp
+    at 2 mA/s took 40 s and ate the first contractions of the work phase."""
+    p = phased([{"name": "warm-up", "duration_s": 30, "intensity_percent": 60},
+                {"name": "work", "duration_s": 30, "stimulus": {"duty_cycle": {"on_s": 5, "off_s": 10},
+                                                                "ramp_up_s": 1, "ramp_down_s": 1}},
+                {"name": "cool-down", "duration_s": 10, "stimulus": {"ramp_down_s": 3}}],
+               amplitude=(80, 100))
+    plan = es.assess(p).approve()
+    dev = SimulatedStimulator()
+    dev.connect()
+    dev.configure(plan)
+    events = []
+    r = Runner(dev, on_event=lambda k, e: events.append((k, e)))
+    assert r.ramp_down_s == 0.0  # the cool-down ramps down itself: no session ramp on top
+    r.run(step_s=0.05, speed=float("inf"))
+    ends = [e for k, e in events if k == "intensity" and e.get("ramp") == "end" and e["from_ma"] == 0.0]
+    assert ends and ends[0]["intensity_ma"] == 80.0 and ends[0]["t_s"] <= 30.0 + 1e-6
+    states = [e["state"] for k, e in events if k == "state"]
+    assert "run" in states
+    # the first contraction of the work phase is at the full 80 mA
+    emitted = dev.emitted(31.5, 35.0)
+    assert np.abs(emitted.first_amplitude_ma).max() == pytest.approx(80.0)
+    # cut short, the session closes with its own ramp (the program's end is not reached)
+    dev2 = SimulatedStimulator()
+    dev2.connect()
+    dev2.configure(plan)
+    assert Runner(dev2, duration_s=40.0).ramp_down_s == 3.0

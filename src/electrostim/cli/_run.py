@@ -308,11 +308,11 @@ def _console_tick(read: Callable[[], str | None], live: Live) -> Callable[[Runne
 
 
 def _deliver(plan: ApprovedPlan, spec: str, *, duration_s: float | None, speed: float, db: str | None, interactive: bool,
-             start_ramp_s: float | None = None) -> SessionResult:
+             start_ramp_s: float | None = None, end_ramp_s: float | None = None) -> SessionResult:
     """Deliver through the library (session.deliver), under the live console when interactive."""
     from ..session import deliver
 
-    options = {"start_ramp_s": start_ramp_s} if start_ramp_s is not None else None
+    options = {k: v for k, v in (("start_ramp_s", start_ramp_s), ("ramp_s", end_ramp_s)) if v is not None} or None
     if not interactive:
         return deliver(plan, spec, db, duration_s=duration_s, speed=speed, device=spec, runner_options=options)
     with _raw_keys() as read, Live(f"{plan.program.name}: connecting…", refresh_per_second=10, console=out) as live:
@@ -405,6 +405,9 @@ def run(
     start_ramp_s: Annotated[float | None, typer.Option("--start-ramp-s", help=(
         "the session's own ramp to the starting intensity, s: 0 <= X <= 600 (default: none where the program ramps "
         "up or has on/off cycles, whose ramps shape every contraction; a rise at 2 mA/s elsewhere)"))] = None,
+    end_ramp_s: Annotated[float | None, typer.Option("--end-ramp-s", help=(
+        "the session's closing ramp to zero, s: 0 <= X <= 600 (default: none where the session runs to the end of a "
+        "program that ramps down itself; 3 s, at most half the session, elsewhere)"))] = None,
     duration_s: Annotated[float | None, typer.Option("--duration-s", help="session length, s: 0.01 <= X <= the program's (default: the program's)")] = None,
     speed: Annotated[float, typer.Option("--speed", help="run the simulated stimulator this many times faster than real time (0.01 <= X <= 1e6)")] = 1.0,
     db: Annotated[str | None, typer.Option("--db", help="database URL or SQLite file (default: the user data folder)")] = None,
@@ -426,6 +429,10 @@ def run(
     from ..session import backend_profile, check_store, parse_backend
 
     _check_timing(speed, duration_s, start_ramp_s)
+    if end_ramp_s is not None:
+        from ..session import check_number
+
+        check_number("--end-ramp-s", end_ramp_s, low=0.0, high=600.0, low_open=False)
     name = check_confirmer(confirmed_by) if confirmed_by is not None else None
     backend, _ = parse_backend(device)
     if speed != 1.0 and backend.needs_port:
@@ -475,7 +482,7 @@ def run(
         err.out(f"confirmed by {name}")
     interactive = not yes and sys.stdin.isatty() and sys.stdout.isatty() and not json_
     result = _deliver(plan, device, duration_s=duration_s, speed=speed, db=db, interactive=interactive,
-                      start_ramp_s=start_ramp_s)
+                      start_ramp_s=start_ramp_s, end_ramp_s=end_ramp_s)
     if json_:
         _emit_json({"assessment": a.to_dict(), "precautions": [r.model_dump(mode="json") for r in a.reasons],
                     "confirmed_by": name, "session": result.to_dict()})

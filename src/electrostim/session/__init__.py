@@ -15,6 +15,7 @@ Examples
 from ..devices import BACKENDS, backend_help, backend_profile, open_emulator, open_stimulator
 from ._deliver import END_STATES, EXIT_CODES, HANDLED_SIGNALS, MAX_SPEED, SessionResult, check_store, deliver, parse_backend
 from ._runner import (
+    DEFAULT_END_RAMP_S,
     MAX_START_RAMP_S,
     MAX_STEP_S,
     MIN_DURATION_S,
@@ -23,10 +24,11 @@ from ._runner import (
     SessionError,
     SessionState,
     check_number,
+    program_ends_itself,
     program_ramps,
 )
 from ._timeline import intensity_at, intensity_timeline
 
-__all__ = ["BACKENDS", "END_STATES", "EXIT_CODES", "HANDLED_SIGNALS", "MAX_SPEED", "MAX_START_RAMP_S", "MAX_STEP_S", "MIN_DURATION_S", "MIN_STEP_S",
+__all__ = ["BACKENDS", "DEFAULT_END_RAMP_S", "END_STATES", "EXIT_CODES", "HANDLED_SIGNALS", "MAX_SPEED", "MAX_START_RAMP_S", "MAX_STEP_S", "MIN_DURATION_S", "MIN_STEP_S",
            "Runner", "SessionError", "SessionResult", "SessionState", "backend_help", "backend_profile", "check_number", "check_store", "deliver",
-           "intensity_at", "intensity_timeline", "open_emulator", "open_stimulator", "parse_backend", "program_ramps"]
+           "intensity_at", "intensity_timeline", "open_emulator", "open_stimulator", "parse_backend", "program_ends_itself", "program_ramps"]

@@ -13,8 +13,16 @@ The program shapes its own output: its ``ramp_up_s`` and its on/off duty cycle s
 the intensity the session sets, so a session does not ramp on top of them. By default
 an output whose program ramps up or has a duty cycle gets its starting intensity at
 once (its first contraction rises as the program's ramp says); an output with neither
-is brought up at the slew rate. ``start_ramp_s`` asks for a session ramp of that
-length (0 to :data:`MAX_START_RAMP_S`) on every output instead.
+is brought up at the slew rate, and in a multi-phase program at least fast enough to
+arrive within the first phase (a long warm-up ramp would eat the work phase).
+``start_ramp_s`` asks for a session ramp of that length (0 to
+:data:`MAX_START_RAMP_S`) on every output instead.
+
+The end
+-------
+A session that runs its program to the end, whose last phase ramps down itself (a
+``ramp_down_s`` and no on/off cycle), ends with the program's ramp; any other ends with
+a closing ramp of :data:`DEFAULT_END_RAMP_S` (or ``ramp_s``), at most half the session.
 
 Intensity events
 ----------------
@@ -48,8 +56,8 @@ from typing import Any
 from ..devices._stimulator import DeviceError, DeviceState, Stimulator
 from ..errors import ElectrostimError, OptionError, SafetyError
 
-__all__ = ["MAX_STEP_S", "MIN_DURATION_S", "MIN_STEP_S", "MAX_START_RAMP_S", "SessionState", "SessionError", "Runner", "check_number",
-           "program_ramps"]
+__all__ = ["MAX_STEP_S", "MIN_DURATION_S", "MIN_STEP_S", "MAX_START_RAMP_S", "DEFAULT_END_RAMP_S", "SessionState", "SessionError",
+           "Runner", "check_number", "program_ramps", "program_ends_itself"]
 
 #: the shortest session (s of run time) a runner accepts: one step of a 100 Hz train
 MIN_DURATION_S = 0.01
@@ -58,6 +66,8 @@ MIN_DURATION_S = 0.01
 MIN_STEP_S, MAX_STEP_S = 0.001, 1.0
 #: the longest session ramp to the starting intensity (``start_ramp_s``, ``--start-ramp-s``), s
 MAX_START_RAMP_S = 600.0
+#: the session's closing ramp (``ramp_s``, ``--end-ramp-s``) where the program does not ramp down at its end, s
+DEFAULT_END_RAMP_S = 3.0
 
 
 def program_ramps(program: Any) -> dict[str, bool]:
@@ -72,6 +82,20 @@ def program_ramps(program: Any) -> dict[str, bool]:
     """
     first = program.phase_spans[0].program  # a multi-phase program starts with its first phase
     return {o.label: bool(o.stimulus.ramp_up_s > 0 or o.stimulus.duty_cycle is not None) for o in first.outputs}
+
+
+def program_ends_itself(program: Any) -> bool:
+    """Whether the program ramps every output down at its end itself: its last phase has a ``ramp_down_s`` and
+    no on/off cycle (an on/off cycle may be in the middle of a contraction when the session ends).
+
+    Examples
+    --------
+    >>> import electrostim as es
+    >>> program_ends_itself(es.load_program("ems-strength-phases")), program_ends_itself(es.load_program("nmes-quadriceps-tka"))
+    (True, False)
+    """
+    last = program.phase_spans[-1].program
+    return all(o.stimulus.ramp_down_s > 0 and o.stimulus.duty_cycle is None for o in last.outputs)
 
 
 def check_number(name: str, value: object, *, low: float, high: float, low_open: bool = True) -> float:
@@ -140,8 +164,10 @@ class Runner:
         contraction, the first one too), any other at ``slew_ma_per_s``.
     duration_s : float, optional
         Session length, s: :data:`MIN_DURATION_S` (0.01) to the program's (the default).
-    ramp_s : float
-        Length of the closing ramp down.
+    ramp_s : float, optional
+        Length of the closing ramp down, s (0 to 600). By default (None) the program's
+        ramp governs where it has one at its end and the session runs to it (see "The
+        end" above); else :data:`DEFAULT_END_RAMP_S`.
     keepalive_s : float
         Longest time between steps before the watchdog stops the session. A stimulator
         that runs on its own (a serial device) is told too, and stops by itself if the
@@ -157,7 +183,7 @@ class Runner:
     """
 
     def __init__(self, device: Stimulator, *, slew_ma_per_s: float = 2.0, start_ma: dict[str, float] | None = None,
-                 start_ramp_s: float | None = None, duration_s: float | None = None, ramp_s: float = 3.0, keepalive_s: float = 1.2,
+                 start_ramp_s: float | None = None, duration_s: float | None = None, ramp_s: float | None = None, keepalive_s: float = 1.2,
                  on_event: Callable[[str, dict[str, Any]], None] | None = None, max_impedance_ohm: float = 5000.0,
                  dose_every_s: float = 10.0):
         if device.plan is None:
@@ -167,6 +193,9 @@ class Runner:
                                                                            low_open=False)
         dose_every_s = check_number("dose_every_s", dose_every_s, low=0.0, high=86400.0)
         slew_ma_per_s = check_number("slew_ma_per_s", slew_ma_per_s, low=0.0, high=1e6)
+        if ramp_s is None:
+            whole = duration_s is None or duration >= program_s - 1e-9
+            ramp_s = 0.0 if whole and program_ends_itself(device.plan.program) else DEFAULT_END_RAMP_S
         ramp_s = check_number("ramp_s", ramp_s, low=0.0, high=600.0, low_open=False)
         keepalive_s = check_number("keepalive_s", keepalive_s, low=0.0, high=60.0)
         if start_ramp_s is not None:
@@ -185,12 +214,17 @@ class Runner:
         self.level = {lbl: 0.0 for lbl in self.labels}
         #: the session's ramp to the starting intensity, s (None: the program's ramps govern; see above)
         self.start_ramp_s = start_ramp_s
-        ramps = program_ramps(self.plan.program)
+        program = self.plan.program
+        ramps = program_ramps(program)
+        spans = program.phase_spans
         #: how fast each output starts, mA/s (inf: at once)
         self.start_rate: dict[str, float] = {}
         for lbl in self.labels:
             if start_ramp_s is None:
-                self.start_rate[lbl] = math.inf if ramps.get(lbl, False) else self.slew
+                rate = self.slew
+                if len(spans) > 1 and spans[0].duration_s > 0:  # arrive within the first phase
+                    rate = max(rate, self.start_ma[lbl] / spans[0].duration_s)
+                self.start_rate[lbl] = math.inf if ramps.get(lbl, False) else rate
             else:
                 self.start_rate[lbl] = math.inf if start_ramp_s == 0 else self.start_ma[lbl] / start_ramp_s
         # how fast each output moves toward its target now (mA/s; inf: at once)
