@@ -342,7 +342,15 @@ def test_a_serial_stimulator_is_configured_anew_for_each_phase(device):
 
 
 def test_the_console_shows_the_phase_and_counts_contractions_across_phases():
-    from electrostim.cli._run import console_title, output_phase
+    from electrostim.cli._run import OutputPhase, console_row, console_title, output_phase
+
+    row = dict(label="q", selected=False, state="run", where=OutputPhase("on", None, None), level_ma=20.0,
+               target_ma=20.0, max_ma=60.0, thresholds={}, contact="ok", session_left_s=100.0)
+    assert console_row(**row, phase_percent=0.0)[3] == "off"  # a phase at 0 % delivers nothing
+    assert console_row(**row, phase_percent=60.0)[3] == "12.0 (60 %)"  # what is delivered, and the part
+    assert console_row(**row)[3] == "20.0"
+    warm = es.load_program("ems-strength-phases").phase_spans[0]
+    assert "phase 1/3 'warm-up' at 60 %" in console_title("EMS", "run", 1700.0, warm, 200.0)
 
     p = es.load_program("ems-strength-phases")
     work = p.phase_spans[1]

@@ -201,7 +201,8 @@ def console_title(program_name: str, state: str, session_left_s: float, phase: A
     left = max(0.0, session_left_s)
     text = f"{program_name} — {state}, "
     if phase is not None and phase.name:
-        text += f"phase {phase.index + 1}/{phase.count} {phase.name!r} ({_clock(phase_left_s)} left in it), "
+        part = f" at {phase.intensity_percent:g} %" if phase.intensity_percent != 100 else ""
+        text += f"phase {phase.index + 1}/{phase.count} {phase.name!r}{part} ({_clock(phase_left_s)} left in it), "
     return text + f"{left:.0f} s left ({_clock(left)})"
 
 
@@ -216,12 +217,15 @@ CONSOLE_COLUMNS = ("", "channel", "phase", "intensity mA", "target mA", "max mA"
 
 
 def console_row(*, label: str, selected: bool, state: str, where: OutputPhase, level_ma: float, target_ma: float,
-                max_ma: float, thresholds: dict[str, float], contact: str, session_left_s: float) -> tuple[str, ...]:
+                max_ma: float, thresholds: dict[str, float], contact: str, session_left_s: float,
+                phase_percent: float = 100.0) -> tuple[str, ...]:
     """One output's row of the console (the cells of :data:`CONSOLE_COLUMNS`).
 
     The intensity shows ``off`` in an off phase (nothing is delivered then, whatever
-    the set intensity); the countdown is the time left in the current on or off phase
-    (never past the session's end).
+    the set intensity) and in a program phase at 0 %; in a program phase at a part of
+    the intensity it shows what is delivered and the part (``12.0 (60 %)``). The
+    countdown is the time left in the current on or off phase (never past the
+    session's end).
 
     Examples
     --------
@@ -230,7 +234,12 @@ def console_row(*, label: str, selected: bool, state: str, where: OutputPhase, l
     ('▶', 'quad', 'off', 'off', '25.0', '60', '2', 'on in 30 s', 'm 21.5', '520 Ω')
     """
     phase = console_phase(state, where.phase)
-    intensity = "off" if phase == "off" else f"{level_ma:.1f}"
+    if phase == "off" or phase_percent <= 0:
+        intensity = "off"
+    elif phase_percent < 100:
+        intensity = f"{level_ma * phase_percent / 100.0:.1f} ({phase_percent:g} %)"
+    else:
+        intensity = f"{level_ma:.1f}"
     if where.phase_left_s is None or phase == "—":
         countdown = "—"
     else:
@@ -264,7 +273,7 @@ def _view(runner: Runner, selected: int) -> Table:
                                where=output_phase(program, env.label, st.time_s), level_ma=runner.level[env.label],
                                target_ma=runner.target[env.label], max_ma=env.max_amplitude_ma,
                                thresholds=runner.thresholds[env.label], contact=_contact(st, env.label),
-                               session_left_s=left)))
+                               session_left_s=left, phase_percent=runner.phase.intensity_percent)))
     return t
 
 
