@@ -229,3 +229,23 @@ def test_strength_duration_figure_says_the_set_up_and_the_fit():
     assert _legend_overlaps(fig) == []
     assert all(isinstance(line, Line2D) for line in ax.get_lines())
     plt.close(fig)
+
+
+@pytest.mark.parametrize("text", [r"knee $\undefinedcmd$ pain", r"$\frac{1}{$", "a$b", "c$d$"])
+def test_names_and_labels_are_drawn_as_written_never_as_markup(tmp_path, text):
+    """The kind: matplotlib read text between two $ as mathematics; a program name, label or phase name made
+    `plot` fail or drew something else."""
+    import json
+
+    d = json.loads(es.load_program("ems-strength-phases").model_dump_json())
+    d["name"] = f"name {text}"
+    d["phases"][0]["name"] = text[:40]
+    for ph in d["phases"]:
+        ph["channels"] = {"q" + text[:30]: ph["channels"]["quadriceps"]}
+    d["channels"][0]["label"] = "q" + text[:30]
+    p = es.validate_program(d)
+    fig = plot_program(p, tmp_path / "x.png")
+    assert (tmp_path / "x.png").stat().st_size > 0
+    assert f"name {text}" in fig._suptitle.get_text()
+    texts = [t for ax in fig.axes for t in ax.texts] + [fig._suptitle]
+    assert all(not t.get_parse_math() for t in texts)

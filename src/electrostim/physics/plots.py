@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 
-from ..waveform import save_figure
+from ..waveform import save_figure, text_as_written
 
 __all__ = ["plot_recruitment", "recruitment_range_ma"]
 
@@ -56,6 +56,7 @@ def _parameter_text(result) -> str:
     return "\n".join(lines)
 
 
+@text_as_written
 def plot_recruitment(result, path: str | os.PathLike[str] | None = None):
     """Recruitment curves of every class of a population, with the onset currents of the window marked.
 

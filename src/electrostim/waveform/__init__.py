@@ -31,6 +31,7 @@ __all__ = [
     "export_waveform",
     "plot_program",
     "save_figure",
+    "text_as_written",
 ]
 
 
@@ -44,7 +45,7 @@ def __getattr__(name: str):
         from ._export import export_waveform
 
         return export_waveform
-    if name in ("plot_program", "save_figure"):
+    if name in ("plot_program", "save_figure", "text_as_written"):
         from . import _plot
 
         return getattr(_plot, name)

@@ -9,8 +9,11 @@ axes, so they never cover a curve.
 
 from __future__ import annotations
 
+import functools
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import ParamSpec, TypeVar
 
 import numpy as np
 
@@ -22,12 +25,32 @@ from ._timing import duty_envelope, make_clock, sweep_factor
 
 __all__ = ["amplitude_text", "plot_program", "save_figure", "session_envelope", "stimulus_summary"]
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
 #: legends are placed outside the axes, to the right: they never cover data
 LEGEND_OUTSIDE = {"loc": "upper left", "bbox_to_anchor": (1.01, 1.0), "borderaxespad": 0.0, "fontsize": 8}
 #: at most this many outputs are drawn in the pulse and train panels
 _MAX_TRACES = 4
 #: the session panel shades each on phase when the session holds at most this many duty cycles
 _MAX_SHADED_CYCLES = 120
+
+
+def text_as_written(draw: Callable[P, R]) -> Callable[P, R]:
+    """Make a drawing function show every text as written: names and labels are text, never markup.
+
+    Matplotlib reads text between two ``$`` as mathematical notation (``$\\frac{1}{$``
+    in a program name made a figure fail); inside the function it does not.
+    """
+
+    @functools.wraps(draw)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        import matplotlib
+
+        with matplotlib.rc_context({"text.parse_math": False}):
+            return draw(*args, **kwargs)
+
+    return wrapper
 
 
 def stimulus_summary(stimulus) -> str:
@@ -306,6 +329,7 @@ def _draw_duty_cycle(ax, program: Program, schedule: Schedule) -> None:
                  f"{dc.off_s:g} s off, at {amplitude_text(st, amp)}", fontsize=9)
 
 
+@text_as_written
 def plot_program(program: Program, path: str | os.PathLike[str] | None = None, level: str = "default", schedule: Schedule | None = None):
     """Draw a program: one pulse, a train, each modulation over a whole period, the duty cycle and the session.
 
