@@ -61,11 +61,12 @@ def figures():
 @pytest.mark.parametrize("pid", PRESETS)
 def test_program_figure_title_gives_the_amplitude_in_ma_and_the_parameters(figures, pid):
     prog = es.load_program(pid)
-    title = figures[pid]._suptitle.get_text()
+    title = " ".join(figures[pid]._suptitle.get_text().split())  # long lines are wrapped to the figure's width
     for ch in prog.channels:
         assert f"{ch.label} {ch.stimulus.amplitude.default_ma:g} mA" in title, title
         assert stimulus_summary(ch.stimulus) in title
     assert "default level" in title
+    assert all(len(line) <= 130 for line in figures[pid]._suptitle.get_text().splitlines())
 
 
 def test_program_figure_at_max_level_says_the_max_amplitude():
@@ -229,6 +230,24 @@ def test_strength_duration_figure_says_the_set_up_and_the_fit():
     assert _legend_overlaps(fig) == []
     assert all(isinstance(line, Line2D) for line in ax.get_lines())
     plt.close(fig)
+
+
+def test_a_phase_lists_each_channel_where_the_channels_differ():
+    """The reported case: a phase that gave one channel its own pulse width showed only the first channel's."""
+    import json
+
+    d = json.loads(es.load_program("tens-mixed-frequency").model_dump_json())
+    d.pop("session_duration_s")
+    labels = [c["label"] for c in d["channels"]]
+    if len(labels) < 2:
+        d["channels"].append({**d["channels"][0], "label": "second"})
+        labels.append("second")
+    d["phases"] = [{"name": "same", "duration_s": 60},
+                   {"name": "own", "duration_s": 60, "channels": {labels[1]: {"stimulus": {"pulse": {"pulse_width_us": 400}}}}}]
+    p = es.validate_program(d)
+    title = " ".join(plot_program(p)._suptitle.get_text().split())
+    assert "phase 1/2 'same' (60 s): every channel: " in title
+    assert f"{labels[0]}: " in title and f"{labels[1]}: " in title and "400 µs" in title
 
 
 @pytest.mark.parametrize("text", [r"knee $\undefinedcmd$ pain", r"$\frac{1}{$", "a$b", "c$d$"])

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import os
+import textwrap
 from collections.abc import Callable
 from pathlib import Path
 from typing import ParamSpec, TypeVar
@@ -209,21 +210,42 @@ def _parameter_lines(program: Program, limit: int = 4) -> list[str]:
     if len(spans) > 1:
         lines = []
         for span in spans[:8]:
-            c = span.program.channels[0]
-            lines.append(f"{span.title} ({_duration_text(span.duration_s)}"
-                         + (f", {span.intensity_percent:g} % intensity" if span.intensity_percent != 100 else "")
-                         + f"): {c.label}: {stimulus_summary(c.stimulus)}")
+            head = (f"{span.title} ({_duration_text(span.duration_s)}"
+                    + (f", {span.intensity_percent:g} % intensity" if span.intensity_percent != 100 else "") + "): ")
+            said = {stimulus_summary(c.stimulus) for c in span.program.channels}
+            if len(said) == 1:  # every channel the same: said once
+                lines += _wrap(head + (f"{span.program.channels[0].label}: " if len(program.channels) == 1
+                                       else "every channel: ") + said.pop())
+            else:
+                lines += _wrap(head + "; ".join(f"{c.label}: {stimulus_summary(c.stimulus)}"
+                                                for c in span.program.channels[:limit]))
         if len(spans) > 8:
             lines.append(f"... and {len(spans) - 8} more phases")
         return lines
-    lines = [f"{c.label}: {stimulus_summary(c.stimulus)}" for c in program.channels[:limit]]
+    lines = [w for c in program.channels[:limit] for w in _wrap(f"{c.label}: {stimulus_summary(c.stimulus)}")]
     if len(program.channels) > limit:
         lines.append(f"... and {len(program.channels) - limit} more channels")
     return lines
 
 
+#: the longest line of a figure's title (characters at its font size, the figure 10 inches wide)
+_TITLE_WIDTH = 125
+
+
+def _wrap(line: str) -> list[str]:
+    """A title line wrapped to the figure's width (continuation lines indented)."""
+    return textwrap.wrap(line, _TITLE_WIDTH, subsequent_indent="    ", break_on_hyphens=False) or [line]
+
+
 def _duration_text(seconds: float) -> str:
-    return f"{seconds / 60:g} min" if seconds >= 120 else f"{seconds:g} s"
+    """``25 min``, ``1 h 30 min`` or ``32 s``: a duration as a person says it."""
+    if seconds < 120:
+        return f"{seconds:.4g} s"
+    minutes = seconds / 60
+    if minutes < 120:
+        return f"{minutes:.4g} min"
+    h, m = divmod(round(minutes), 60)
+    return f"{h} h {m} min" if m else f"{h} h"
 
 
 def _legend(ax) -> None:
@@ -458,7 +480,7 @@ def plot_program(program: Program, path: str | os.PathLike[str] | None = None, l
     ax.set_xlabel(f"time in the session ({unit})")
     ax.set_ylabel("peak current (mA)")
     what = f"{len(spans)} phases, " if len(spans) > 1 else ""
-    ax.set_title(f"session envelope: {sched.duration_s / 60:g} min, {what}ramps, on/off and modulation", fontsize=9)
+    ax.set_title(f"session envelope: {_duration_text(sched.duration_s)}, {what}ramps, on/off and modulation", fontsize=9)
     ax.set_xlim(0, sched.duration_s / scale)
     if len(spans) == 1:
         ax.set_ylim(bottom=0)
