@@ -123,6 +123,39 @@ def test_export_leaves_nothing_half_written(tmp_path):
     assert calls and not target.exists() and list(tmp_path.iterdir()) == []
 
 
+@settings(max_examples=25, deadline=None)
+@given(start=st.floats(0, 2400), duration=st.floats(0.001, 2400))
+def test_an_export_window_is_written_whole_or_refused_never_clipped(tmp_path_factory, start, duration):
+    """The kind: a window reaching past the session's end was clipped silently (a 20 s request wrote 5 s)."""
+    import electrostim as es
+    from electrostim.errors import OptionError
+
+    folder = tmp_path_factory.mktemp("w")
+    sched = es.Schedule(es.load_program("knee-oa-tens"))  # 2400 s
+    target = folder / "w.csv"
+    try:
+        es.export_waveform(sched, target, start_s=start, duration_s=duration, sample_rate_hz=20.0)
+    except OptionError as exc:
+        assert start + duration > 2400 or start >= 2400 or round(duration * 20.0) < 1, exc
+        assert not target.exists() and list(folder.iterdir()) == []
+        return
+    assert start + duration <= 2400 * (1 + 1e-12)
+    rows = np.loadtxt(target, delimiter=",", skiprows=1, ndmin=2)
+    assert rows.shape[0] == round(duration * 20.0)
+
+
+def test_export_cli_refuses_a_window_past_the_end_and_states_a_big_size_first(tmp_path):
+    r = run("export", "nmes-atrophy", "-o", str(tmp_path / "x.csv"), "--start-s", "1795", "--duration-s", "20")
+    assert r.exit_code == 2 and "allowed up to 5 s from --start-s 1795, but got 20" in r.output
+    assert list(tmp_path.iterdir()) == []
+    r = run("export", "knee-oa-tens", "-o", str(tmp_path / "x.npz"), "--duration-s", "100", "--sample-rate-hz", "1e7")
+    assert r.exit_code == 2 and "export to .csv, which is written block by block" in r.output
+    assert "writing" not in r.output and list(tmp_path.iterdir()) == []
+    r = run("export", "knee-oa-tens", "-o", str(tmp_path / "x.csv"), "--duration-s", "6", "--sample-rate-hz", "1e5")
+    assert r.exit_code == 0 and "writing up to about 15 MB" in r.output
+    assert (tmp_path / "x.csv").stat().st_size <= 15e6
+
+
 def test_console_script_has_no_traceback_on_bad_input():
     r = subprocess.run([sys.executable, "-m", "electrostim", "check", "knee-oa-tens", "--electrode", "0x5"],
                        capture_output=True, text=True)

@@ -689,16 +689,27 @@ def export(
     """Write the sampled current of every output (CSV or NumPy .npz)."""
     from rich.progress import Progress
 
-    from ..errors import check_output_file
+    from ..errors import check_option, check_output_file
     from ..session import check_number
     from ..waveform import Schedule, export_waveform
+    from ..waveform._export import check_export_window, export_size_bytes
 
     check_number("--sample-rate-hz", sample_rate_hz, low=1.0, high=100e6, low_open=False)
     check_output_file("--output", output)  # no folder is created
     p = _load(ref)
     check_number("--start-s", start_s, low=0.0, high=p.session_duration_s, low_open=False)
     check_number("--duration-s", duration_s, low=0.0, high=p.session_duration_s)
+    if start_s + duration_s > p.session_duration_s * (1 + 1e-12):  # never clipped
+        raise InvalidInputError(f"Invalid value for '--duration-s': the window must end within the session "
+                                f"({p.session_duration_s:g} s): allowed up to {p.session_duration_s - start_s:g} s from "
+                                f"--start-s {start_s:g}, but got {duration_s:g}.")
     sched = Schedule(p, level=level.value)
+    kind = check_option("format", fmt.value if fmt else output.suffix.lstrip(".").lower(), ["csv", "npz"])
+    check_export_window(sched, kind, start_s, duration_s, sample_rate_hz)
+    size = export_size_bytes(len(sched.outputs), duration_s, sample_rate_hz, kind)
+    if size >= 10e6:  # a big file says its size before it is written
+        err.out(f"writing up to about {size / 1e6:.0f} MB to {output} ({duration_s:g} s at {sample_rate_hz:g} Hz, "
+                f"{len(sched.outputs)} output{'s' * (len(sched.outputs) > 1)})")
     if json_ or not sys.stderr.isatty():
         path = export_waveform(sched, output, fmt.value if fmt else None, start_s, duration_s, sample_rate_hz)
     else:
@@ -707,7 +718,7 @@ def export(
             path = export_waveform(sched, output, fmt.value if fmt else None, start_s, duration_s, sample_rate_hz,
                                    progress=lambda f: bar.update(task, completed=f))
     info: dict[str, Any] = {"program": p.id, "file": str(path), "format": (fmt.value if fmt else path.suffix.lstrip(".")),
-            "start_s": start_s, "duration_s": min(duration_s, sched.duration_s - start_s),
+            "start_s": start_s, "duration_s": duration_s, "bytes": path.stat().st_size,
             "sample_rate_hz": sample_rate_hz, "outputs": [o.label for o in sched.outputs]}
     if json_:
         _emit_json(info)

@@ -12,7 +12,7 @@ from ..errors import OptionError, check_option, check_output_file
 from ._render import render
 from ._schedule import Schedule
 
-__all__ = ["export_waveform", "EXPORT_FORMATS"]
+__all__ = ["export_waveform", "export_size_bytes", "check_export_window", "EXPORT_FORMATS"]
 
 EXPORT_FORMATS = ("csv", "npz")
 _BLOCK_S = 1.0
@@ -22,6 +22,56 @@ def _atomic_target(path: Path):
     """A temporary file beside ``path`` (whose folder must exist: none is created)."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     return fd, Path(tmp)
+
+
+#: bytes a CSV sample takes, about: the time (a number with 9 decimals) and per output a number of 6 digits
+_CSV_TIME_BYTES, _CSV_VALUE_BYTES = 15, 10
+
+
+def export_size_bytes(n_outputs: int, duration_s: float, sample_rate_hz: float, fmt: str) -> int:
+    """About how many bytes an export writes (to say it before writing).
+
+    Examples
+    --------
+    >>> round(export_size_bytes(2, 100.0, 100_000.0, "csv") / 1e6)
+    350
+    >>> export_size_bytes(2, 1.0, 1000.0, "npz") > 8000
+    True
+    """
+    n = int(round(duration_s * sample_rate_hz))
+    if fmt == "npz":
+        return 4 * n * n_outputs + 1024
+    return n * (_CSV_TIME_BYTES + _CSV_VALUE_BYTES * n_outputs)
+
+
+def check_export_window(schedule: Schedule, fmt: str, start_s: float, duration_s: float, sample_rate_hz: float) -> float:
+    """Check an export's window before anything is written; returns its end (s).
+
+    Raises
+    ------
+    OptionError
+        The window does not lie in the session (it is never clipped), or an .npz
+        would hold more samples than one rendering makes.
+    """
+    end = schedule.duration_s
+    if not (0 <= start_s < end):
+        raise OptionError(f"Invalid window: start_s must lie in the session (0 to {end:g} s), but got {start_s!r}.")
+    if start_s + duration_s > end * (1 + 1e-12):  # never clipped: what is asked is written, or nothing
+        raise OptionError(f"Invalid window: it must end within the session ({end:g} s): allowed start_s + duration_s "
+                          f"<= {end:g} s (duration_s <= {end - start_s:g} s from {start_s:g} s), but got "
+                          f"{start_s:g} + {duration_s:g} = {start_s + duration_s:g} s.")
+    stop_s = min(start_s + duration_s, end)
+    if int(round((stop_s - start_s) * sample_rate_hz)) < 1:
+        raise OptionError(f"Invalid window: {duration_s:g} s at {sample_rate_hz:g} Hz holds no sample: allowed "
+                          f"duration_s >= {0.5 / sample_rate_hz:g} s at this rate, but got {duration_s:g}.")
+    if fmt == "npz":
+        from ._render import MAX_SAMPLES
+
+        n = int(round((stop_s - start_s) * sample_rate_hz)) * len(schedule.outputs)
+        if n > MAX_SAMPLES:
+            raise OptionError(f"Invalid window for .npz: {n} samples, allowed {MAX_SAMPLES} (an .npz is made in "
+                              "memory); shorten it, or export to .csv, which is written block by block.")
+    return stop_s
 
 
 def export_waveform(
@@ -49,11 +99,7 @@ def export_waveform(
     fmt = check_option("format", fmt or path.suffix.lstrip(".").lower(), EXPORT_FORMATS)
     if duration_s <= 0:
         raise OptionError(f"Invalid value for 'duration_s': allowed > 0, but got {duration_s!r}.")
-    stop_s = min(start_s + duration_s, schedule.duration_s)
-    if not (0 <= start_s < stop_s):
-        raise OptionError(
-            f"Invalid window: start_s must lie in the session (0 to {schedule.duration_s:g} s), but got {start_s!r}."
-        )
+    stop_s = check_export_window(schedule, fmt, start_s, duration_s, sample_rate_hz)
     check_output_file("path", path)
     fd, tmp = _atomic_target(path)
     try:

@@ -106,7 +106,8 @@ def render(
     n_out = len(schedule.outputs)
     if n * n_out > MAX_SAMPLES:
         raise OptionError(
-            f"Window too large to render at once: {n * n_out} samples (allowed {MAX_SAMPLES}); shorten it or export, which streams."
+            f"Window too large to render at once: {n * n_out} samples (allowed {MAX_SAMPLES}); shorten it, or export it "
+            "to CSV (written block by block)."
         )
     data: np.ndarray = np.zeros((n_out, n), dtype=dtype)
     margin = schedule.max_pulse_duration_s
