@@ -405,3 +405,21 @@ def test_the_session_start_ramp_ends_within_the_first_phase_and_the_program_ends
     dev2.connect()
     dev2.configure(plan)
     assert Runner(dev2, duration_s=40.0).ramp_down_s == 3.0
+
+
+def test_a_program_of_pulses_and_carrier_phases_says_it_counts_both():
+    """The reported case: 60 s of pulses then 60 s of Russian bursts were reported as 'carrier cycles' with a
+    pulse's charge called a half-cycle's."""
+    p = phased([{"name": "pulses", "duration_s": 60},
+                {"name": "russian", "duration_s": 60, "stimulus": {"pulse": {
+                    "shape": "sine-burst", "carrier_frequency_hz": 2500, "frequency_hz": 50}}}],
+               modality="russian")
+    from electrostim.cli._app import assessment_json
+
+    (out,) = assessment_json(es.assess(p))["dose"]["outputs"]
+    assert out["counts"] == "pulses and carrier cycles" and "pulse_count" in out
+    from electrostim.cli import _app
+
+    kinds = _app._carrier_kinds(p, 0)
+    assert kinds == {True, False}
+    assert _app._dose_word(kinds, "phase", "half-cycle") == "phase (or half-cycle)"

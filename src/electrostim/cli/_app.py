@@ -541,11 +541,13 @@ def check(
 _CARRIER_SHAPES = ("sine-burst", "interferential")
 
 
-def _is_carrier(program: Program, output_index: int) -> bool:
-    """Whether an output delivers a sine carrier (Russian, interferential): its dose counts carrier cycles."""
+def _carrier_kinds(program: Program, output_index: int) -> set[bool]:
+    """What an output's dose counts, phase by phase: True where it delivers a sine carrier (Russian,
+    interferential: carrier cycles), False where it delivers pulses; both for a program that mixes them."""
     outputs = program.outputs
-    return 0 <= output_index < len(outputs) and any(
-        st.pulse.shape in _CARRIER_SHAPES for st in program.stimuli(outputs[output_index].channel_index))
+    if not 0 <= output_index < len(outputs):
+        return {False}
+    return {st.pulse.shape in _CARRIER_SHAPES for st in program.stimuli(outputs[output_index].channel_index)}
 
 
 def assessment_json(a: Assessment) -> dict[str, Any]:
@@ -556,7 +558,8 @@ def assessment_json(a: Assessment) -> dict[str, Any]:
     says "cycle" instead (``cycle_count``, ``max_cycle_rate_hz``,
     ``max_net_charge_per_cycle_uc``, ``net_charge_per_cycle_uc``,
     ``max_energy_per_cycle_mj``); every output says what it counts in ``counts``
-    (``"pulses"`` or ``"carrier cycles"``).
+    (``"pulses"``, ``"carrier cycles"``, or ``"pulses and carrier cycles"`` for a
+    multi-phase program that delivers both: its keys keep "pulse").
 
     Parameters
     ----------
@@ -571,11 +574,12 @@ def assessment_json(a: Assessment) -> dict[str, Any]:
     data = a.to_dict()
     outputs = (data.get("dose") or {}).get("outputs") or []
     for o in outputs:
-        carrier = _is_carrier(a.program, o.get("output", -1))
-        if carrier:
+        kinds = _carrier_kinds(a.program, o.get("output", -1))
+        if kinds == {True}:
             for key in [k for k in o if "pulse" in k]:
                 o[key.replace("pulse", "cycle")] = o.pop(key)
-        o["counts"] = "carrier cycles" if carrier else "pulses"
+        o["counts"] = {frozenset({True}): "carrier cycles", frozenset({False}): "pulses"}.get(
+            frozenset(kinds), "pulses and carrier cycles")
     return data
 
 
@@ -613,7 +617,7 @@ def _print_assessment(a: Assessment) -> None:
     for o in d.outputs:
         t.add_column(Text(o.label), justify="right")
     # a sine carrier (Russian, interferential) has no pulses: its figures count carrier cycles
-    kinds = {_is_carrier(p, o.output) for o in d.outputs}
+    kinds = set().union(*(_carrier_kinds(p, o.output) for o in d.outputs))
     rate = _dose_word(kinds, "highest pulse rate (Hz)", "highest carrier rate (cycles/s)")
     if kinds == {True, False}:
         rate = "highest pulse rate (Hz) or carrier rate (cycles/s)"
@@ -630,7 +634,8 @@ def _print_assessment(a: Assessment) -> None:
         ("DC component (mA)", lambda o: _num(o.dc_current_ma)),
         (f"energy per {_dose_word(kinds, 'pulse', 'cycle')} (mJ)", lambda o: _num(o.max_energy_per_pulse_mj)),
         ("power during / session (mW)", lambda o: f"{_num(o.average_power_mw)} / {_num(o.average_power_session_mw)}"),
-        (f"{_dose_word(kinds, 'pulses', 'carrier cycles')} in session", lambda o: str(o.pulse_count)),
+        ("pulses and carrier cycles in session" if kinds == {True, False}
+         else f"{_dose_word(kinds, 'pulses', 'carrier cycles')} in session", lambda o: str(o.pulse_count)),
     ]
     for name, fn in rows:
         t.add_row(Text(name), *[Text(fn(o)) for o in d.outputs])
