@@ -340,3 +340,21 @@ def test_a_vanishing_amplitude_has_a_dose_not_a_math_error(amplitude_ma):
         assert e.shannon_k is not None and math.isfinite(e.shannon_k)
         q = d.max_phase_charge_uc
         assert e.shannon_k == pytest.approx(2 * math.log10(q) - math.log10(e.area_cm2))
+
+
+def test_identical_outputs_are_dosed_once_with_the_figures_of_each(monkeypatch):
+    """Channels with the same pulses are dosed once (a day of eight identical channels takes the time of one);
+    the figures are those of dosing each on its own."""
+    from electrostim.waveform import _schedule
+
+    p = make_program({"shape": "symmetric-biphasic", "pulse_width_us": 200, "frequency_hz": 50}, duration_s=60,
+                     channels=3, modulation=[{"kind": "frequency-sweep", "low_hz": 13, "high_hz": 97, "period_s": 4.7}])
+    shared = es.compute_dose(p, level="max")
+    ident = _schedule._OutputGenerator.identity
+    monkeypatch.setattr(_schedule._OutputGenerator, "identity", lambda g: (*ident(g), g.index))
+    each = es.compute_dose(p, level="max")
+    assert shared.model_dump() == each.model_dump()
+    ids = {g.identity() for g in es.Schedule(p)._generators()}
+    assert len(ids) == 3
+    monkeypatch.undo()
+    assert len({g.identity() for g in es.Schedule(p)._generators()}) == 1

@@ -17,6 +17,7 @@ rate in that band.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
@@ -464,29 +465,17 @@ def compute_dose(
     duration = sched.duration_s
     window = min(WINDOW_S, duration)
     accs: list[_OutputAccumulator | None] = [None] * len(sched.outputs)
-    repeating = []
+    # outputs with the same pulses (identical channels) are dosed once
+    groups: dict[tuple, tuple[Any, list[int]]] = {}
     for i, g in enumerate(sched._generators()):
+        groups.setdefault(g.identity(), (g, []))[1].append(i)
+    for g, members in groups.values():
         acc = _repeating_dose(g, window, sched.chunk_s, duration) if g.expected_events() >= REPEAT_MIN_EVENTS else None
-        if acc is None:
-            repeating.append(False)
-        else:
+        if acc is None:  # every pulse, chunk by chunk
+            acc = _OutputAccumulator(window)
+            _stream(acc, g, 0.0, duration, max(sched.chunk_s, 1e-6), final=True)
+        for i in members:
             accs[i] = acc
-            repeating.append(True)
-    if not all(repeating):  # the other outputs: every pulse, all of them in one stream
-        for i in range(len(accs)):
-            if not repeating[i]:
-                accs[i] = _OutputAccumulator(window)
-        prev: list[PulseChunk] | None = None
-        for parts in sched.output_chunks():
-            if prev is not None:
-                for i, c in enumerate(prev):
-                    if not repeating[i]:
-                        accs[i].add(c, final=False)  # type: ignore[union-attr]
-            prev = parts
-        if prev is not None:
-            for i, c in enumerate(prev):
-                if not repeating[i]:
-                    accs[i].add(c, final=True)  # type: ignore[union-attr]
     outs = []
     for o, amp, acc in zip(sched.outputs, sched.amplitudes_ma, accs):
         assert acc is not None  # every output has one: repeating or streamed

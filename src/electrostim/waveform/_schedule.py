@@ -145,6 +145,7 @@ class _OutputGenerator:
         self.session_s = program.session_duration_s
         self.offset_s = offset_s
         self.periodic = program.sequencing == "alternating"
+        self.circuit = out.circuit
         fm = st.frequency_modulation
         self.inner_hz: float | None = None  # event rate inside a burst
         self.n_inner = 1
@@ -252,6 +253,11 @@ class _OutputGenerator:
         if period > _MAX_REPEAT_S:
             return None
         return start, float(period), stop
+
+    def identity(self) -> tuple:
+        """What makes this output's pulses: two outputs of equal identity have the same pulses (but their index)."""
+        return (self.stim.model_dump_json(), self.amplitude_ma, self.offset_s, self.periodic, self.session_s,
+                self.circuit)
 
     def repeats(self) -> list[tuple[float, float, float]]:
         """The repeat regions ``(start_s, period_s, stop_s)`` of this output (see :meth:`repeat`), in order."""
@@ -394,6 +400,9 @@ class _PhasedGenerator:
 
     def expected_events(self) -> float:
         return sum(g.expected_events() for _, _, _, g in self.parts)
+
+    def identity(self) -> tuple:
+        return tuple((start, stop, factor, g.identity()) for start, stop, factor, g in self.parts)
 
 
 def _pulse_width_us(g: _OutputGenerator) -> float:
