@@ -346,8 +346,10 @@ def programs_list(json_: JsonOpt = False) -> None:
         ])
     else:
         t = Table(title="Therapy programs", title_justify="left")
-        for col in ("id", "modality", "name", "evidence", "origin"):
-            t.add_column(col)
+        # an id is what a person types: shown whole (the name wraps instead)
+        t.add_column("id", no_wrap=True, min_width=max([2, *(len(e.id) for e in entries)]))
+        for col in ("modality", "name", "evidence", "origin"):
+            t.add_column(col, overflow="fold")
         for e in entries:  # user text is text, never markup
             t.add_row(Text(e.id), Text(e.modality), Text(e.name),
                       Text(e.program.evidence.level if e.program.evidence else "—"), Text(e.origin))
@@ -617,7 +619,9 @@ def _print_assessment(a: Assessment) -> None:
     for o in d.outputs:
         t.add_column(Text(o.label), justify="right")
     # a sine carrier (Russian, interferential) has no pulses: its figures count carrier cycles
-    kinds = set().union(*(_carrier_kinds(p, o.output) for o in d.outputs))
+    each = [_carrier_kinds(p, o.output) for o in d.outputs]
+    kinds = set().union(*each)
+    within = any(len(k) == 2 for k in each)  # an output of pulses and carrier phases counts both
     rate = _dose_word(kinds, "highest pulse rate (Hz)", "highest carrier rate (cycles/s)")
     if kinds == {True, False}:
         rate = "highest pulse rate (Hz) or carrier rate (cycles/s)"
@@ -634,7 +638,7 @@ def _print_assessment(a: Assessment) -> None:
         ("DC component (mA)", lambda o: _num(o.dc_current_ma)),
         (f"energy per {_dose_word(kinds, 'pulse', 'cycle')} (mJ)", lambda o: _num(o.max_energy_per_pulse_mj)),
         ("power during / session (mW)", lambda o: f"{_num(o.average_power_mw)} / {_num(o.average_power_session_mw)}"),
-        ("pulses and carrier cycles in session" if kinds == {True, False}
+        ("pulses and carrier cycles in session" if within
          else f"{_dose_word(kinds, 'pulses', 'carrier cycles')} in session", lambda o: str(o.pulse_count)),
     ]
     for name, fn in rows:

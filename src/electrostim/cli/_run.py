@@ -344,8 +344,12 @@ def precaution_lines(assessment: Any) -> list[str]:
 
 
 def _rules(assessment: Any) -> str:
-    """The rules of an assessment's precautions, each once, in order."""
-    return ", ".join(dict.fromkeys(r.rule for r in assessment.reasons))
+    """The rules of an assessment's precautions, each once, in order (a rule that holds several times says how
+    many: ``device.rehastim2.period-step ×2``)."""
+    counts: dict[str, int] = {}
+    for r in assessment.reasons:
+        counts[r.rule] = counts.get(r.rule, 0) + 1
+    return ", ".join(rule if n == 1 else f"{rule} ×{n}" for rule, n in counts.items())
 
 
 def verdict_text(assessment: Any, confirmed_by: str | None) -> str:

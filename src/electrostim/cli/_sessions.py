@@ -55,8 +55,12 @@ def list_(db: DbOpt = None,
         _emit_json([{**r.model_dump(mode="json"), "process_ended": r.id in ended} for r in rows])
         return
     t = Table(title="Sessions", title_justify="left")
-    for col in ("id", "started", "program", "patient", "verdict", "ended", "device"):
-        t.add_column(col)
+    # what a person types or reads to find a session (its id, start and program) is shown whole
+    t.add_column("id", no_wrap=True)
+    t.add_column("started", no_wrap=True, min_width=19)
+    t.add_column("program", no_wrap=True, min_width=max([7, *(len(r.program_id) for r in rows)]))
+    for col in ("patient", "verdict", "ended", "device"):
+        t.add_column(col, overflow="fold")
     for r in rows:
         t.add_row(*map(escape, (str(r.id), r.started_at.isoformat()[:19], r.program_id, r.patient_id or "—",
                                 verdict_cell(r.verdict, r.confirmed_by), end_cell(r, r.id in ended), r.device)))
