@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import string
 from pathlib import Path
@@ -150,7 +151,10 @@ def test_run_prints_verdict_session_duration_charge_and_ending(tmp_path: Path):
     assert lines[0] == "verdict ok"
     assert lines[1].startswith("session 1, recorded in sqlite:///") and f"electrostim sessions show 1 --db {db}" in lines[1]
     assert lines[2] == "ended completed"
-    assert lines[3] == "duration 5.0 s delivered (5.0 s of session time, pauses included)"
+    assert re.fullmatch(r"duration 5\.0 s delivered \(5\.0 s of session time, pauses included\) in [\d.]+ s "
+                        r"\([\d.e+]+× real time\)", lines[3]), lines[3]  # faster than real time: the speed reached
+    speed = float(re.search(r"\(([\d.e+]+)× real time", lines[3]).group(1))
+    assert 1 < speed <= 1000 * 1.05
     assert lines[4].startswith("charge knee-1 ") and lines[4].endswith(" µC")
     assert lines[5].startswith("pulses ") and int(lines[5].split()[1]) > 0
 

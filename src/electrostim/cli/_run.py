@@ -386,7 +386,9 @@ def result_lines(result: Any, verdict: str, db_option: str | None = None) -> lis
     lines = [("verdict", verdict), ("session", f"{result.session_id}, recorded in {result.db} (see it with: {show})"),
              ("ended", ended),
              ("duration", f"{s.get('run_s', 0.0):.1f} s delivered ({s.get('session_s', 0.0):.1f} s of session time, "
-                          "pauses included)")]
+                          "pauses included)"
+              + (f" in {s['wall_s']:.1f} s ({s['speed_reached']:.3g}× real time)"
+                 if s.get("wall_s") and abs(s.get("speed_reached", 1.0) - 1.0) > 0.05 else ""))]
     charge = s.get("charge_delivered_uc") or {}
     lines.append(("charge", ", ".join(f"{k} {v:.0f} µC" for k, v in charge.items()) if charge
                   else "not measured by this stimulator"))
@@ -422,7 +424,8 @@ def run(
         "the session's closing ramp to zero, s: 0 <= X <= 600 (default: none where the session runs to the end of a "
         "program that ramps down itself; 3 s, at most half the session, elsewhere)"))] = None,
     duration_s: Annotated[float | None, typer.Option("--duration-s", help="session length, s: 0.01 <= X <= the program's (default: the program's)")] = None,
-    speed: Annotated[float, typer.Option("--speed", help="run the simulated stimulator this many times faster than real time (0.01 <= X <= 1e6)")] = 1.0,
+    speed: Annotated[float, typer.Option("--speed", help="run the simulated stimulator this many times faster than real time (0.01 <= X <= 1e6; at most as fast "
+                                                     "as the computer delivers it: the summary says the speed reached)")] = 1.0,
     db: Annotated[str | None, typer.Option("--db", help="database URL or SQLite file (default: the user data folder)")] = None,
     json_: Annotated[bool, typer.Option("--json", help="print the session summary as JSON")] = False,
 ) -> None:

@@ -252,6 +252,9 @@ class Runner:
         self.spans = self.program.phase_spans
         self._phase_index = 0
         self.error: str | None = None
+        #: wall-clock time :meth:`run` took, and the session time it covered, s (their ratio: the speed reached)
+        self.wall_s = 0.0
+        self.run_session_s = 0.0
         self._stop_request: str | None = None
         self._last_step_wall = time.monotonic()
         self._emit("state", {"state": self.state.value})
@@ -576,6 +579,7 @@ class Runner:
         if self.state == SessionState.PREPARE:
             self.begin()
         wall0 = time.monotonic()
+        t0 = self.t
         while self.state not in _FINAL and (until_s is None or self.t < until_s):
             self.step(step_s)
             if tick is not None:
@@ -587,17 +591,23 @@ class Runner:
                 while delay > 0 and self._stop_request is None:
                     time.sleep(min(delay, 0.02))
                     delay = due - time.monotonic()
+        self.wall_s += time.monotonic() - wall0
+        self.run_session_s += self.t - t0
         return self.state
 
     def summary(self) -> dict[str, Any]:
-        """What happened: final state, times, thresholds, pulses and charge delivered, and how late the host
-        switched levels (``host_late_s``, s, only when it was)."""
+        """What happened: final state, times, thresholds, pulses and charge delivered, how late the host
+        switched levels (``host_late_s``, s, only when it was), and the wall-clock time :meth:`run` took with the
+        speed it reached (``wall_s``, ``speed_reached``: session time per wall-clock time)."""
         st = self.device.status()
         out: dict[str, Any] = {"state": self.state.value, "session_s": round(self.t, 6), "run_s": round(self.run_t, 6),
                                "thresholds_ma": self.thresholds, "pulses_delivered": st.pulses_delivered,
                                "error": self.error}
         if st.host_late_s > 0:
             out["host_late_s"] = round(st.host_late_s, 6)
+        if self.wall_s > 0:
+            out["wall_s"] = round(self.wall_s, 6)
+            out["speed_reached"] = round(self.run_session_s / self.wall_s, 3)
         charge = self.device.charge_delivered_uc()
         if charge is not None:
             out["charge_delivered_uc"] = charge
