@@ -10,6 +10,7 @@ own ``stimulus`` table overrides it key by key.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Final, Literal
 
@@ -712,26 +713,23 @@ class Phase(_Model):
     channels: dict[str, PhaseChannel]
 
 
+@dataclass(frozen=True, slots=True)
 class PhaseSpan:
     """One phase of a program in session time: ``[start_s, stop_s)``, and the program it delivers there.
 
     ``program`` is a single-phase program (no ``phases``) whose channels carry the
     phase's stimuli and whose ``session_duration_s`` is the phase's duration; a program
-    without phases is one span of itself (``name`` empty).
+    without phases is one span of itself (``name`` empty); ``count`` is how many phases
+    the program has.
     """
 
-    __slots__ = ("index", "count", "name", "start_s", "stop_s", "intensity_percent", "program")
-
-    def __init__(self, index: int, name: str, start_s: float, stop_s: float, intensity_percent: float, program: Program,
-                 count: int = 1):
-        self.index = index
-        #: how many phases the program has
-        self.count = count
-        self.name = name
-        self.start_s = start_s
-        self.stop_s = stop_s
-        self.intensity_percent = intensity_percent
-        self.program = program
+    index: int
+    name: str
+    start_s: float
+    stop_s: float
+    intensity_percent: float
+    program: Program = field(repr=False)
+    count: int = 1
 
     @property
     def duration_s(self) -> float:
@@ -742,8 +740,6 @@ class PhaseSpan:
         """``phase 2/4 'work'`` (empty for a program without phases)."""
         return "" if not self.name else f"phase {self.index + 1}/{self.count} {self.name!r}"
 
-    def __repr__(self) -> str:
-        return f"PhaseSpan({self.index}, {self.name!r}, {self.start_s:g}-{self.stop_s:g} s)"
 
 
 def _resolve_phases(data: dict[str, Any]) -> dict[str, Any]:

@@ -53,31 +53,22 @@ def render_chunk(c: PulseChunk, start_s: float, n: int, fs: float, out: np.ndarr
     lengths = np.diff(np.concatenate([idx, [n]]))
     lead = int(idx[0])
     out[lead:] = np.repeat(vals, lengths)
-    sine = c.shape == SHAPE_SINE
-    if sine.any():
+    # shaped phases: a sine half-wave, or a spike's decay to e^-3 at the phase's end
+    for code, shape in ((SHAPE_SINE, lambda f: np.sin(np.pi * f)), (SHAPE_SPIKE, lambda f: np.exp(-SPIKE_TIME_CONSTANTS * f))):
+        mine = c.shape == code
+        if not mine.any():
+            continue
         seg = np.repeat(np.arange(vals.shape[0]), lengths)
-        seg_sine = np.repeat(sine, 4)
-        seg_sine[1::2] = False  # gaps and rests
+        seg_on = np.repeat(mine, 4)
+        seg_on[1::2] = False  # gaps and rests
         width = np.stack([c.first_width_us, zero, c.second_width_us, zero], axis=1).ravel() * 1e-6
-        on = seg_sine[seg]
+        on = seg_on[seg]
         s = seg[on]
         t = start_s + (lead + np.nonzero(on)[0]) / fs
-        phase = np.clip((t - bt[s]) / np.where(width[s] > 0, width[s], 1.0), 0.0, 1.0)
-        view = out[lead:]
-        view[on] = vals[s] * np.sin(np.pi * phase)
-    spike = c.shape == SHAPE_SPIKE
-    if spike.any():
-        seg = np.repeat(np.arange(vals.shape[0]), lengths)
-        seg_spike = np.repeat(spike, 4)
-        seg_spike[1::2] = False  # gaps and rests
-        width = np.stack([c.first_width_us, zero, c.second_width_us, zero], axis=1).ravel() * 1e-6
-        on = seg_spike[seg]
-        s = seg[on]
-        t = start_s + (lead + np.nonzero(on)[0]) / fs
-        # the decay from the phase's start, e^-3 at its end (time round-off never puts a sample before the start)
+        # the fraction of its phase each sample lies at (time round-off never puts a sample before the start)
         frac = np.clip((t - bt[s]) / np.where(width[s] > 0, width[s], 1.0), 0.0, 1.0)
         view = out[lead:]
-        view[on] = vals[s] * np.exp(-SPIKE_TIME_CONSTANTS * frac)
+        view[on] = vals[s] * shape(frac)
 
 
 def render(
