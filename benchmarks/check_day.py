@@ -10,7 +10,14 @@ timed), then times ``es.assess(program)`` (what ``electrostim check`` computes) 
 (c) ``tens-mixed-frequency`` (2 and 100 Hz, alternating every 3 s) on 8 channels for 86 400 s;
 (d) ``nmes-quadriceps-tka`` (duty cycle, ramps) on 4 channels for 86 400 s;
 (e) ``tens-conventional`` at a random rate of 2-150 Hz with a 10 s on / 20 s off cycle, 4 channels, 86 400 s;
-(f) ``ems-strength-phases`` (three phases) stretched to 86 400 s at 1000 Hz in its work phase.
+(f) ``ems-strength-phases`` (three phases) stretched to 86 400 s at 1000 Hz in its work phase;
+(g) ``ifc-knee`` with its beat swept 1.37-100 Hz over 6.1234567 s (its pulses never repeat), 86 400 s;
+(h) premodulated interferential current (4000 Hz) with its beat swept 1.37-100 Hz over 6.1234567 s, 4 channels at
+    4 intensities, 86 400 s;
+(i) Russian current (2500 Hz carrier, 50 bursts/s, 50 %) under an amplitude sweep of 6.1234567 s, 8 channels at 8
+    intensities, 86 400 s;
+(j) TENS swept 2-150 Hz over 6.1234567 s, 8 channels at 8 intensities, 86 400 s (its pulses, slow and few, are
+    streamed: once for all eight).
 
 Run from the repository root::
 
@@ -38,7 +45,35 @@ CASES = {
     "(d) NMES with a duty cycle, 4 channels": ("nmes-quadriceps-tka", 4),
     "(e) random-rate TENS with a duty cycle, 4 channels": ("tens-conventional", 4),
     "(f) a three-phase program, 1000 Hz work phase": ("ems-strength-phases", 1),
+    "(g) interferential swept over an odd period": ("ifc-knee", -1),
+    "(h) premodulated interferential, beat swept over an odd period, 4 channels": ("premodulated", 4),
+    "(i) Russian current under an odd amplitude sweep, 8 channels": ("russian", 8),
+    "(j) TENS swept 2-150 Hz over an odd period, 8 channels": ("swept-tens", 8),
 }
+ODD_S = 6.1234567
+BUILT = {
+    "premodulated": ({"shape": "interferential", "mode": "premodulated", "carrier_frequency_hz": 4000.0,
+                      "beat_frequency_hz": 100.0},
+                     [{"kind": "frequency-sweep", "low_hz": 1.37, "high_hz": 100.0, "period_s": ODD_S}], "interferential"),
+    "russian": ({"shape": "sine-burst", "carrier_frequency_hz": 2500.0, "frequency_hz": 50.0, "burst_duty_percent": 50.0},
+                [{"kind": "amplitude-sweep", "low_percent": 40.0, "period_s": ODD_S}], "russian"),
+    "swept-tens": ({"shape": "symmetric-biphasic", "pulse_width_us": 200.0, "frequency_hz": 80.0},
+                   [{"kind": "frequency-sweep", "low_hz": 2.0, "high_hz": 150.0, "period_s": ODD_S}], "tens"),
+}
+
+
+def built_program(kind: str, channels: int):
+    """A day of ``kind`` (see BUILT) on ``channels`` channels, each at its own intensity (10-45 mA)."""
+    import electrostim as es
+
+    pulse, modulation, modality = BUILT[kind]
+    chans = [{"label": f"ch-{i + 1}", "electrodes": [{"site": "quadriceps", "shape": "rectangle", "width_cm": 8.0,
+                                                      "height_cm": 8.0}] * 2,
+              "stimulus": {"pulse": pulse, "modulation": modulation,
+                           "amplitude": {"default_ma": 10.0 + 5.0 * i, "max_ma": 50.0}}} for i in range(channels)]
+    return es.validate_program({"schema_version": 1, "id": f"{kind}-day", "name": f"{kind} for a day",
+                                "modality": modality, "session_duration_s": DAY_S, "channels": chans},
+                               source=f"{kind} for a day")
 
 
 def day_program(preset: str, channels: int):
@@ -46,6 +81,8 @@ def day_program(preset: str, channels: int):
     import electrostim as es
 
     data = es.load_program(preset).model_dump(mode="python")
+    odd = channels < 0  # the beat swept over a period that holds no whole number of carrier cycles
+    channels = abs(channels)
     first = data["channels"][0]
     chans = []
     for i in range(channels):
@@ -53,7 +90,10 @@ def day_program(preset: str, channels: int):
         ch["label"] = f"ch-{i + 1}"
         pulse = (ch.get("stimulus") or data["stimulus"])["pulse"]
         if "carrier_frequency_hz" in pulse and preset == "ifc-knee":
-            pulse["carrier_frequency_hz"] = 9900.0
+            pulse["carrier_frequency_hz"] = 4000.0 if odd else 9900.0
+        if odd:
+            ch["stimulus"]["modulation"] = [{"kind": "frequency-sweep", "low_hz": 1.37, "high_hz": 100.0,
+                                             "period_s": 6.1234567}]
         chans.append(ch)
     data.update(channels=chans, id=f"{preset}-day", session_duration_s=DAY_S)
     if preset == "tens-conventional":  # a random rate with an on/off cycle
@@ -81,7 +121,7 @@ def day_program(preset: str, channels: int):
 def measure() -> dict[str, float]:
     import electrostim as es
 
-    programs = {name: day_program(*case) for name, case in CASES.items()}
+    programs = {name: (built_program if case[0] in BUILT else day_program)(*case) for name, case in CASES.items()}
     out = {}
     for name, p in programs.items():
         seconds, a = timed(lambda p=p: es.assess(p))

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import electrostim as es
@@ -200,7 +200,20 @@ def test_a_dose_from_the_repeat_period_equals_the_dose_of_every_pulse(program, d
     program = program.model_copy(update={"session_duration_s": duration})
     with pytest.MonkeyPatch.context() as monkeypatch:
         full, fast = _dose_both_ways(program, monkeypatch)
-    _assert_same_dose(full, fast)
+    regions = [r for g in es.Schedule(program)._generators() for r in g.regions()]
+    drifting = [r for r in regions if r.drift_s > 0]
+    if not drifting:
+        _assert_same_dose(full, fast)
+        return
+    # a long exact period whose levels repeat sooner is dosed from the levels' period: bounds (see below)
+    per_event = max(_per_event(st) for st in (c.stimulus for c in program.channels))
+    has_off = any(c.stimulus.duty_cycle is not None for c in program.channels)
+    _assert_bounds(full, fast, program, per_event, has_off)
+
+
+def _per_event(st) -> int:
+    """Pulses (or carrier cycles) that drift together: a burst's."""
+    return st.pulse.cycles_per_burst if st.pulse.shape == "sine-burst" else (st.burst.pulses_per_burst if st.burst else 1)
 
 
 @pytest.mark.parametrize("program_id", ["ifc-knee", "tens-mixed-frequency", "russian-current", "nmes-quadriceps-tka",
@@ -316,6 +329,39 @@ def test_a_random_rate_with_a_duty_cycle_or_sweep_repeats_and_is_dosed_from_its_
     _assert_same_dose(full, fast)
 
 
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(period=st.sampled_from([6.1234567, 2.71828, 4.7654321, 17.3]), seed=st.integers(0, 2**31),
+       how=st.sampled_from(["amplitude-sweep", "duty-cycle", "both"]), burst=st.booleans())
+def test_property_a_random_rate_with_an_odd_level_period_repeats_with_it(period, seed, how, burst):
+    """The kind: a random rate (period a round 120 s or so) under a sweep or duty cycle of odd length shared no
+    multiple of an hour with it: every pulse was dosed (Russian bursts at a random rate: 17 s a day). Its
+    sequence is then stretched, within its range, to a whole number of level periods: the output repeats, and
+    its dose from the repeat period is the dose of every pulse."""
+    from electrostim.waveform._timing import RandomClock
+
+    modulation: list[dict] = [{"kind": "random-frequency", "low_hz": 20.0, "high_hz": 90.0, "seed": seed}]
+    extra: dict = {}
+    if how in ("amplitude-sweep", "both"):
+        modulation.append({"kind": "amplitude-sweep", "low_percent": 40.0, "period_s": period})
+    if how in ("duty-cycle", "both"):
+        extra["duty_cycle"] = {"on_s": period, "off_s": period}
+    pulse = ({"shape": "sine-burst", "carrier_frequency_hz": 2500.0, "frequency_hz": 50.0, "burst_duty_percent": 20.0}
+             if burst else {"shape": "symmetric-biphasic", "pulse_width_us": 200.0, "frequency_hz": 50.0})
+    program = make_program(pulse, modality="russian" if burst else "nmes", duration_s=900.0, modulation=modulation,
+                           **extra)
+    g = es.Schedule(program)._generators()[0]
+    rep = g.repeat()
+    assert rep is not None and rep[1] <= 3600
+    assert isinstance(g.clock, RandomClock)
+    levels = period * (2 if how != "amplitude-sweep" else 1)
+    assert g.clock.period / levels == pytest.approx(round(g.clock.period / levels), abs=1e-9)
+    rates = 1.0 / g.clock.intervals
+    assert rates.min() >= 20.0 * (1 - 1e-12) and rates.max() <= 90.0 * (1 + 1e-12)
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        full, fast = _dose_both_ways(program, monkeypatch)
+    _assert_same_dose(full, fast)
+
+
 @settings(max_examples=60, deadline=None)
 @given(low=st.sampled_from([0.01, 1.0, 2.0, 40.0, 99.0, 149.5]), width=st.sampled_from([0.5, 1.0, 10.0, 100.0, 1000.0]),
        seed=st.integers(0, 2**31))
@@ -351,10 +397,232 @@ def test_identical_outputs_are_dosed_once_with_the_figures_of_each(monkeypatch):
                      channels=3, modulation=[{"kind": "frequency-sweep", "low_hz": 13, "high_hz": 97, "period_s": 4.7}])
     shared = es.compute_dose(p, level="max")
     ident = _schedule._OutputGenerator.identity
-    monkeypatch.setattr(_schedule._OutputGenerator, "identity", lambda g: (*ident(g), g.index))
+    monkeypatch.setattr(_schedule._OutputGenerator, "identity", lambda g, amplitude=True: (*ident(g), g.index))
     each = es.compute_dose(p, level="max")
     assert shared.model_dump() == each.model_dump()
     ids = {g.identity() for g in es.Schedule(p)._generators()}
     assert len(ids) == 3
     monkeypatch.undo()
     assert len({g.identity() for g in es.Schedule(p)._generators()}) == 1
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(program=programs(), factors=st.lists(st.sampled_from([0.0, 0.25, 0.5, 0.9, 1.0]), min_size=2, max_size=3))
+def test_property_channels_alike_but_for_intensity_are_dosed_once_and_scaled(program, factors):
+    """The kind: eight channels of one program at eight intensities took eight times one's time (a day of a
+    slowly swept rate: 10 s). Pulses alike but for their current are dosed once, at the highest, and scaled
+    (charges by the factor, ∫i²dt by its square): the figures are those of dosing each on its own (to 1e-9)."""
+    from electrostim.waveform import _schedule
+
+    base = program.model_dump(mode="python")
+    first = base["channels"][0]
+    top = first["stimulus"]["amplitude"]["max_ma"]
+    assume(first["stimulus"]["amplitude"].get("max_v") is None and top > 0)
+    channels = []
+    for n, f in enumerate(factors):
+        ch = {**first, "label": f"c{n}", "stimulus": {**first["stimulus"], "amplitude": {"default_ma": f * top, "max_ma": top}}}
+        channels.append(ch)
+    p = es.validate_program({**base, "channels": channels, "phases": []}, source="scaled")
+    shared = es.compute_dose(p, level="default")
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        ident = _schedule._OutputGenerator.identity
+        monkeypatch.setattr(_schedule._OutputGenerator, "identity", lambda g, amplitude=True: (*ident(g), g.index))
+        each = es.compute_dose(p, level="default")
+    for a, b in zip(shared.outputs, each.outputs, strict=True):
+        for key, x in a.model_dump().items():
+            y = getattr(b, key)
+            if isinstance(x, float):
+                assert x == pytest.approx(y, rel=1e-9, abs=1e-12), (a.label, key)
+            elif key != "electrodes":
+                assert x == y, (a.label, key)
+
+
+# --------------------------------------------------------------------------- levels that repeat, pulses that drift
+
+_WINDOW_FIGURES = ("rms_current_ma", "rms_current_up_to_400hz_ma", "rms_current_400_to_1500hz_ma",
+                   "rms_current_above_1500hz_ma", "average_current_ma", "dc_current_ma", "average_power_mw")
+_PULSE_FIGURES = ("peak_current_ma", "max_phase_charge_uc", "max_net_charge_per_pulse_uc", "max_energy_per_pulse_mj",
+                  "max_pulse_rate_hz")
+_SESSION_FIGURES = ("rms_current_session_ma", "average_current_session_ma", "average_power_session_mw")
+
+
+def _phase_gap(g, r) -> float:
+    """The widest gap (a fraction of an event) between the clock phases at which the session's periods of the
+    drifting region ``r`` start: the exact dose of a short session meets the levels at those phases only."""
+    advance = float(g.clock.phase(np.array(r.start_s + r.period_s)) - g.clock.phase(np.array(r.start_s)))
+    n = max(1, int((r.stop_s - r.start_s) / r.period_s))
+    phases = np.sort(np.mod(advance * np.arange(n), 1.0))
+    return float(np.max(np.diff(np.r_[phases, phases[0] + 1.0])))
+
+
+def _assert_bounds(exact, bound, program, per_event: int, rate_bands_charged: bool):
+    """Figures from the bounding pulses of the drifting regions of ``program``: window and pulse figures at or
+    above the exact ones, and above them by no more than the levels change over a drift of the step between
+    two sampled clock phases, and the widest gap between the phases the exact dose's few periods meet
+    (amplitude and width each at the highest their drift reaches: an i²t sum up to about three times that
+    change more, relative to levels that may be half their highest); for a changing rate, a pulse (or burst)
+    more at each end of a window; session figures within a pulse (or a burst of ``per_event`` cycles) per
+    level period and edge. Where a level jumps (a sawtooth sweep), a pulse at a jump takes a value no exact
+    dose of a short session comes near (its highest on one side with the other's width): per-pulse figures are
+    then checked as bounds only."""
+    pairs = [(g, r) for g in es.Schedule(program)._generators() for r in g.regions() if r.drift_s > 0]
+    jumps = any(getattr(m, "profile", "") == "sawtooth" for c in program.channels for m in c.stimulus.modulation)
+    regions = [r for _, r in pairs]
+    change = max(r.level_rate * r.drift_s * (1.0 / r.samples + _phase_gap(g, r)) for g, r in pairs)
+    rigid = all(r.rigid for r in regions)
+    periods = max((r.stop_s - r.start_s) / r.period_s for r in regions) + 2
+    for a, b in zip(exact.outputs, bound.outputs):
+        ends = 0.0  # a pulse (or burst) at each end of the highest window, as a share of it
+        if not rigid and a.average_power_mw > 0:
+            w = exact.window_s
+            ends = 2.0 * per_event * max(a.max_energy_per_pulse_mj / (a.average_power_mw * w),
+                                         2e-3 * a.max_phase_charge_uc / (a.average_current_ma * w))
+        slack = min(6.0 * change, 1.0) + ends + 2e-3
+        for key in _WINDOW_FIGURES + _PULSE_FIGURES:
+            x, y = getattr(a, key), getattr(b, key)
+            assert y >= x * (1 - 1e-9) - 1e-12, (a.label, key, x, y)
+            bands = sum(getattr(a, k) > 0 for k in _WINDOW_FIGURES if k.startswith("rms_current_") and "hz" in k)
+            banded = key.startswith("rms_current_") and "hz" in key
+            if jumps and key in _PULSE_FIGURES:
+                continue
+            if not (banded and (rate_bands_charged or (bands > 1 and not rigid))):  # a band may be charged more
+                assert y <= x + x * slack + 1e-9, (a.label, key, x, y, slack)
+        allowed = 2 * per_event * (periods + 1) + 2
+        assert abs(b.pulse_count - a.pulse_count) <= allowed, a.label
+        for key in _SESSION_FIGURES:
+            assert getattr(b, key) == pytest.approx(getattr(a, key), rel=2 * allowed / a.pulse_count + 1e-6,
+                                                    abs=1e-9), (a.label, key)
+
+
+_odd_periods = st.sampled_from([6.1234567, 2.71828, 4.7, 9.87654321])
+
+
+@st.composite
+def drifting_programs(draw):
+    """Programs whose levels repeat (sweeps and duty cycles of round or odd length) while their pulses drift: a
+    swept rate, or a constant one against an amplitude or width sweep or a duty cycle; pulses, bursts, Russian
+    current, quadripolar and premodulated interferential current (whose beat may be swept)."""
+    period = draw(_odd_periods)
+    shape = draw(st.sampled_from(["pulses", "slow-pulses", "swept-slow", "bursts", "ifc", "premodulated", "russian"]))
+    swept = draw(st.booleans())
+    sweep = {"kind": "frequency-sweep", "period_s": period, "profile": draw(st.sampled_from(["triangle", "sawtooth"]))}
+    extra: dict = {"ramp_up_s": draw(st.sampled_from([0.0, 2.0])), "ramp_down_s": draw(st.sampled_from([0.0, 1.5]))}
+    pads = [pad(w=8, h=8)] * 2
+    amplitude, modality = 25.0, "tens"
+    if shape in ("ifc", "premodulated"):
+        pulse = {"shape": "interferential", "carrier_frequency_hz": draw(st.sampled_from([2000.0, 4000.0])),
+                 "beat_frequency_hz": 100.0, "mode": "quadripolar" if shape == "ifc" else "premodulated"}
+        sweep.update(low_hz=1.37, high_hz=100.0)
+        amplitude, modality = 30.0, "interferential"
+        pads = pads * (2 if shape == "ifc" else 1)
+    elif shape == "russian":
+        pulse = {"shape": "sine-burst", "carrier_frequency_hz": 5000.0, "frequency_hz": 150.0 if swept else 50.0,
+                 "burst_duty_percent": 40.0}
+        sweep.update(low_hz=110.0, high_hz=180.0)
+        modality = "russian"
+    else:
+        pulse = {"shape": "symmetric-biphasic", "pulse_width_us": 150.0, "frequency_hz": 80.0}
+        sweep.update(low_hz=draw(st.sampled_from([100.0, 140.0])), high_hz=draw(st.sampled_from([220.0, 450.0])))
+        if shape == "slow-pulses":
+            pulse["frequency_hz"], swept = 3.3, False
+        if shape == "swept-slow":  # a rate swept down to a few pulses a second
+            sweep.update(low_hz=draw(st.sampled_from([2.0, 10.0])), high_hz=draw(st.sampled_from([60.0, 150.0])))
+            swept = True
+        if shape == "bursts":
+            pulse["frequency_hz"] = 2000.0
+            pulse["pulse_width_us"] = 50.0
+            extra["burst"] = {"pulses_per_burst": 3, "burst_frequency_hz": 100.0}
+            sweep.update(low_hz=100.0, high_hz=300.0)
+    modulation = [sweep] if swept else []
+    if draw(st.booleans()) or not swept:
+        kind = draw(st.sampled_from(["amplitude-sweep", "width-sweep"])) if "pulse_width_us" in pulse else "amplitude-sweep"
+        modulation.append({"kind": kind, "low_percent": 40.0, "period_s": period,
+                           "profile": draw(st.sampled_from(["triangle", "sawtooth"]))})
+    if draw(st.booleans()):
+        extra["duty_cycle"] = {"on_s": period, "off_s": period}
+        extra["ramp_up_s"] = extra["ramp_down_s"] = 0.5
+    return make_program(pulse, amplitude_ma=amplitude, modality=modality,
+                        duration_s=draw(st.sampled_from([60.0, 150.0])), pads=pads, modulation=modulation, **extra)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(program=drifting_programs())
+def test_property_the_bound_of_drifting_pulses_is_above_the_exact_dose_and_close_to_it(program):
+    """The kind: a schedule whose pulses never repeat exactly (an odd sweep period against the rate) was dosed
+    pulse by pulse (a day of it took 70 s). Its levels repeat: each later period is bounded by the second's."""
+    gens = es.Schedule(program)._generators()
+    regions = [r for g in gens for r in g.regions()]
+    assume(any(r.drift_s > 0 for r in regions))  # the drifting kind (some draws repeat exactly)
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        exact, bound = _dose_both_ways(program, monkeypatch)
+    st = program.channels[0].stimulus
+    _assert_bounds(exact, bound, program, _per_event(st), st.duty_cycle is not None)
+
+
+def test_a_day_of_interferential_current_swept_over_an_odd_period_is_dosed_from_its_levels(monkeypatch):
+    """The reported case: 24 h of quadripolar interferential current whose beat is swept over 6.1234567 s."""
+    base = es.load_program("ifc-knee").model_dump(mode="python")
+    base["channels"][0]["stimulus"]["modulation"][0]["period_s"] = 6.1234567
+    day = es.validate_program({**base, "session_duration_s": 86400.0}, source="day")
+    g = es.Schedule(day)._generators()[1]
+    assert g.repeat() is None and g.regions()[0].drift_s > 0
+    d = es.compute_dose(day, level="max").outputs[1]
+    ten = es.validate_program({**base, "session_duration_s": 600.0}, source="ten minutes")
+    import electrostim.waveform._dose as dose_module
+
+    monkeypatch.setattr(dose_module, "REPEAT_MIN_EVENTS", math.inf)
+    e = es.compute_dose(ten, level="max").outputs[1]
+    assert e.rms_current_ma <= d.rms_current_ma <= e.rms_current_ma * (1 + 1e-3)
+    assert d.pulse_count == pytest.approx(e.pulse_count * 86400 / 600, rel=1e-4)  # every carrier cycle counts
+
+
+@pytest.mark.parametrize("mode", ["premodulated", "russian"])
+def test_a_day_of_an_odd_sweep_over_a_carrier_is_dosed_from_its_levels(monkeypatch, mode):
+    """The kind beyond the reported case: a premodulated beat swept over an odd period (its envelope did not
+    repeat: a day took 67 s), and Russian bursts at 50 Hz, too slow to have been bounded, under an odd amplitude
+    sweep (17 s for eight channels). The day's figures are within 0.1 % above those of its first ten minutes."""
+    if mode == "premodulated":
+        pulse = {"shape": "interferential", "mode": "premodulated", "carrier_frequency_hz": 4000.0,
+                 "beat_frequency_hz": 100.0}
+        modulation = [{"kind": "frequency-sweep", "low_hz": 1.37, "high_hz": 100.0, "period_s": 6.1234567}]
+    else:
+        pulse = {"shape": "sine-burst", "carrier_frequency_hz": 2500.0, "frequency_hz": 50.0, "burst_duty_percent": 50.0}
+        modulation = [{"kind": "amplitude-sweep", "low_percent": 40.0, "period_s": 6.1234567}]
+    modality = "interferential" if mode == "premodulated" else "russian"
+    day = make_program(pulse, amplitude_ma=40.0, modality=modality, duration_s=86400.0, modulation=modulation)
+    g = es.Schedule(day)._generators()[0]
+    assert g.repeat() is None and g.regions()[0].drift_s > 0
+    d = es.compute_dose(day, level="max").outputs[0]
+    ten = make_program(pulse, amplitude_ma=40.0, modality=modality, duration_s=600.0, modulation=modulation)
+    import electrostim.waveform._dose as dose_module
+
+    monkeypatch.setattr(dose_module, "REPEAT_MIN_EVENTS", math.inf)
+    e = es.compute_dose(ten, level="max").outputs[0]
+    for key in ("rms_current_ma", "average_current_ma", "peak_current_ma", "max_phase_charge_uc"):
+        # (the exact figures carry the rounding of event times: about 1e-10 of a carrier cycle's width)
+        assert getattr(e, key) * (1 - 1e-9) <= getattr(d, key) <= getattr(e, key) * (1 + 1e-3), key
+    assert d.pulse_count == pytest.approx(e.pulse_count * 86400 / 600, rel=1e-4)
+    assert d.rms_current_session_ma == pytest.approx(e.rms_current_session_ma, rel=1e-4)
+
+
+def test_a_premodulated_beat_completes_whole_cycles_in_each_sweep():
+    """A swept beat's rates are scaled so that a sweep holds a whole number of beat cycles (by at most half a
+    cycle per sweep): its envelope repeats with the sweep."""
+    from electrostim.waveform._timing import make_clock, with_whole_cycles
+
+    for low, high, period in [(1.37, 100.0, 6.1234567), (80.0, 150.0, 6.0), (1.0, 2.0, 0.7), (90.0, 110.0, 1.01)]:
+        sweep = es.validate_program(make_program(
+            {"shape": "interferential", "mode": "premodulated", "carrier_frequency_hz": 4000.0, "beat_frequency_hz": 100.0},
+            modality="interferential", modulation=[{"kind": "frequency-sweep", "low_hz": low, "high_hz": high,
+                                                     "period_s": period}]).model_dump(mode="python"), source="t")
+        fm = sweep.channels[0].stimulus.frequency_modulation
+        written, used = make_clock(100.0, fm), with_whole_cycles(make_clock(100.0, fm))
+        cycles = written.phi_period
+        assert used.phi_period == pytest.approx(max(1, round(cycles)), abs=1e-9)
+        assert used.period == written.period
+        scale = used.f0 / written.f0
+        assert np.allclose(scale, scale[0]) and abs(scale[0] - 1) <= 0.5 / cycles + 1e-12
+        g = es.Schedule(sweep)._generators()[0]
+        assert g.beat_clock.phi_period == pytest.approx(used.phi_period)
+        assert g.quasi() is not None
+

@@ -7,6 +7,16 @@ I·w·(1 - e^-3)/3 and I²·w·(1 - e^-6)/6). "During stimulation" figures are t
 over any one-second window starting at a pulse (the FDA averages power over 1 s at
 maximum duty); "session" figures average over the whole session.
 
+A long session is dosed from its repeat period where its pulses repeat; where only its
+levels repeat (a sweep of odd length against the rate: the pulses drift against the
+levels), every later level period is bounded by the second one's pulses at sampled phases
+of the clock, each at the highest amplitude and width the levels reach until the next
+sample: window and per-pulse figures are then upper bounds (within 0.1 % of the levels'
+highest, or a few tenths of a percent more where the cost of the samples is capped; for a
+changing rate, whose pulses may come closer, within a pulse or burst per window) and
+session figures are the level periods' number times the mean of one period over the
+clock phases at which the periods meet the levels.
+
 Rate-dependent figures are judged per window at what the schedule does there: each
 pulse (or carrier cycle) has a local rate, 1 / the shorter of its intervals to the
 previous and the next pulse of the same output, and the rms current of a rate band
@@ -16,6 +26,7 @@ rate in that band.
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Any
 
@@ -198,7 +209,19 @@ class _OutputAccumulator:
         #: leave out the window that starts at the first pulse (its pulse's previous neighbour was not seen)
         self.skip_first_window = False
 
-    def add(self, c: PulseChunk, final: bool) -> None:
+    def scaled(self, factor: float) -> _OutputAccumulator:
+        """The figures of the same pulses with every current ``factor`` times as high (charges by the factor,
+        ∫i²dt by its square; counts and rates as they are)."""
+        out = copy.copy(self)
+        f, f2 = float(factor), float(factor) ** 2
+        for name in ("peak", "max_q", "max_net", "net_extreme", "sum_net", "sum_absq", "win_min_net"):
+            setattr(out, name, getattr(self, name) * f)
+        out.sum_i2t, out.max_i2t = self.sum_i2t * f2, self.max_i2t * f2
+        out.win_max = self.win_max * np.array([f2, f, f])
+        out.band_max = self.band_max * f2
+        return out
+
+    def add(self, c: PulseChunk, final: bool, extra_s: np.ndarray | None = None) -> None:
         """Take the next chunk of this output's pulses.
 
         Parameters
@@ -208,7 +231,12 @@ class _OutputAccumulator:
         final : bool
             True for the last chunk: every window still open is then evaluated, and the
             last pulse's rate is settled on its previous interval alone.
+        extra_s : numpy.ndarray, optional
+            Per pulse, how much longer (s) the window starting at it is (bounding pulses
+            that drift); only for one chunk given whole (``final``, nothing added before).
         """
+        if extra_s is not None and (not final or self.count or extra_s.shape != c.time_s.shape):
+            raise ValueError("extra_s: one whole chunk, given alone and final, one length per pulse")
         t = c.time_s
         n = t.shape[0]
         if n == 0 and not final:
@@ -272,7 +300,7 @@ class _OutputAccumulator:
         C = np.zeros((3, N + 1))
         np.cumsum(V, axis=1, out=C[:, 1:])
         # half-open windows [t, t + w); a pulse exactly at t + w (to 1 ns) belongs to the next
-        stop = np.searchsorted(T, T + self.w - 1e-9, side="left")
+        stop = np.searchsorted(T, T + self.w + (0.0 if extra_s is None else extra_s) - 1e-9, side="left")
         # a window is complete once a known pulse lies at or past its end; stop never decreases
         done = N if final else int(np.searchsorted(stop, N, side="left"))
         first = 0
@@ -312,9 +340,10 @@ class _OutputAccumulator:
 REPEAT_MIN_EVENTS = 2_000_000
 
 
-def _stream(acc: _OutputAccumulator | None, g, t0: float, t1: float, chunk_s: float, *, final: bool) -> np.ndarray:
-    """Feed the pulses of generator ``g`` in ``[t0, t1)`` to ``acc`` (if given); their sums of
-    (count, net charge, ∫i²dt, |charge|)."""
+def _stream(acc: _OutputAccumulator | None, g, t0: float, t1: float, chunk_s: float, *, final: bool,
+            phase: float = 0.0) -> np.ndarray:
+    """Feed the pulses of generator ``g`` in ``[t0, t1)`` (its clock at ``phase``) to ``acc`` (if given); their
+    sums of (count, net charge, ∫i²dt, |charge|)."""
     sums = np.zeros(4)
     n = max(1, math.ceil((t1 - t0) / chunk_s - 1e-9))
     prev = None
@@ -323,7 +352,7 @@ def _stream(acc: _OutputAccumulator | None, g, t0: float, t1: float, chunk_s: fl
         b = t1 if k == n - 1 else t0 + (k + 1) * chunk_s
         if b <= a:
             break
-        c = g.window(a, b)
+        c = g.window(a, b, phase)
         if len(c):
             q1, q2, net, i2t, _ = pulse_terms(c)
             sums += (len(c), float(net.sum()), float(i2t.sum()), float((q1 + q2).sum()))
@@ -352,26 +381,43 @@ def _merge(accs: list[_OutputAccumulator]) -> _OutputAccumulator:
     return acc
 
 
-def _repeating_dose(g, window: float, chunk_s: float, duration: float) -> _OutputAccumulator | None:
-    """The dose figures of one output from its repeat regions (see ``_OutputGenerator.repeat``; a multi-phase
-    output has one per phase), or None when none is long enough to save work.
+#: the clock phases at which one period of drifting events is summed (its mean stands for every period's)
+_SUM_PHASES = 16
 
-    In a region whose pulses in ``[a, b)`` repeat every ``P``, the sums are ``N`` times those of one period
-    ``[c, c + P)`` plus the pulses streamed outside ``[c, c + NP)``, where ``c = a + P + d`` cuts mid-way
-    across the widest gap between the pulses of a period (no pulse lies near a cut, so the rounding of a time
-    cannot count it twice or not at all) and ``c + NP <= b``. Every 1 s window starting in ``[a + 2P, s0)``
-    holds only repeating pulses with repeating neighbours (``s0``, a period boundary at least a period and a
-    window before ``b``), so it is a copy of one starting a whole number of periods earlier, in
+
+def _repeating_dose(g: Any, window: float, chunk_s: float, duration: float) -> _OutputAccumulator | None:
+    """The dose figures of one output from its regions (see ``_OutputGenerator.regions``; a multi-phase output
+    has one per phase), or None when none is long enough to save work.
+
+    In a region whose pulses in ``[a, b)`` repeat every ``P`` (drift 0), the sums are ``N`` times those of
+    one period ``[c, c + P)`` plus the pulses streamed outside ``[c, c + NP)``, where ``c = a + P + d`` cuts
+    mid-way across the widest gap between the pulses of a period (no pulse lies near a cut, so the rounding of
+    a time cannot count it twice or not at all) and ``c + NP <= b``. Every 1 s window starting in
+    ``[a + 2P, s0)`` holds only repeating pulses with repeating neighbours (``s0``, a period boundary at least a
+    period and a window before ``b``), so it is a copy of one starting a whole number of periods earlier, in
     ``[a + P, a + 2P)``: the windows are streamed up to ``a + 3P + W`` and again from ``s0`` (a new pass whose
     first window, whose first pulse's previous neighbour it does not see, is the copy of one already seen).
+
+    In a region whose levels repeat every ``P`` while its events drift against them (``Region.drift_s``), the
+    pulses of each later period lie, one for one, where the second period's would at a clock phase up to one
+    event later. That phase is sampled at ``k / M`` (``Region.samples``): the pulses of the second period at
+    each sample, each at the highest amplitude and width the levels reach until the next sample
+    (``_OutputGenerator.window_bound``), bound those of every period whose phase lies between. Window and
+    per-pulse figures are the highest over the samples: upper bounds, within ``_BOUND_TOLERANCE`` of the
+    levels' highest. Events of a constant rate drift together, so a window keeps its pulses and their rates;
+    those of a changing rate may not: each bounding window is longer by the drift to the next sample, and
+    every rate band the output has is charged the highest bounding window (a drifting pulse may change band).
+    Sums are ``N`` times the mean of one period's at ``_SUM_PHASES`` clock phases spread over an event.
     """
-    jumps: list[tuple[float, float, float, int, float]] = []  # (stop streaming at, resume at, sum cut c1, periods N, period P)
-    for a, period, b in g.repeats():
+    jumps: list[tuple[float, float, float, int, float, Any]] = []  # cut, resume at, c1, N, P, region
+    for r in g.regions():
+        a, period, b, drift = r.start_s, r.period_s, r.stop_s, r.drift_s
         if period <= 0:
             continue
+        span = window + drift
         n_periods = math.floor((b - a) / period + 1e-9) - 2
-        s0 = a + period * (math.floor((b - window - a) / period + 1e-9) - 1)
-        cut = a + 3 * period + window
+        s0 = a + period * (math.floor((b - span - drift - a) / period + 1e-9) - 1)
+        cut = a + 3 * period + span
         if n_periods < 4 or s0 < a + 2 * period or cut >= s0 or cut >= duration:
             continue
         if jumps and cut <= jumps[-1][1]:
@@ -382,30 +428,82 @@ def _repeating_dose(g, window: float, chunk_s: float, duration: float) -> _Outpu
             gaps = np.diff(np.concatenate([t, [t[0] + period]]))
             k = int(np.argmax(gaps))
             shift = float(t[k] + gaps[k] / 2.0 - (a + period))
-        jumps.append((cut, s0, a + period + shift, n_periods, period))
+        jumps.append((cut, s0, a + period + shift, n_periods, period, r))
     if not jumps:
         return None
     chunk = max(chunk_s, 1e-6)
-    accs, t0 = [], 0.0
-    for k, (cut, s0, _, _, _) in enumerate(jumps):
+    accs: list[_OutputAccumulator] = []
+    loose: list[_OutputAccumulator] = []  # bounds of a changing rate, whose pulses may change band
+    t0 = 0.0
+    for k, (cut, s0, _, _, period, r) in enumerate(jumps):
         acc = _OutputAccumulator(window)
         acc.skip_first_window = k > 0
         _stream(acc, g, t0, cut, chunk, final=False)
         accs.append(acc)
+        if r.drift_s > 0:  # the drifting periods: bounded by the second period's pulses at sampled clock phases
+            lo, hi = r.start_s + period - r.drift_s, r.start_s + 2 * period + window + 2 * r.drift_s
+            for j in range(r.samples):
+                bounding, extra = g.window_bound(lo, hi, j / r.samples, 1.0 / r.samples, r.drift_s)
+                bound = _OutputAccumulator(window)
+                bound.add(bounding, final=True, extra_s=None if r.rigid else extra)
+                if not r.rigid:
+                    _widen_bands(bound, bounding, extra)
+                    loose.append(bound)
+                if g.has_off_phases():  # a pulse whose neighbours drift into an off phase stands alone: rate 0
+                    bound.band_max[0] = max(bound.band_max[0], bound.win_max[0])
+                if r.shortest_s > 0:
+                    bound.min_dt = min(bound.min_dt, r.shortest_s)
+                accs.append(bound)
         t0 = s0
     last = _OutputAccumulator(window)
     last.skip_first_window = True
     _stream(last, g, t0, duration, chunk, final=True)
     accs.append(last)
     total, t0 = np.zeros(4), 0.0
-    for _, _, c1, n_periods, period in jumps:
-        total += _stream(None, g, t0, c1, chunk, final=False) + n_periods * _stream(None, g, c1, c1 + period, chunk, final=False)
+    for _, _, c1, n_periods, period, r in jumps:
+        # drifting events: the periods meet the levels at clock phases spread over an event; their mean
+        phases = [0.0] if r.drift_s == 0 else [j / _SUM_PHASES for j in range(_SUM_PHASES)]
+        one = sum(_stream(None, g, c1, c1 + period, chunk, final=False, phase=f) for f in phases) / len(phases)
+        total += _stream(None, g, t0, c1, chunk, final=False) + n_periods * one
         t0 = c1 + n_periods * period
     total += _stream(None, g, t0, duration, chunk, final=False)
     acc = _merge(accs)
+    if loose:  # a drifting pulse's band may differ from its bound's: every band the output has gets the highest
+        present = acc.band_max > 0
+        acc.band_max[present] = np.maximum(acc.band_max[present], max(b.win_max[0] for b in loose))
     acc.count = int(round(total[0]))
     acc.sum_net, acc.sum_i2t, acc.sum_absq = float(total[1]), float(total[2]), float(total[3])
     return acc
+
+
+def _widen_bands(acc: _OutputAccumulator, c: PulseChunk, extra_s: np.ndarray) -> None:
+    """Bounding pulses stand for pulses whose local rate may differ a little: a drifting pulse's shortest interval
+    to a neighbour lies within those of its smoothly changing neighbours here (to 0.1 %). Where that
+    range reaches across a band's edge, both bands of that edge are charged the highest window that holds such a
+    pulse (a rate band is judged at its strictest)."""
+    t = c.time_s
+    if t.shape[0] < 3:
+        return
+    d = np.diff(t)
+    local = np.minimum(np.r_[np.inf, d], np.r_[d, np.inf])  # each pulse's shortest interval to a neighbour
+    lo, hi = local.copy(), local.copy()
+    for nb in (np.r_[local[1:], local[-1]], np.r_[local[0], local[:-1]]):
+        # a rate that changes smoothly (a sweep), not the jump from a burst's cycles to the gap between bursts
+        smooth = (nb <= local * 1.5) & (nb >= local / 1.5)
+        lo = np.where(smooth, np.minimum(lo, nb), lo)
+        hi = np.where(smooth, np.maximum(hi, nb), hi)
+    lo, hi = lo * (1 - 1e-3), hi * (1 + 1e-3)
+    i2t = pulse_terms(c)[3]
+    cum = np.r_[0.0, np.cumsum(i2t)]
+    stop = np.searchsorted(t, t + acc.w + extra_s - 1e-9, side="left")
+    sums = cum[stop] - cum[:-1]
+    for edge, interval in enumerate(_BAND_MIN_INTERVAL_S):
+        near = (lo < interval) & (hi >= interval)
+        if near.any():
+            k = np.r_[0, np.cumsum(near)]
+            held = k[stop] > k[:-1]  # windows that hold such a pulse
+            top = float(sums[held].max())
+            acc.band_max[edge:edge + 2] = np.maximum(acc.band_max[edge:edge + 2], top)
 
 
 def compute_dose(
@@ -465,17 +563,19 @@ def compute_dose(
     duration = sched.duration_s
     window = min(WINDOW_S, duration)
     accs: list[_OutputAccumulator | None] = [None] * len(sched.outputs)
-    # outputs with the same pulses (identical channels) are dosed once
-    groups: dict[tuple, tuple[Any, list[int]]] = {}
+    # outputs with the same pulses but for a factor of their currents (channels alike but for their intensity) are
+    # dosed once, at the highest current, and the others' figures scaled from it (by the factor, or its square)
+    groups: dict[tuple, list[tuple[int, Any]]] = {}
     for i, g in enumerate(sched._generators()):
-        groups.setdefault(g.identity(), (g, []))[1].append(i)
-    for g, members in groups.values():
+        groups.setdefault(g.identity(amplitude=False), []).append((i, g))
+    for members in groups.values():
+        g = max((m[1] for m in members), key=lambda x: x.amplitude_ma)
         acc = _repeating_dose(g, window, sched.chunk_s, duration) if g.expected_events() >= REPEAT_MIN_EVENTS else None
         if acc is None:  # every pulse, chunk by chunk
             acc = _OutputAccumulator(window)
             _stream(acc, g, 0.0, duration, max(sched.chunk_s, 1e-6), final=True)
-        for i in members:
-            accs[i] = acc
+        for i, other in members:
+            accs[i] = acc if other.amplitude_ma == g.amplitude_ma else acc.scaled(other.amplitude_ma / g.amplitude_ma)
     outs = []
     for o, amp, acc in zip(sched.outputs, sched.amplitudes_ma, accs):
         assert acc is not None  # every output has one: repeating or streamed

@@ -277,6 +277,18 @@ def _modulation_period_s(m) -> float:
     return float(m.period_s)
 
 
+def _rate_clock(schedule: Schedule, st, base_hz: float, m):
+    """The clock of a rate modulation as the schedule runs it (a random sequence stretched to its period, a
+    premodulated beat to whole cycles per sweep), else as written."""
+    g = schedule._generators()[0]
+    if getattr(g, "stim", None) == st:
+        if st.pulse.shape != "interferential":
+            return g.clock
+        if getattr(g, "beat_clock", None) is not None:
+            return g.beat_clock
+    return make_clock(base_hz, m)
+
+
 def _draw_modulation(ax, program: Program, schedule: Schedule, kind: str, m) -> None:
     """One whole period of a frequency, amplitude or width modulation of the first channel, in seconds."""
     st = program.channels[0].stimulus
@@ -285,7 +297,7 @@ def _draw_modulation(ax, program: Program, schedule: Schedule, kind: str, m) -> 
     if kind == "frequency":
         base_hz = st.pulse.beat_frequency_hz if st.pulse.shape == "interferential" else st.nominal_repetition_hz
         slowest_hz = min(m.frequencies_hz) if m.kind == "alternating-frequency" else m.low_hz
-        t = make_clock(base_hz, m).times(0.0, period + 2.0 / slowest_hz)  # the last interval of the period too
+        t = _rate_clock(schedule, st, base_hz, m).times(0.0, period + 2.0 / slowest_hz)  # the last interval too
         rate = 1.0 / np.diff(t)
         if st.pulse.shape == "interferential":
             what = "beat rate"

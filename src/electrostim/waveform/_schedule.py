@@ -12,15 +12,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from fractions import Fraction
-from typing import cast
+from typing import Any, cast
 
 import numpy as np
 
 from ..errors import OptionError
-from ..program import MAX_VOLTAGE_V, VOLTAGE_LOAD_OHM, AsymmetricBiphasic, Monophasic, Output, Program, SymmetricBiphasic
-from ._timing import ConstantClock, PiecewiseClock, RandomClock, duty_envelope, make_clock, sweep_factor, sweep_shift_s
+from ..program import MAX_VOLTAGE_V, VOLTAGE_LOAD_OHM, AsymmetricBiphasic, Monophasic, Output, Program, RandomFrequency, SymmetricBiphasic
+from ._timing import ConstantClock, PiecewiseClock, RandomClock, duty_envelope, make_clock, sweep_factor, sweep_shift_s, with_whole_cycles
 
 __all__ = ["PulseChunk", "Schedule", "schedule", "SHAPE_RECT", "SHAPE_SINE", "SHAPE_SPIKE"]
 
@@ -99,11 +99,83 @@ _MAX_REPEAT_S = 3600.0
 _MAX_DENOMINATOR = 10**6
 
 
-def _fraction(x: float) -> Fraction | None:
-    """``x`` as a fraction of small denominator, if it is one to 1e-12 (relative); else None."""
+#: an exact repeat period up to this long (s) is used even where the levels repeat sooner
+_EXACT_UP_TO = 60.0
+#: the finest denominator of a level period (a sweep or duty cycle written with up to 9 decimals)
+_MAX_LEVEL_DENOMINATOR = 10**9
+#: the clock phases at which a drifting period is evaluated are this close: a level changes by at most this
+#: much (a fraction of its highest) between two, and a window's bound is at most this much of it longer
+_BOUND_TOLERANCE = 1e-3
+#: at most this many clock phases, and about this many events evaluated in all (the bound is looser beyond)
+_MAX_SAMPLES = 64
+_MAX_BOUND_EVENTS = 2_000_000
+
+
+@dataclass(frozen=True)
+class Region:
+    """A stretch of an output's session dosed from one period of it (see ``_OutputGenerator.regions``).
+
+    Attributes
+    ----------
+    start_s, period_s, stop_s : float
+        The stretch ``[start_s, stop_s)`` and its period (s).
+    drift_s : float
+        0 where the pulses repeat every period; else the longest interval of the clock (s): the
+        pulses of each period lie, one for one, at a clock phase up to one event later than the
+        first period's (the levels repeat, the events drift against them).
+    shortest_s : float
+        The shortest interval between two events of the clock (s; 0 where not known or not needed).
+    rigid : bool
+        Whether drifting events move together (a constant rate): a window then keeps its pulses
+        and their intervals, only the levels they meet change.
+    samples : int
+        The clock phases ``k / samples`` at which the drifting period is evaluated.
+    level_rate : float
+        The fastest a level factor changes there (a fraction of its highest, per s; see
+        ``_OutputGenerator.level_rate``).
+    """
+
+    start_s: float
+    period_s: float
+    stop_s: float
+    drift_s: float = 0.0
+    shortest_s: float = 0.0
+    rigid: bool = True
+    samples: int = 1
+    level_rate: float = 0.0
+
+
+def _shortest_interval(clock: Any) -> float:
+    """The shortest interval (s) between two events of a clock."""
+    if isinstance(clock, ConstantClock):
+        return 1.0 / clock.f
+    if isinstance(clock, PiecewiseClock):
+        return 1.0 / float(max(clock.f0.max(), (clock.f0 + clock.slope * clock.dur).max()))
+    if isinstance(clock, RandomClock):
+        return float(clock.intervals.min())
+    raise TypeError(type(clock).__name__)
+
+
+def _longest_interval(clock: Any) -> float:
+    """The longest interval (s) between two events of a clock."""
+    if isinstance(clock, ConstantClock):
+        return 1.0 / clock.f
+    if isinstance(clock, PiecewiseClock):
+        return 1.0 / float(min(clock.f0.min(), (clock.f0 + clock.slope * clock.dur).min()))
+    if isinstance(clock, RandomClock):
+        return float(clock.intervals.max())
+    raise TypeError(type(clock).__name__)
+
+
+def _fraction(x: float, max_denominator: int | None = None) -> Fraction | None:
+    """``x`` as a fraction of small denominator: the decimal it was written as (its shortest form) where that
+    has one, else the nearest such fraction if it is ``x`` to 1e-12 (relative); else None."""
     if not (math.isfinite(x) and x > 0):
         return None
-    f = Fraction(x).limit_denominator(_MAX_DENOMINATOR)
+    written = Fraction(repr(float(x)))
+    if written.denominator <= (max_denominator or _MAX_DENOMINATOR):
+        return written
+    f = Fraction(x).limit_denominator(max_denominator or _MAX_DENOMINATOR)
     return f if f > 0 and abs(float(f) - x) <= 1e-12 * x else None
 
 
@@ -112,19 +184,39 @@ def _lcm(a: Fraction, b: Fraction) -> Fraction:
     return Fraction(math.lcm(a.numerator, b.numerator), math.gcd(a.denominator, b.denominator))
 
 
-def _clock_period(clock) -> Fraction | None:
-    """The shortest time after which a clock fires the same events shifted by it (None: never, or not found)."""
+def _clock_period(clock, max_denominator: int | None = None) -> Fraction | None:
+    """The shortest time after which a clock fires the same events shifted by it (None: never, or not found);
+    a swept clock's profile period as a fraction of denominator up to ``max_denominator``."""
     if isinstance(clock, ConstantClock):
         f = _fraction(clock.f)
         return None if f is None else 1 / f
     if isinstance(clock, PiecewiseClock):
-        period, cycles = _fraction(clock.period), _fraction(clock.phi_period)
+        period, cycles = _fraction(clock.period, max_denominator), _fraction(clock.phi_period)
         if period is None or cycles is None:
             return None
         return period * cycles.denominator  # whole periods of the profile that hold whole events
     if isinstance(clock, RandomClock):
-        return _fraction(clock.period)  # a round number of seconds where the rate range allows (see RandomClock)
+        # a round number of seconds, or of the output's level periods, where the rate range allows (see RandomClock)
+        return _fraction(clock.period, max_denominator)
     return None
+
+
+def _levels_period(st) -> Fraction | None:
+    """The period (s) after which a stimulus's duty cycle and sweeps of amplitude and width all repeat (their
+    least common multiple, each a fraction of denominator up to 1e9, at most an hour); None without any, or
+    where they have no such multiple."""
+    periods = [_fraction(m.period_s, _MAX_LEVEL_DENOMINATOR) for m in (st.amplitude_modulation, st.width_modulation)
+               if m is not None]
+    if st.duty_cycle is not None:  # on + off as written (their float sum may round away from it)
+        on, off = (Fraction(0) if v == 0 else _fraction(v, _MAX_LEVEL_DENOMINATOR)
+                   for v in (st.duty_cycle.on_s, st.duty_cycle.off_s))
+        periods.append(None if on is None or off is None else on + off)
+    if not periods or any(p is None for p in periods):
+        return None
+    period = cast(Fraction, periods[0])
+    for p in periods[1:]:
+        period = _lcm(period, cast(Fraction, p))
+    return period if period <= _MAX_REPEAT_S else None
 
 
 def _empty(t0: float, t1: float) -> PulseChunk:
@@ -147,6 +239,9 @@ class _OutputGenerator:
         self.periodic = program.sequencing == "alternating"
         self.circuit = out.circuit
         fm = st.frequency_modulation
+        #: the clock's period as an exact fraction where its float rounds it (a random sequence stretched to a
+        #: whole number of level periods); None: found from the clock (``_clock_period``)
+        self.clock_period: Fraction | None = None
         self.inner_hz: float | None = None  # event rate inside a burst
         self.n_inner = 1
         if p.shape == "interferential":
@@ -159,7 +254,9 @@ class _OutputGenerator:
                 self.beat_clock = None
             else:
                 self.clock = make_clock(p.carrier_frequency_hz, None)
-                self.beat_clock = make_clock(p.beat_frequency_hz, fm)
+                # the beat shapes the envelope: a swept beat completes a whole number of cycles per sweep, so
+                # that the envelope repeats with the sweep (see with_whole_cycles)
+                self.beat_clock = with_whole_cycles(make_clock(p.beat_frequency_hz, fm))
             self.span_s = 0.0
         else:
             if p.shape == "sine-burst":
@@ -168,6 +265,16 @@ class _OutputGenerator:
                 self.inner_hz, self.n_inner = p.frequency_hz, st.burst.pulses_per_burst
             self.span_s = (self.n_inner - 1) / self.inner_hz if self.inner_hz else 0.0
             self.clock = make_clock(st.nominal_repetition_hz, fm)
+            if isinstance(self.clock, RandomClock) and isinstance(fm, RandomFrequency):
+                # a random sequence whose round period shares no multiple of an hour with the duty cycle and
+                # sweeps: its period stretched to a whole number of theirs instead, so that the output repeats
+                levels = _levels_period(st)
+                own = _fraction(self.clock.period, _MAX_LEVEL_DENOMINATOR)
+                if levels is not None and (own is None or _lcm(own, levels) > _MAX_REPEAT_S):
+                    self.clock = RandomClock(fm.low_hz, fm.high_hz, fm.seed, multiple_of_s=float(levels))
+                    whole = round(self.clock.period / float(levels))
+                    if abs(self.clock.period - whole * float(levels)) <= 1e-9 * self.clock.period:
+                        self.clock_period = levels * whole  # (the float period rounds its fraction)
 
     # -- envelopes ---------------------------------------------------------------
     def envelope(self, t: np.ndarray) -> np.ndarray:
@@ -233,17 +340,17 @@ class _OutputGenerator:
         the time after which it fires whole events again.
         """
         st = self.stim
-        periods = [_clock_period(self.clock)]
+        periods = [self.clock_period or _clock_period(self.clock, _MAX_LEVEL_DENOMINATOR)]
         if getattr(self, "beat_clock", None) is not None:
-            periods.append(_clock_period(self.beat_clock))
-        for m in (st.amplitude_modulation, st.width_modulation):
-            if m is not None:
-                periods.append(_fraction(m.period_s))
-        dc = st.duty_cycle
-        if dc is None:
+            periods.append(_clock_period(self.beat_clock, _MAX_LEVEL_DENOMINATOR))
+        levels = _levels_period(st)
+        if levels is not None:
+            periods.append(levels)
+        elif st.duty_cycle or st.amplitude_modulation or st.width_modulation:
+            return None
+        if st.duty_cycle is None:
             start, stop = self.offset_s + st.ramp_up_s, self.session_s - st.ramp_down_s
         else:
-            periods.append(_fraction(dc.cycle_s))
             start, stop = (0.0 if self.periodic else max(0.0, self.offset_s)), self.session_s
         if any(p is None for p in periods):
             return None
@@ -254,34 +361,119 @@ class _OutputGenerator:
             return None
         return start, float(period), stop
 
-    def identity(self) -> tuple:
-        """What makes this output's pulses: two outputs of equal identity have the same pulses (but their index)."""
-        return (self.stim.model_dump_json(), self.amplitude_ma, self.offset_s, self.periodic, self.session_s,
-                self.circuit)
+    def identity(self, amplitude: bool = True) -> tuple:
+        """What makes this output's pulses: two outputs of equal identity have the same pulses (but their index);
+        without ``amplitude``, the same pulses but for a factor of their currents (:attr:`amplitude_ma`)."""
+        return (self.stim.model_dump_json(exclude=None if amplitude else {"amplitude"}),
+                self.amplitude_ma if amplitude else None, self.offset_s, self.periodic, self.session_s, self.circuit)
+
+    def quasi(self) -> tuple[float, float, float, float] | None:
+        """``(start_s, period_s, stop_s, drift_s)`` where the output's levels repeat but its events may not.
+
+        Between ``start_s`` and ``stop_s`` (as in :meth:`repeat`) the duty cycle, the
+        sweeps of amplitude and width and the rate profile repeat every ``period_s`` (their
+        least common multiple, at most an hour, each period a fraction of denominator up
+        to 1e9), while the events of a clock whose period holds no whole number of events
+        drift against them: each period's events lie, one for one, within ``drift_s``
+        (the clock's longest interval) after the first period's. None where the levels have
+        no such period, or for premodulated interferential current whose beat phase does
+        not repeat with them.
+        """
+        st = self.stim
+        levels = _levels_period(st)
+        periods: list[Fraction | None] = [] if levels is None else [levels]
+        if isinstance(self.clock, PiecewiseClock | RandomClock):
+            periods.append(self.clock_period or _fraction(self.clock.period, _MAX_LEVEL_DENOMINATOR))
+        if getattr(self, "beat_clock", None) is not None:
+            # the beat's phase sets levels: it must repeat (a swept beat completes whole cycles in a sweep)
+            periods.append(_clock_period(self.beat_clock, _MAX_LEVEL_DENOMINATOR))
+        if st.duty_cycle is None:
+            start, stop = self.offset_s + st.ramp_up_s, self.session_s - st.ramp_down_s
+        else:
+            start, stop = (0.0 if self.periodic else max(0.0, self.offset_s)), self.session_s
+        if not periods or any(p is None for p in periods) or levels is None and (
+                st.duty_cycle or st.amplitude_modulation or st.width_modulation):
+            return None
+        period = cast(Fraction, periods[0])
+        for p in periods[1:]:
+            period = _lcm(period, cast(Fraction, p))
+        if period > _MAX_REPEAT_S:
+            return None
+        return start, float(period), stop, _longest_interval(self.clock)
 
     def repeats(self) -> list[tuple[float, float, float]]:
         """The repeat regions ``(start_s, period_s, stop_s)`` of this output (see :meth:`repeat`), in order."""
         rep = self.repeat()
         return [] if rep is None else [rep]
 
+    def regions(self) -> list[Region]:
+        """Where this output is dosed from one period: where its pulses repeat (:meth:`repeat`; the exact period
+        where it is short, its pulses being streamed over a few periods), else where its levels repeat while its
+        events drift (:meth:`quasi`), evaluated at enough clock phases that the levels change by at most
+        ``_BOUND_TOLERANCE`` between two (and a window's bound is at most that much of 1 s longer)."""
+        rep = self.repeat()
+        q = self.quasi()
+        rigid = isinstance(self.clock, ConstantClock)
+        if rep is not None and (q is None or rep[1] <= max(_EXACT_UP_TO, 4.0 * q[1])):
+            return [Region(*rep)]
+        if q is None:
+            return []
+        start, period, stop, drift = q
+        rate = self.level_rate()
+        need = min(float(_MAX_SAMPLES), max(drift * rate, 0.0 if rigid else drift / 1.0) / _BOUND_TOLERANCE)
+        events = Schedule._event_rate_of(self.stim) * (2.0 * period + 1.0 + 3.0 * drift)
+        samples = max(1, min(math.ceil(need - 1e-9), int(_MAX_BOUND_EVENTS // max(events, 1.0))))
+        shortest = _shortest_interval(self.clock) if self.n_inner == 1 else 0.0
+        return [Region(start, period, stop, drift, shortest, rigid, samples, rate)]
+
+    def level_rate(self) -> float:
+        """The fastest a level factor changes (a fraction of its highest, per s): ramps, sweeps of amplitude and
+        width, and a premodulated beat's envelope ``|sin(π Ψ)|`` (π times the highest beat rate)."""
+        st = self.stim
+        rate = max([1.0 / r for r in (st.ramp_up_s, st.ramp_down_s) if r > 0], default=0.0)
+        for m in (st.amplitude_modulation, st.width_modulation):
+            if m is not None:
+                rate = max(rate, (1.0 - m.low_percent / 100.0) / m.period_s * (2.0 if m.profile == "triangle" else 1.0))
+        beat = getattr(self, "beat_clock", None)
+        if beat is not None:
+            rate = max(rate, math.pi / _shortest_interval(beat))
+        return rate
+
+    def has_off_phases(self) -> bool:
+        """Whether the output's levels fall to zero between the ramps (an on/off duty cycle)."""
+        return self.stim.duty_cycle is not None
+
+
+
     def expected_events(self) -> float:
         """About how many pulses (or carrier cycles) this output delivers in its session."""
         return Schedule._event_rate_of(self.stim) * self.session_s
 
     # -- event times -------------------------------------------------------------
-    def _events(self, t0: float, t1: float) -> tuple[np.ndarray, np.ndarray | None]:
-        """Event times in [t0, t1), and each carrier cycle's half-width in µs (sine shapes)."""
-        if self.shape == "interferential":
+    def _clock_events(self, t0: float, t1: float, phase: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+        """The clock's events in [t0, t1) at clock phases ``k + phase`` (``phase`` in [0, 1): the clock as a
+        later period of drifting events meets the levels, see :meth:`quasi`): their phases and times."""
+        if phase == 0.0:
             k = self.clock.indices(t0, t1)
-            t = self.clock.time_of(k)
+            return k, self.clock.time_of(k)
+        k = self.clock.indices(max(0.0, t0 - _longest_interval(self.clock)), t1) + phase
+        t = self.clock.time_of(k)
+        keep = (t >= t0) & (t < t1)
+        return k[keep], t[keep]
+
+    def _events(self, t0: float, t1: float, phase: float = 0.0) -> tuple[np.ndarray, np.ndarray | None]:
+        """Event times in [t0, t1), and each carrier cycle's half-width in µs (sine shapes); the clock at
+        ``phase`` (see :meth:`_clock_events`)."""
+        if self.shape == "interferential":
+            k, t = self._clock_events(t0, t1, phase)
             half_us = (self.clock.time_of(k + 1.0) - t) * 0.5e6
             return t, half_us
         if self.n_inner == 1:
-            t = self.clock.times(t0, t1)
+            t = self._clock_events(t0, t1, phase)[1]
             # a sine burst of a single carrier cycle still carries its half-width
             return t, (np.full(t.shape, 0.5e6 / cast(float, self.inner_hz)) if self.shape == "sine-burst" else None)
         assert self.inner_hz is not None  # set with n_inner > 1
-        starts = self.clock.times(max(0.0, t0 - self.span_s), t1)
+        starts = self._clock_events(max(0.0, t0 - self.span_s), t1, phase)[1]
         j = np.arange(self.n_inner, dtype=float) / self.inner_hz
         t = (starts[:, None] + j[None, :]).ravel()
         t = t[(t >= t0) & (t < t1)]
@@ -289,30 +481,103 @@ class _OutputGenerator:
             return t, np.full(t.shape, 0.5e6 / self.inner_hz)
         return t, None
 
-    def window(self, t0: float, t1: float) -> PulseChunk:
+    def window(self, t0: float, t1: float, phase: float = 0.0) -> PulseChunk:
+        """The pulses in ``[t0, t1)`` (with the clock at ``phase``: see :meth:`_clock_events`)."""
         t1 = min(t1, self.session_s)
         if t1 <= t0:
             return _empty(t0, t1)
-        t, half_us = self._events(t0, t1)
-        st = self.stim
+        t, half_us = self._events(t0, t1, phase)
         env = self.envelope(t)
         keep = env > 0
         t, env = t[keep], env[keep]
         if half_us is not None:
             half_us = half_us[keep]
         amp = self.amplitude_ma * env * self.amplitude_factor(t)
+        beat = getattr(self, "beat_clock", None)
+        if self.shape == "interferential" and beat is not None:
+            # premodulated: the carrier's envelope follows |sin(π Ψ)|, Ψ the beat phase
+            assert half_us is not None
+            mid = t + half_us * 1e-6
+            amp = amp * np.abs(np.sin(np.pi * beat.phase(mid)))
+        return self._chunk(t0, t1, t, half_us, amp, self.width_factor(t))
+
+    def window_bound(self, t0: float, t1: float, phase: float, step: float,
+                     drift_s: float) -> tuple[PulseChunk, np.ndarray]:
+        """Pulses that bound, one for one, those of any copy of ``[t0, t1)`` whose events drifted against its
+        levels (see :meth:`quasi`) by a clock phase in ``[phase, phase + step]`` (fractions of an event), and how
+        much longer a window starting at each must be to hold every pulse it may hold (s; 0 for a constant rate,
+        whose events drift together).
+
+        Event ``k`` of the clock (off phases included; a burst's pulses drift with it) at phase ``k + phase``
+        stands for any at ``[t, t + d]``, ``d`` the time the clock takes from ``k + phase`` to
+        ``k + phase + step``: its amplitude and width are the highest the levels reach there (at either end or on
+        either side of a corner of a ramp, an on/off edge or a sweep inside, or a crest of a premodulated beat), a
+        carrier cycle's half-width half the clock's longest interval over its drift and its length. Whole bursts
+        are given: those starting in ``[t0, t1)``.
+        """
+        t1 = min(t1, self.session_s)
+        if t1 <= t0:
+            return _empty(t0, t1), np.zeros(0)
+        clock = self.clock
+        k = clock.indices(max(0.0, t0 - self.span_s - drift_s), t1)
+        k = np.concatenate([k[:1] - 1.0, k]) if k.shape[0] and k[0] >= 1.0 else k
+        start = clock.time_of(k + phase)
+        d = clock.time_of(k + phase + step) - start
+        half_us = None
+        inside_window = (start >= t0) & (start < t1)  # whole bursts: a burst's first pulse has its own neighbours
+        k, start, d = k[inside_window], start[inside_window], d[inside_window]
+        if self.n_inner > 1:  # the pulses of a burst drift with it
+            assert self.inner_hz is not None
+            j = np.arange(self.n_inner, dtype=float) / self.inner_hz
+            t = (start[:, None] + j[None, :]).ravel()
+            d = np.repeat(d, self.n_inner)
+            t1 = t1 + self.span_s
+        else:
+            t = start
+        if self.shape == "interferential":
+            # a cycle that drifts over [t, t + d] lasts at most as long as the clock's longest interval over
+            # [t, t + d + its own length]
+            reach = clock.time_of(k + phase + step + 1.0)
+            half_us = 0.5e6 / clock.lowest_rate(t, reach) * (1.0 + 1e-12)
+        elif self.shape == "sine-burst":
+            half_us = np.full(t.shape, 0.5e6 / cast(float, self.inner_hz))
+        # each factor is linear between corners (where it may jump): its highest over [t, t + d] is at either end
+        # or at a corner inside, on either side of it (1 where more than one corner lies inside)
+        corners = np.unique(self.breakpoints(t0 - 2 * drift_s - 1.0, t1 + 2 * drift_s + 1.0))
+        first = np.searchsorted(corners, t, side="right")
+        n_inside = np.searchsorted(corners, t + d, side="right") - first
+        c = corners[np.minimum(first, corners.shape[0] - 1)] if corners.shape[0] else t
+
+        def highest(f: Any) -> np.ndarray:
+            top = np.maximum(f(t), f(t + d))
+            at_corner = np.maximum(top, np.maximum(f(c), f(c - 1e-9)))
+            return np.where(n_inside == 0, top, np.where(n_inside == 1, at_corner, 1.0))
+
+        amp = self.amplitude_ma * highest(self.envelope) * highest(self.amplitude_factor)
+        beat = getattr(self, "beat_clock", None)
+        if self.shape == "interferential" and beat is not None:  # |sin(π Ψ)| at its highest over the drift
+            assert half_us is not None
+            psi0 = beat.phase(t + half_us * 1e-6)
+            psi1 = beat.phase(t + d + half_us * 1e-6)
+            crest = np.floor(psi0 - 0.5) != np.floor(psi1 - 0.5)
+            amp = amp * np.where(crest, 1.0, np.maximum(np.abs(np.sin(np.pi * psi0)), np.abs(np.sin(np.pi * psi1))))
+        wfac = highest(self.width_factor)
+        keep = amp > 0
+        extra = np.zeros(int(keep.sum())) if isinstance(clock, ConstantClock) else d[keep]
+        return (self._chunk(t0, t1, t[keep], None if half_us is None else half_us[keep], amp[keep], wfac[keep]),
+                extra)
+
+    def _chunk(self, t0: float, t1: float, t: np.ndarray, half_us: np.ndarray | None, amp: np.ndarray,
+               wfac: np.ndarray) -> PulseChunk:
+        """The pulses at times ``t`` with peak currents ``amp`` (mA, unsigned) and width factors ``wfac``."""
         n = t.shape[0]
-        p = st.pulse
+        p = self.stim.pulse
         if self.shape in ("sine-burst", "interferential"):
             assert half_us is not None
-            if self.shape == "interferential" and self.beat_clock is not None:
-                # premodulated: the carrier's envelope follows |sin(π Ψ)|, Ψ the beat phase
-                mid = t + half_us * 1e-6
-                amp = amp * np.abs(np.sin(np.pi * self.beat_clock.phase(mid)))
             return PulseChunk(t0, t1, t, np.full(n, self.index, np.int16), np.full(n, SHAPE_SINE, np.uint8),
                               amp, half_us, np.zeros(n), -amp, half_us.copy())
         assert isinstance(p, (SymmetricBiphasic, AsymmetricBiphasic, Monophasic))
-        width = p.pulse_width_us * self.width_factor(t)
+        width = p.pulse_width_us * wfac
         if self.shape == "monophasic":
             assert isinstance(p, Monophasic)
             sign = -1.0 if p.polarity == "cathodic" else 1.0
@@ -356,14 +621,14 @@ class _PhasedGenerator:
             return [p for p in self.parts if p[0] <= t0 < p[1]][:1]
         return [p for p in self.parts if p[0] < t1 and p[1] > t0]
 
-    def window(self, t0: float, t1: float) -> PulseChunk:
+    def window(self, t0: float, t1: float, phase: float = 0.0) -> PulseChunk:
         t1 = min(t1, self.session_s)
         chunks = []
         for start, stop, factor, g in self._parts(t0, t1):
             a, b = max(t0, start), min(t1, stop)
             if b <= a or factor <= 0:
                 continue
-            c = g.window(a - start, b - start)
+            c = g.window(a - start, b - start, phase)
             if len(c):
                 c = c.select(c.end_s <= (stop - start) + 1e-12)
             if factor != 1.0:
@@ -398,11 +663,42 @@ class _PhasedGenerator:
                     out.append((start + a, period, start + min(b, stop - start) - period))
         return out
 
+    def regions(self) -> list[Region]:
+        """The regions of every phase (see ``_OutputGenerator.regions``), in session time, each ending a period
+        before its phase does (the last pulses of a phase have the next phase's first as a neighbour)."""
+        return [replace(r, start_s=start + r.start_s, stop_s=min(start + r.stop_s, stop) - r.period_s)
+                for start, stop, factor, g in self.parts for r in g.regions() if factor > 0]
+
+    def has_off_phases(self) -> bool:
+        return any(g.has_off_phases() for _, _, _, g in self.parts)
+
+    def window_bound(self, t0: float, t1: float, phase: float, step: float,
+                     drift_s: float) -> tuple[PulseChunk, np.ndarray]:
+        chunks, extras = [], []
+        for start, stop, factor, g in self._parts(t0, t1):
+            a, b = max(t0, start), min(t1, stop)
+            if b <= a or factor <= 0:
+                continue
+            c, extra = g.window_bound(a - start, b - start, phase, step, drift_s)
+            c = PulseChunk(c.start_s, c.stop_s, **{**c.to_dict(), "first_amplitude_ma": c.first_amplitude_ma * factor,
+                                                   "second_amplitude_ma": c.second_amplitude_ma * factor})
+            chunks.append(PulseChunk(a, b, **{**c.to_dict(), "time_s": c.time_s + start}))
+            extras.append(extra)
+        return PulseChunk.concatenate(chunks, t0, t1), (np.concatenate(extras) if extras else np.zeros(0))
+
     def expected_events(self) -> float:
         return sum(g.expected_events() for _, _, _, g in self.parts)
 
-    def identity(self) -> tuple:
-        return tuple((start, stop, factor, g.identity()) for start, stop, factor, g in self.parts)
+    def identity(self, amplitude: bool = True) -> tuple:
+        # without amplitude: every phase's current a factor of the channel's (:attr:`amplitude_ma`)
+        return tuple((start, stop, factor, g.identity(amplitude),
+                      None if amplitude or not self.amplitude_ma else g.amplitude_ma / self.amplitude_ma)
+                     for start, stop, factor, g in self.parts)
+
+    @property
+    def amplitude_ma(self) -> float:
+        """The highest current (mA) of the phases' outputs."""
+        return max((g.amplitude_ma for _, _, _, g in self.parts), default=0.0)
 
 
 def _pulse_width_us(g: _OutputGenerator) -> float:

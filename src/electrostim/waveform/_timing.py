@@ -13,7 +13,7 @@ import math
 import numpy as np
 
 __all__ = ["SNAP_S", "sweep_factor", "sweep_shift_s", "ConstantClock", "PiecewiseClock", "RandomClock", "cycle_phase", "make_clock", "triangle01",
-           "duty_envelope"]
+           "duty_envelope", "with_whole_cycles"]
 
 
 class _IndexedClock:
@@ -49,6 +49,10 @@ class ConstantClock(_IndexedClock):
 
     def phase(self, t: np.ndarray) -> np.ndarray:
         return np.asarray(t, dtype=float) * self.f
+
+    def lowest_rate(self, t0: np.ndarray, t1: np.ndarray) -> np.ndarray:
+        """The lowest rate (Hz) over each ``[t0, t1]``: the rate."""
+        return np.full(np.shape(t0), self.f)
 
 
 class PiecewiseClock(_IndexedClock):
@@ -88,6 +92,26 @@ class PiecewiseClock(_IndexedClock):
         u = tau - self.tau0[j]
         return m * self.phi_period + self.phi0[j] + self.f0[j] * u + 0.5 * self.slope[j] * u * u
 
+    def lowest_rate(self, t0: np.ndarray, t1: np.ndarray) -> np.ndarray:
+        """The lowest rate (Hz) over each ``[t0, t1]``: at either end, or at a segment's edge inside (either
+        side of it; the profile's lowest where more than one edge lies inside)."""
+        t0, t1 = np.asarray(t0, dtype=float), np.asarray(t1, dtype=float)
+        low = np.minimum(self.rate(t0), self.rate(t1))
+        if t0.size == 0:
+            return low
+        ends = self.f0 + self.slope * self.dur
+        edges_in_period = self.tau0
+        m0 = math.floor(float(t0.min()) / self.period) - 1
+        m1 = math.ceil(float(t1.max()) / self.period) + 1
+        edges = (self.period * np.arange(m0, m1 + 1, dtype=float)[:, None] + edges_in_period[None, :]).ravel()
+        sides = np.minimum(self.f0, np.roll(ends, 1))  # right of edge j, and left of it (the previous segment's end)
+        side = np.tile(sides, m1 - m0 + 1)
+        a = np.searchsorted(edges, t0, side="right")
+        b = np.searchsorted(edges, t1, side="right")
+        one = b - a == 1
+        low = np.where(one, np.minimum(low, side[np.minimum(a, side.shape[0] - 1)]), low)
+        return np.where(b - a > 1, min(float(self.f0.min()), float(ends.min())), low)
+
     def time_of(self, k: np.ndarray) -> np.ndarray:
         k = np.asarray(k, dtype=float)
         m = np.floor(k / self.phi_period)
@@ -109,8 +133,10 @@ class RandomClock(_IndexedClock):
     ``[1/high_hz, 1/low_hz]``, so that the period is a round number of seconds (a whole
     second where the range allows, else a tenth, a hundredth or a thousandth): a duty
     cycle or a sweep of round length then repeats with it, and a long session is dosed
-    from one repeat period. Event ``k`` has a closed-form time, so any window can be
-    asked for.
+    from one repeat period. With ``multiple_of_s`` (the period of an output's duty cycle
+    and sweeps, where it is not round) the period is stretched to a whole number of those
+    instead, where the range allows. Event ``k`` has a closed-form time, so any window can
+    be asked for.
     """
 
     #: intervals drawn before the sequence repeats
@@ -118,18 +144,19 @@ class RandomClock(_IndexedClock):
     #: the steps the period is rounded to, coarsest first (s)
     PERIOD_STEPS_S = (1.0, 0.1, 0.01, 0.001)
 
-    def __init__(self, low_hz: float, high_hz: float, seed: int):
+    def __init__(self, low_hz: float, high_hz: float, seed: int, multiple_of_s: float | None = None):
         self.low, self.high = float(low_hz), float(high_hz)
         intervals = 1.0 / np.random.default_rng(seed).uniform(self.low, self.high, self.CYCLE)
         total = float(np.sum(intervals))
-        for step in self.PERIOD_STEPS_S:
+        steps = self.PERIOD_STEPS_S if multiple_of_s is None else (float(multiple_of_s),)
+        for step in steps:
             done = False
             for target in (math.ceil(total / step - 1e-12) * step, math.floor(total / step + 1e-12) * step):
                 gap = target - total
                 room = (1.0 / self.low - intervals) if gap >= 0 else (intervals - 1.0 / self.high)
                 if target > 0 and abs(gap) <= 0.5 * float(room.sum()):
                     intervals = intervals + gap * room / float(room.sum())
-                    total, done = round(target, 9), True
+                    total, done = (round(target, 9) if multiple_of_s is None else target), True
                     break
             if done:
                 break
@@ -174,6 +201,31 @@ def make_clock(nominal_hz: float, modulation, *, offset_hz: float = 0.0):
     else:  # pragma: no cover - schema forbids
         raise ValueError(kind)
     return PiecewiseClock([(d, a + offset_hz, b + offset_hz) for d, a, b in segs])
+
+
+def with_whole_cycles(clock: _IndexedClock) -> _IndexedClock:
+    """``clock``, or for a swept clock whose profile's period holds no whole number of events, the same profile
+    with every rate scaled by ``n / c`` (``c`` the events per period, ``n`` the nearest whole number, at least
+    1): a change of at most ``1 / (2c)`` of each rate (0.1 % for a beat swept 1.37-100 Hz over 6.1234567 s).
+
+    A premodulated interferential beat takes this clock, so that its envelope repeats with each sweep (as the
+    sweeps of the devices' beat tables do) and a long session is dosed from one sweep.
+
+    Examples
+    --------
+    >>> c = with_whole_cycles(make_clock(100.0, None))  # a constant rate is left as it is
+    >>> float(c.f)
+    100.0
+    """
+    if not isinstance(clock, PiecewiseClock):
+        return clock
+    c = clock.phi_period
+    n = max(1, round(c))
+    if abs(n - c) <= 1e-12 * c:
+        return clock
+    k = n / c
+    return PiecewiseClock([(float(d), float(f0 * k), float((f0 + s * d) * k))
+                           for d, f0, s in zip(clock.dur, clock.f0, clock.slope, strict=True)])
 
 
 #: a time within this much (s) of a cycle's start or of a jump is taken to be exactly there: a pulse on a
