@@ -145,25 +145,15 @@ class Region:
     level_rate: float = 0.0
 
 
-def _shortest_interval(clock: Any) -> float:
-    """The shortest interval (s) between two events of a clock."""
+def _interval_range(clock: Any) -> tuple[float, float]:
+    """The shortest and the longest interval (s) between two events of a clock."""
     if isinstance(clock, ConstantClock):
-        return 1.0 / clock.f
+        return 1.0 / clock.f, 1.0 / clock.f
     if isinstance(clock, PiecewiseClock):
-        return 1.0 / float(max(clock.f0.max(), (clock.f0 + clock.slope * clock.dur).max()))
+        rates = np.concatenate([clock.f0, clock.f0 + clock.slope * clock.dur])
+        return 1.0 / float(rates.max()), 1.0 / float(rates.min())
     if isinstance(clock, RandomClock):
-        return float(clock.intervals.min())
-    raise TypeError(type(clock).__name__)
-
-
-def _longest_interval(clock: Any) -> float:
-    """The longest interval (s) between two events of a clock."""
-    if isinstance(clock, ConstantClock):
-        return 1.0 / clock.f
-    if isinstance(clock, PiecewiseClock):
-        return 1.0 / float(min(clock.f0.min(), (clock.f0 + clock.slope * clock.dur).min()))
-    if isinstance(clock, RandomClock):
-        return float(clock.intervals.max())
+        return float(clock.intervals.min()), float(clock.intervals.max())
     raise TypeError(type(clock).__name__)
 
 
@@ -399,7 +389,7 @@ class _OutputGenerator:
             period = _lcm(period, cast(Fraction, p))
         if period > _MAX_REPEAT_S:
             return None
-        return start, float(period), stop, _longest_interval(self.clock)
+        return start, float(period), stop, _interval_range(self.clock)[1]
 
     def repeats(self) -> list[tuple[float, float, float]]:
         """The repeat regions ``(start_s, period_s, stop_s)`` of this output (see :meth:`repeat`), in order."""
@@ -423,7 +413,7 @@ class _OutputGenerator:
         need = min(float(_MAX_SAMPLES), max(drift * rate, 0.0 if rigid else drift / 1.0) / _BOUND_TOLERANCE)
         events = Schedule._event_rate_of(self.stim) * (2.0 * period + 1.0 + 3.0 * drift)
         samples = max(1, min(math.ceil(need - 1e-9), int(_MAX_BOUND_EVENTS // max(events, 1.0))))
-        shortest = _shortest_interval(self.clock) if self.n_inner == 1 else 0.0
+        shortest = _interval_range(self.clock)[0] if self.n_inner == 1 else 0.0
         return [Region(start, period, stop, drift, shortest, rigid, samples, rate)]
 
     def level_rate(self) -> float:
@@ -436,7 +426,7 @@ class _OutputGenerator:
                 rate = max(rate, (1.0 - m.low_percent / 100.0) / m.period_s * (2.0 if m.profile == "triangle" else 1.0))
         beat = getattr(self, "beat_clock", None)
         if beat is not None:
-            rate = max(rate, math.pi / _shortest_interval(beat))
+            rate = max(rate, math.pi / _interval_range(beat)[0])
         return rate
 
     def has_off_phases(self) -> bool:
@@ -456,7 +446,7 @@ class _OutputGenerator:
         if phase == 0.0:
             k = self.clock.indices(t0, t1)
             return k, self.clock.time_of(k)
-        k = self.clock.indices(max(0.0, t0 - _longest_interval(self.clock)), t1) + phase
+        k = self.clock.indices(max(0.0, t0 - _interval_range(self.clock)[1]), t1) + phase
         t = self.clock.time_of(k)
         keep = (t >= t0) & (t < t1)
         return k[keep], t[keep]
