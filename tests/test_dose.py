@@ -626,3 +626,104 @@ def test_a_premodulated_beat_completes_whole_cycles_in_each_sweep():
         assert g.beat_clock.phi_period == pytest.approx(used.phi_period)
         assert g.quasi() is not None
 
+
+def _day_and_exact(stimulus: dict, day_s: float = 86400.0, exact_s: float = 600.0, modality: str = "tens"):
+    """The dose of ``stimulus`` over ``day_s`` as checked, and of its first ``exact_s`` pulse by pulse."""
+    import electrostim.waveform._dose as dose_module
+
+    def program(duration):
+        return make_program(stimulus["pulse"], amplitude_ma=40.0, modality=modality, duration_s=duration,
+                            **{k: v for k, v in stimulus.items() if k != "pulse"})
+
+    day = es.compute_dose(program(day_s), level="max").outputs[0]
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setattr(dose_module, "REPEAT_MIN_EVENTS", math.inf)
+        exact = es.compute_dose(program(exact_s), level="max").outputs[0]
+    return day, exact
+
+
+def test_an_on_edge_at_a_sawtooth_jump_is_bounded_by_what_either_side_delivers():
+    """The kind: where an on/off edge and a jump of a sweep meet, each factor was taken at its highest on either
+    side of it (the envelope on one, the sawtooth's top on the other): 50 mA reported where no pulse exceeds 15.
+    Over a drift that crosses a corner, the product of the factors is bounded on each side of it."""
+    stimulus = {"pulse": {"shape": "symmetric-biphasic", "pulse_width_us": 200.0, "frequency_hz": 80.0},
+                "duty_cycle": {"on_s": 1.837037, "off_s": 4.2864197},
+                "modulation": [{"kind": "amplitude-sweep", "low_percent": 0.0, "period_s": 6.1234567,
+                                "profile": "sawtooth"}]}
+    day, exact = _day_and_exact(stimulus)
+    for key in ("peak_current_ma", "max_phase_charge_uc", "max_energy_per_pulse_mj", "rms_current_ma"):
+        assert getattr(exact, key) * (1 - 1e-9) <= getattr(day, key) <= getattr(exact, key) * 1.002, key
+
+
+@pytest.mark.parametrize("off_s", [0.95000003, 0.94999997])
+def test_periods_that_keep_one_clock_phase_are_summed_at_it(off_s):
+    """The kind: a duty cycle a hair off a whole number of the clock's intervals keeps its periods at nearly one
+    clock phase all day; their sums were taken as the mean over every phase (pulse count +50 % or -25 %). Each
+    period is summed at the phase it meets the levels at, and the windows bounded over the phases met."""
+    stimulus = {"pulse": {"shape": "symmetric-biphasic", "pulse_width_us": 200.0, "frequency_hz": 30.0},
+                "duty_cycle": {"on_s": 0.05, "off_s": off_s}}
+    day, _ = _day_and_exact(stimulus, exact_s=10.0)
+    import electrostim.waveform._dose as dose_module
+
+    p = make_program(stimulus["pulse"], amplitude_ma=40.0, duration_s=86400.0, duty_cycle=stimulus["duty_cycle"])
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setattr(dose_module, "REPEAT_MIN_EVENTS", math.inf)
+        exact = es.compute_dose(p, level="max").outputs[0]
+    assert day.pulse_count == exact.pulse_count
+    for key in ("rms_current_ma", "average_current_ma", "average_current_session_ma", "rms_current_session_ma"):
+        assert getattr(day, key) == pytest.approx(getattr(exact, key), rel=1e-9), key
+
+
+def test_a_slow_rate_under_an_odd_duty_cycle_is_bounded_pulse_for_pulse():
+    """The kind: a pulse that drifted across an on edge and one across an off edge were both counted on in one
+    window (3 pulses a second where 2 are ever delivered: +50 % average current). Where a level jumps, the
+    phases are sampled as finely as allowed and only over the phases the periods meet."""
+    stimulus = {"pulse": {"shape": "symmetric-biphasic", "pulse_width_us": 200.0, "frequency_hz": 3.0},
+                "duty_cycle": {"on_s": 0.51234567, "off_s": 0.6}}
+    day, exact = _day_and_exact(stimulus, day_s=7200.0, exact_s=7200.0)
+    for key in ("rms_current_ma", "average_current_ma"):
+        assert getattr(day, key) == pytest.approx(getattr(exact, key), rel=1e-3), key
+    assert day.pulse_count == exact.pulse_count
+
+
+def test_a_swept_rate_charges_a_band_only_where_a_drifting_pulse_can_reach_it():
+    """The kind: every band a swept output has was charged its highest window (the <= 400 Hz band of a
+    300-1600 Hz sweep +56 %). A band is charged where a pulse's rate can cross its edge over its drift."""
+    stimulus = {"pulse": {"shape": "symmetric-biphasic", "pulse_width_us": 50.0, "frequency_hz": 1000.0},
+                "modulation": [{"kind": "frequency-sweep", "low_hz": 300.0, "high_hz": 1600.0, "period_s": 6.1234567}]}
+    day, exact = _day_and_exact(stimulus, day_s=1200.0, exact_s=1200.0)
+    for key in ("rms_current_up_to_400hz_ma", "rms_current_400_to_1500hz_ma", "rms_current_above_1500hz_ma"):
+        assert getattr(exact, key) * (1 - 1e-9) <= getattr(day, key) <= getattr(exact, key) * 1.005, key
+
+
+def test_a_level_period_written_with_twelve_decimals_is_dosed_from_it():
+    """The kind: a sweep of 6.0000000003 s had no period as a fraction of denominator up to 1e9, and every pulse
+    of its day was summed. Periods written with up to 12 decimals are exact fractions."""
+    p = make_program({"shape": "symmetric-biphasic", "pulse_width_us": 200.0, "frequency_hz": 150.0},
+                     duration_s=86400.0, modulation=[{"kind": "amplitude-sweep", "low_percent": 40.0,
+                                                      "period_s": 6.0000000003}])
+    assert es.Schedule(p)._generators()[0].regions()
+
+
+def test_outputs_that_repeat_exactly_are_dosed_from_their_period_from_fewer_pulses(monkeypatch):
+    """The kind: 16 outputs of just under 2 million carrier cycles each were summed cycle by cycle (5 s to
+    check 99 s of eight-channel interferential current). Where every region repeats exactly (the figures are
+    those of every pulse) the period is used from a tenth of that."""
+    import electrostim.waveform._dose as dose_module
+
+    p = make_program({"shape": "interferential", "carrier_frequency_hz": 19000.0, "beat_frequency_hz": 100.0},
+                     modality="interferential", duration_s=99.0, pads=[pad(w=8, h=8)] * 4)
+    streamed: list[float] = []
+    original = dose_module._stream
+
+    def counting(acc, g, t0, t1, *args, **kwargs):
+        streamed.append(t1 - t0)
+        return original(acc, g, t0, t1, *args, **kwargs)
+
+    monkeypatch.setattr(dose_module, "_stream", counting)
+    fast = es.compute_dose(p, level="max")
+    assert sum(streamed) < 0.2 * 2 * 99.0  # two circuits, far less than their sessions streamed
+    monkeypatch.setattr(dose_module, "_stream", original)
+    monkeypatch.setattr(dose_module, "REPEAT_MIN_EVENTS", math.inf)
+    _assert_same_dose(es.compute_dose(p, level="max"), fast)
+

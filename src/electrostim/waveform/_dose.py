@@ -13,9 +13,8 @@ levels), every later level period is bounded by the second one's pulses at sampl
 of the clock, each at the highest amplitude and width the levels reach until the next
 sample: window and per-pulse figures are then upper bounds (within 0.1 % of the levels'
 highest, or a few tenths of a percent more where the cost of the samples is capped; for a
-changing rate, whose pulses may come closer, within a pulse or burst per window) and
-session figures are the level periods' number times the mean of one period over the
-clock phases at which the periods meet the levels.
+changing rate, whose pulses may come closer, within a pulse or burst per window), and
+session figures sum each level period at the clock phase it meets the levels at.
 
 Rate-dependent figures are judged per window at what the schedule does there: each
 pulse (or carrier cycle) has a local rate, 1 / the shorter of its intervals to the
@@ -337,6 +336,7 @@ class _OutputAccumulator:
 
 
 #: an output with at least this many pulses in its session is dosed from its repeat period, where it has one
+#: (a tenth of it where every region repeats exactly: the figures are then those of every pulse)
 REPEAT_MIN_EVENTS = 2_000_000
 
 
@@ -381,8 +381,23 @@ def _merge(accs: list[_OutputAccumulator]) -> _OutputAccumulator:
     return acc
 
 
-#: the clock phases at which one period of drifting events is summed (its mean stands for every period's)
-_SUM_PHASES = 16
+#: the periods of drifting events are summed at up to this many clock phases (each standing for the periods whose
+#: phases lie near it), about this many events in all
+_MAX_SUM_BINS = 1024
+_SUM_EVENTS = 1_000_000
+#: the phases of at most this many periods are looked at (evenly spread over the session beyond)
+_MAX_PHASES = 1_000_000
+
+
+def _period_phases(g: Any, r: Any, start_s: float, n_periods: int) -> np.ndarray:
+    """The clock phase (a fraction of an event, in [0, 1)) at which each period ``start_s + k P`` of a drifting
+    region meets the levels, relative to the first: ``-k`` times the fraction of an event the clock fires
+    beyond whole events in a period (evenly chosen periods where there are very many)."""
+    advance = g.phase_advance(start_s, r.period_s)
+    step = advance - math.floor(advance)
+    k = np.arange(0, n_periods, max(1, n_periods // _MAX_PHASES), dtype=np.float64)
+    phases = np.mod(-k * step, 1.0)
+    return np.where(phases >= 1.0, 0.0, phases)
 
 
 def _repeating_dose(g: Any, window: float, chunk_s: float, duration: float) -> _OutputAccumulator | None:
@@ -392,11 +407,12 @@ def _repeating_dose(g: Any, window: float, chunk_s: float, duration: float) -> _
     In a region whose pulses in ``[a, b)`` repeat every ``P`` (drift 0), the sums are ``N`` times those of
     one period ``[c, c + P)`` plus the pulses streamed outside ``[c, c + NP)``, where ``c = a + P + d`` cuts
     mid-way across the widest gap between the pulses of a period (no pulse lies near a cut, so the rounding of
-    a time cannot count it twice or not at all) and ``c + NP <= b``. Every 1 s window starting in
-    ``[a + 2P, s0)`` holds only repeating pulses with repeating neighbours (``s0``, a period boundary at least a
-    period and a window before ``b``), so it is a copy of one starting a whole number of periods earlier, in
-    ``[a + P, a + 2P)``: the windows are streamed up to ``a + 3P + W`` and again from ``s0`` (a new pass whose
-    first window, whose first pulse's previous neighbour it does not see, is the copy of one already seen).
+    a time cannot count it twice or not at all) and ``s0 = c + NP`` lies a window and twice the longest gap
+    between two pulses (``m``, at most ``P``) before ``b``. Every 1 s window starting in ``[a + 2P, s0)`` holds
+    only repeating pulses with repeating neighbours, so it is a copy of one starting a whole number of periods
+    earlier, in ``[a + P, a + 2P)``: the windows are streamed up to ``a + 2P + W + 2m`` (and at least to
+    ``c + P``, the period summed, in the same pass) and again from ``s0`` (a new pass whose first window, whose
+    first pulse's previous neighbour it does not see, is the copy of one already seen).
 
     In a region whose levels repeat every ``P`` while its events drift against them (``Region.drift_s``), the
     pulses of each later period lie, one for one, where the second period's would at a clock phase up to one
@@ -405,75 +421,115 @@ def _repeating_dose(g: Any, window: float, chunk_s: float, duration: float) -> _
     (``_OutputGenerator.window_bound``), bound those of every period whose phase lies between. Window and
     per-pulse figures are the highest over the samples: upper bounds, within ``_BOUND_TOLERANCE`` of the
     levels' highest. Events of a constant rate drift together, so a window keeps its pulses and their rates;
-    those of a changing rate may not: each bounding window is longer by the drift to the next sample, and
-    every rate band the output has is charged the highest bounding window (a drifting pulse may change band).
-    Sums are ``N`` times the mean of one period's at ``_SUM_PHASES`` clock phases spread over an event.
+    those of a changing rate may not: each bounding window is longer by the drift to the next sample, a window
+    holding a pulse whose rate may cross a band's edge over its drift is charged to both bands, and where the
+    rate jumps or on/off edges part pulses every rate band the output has is charged the highest bounding
+    window (a drifting pulse's nearest neighbour may change). A pulse that on/off edges may leave alone is
+    charged down to the band of the lowest rate it can have (``lowest_edge_rate_hz``).
+    Only the samples whose phases some period meets are evaluated (a clock whose periods keep nearly one phase
+    needs one). Sums are each period's at the phase it meets the levels at, the periods whose phases lie within
+    1/1024 or so of one another summed as one (``_MAX_SUM_BINS``).
     """
     jumps: list[tuple[float, float, float, int, float, Any]] = []  # cut, resume at, c1, N, P, region
     for r in g.regions():
         a, period, b, drift = r.start_s, r.period_s, r.stop_s, r.drift_s
         if period <= 0:
             continue
-        span = window + drift
-        n_periods = math.floor((b - a) / period + 1e-9) - 2
-        s0 = a + period * (math.floor((b - span - drift - a) / period + 1e-9) - 1)
-        cut = a + 3 * period + span
-        if n_periods < 4 or s0 < a + 2 * period or cut >= s0 or cut >= duration:
-            continue
-        if jumps and cut <= jumps[-1][1]:
-            continue  # overlaps the previous region's second pass (regions are in order)
+        # past the windows of [a + P, a + 2P), the next pulse: within the longest gap between two (at most P)
+        margin = min(period, g.longest_gap_s()) + drift
         t = g.window(a + period, a + 2 * period).time_s
         shift = 0.0
         if len(t):
             gaps = np.diff(np.concatenate([t, [t[0] + period]]))
             k = int(np.argmax(gaps))
             shift = float(t[k] + gaps[k] / 2.0 - (a + period))
-        jumps.append((cut, s0, a + period + shift, n_periods, period, r))
+        c1 = a + period + shift
+        # the periods [c1 + kP, c1 + (k + 1)P), k < N, end where windows that start there still end within b
+        n_periods = math.floor((b - window - 2 * margin - c1) / period + 1e-9)
+        s0 = c1 + n_periods * period
+        cut = max(a + 2 * period + window + 2 * margin, c1 + period)
+        if n_periods < 4 or cut >= s0 or cut >= duration:
+            continue
+        if jumps and cut <= jumps[-1][1]:
+            continue  # overlaps the previous region's second pass (regions are in order)
+        jumps.append((cut, s0, c1, n_periods, period, r))
     if not jumps:
         return None
     chunk = max(chunk_s, 1e-6)
     accs: list[_OutputAccumulator] = []
-    loose: list[_OutputAccumulator] = []  # bounds of a changing rate, whose pulses may change band
-    t0 = 0.0
-    for k, (cut, s0, _, _, period, r) in enumerate(jumps):
+    total, t0 = np.zeros(4), 0.0
+    for k, (cut, s0, c1, n_periods, period, r) in enumerate(jumps):
+        # one pass up to cut (its sums split at the period [c1, c1 + P)), the next from s0 = c1 + NP
         acc = _OutputAccumulator(window)
         acc.skip_first_window = k > 0
-        _stream(acc, g, t0, cut, chunk, final=False)
+        total += _stream(acc, g, t0, c1, chunk, final=False)
+        one = _stream(acc, g, c1, c1 + period, chunk, final=False)
+        _stream(acc, g, c1 + period, cut, chunk, final=False)
         accs.append(acc)
-        if r.drift_s > 0:  # the drifting periods: bounded by the second period's pulses at sampled clock phases
-            lo, hi = r.start_s + period - r.drift_s, r.start_s + 2 * period + window + 2 * r.drift_s
-            for j in range(r.samples):
-                bounding, extra = g.window_bound(lo, hi, j / r.samples, 1.0 / r.samples, r.drift_s)
-                bound = _OutputAccumulator(window)
-                bound.add(bounding, final=True, extra_s=None if r.rigid else extra)
-                if not r.rigid:
-                    _widen_bands(bound, bounding, extra)
-                    loose.append(bound)
-                if g.has_off_phases():  # a pulse whose neighbours drift into an off phase stands alone: rate 0
-                    bound.band_max[0] = max(bound.band_max[0], bound.win_max[0])
-                if r.shortest_s > 0:
-                    bound.min_dt = min(bound.min_dt, r.shortest_s)
-                accs.append(bound)
+        if r.drift_s == 0:
+            total += n_periods * one
+        else:
+            total += _drifting_sums(g, r, c1, n_periods, chunk, duration)
+            # every period whose windows start before s0: from a + P, one for each period up to s0 and one more
+            accs.extend(_drifting_bounds(g, r, window, math.ceil((s0 - r.start_s) / period)))
         t0 = s0
     last = _OutputAccumulator(window)
     last.skip_first_window = True
-    _stream(last, g, t0, duration, chunk, final=True)
+    total += _stream(last, g, t0, duration, chunk, final=True)
     accs.append(last)
-    total, t0 = np.zeros(4), 0.0
-    for _, _, c1, n_periods, period, r in jumps:
-        # drifting events: the periods meet the levels at clock phases spread over an event; their mean
-        phases = [0.0] if r.drift_s == 0 else [j / _SUM_PHASES for j in range(_SUM_PHASES)]
-        one = sum(_stream(None, g, c1, c1 + period, chunk, final=False, phase=f) for f in phases) / len(phases)
-        total += _stream(None, g, t0, c1, chunk, final=False) + n_periods * one
-        t0 = c1 + n_periods * period
-    total += _stream(None, g, t0, duration, chunk, final=False)
     acc = _merge(accs)
-    if loose:  # a drifting pulse's band may differ from its bound's: every band the output has gets the highest
-        present = acc.band_max > 0
-        acc.band_max[present] = np.maximum(acc.band_max[present], max(b.win_max[0] for b in loose))
     acc.count = int(round(total[0]))
     acc.sum_net, acc.sum_i2t, acc.sum_absq = float(total[1]), float(total[2]), float(total[3])
     return acc
+
+
+def _drifting_sums(g: Any, r: Any, c1: float, n_periods: int, chunk: float, duration: float) -> np.ndarray:
+    """The sums of the ``n_periods`` periods of a drifting region from ``c1``: each period's at the clock phase
+    it meets the levels at, periods of nearby phases (within 1/bins) summed as one."""
+    phases = _period_phases(g, r, c1, n_periods)
+    per_period = g.expected_events() / max(duration, 1e-300) * r.period_s
+    bins = int(min(_MAX_SUM_BINS, max(16, _SUM_EVENTS // max(per_period, 1.0))))
+    which = np.floor(phases * bins).astype(np.int64)
+    first = np.unique(which, return_index=True)[1]
+    counts = np.bincount(which, minlength=bins)[which[first]] * (n_periods / phases.shape[0])
+    return sum((n * _stream(None, g, c1, c1 + r.period_s, chunk, final=False, phase=float(phases[i]))
+                for i, n in zip(first, counts, strict=True)), np.zeros(4))
+
+
+def _drifting_bounds(g: Any, r: Any, window: float, n_periods: int) -> list[_OutputAccumulator]:
+    """The window and per-pulse figures that bound every later period of a drifting region (see
+    ``_repeating_dose``): one accumulator per sample of the clock phases its periods meet."""
+    period = r.period_s
+    lo, hi = r.start_s + period - r.drift_s, r.start_s + 2 * period + window + 2 * r.drift_s
+    # the samples whose phases some period meets, each over the phases met in it (all where not every period's
+    # phase was looked at)
+    phases = _period_phases(g, r, r.start_s + period, n_periods)
+    which = np.floor(phases * r.samples).astype(np.int64)
+    spans = [(j / r.samples, 1.0 / r.samples) for j in range(r.samples)]
+    if n_periods <= _MAX_PHASES:
+        spans = [(float(phases[which == j].min()), float(np.ptp(phases[which == j])) + 1e-9)
+                 for j in np.unique(which)]
+    edge_rate = g.lowest_edge_rate_hz()
+    edge_band = None if edge_rate is None else _band_of_interval(1.0 / max(edge_rate, 1e-300))
+    out = []
+    for phase, step in spans:
+        bounding, extra = g.window_bound(lo, hi, phase, step, r.drift_s)
+        bound = _OutputAccumulator(window)
+        bound.add(bounding, final=True, extra_s=None if r.rigid else extra)
+        if not r.rigid:
+            _widen_bands(bound, bounding, extra)
+            if g.levels_jump():  # at a jump of the rate or an edge a drifting pulse's nearest neighbour may change:
+                present = bound.band_max > 0  # every band the output has there is charged the highest window
+                bound.band_max[present] = np.maximum(bound.band_max[present], bound.win_max[0])
+        # a pulse whose neighbours drift into an off phase stands alone: its rate may be as low as an off phase
+        # and two intervals allow
+        present = np.flatnonzero(bound.band_max > 0)
+        if present.size and edge_band is not None and edge_band < present[0]:
+            bound.band_max[edge_band:present[0]] = np.maximum(bound.band_max[edge_band:present[0]], bound.win_max[0])
+        if r.shortest_s > 0:
+            bound.min_dt = min(bound.min_dt, r.shortest_s)
+        out.append(bound)
+    return out
 
 
 def _widen_bands(acc: _OutputAccumulator, c: PulseChunk, extra_s: np.ndarray) -> None:
@@ -570,7 +626,9 @@ def compute_dose(
         groups.setdefault(g.identity(amplitude=False), []).append((i, g))
     for members in groups.values():
         g = max((m[1] for m in members), key=lambda x: x.amplitude_ma)
-        acc = _repeating_dose(g, window, sched.chunk_s, duration) if g.expected_events() >= REPEAT_MIN_EVENTS else None
+        exact = all(r.drift_s == 0 for r in g.regions())
+        enough = g.expected_events() >= (REPEAT_MIN_EVENTS / 10 if exact else REPEAT_MIN_EVENTS)
+        acc = _repeating_dose(g, window, sched.chunk_s, duration) if enough else None
         if acc is None:  # every pulse, chunk by chunk
             acc = _OutputAccumulator(window)
             _stream(acc, g, 0.0, duration, max(sched.chunk_s, 1e-6), final=True)

@@ -101,8 +101,8 @@ _MAX_DENOMINATOR = 10**6
 
 #: an exact repeat period up to this long (s) is used even where the levels repeat sooner
 _EXACT_UP_TO = 60.0
-#: the finest denominator of a level period (a sweep or duty cycle written with up to 9 decimals)
-_MAX_LEVEL_DENOMINATOR = 10**9
+#: the finest denominator of a level period (a sweep or duty cycle written with up to 12 decimals)
+_MAX_LEVEL_DENOMINATOR = 10**12
 #: the clock phases at which a drifting period is evaluated are this close: a level changes by at most this
 #: much (a fraction of its highest) between two, and a window's bound is at most this much of it longer
 _BOUND_TOLERANCE = 1e-3
@@ -193,7 +193,7 @@ def _clock_period(clock, max_denominator: int | None = None) -> Fraction | None:
 
 def _levels_period(st) -> Fraction | None:
     """The period (s) after which a stimulus's duty cycle and sweeps of amplitude and width all repeat (their
-    least common multiple, each a fraction of denominator up to 1e9, at most an hour); None without any, or
+    least common multiple, each a fraction of denominator up to 1e12, at most an hour); None without any, or
     where they have no such multiple."""
     periods = [_fraction(m.period_s, _MAX_LEVEL_DENOMINATOR) for m in (st.amplitude_modulation, st.width_modulation)
                if m is not None]
@@ -363,7 +363,7 @@ class _OutputGenerator:
         Between ``start_s`` and ``stop_s`` (as in :meth:`repeat`) the duty cycle, the
         sweeps of amplitude and width and the rate profile repeat every ``period_s`` (their
         least common multiple, at most an hour, each period a fraction of denominator up
-        to 1e9), while the events of a clock whose period holds no whole number of events
+        to 1e12), while the events of a clock whose period holds no whole number of events
         drift against them: each period's events lie, one for one, within ``drift_s``
         (the clock's longest interval) after the first period's. None where the levels have
         no such period, or for premodulated interferential current whose beat phase does
@@ -411,10 +411,39 @@ class _OutputGenerator:
         start, period, stop, drift = q
         rate = self.level_rate()
         need = min(float(_MAX_SAMPLES), max(drift * rate, 0.0 if rigid else drift / 1.0) / _BOUND_TOLERANCE)
+        if self.levels_jump():  # a pulse that drifts across an on/off edge or a jump: as few as the samples allow
+            need = float(_MAX_SAMPLES)
         events = Schedule._event_rate_of(self.stim) * (2.0 * period + 1.0 + 3.0 * drift)
         samples = max(1, min(math.ceil(need - 1e-9), int(_MAX_BOUND_EVENTS // max(events, 1.0))))
         shortest = _interval_range(self.clock)[0] if self.n_inner == 1 else 0.0
         return [Region(start, period, stop, drift, shortest, rigid, samples, rate)]
+
+    def longest_gap_s(self) -> float:
+        """The longest time (s) between two pulses between the ramps: the clock's longest interval (inf with a duty
+        cycle, whose off phases part pulses)."""
+        return math.inf if self.stim.duty_cycle is not None else _interval_range(self.clock)[1]
+
+    def levels_jump(self) -> bool:
+        """Whether a level jumps: an on/off edge of a duty cycle, a sawtooth sweep."""
+        st = self.stim
+        return st.duty_cycle is not None or any(getattr(m, "profile", "") == "sawtooth" for m in st.modulation)
+
+    def lowest_edge_rate_hz(self) -> float | None:
+        """The lowest local rate (Hz) a pulse can have where on/off edges part it from its neighbours (a pulse's
+        rate is set by its nearest neighbour), or None where none can stand alone: an on phase of two intervals
+        or more holds two pulses (or bursts) at least; one of one interval or more may hold one alone, off
+        phases on both sides (1 / an off phase and an interval on each side); a shorter one may hold none (0)."""
+        dc = self.stim.duty_cycle
+        longest = _interval_range(self.clock)[1]
+        if dc is None or dc.on_s >= 2.0 * longest:
+            return None
+        if dc.on_s < longest:
+            return 0.0
+        return 1.0 / (dc.off_s + 2.0 * longest)
+
+    def phase_advance(self, t_s: float, period_s: float) -> float:
+        """How many events (a real number) the clock fires from ``t_s`` to ``t_s + period_s``."""
+        return float(self.clock.phase(np.array(t_s + period_s)) - self.clock.phase(np.array(t_s)))
 
     def level_rate(self) -> float:
         """The fastest a level factor changes (a fraction of its highest, per s): ramps, sweeps of amplitude and
@@ -428,10 +457,6 @@ class _OutputGenerator:
         if beat is not None:
             rate = max(rate, math.pi / _interval_range(beat)[0])
         return rate
-
-    def has_off_phases(self) -> bool:
-        """Whether the output's levels fall to zero between the ramps (an on/off duty cycle)."""
-        return self.stim.duty_cycle is not None
 
 
 
@@ -531,19 +556,20 @@ class _OutputGenerator:
             half_us = 0.5e6 / clock.lowest_rate(t, reach) * (1.0 + 1e-12)
         elif self.shape == "sine-burst":
             half_us = np.full(t.shape, 0.5e6 / cast(float, self.inner_hz))
-        # each factor is linear between corners (where it may jump): its highest over [t, t + d] is at either end
-        # or at a corner inside, on either side of it (1 where more than one corner lies inside)
+        # each factor is linear between corners (where it may jump): over [t, t + d] split at a corner inside, on
+        # each side the product of two factors is at most the product of their highest there (at that side's ends),
+        # never one factor's highest on one side times the other's on the other (1 where two corners lie inside)
         corners = np.unique(self.breakpoints(t0 - 2 * drift_s - 1.0, t1 + 2 * drift_s + 1.0))
         first = np.searchsorted(corners, t, side="right")
         n_inside = np.searchsorted(corners, t + d, side="right") - first
         c = corners[np.minimum(first, corners.shape[0] - 1)] if corners.shape[0] else t
 
-        def highest(f: Any) -> np.ndarray:
-            top = np.maximum(f(t), f(t + d))
-            at_corner = np.maximum(top, np.maximum(f(c), f(c - 1e-9)))
-            return np.where(n_inside == 0, top, np.where(n_inside == 1, at_corner, 1.0))
+        def highest(*factors: Any) -> np.ndarray:
+            sides = [(t, t + d), (t, c - 1e-9), (c, t + d)]
+            tops = [np.prod([np.maximum(f(a), f(b)) for f in factors], axis=0) for a, b in sides]
+            return np.where(n_inside == 0, tops[0], np.where(n_inside == 1, np.maximum(tops[1], tops[2]), 1.0))
 
-        amp = self.amplitude_ma * highest(self.envelope) * highest(self.amplitude_factor)
+        amp = self.amplitude_ma * highest(self.envelope, self.amplitude_factor)
         beat = getattr(self, "beat_clock", None)
         if self.shape == "interferential" and beat is not None:  # |sin(π Ψ)| at its highest over the drift
             assert half_us is not None
@@ -659,8 +685,19 @@ class _PhasedGenerator:
         return [replace(r, start_s=start + r.start_s, stop_s=min(start + r.stop_s, stop) - r.period_s)
                 for start, stop, factor, g in self.parts for r in g.regions() if factor > 0]
 
-    def has_off_phases(self) -> bool:
-        return any(g.has_off_phases() for _, _, _, g in self.parts)
+    def longest_gap_s(self) -> float:
+        return max(g.longest_gap_s() for _, _, _, g in self.parts)
+
+    def levels_jump(self) -> bool:
+        return any(g.levels_jump() for _, _, _, g in self.parts)
+
+    def lowest_edge_rate_hz(self) -> float | None:
+        rates = [r for _, _, _, g in self.parts if (r := g.lowest_edge_rate_hz()) is not None]
+        return min(rates) if rates else None
+
+    def phase_advance(self, t_s: float, period_s: float) -> float:
+        start, _, _, g = self._parts(t_s, t_s)[0]
+        return g.phase_advance(t_s - start, period_s)
 
     def window_bound(self, t0: float, t1: float, phase: float, step: float,
                      drift_s: float) -> tuple[PulseChunk, np.ndarray]:
