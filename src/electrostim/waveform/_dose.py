@@ -519,8 +519,8 @@ def _drifting_bounds(g: Any, r: Any, window: float, n_periods: int) -> list[_Out
         if not r.rigid:
             _widen_bands(bound, bounding, extra)
             if g.levels_jump():  # at a jump of the rate or an edge a drifting pulse's nearest neighbour may change:
-                present = bound.band_max > 0  # every band the output has there is charged the highest window
-                bound.band_max[present] = np.maximum(bound.band_max[present], bound.win_max[0])
+                has = bound.band_max > 0  # every band the output has there is charged the highest window
+                bound.band_max[has] = np.maximum(bound.band_max[has], bound.win_max[0])
         # a pulse whose neighbours drift into an off phase stands alone: its rate may be as low as an off phase
         # and two intervals allow
         present = np.flatnonzero(bound.band_max > 0)
