@@ -407,8 +407,8 @@ def _repeating_dose(g: Any, window: float, chunk_s: float, duration: float) -> _
     In a region whose pulses in ``[a, b)`` repeat every ``P`` (drift 0), the sums are ``N`` times those of
     one period ``[c, c + P)`` plus the pulses streamed outside ``[c, c + NP)``, where ``c = a + P + d`` cuts
     mid-way across the widest gap between the pulses of a period (no pulse lies near a cut, so the rounding of
-    a time cannot count it twice or not at all) and ``s0 = c + NP`` lies a window and twice the longest gap
-    between two pulses (``m``, at most ``P``) before ``b``. Every 1 s window starting in ``[a + 2P, s0)`` holds
+    a time cannot count it twice or not at all) and ``s0 = c + NP`` lies a window and the longest gap between
+    two pulses (``m``, at most ``P``) before ``b``. Every 1 s window starting in ``[a + 2P, s0)`` holds
     only repeating pulses with repeating neighbours, so it is a copy of one starting a whole number of periods
     earlier, in ``[a + P, a + 2P)``: the windows are streamed up to ``a + 2P + W + 2m`` (and at least to
     ``c + P``, the period summed, in the same pass) and again from ``s0`` (a new pass whose first window, whose
@@ -445,7 +445,7 @@ def _repeating_dose(g: Any, window: float, chunk_s: float, duration: float) -> _
             shift = float(t[k] + gaps[k] / 2.0 - (a + period))
         c1 = a + period + shift
         # the periods [c1 + kP, c1 + (k + 1)P), k < N, end where windows that start there still end within b
-        n_periods = math.floor((b - window - 2 * margin - c1) / period + 1e-9)
+        n_periods = math.floor((b - window - margin - c1) / period + 1e-9)
         s0 = c1 + n_periods * period
         cut = max(a + 2 * period + window + 2 * margin, c1 + period)
         if n_periods < 4 or cut >= s0 or cut >= duration:

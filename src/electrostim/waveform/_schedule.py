@@ -419,9 +419,13 @@ class _OutputGenerator:
         return [Region(start, period, stop, drift, shortest, rigid, samples, rate)]
 
     def longest_gap_s(self) -> float:
-        """The longest time (s) between two pulses between the ramps: the clock's longest interval (inf with a duty
-        cycle, whose off phases part pulses)."""
-        return math.inf if self.stim.duty_cycle is not None else _interval_range(self.clock)[1]
+        """The longest time (s) between two pulses between the ramps: the clock's longest interval, or with a duty
+        cycle an off phase and an interval on each side (inf where an on phase may hold no pulse)."""
+        longest = _interval_range(self.clock)[1]
+        dc = self.stim.duty_cycle
+        if dc is None:
+            return longest
+        return dc.off_s + 2.0 * longest if dc.on_s >= longest else math.inf
 
     def levels_jump(self) -> bool:
         """Whether a level jumps: an on/off edge of a duty cycle, a sawtooth sweep."""
