@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from typing import Any
 
 import pytest
@@ -17,6 +18,14 @@ settings.register_profile(
     "ci", deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True, derandomize=True
 )
 settings.load_profile("ci" if os.environ.get("CI") else "default")
+
+# A suite started as a background job (``... &`` in a script) inherits SIGINT and SIGQUIT ignored, and so would
+# every command it starts (``electrostim run`` then keeps them ignored, as under nohup); the tests that interrupt
+# a command expect it started as a terminal starts one.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+if hasattr(signal, "SIGQUIT") and signal.getsignal(signal.SIGQUIT) == signal.SIG_IGN:
+    signal.signal(signal.SIGQUIT, signal.SIG_DFL)
 
 _PG_URL = "postgresql+psycopg://electrostim:electrostim@127.0.0.1/electrostim_test"
 
