@@ -628,14 +628,19 @@ def test_a_premodulated_beat_completes_whole_cycles_in_each_sweep():
 
 
 def _day_and_exact(stimulus: dict, day_s: float = 86400.0, exact_s: float = 600.0, modality: str = "tens"):
-    """The dose of ``stimulus`` over ``day_s`` as checked, and of its first ``exact_s`` pulse by pulse."""
+    """The dose of ``stimulus`` over ``day_s`` from its period (however few its pulses), and of its first
+    ``exact_s`` pulse by pulse."""
     import electrostim.waveform._dose as dose_module
 
     def program(duration):
         return make_program(stimulus["pulse"], amplitude_ma=40.0, modality=modality, duration_s=duration,
                             **{k: v for k, v in stimulus.items() if k != "pulse"})
 
-    day = es.compute_dose(program(day_s), level="max").outputs[0]
+    p = program(day_s)
+    assert any(r.drift_s > 0 for g in es.Schedule(p)._generators() for r in g.regions())  # dosed from bounds
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setattr(dose_module, "REPEAT_MIN_EVENTS", 0)
+        day = es.compute_dose(p, level="max").outputs[0]
     with pytest.MonkeyPatch.context() as monkeypatch:
         monkeypatch.setattr(dose_module, "REPEAT_MIN_EVENTS", math.inf)
         exact = es.compute_dose(program(exact_s), level="max").outputs[0]
@@ -726,4 +731,20 @@ def test_outputs_that_repeat_exactly_are_dosed_from_their_period_from_fewer_puls
     monkeypatch.setattr(dose_module, "_stream", original)
     monkeypatch.setattr(dose_module, "REPEAT_MIN_EVENTS", math.inf)
     _assert_same_dose(es.compute_dose(p, level="max"), fast)
+
+
+@pytest.mark.parametrize("profile", ["sawtooth", "triangle"])
+def test_a_pulse_an_off_phase_leaves_alone_is_charged_only_to_the_bands_it_can_reach(profile):
+    """The kind: Russian bursts under a short duty cycle and a swept rate charged every band below their own the
+    highest window (10 mA at 400-1500 Hz where no cycle ever has such a rate). A cycle an edge leaves alone has an
+    off phase, or the gap to the burst before it, to its nearest neighbour: only those rates' bands are charged."""
+    stimulus = {"pulse": {"shape": "sine-burst", "carrier_frequency_hz": 2500.0, "frequency_hz": 50.0,
+                          "burst_duty_percent": 20.0},
+                "duty_cycle": {"on_s": 0.2345, "off_s": 0.5123457},
+                "modulation": [{"kind": "frequency-sweep", "low_hz": 1.0, "high_hz": 50.0, "period_s": 5.9747656,
+                                "profile": profile}]}
+    day, exact = _day_and_exact(stimulus, day_s=300.0, exact_s=300.0, modality="russian")
+    assert exact.rms_current_400_to_1500hz_ma == 0.0 and day.rms_current_400_to_1500hz_ma == 0.0
+    for key in ("rms_current_up_to_400hz_ma", "rms_current_above_1500hz_ma", "rms_current_ma"):
+        assert getattr(exact, key) * (1 - 1e-9) <= getattr(day, key), key
 

@@ -425,7 +425,7 @@ def _repeating_dose(g: Any, window: float, chunk_s: float, duration: float) -> _
     holding a pulse whose rate may cross a band's edge over its drift is charged to both bands, and where the
     rate jumps or on/off edges part pulses every rate band the output has is charged the highest bounding
     window (a drifting pulse's nearest neighbour may change). A pulse that on/off edges may leave alone is
-    charged down to the band of the lowest rate it can have (``lowest_edge_rate_hz``).
+    charged to the bands of the rates it can then have (``lone_rate_range_hz``).
     Only the samples whose phases some period meets are evaluated (a clock whose periods keep nearly one phase
     needs one). Sums are each period's at the phase it meets the levels at, the periods whose phases lie within
     1/1024 or so of one another summed as one (``_MAX_SUM_BINS``).
@@ -509,8 +509,9 @@ def _drifting_bounds(g: Any, r: Any, window: float, n_periods: int) -> list[_Out
     if n_periods <= _MAX_PHASES:
         spans = [(float(phases[which == j].min()), float(np.ptp(phases[which == j])) + 1e-9)
                  for j in np.unique(which)]
-    edge_rate = g.lowest_edge_rate_hz()
-    edge_band = None if edge_rate is None else _band_of_interval(1.0 / max(edge_rate, 1e-300))
+    lone = g.lone_rate_range_hz()  # the bands of a pulse that on/off edges may leave alone
+    lone_bands = None if lone is None else (_band_of_interval(1.0 / max(lone[0], 1e-300)),
+                                            _band_of_interval(1.0 / max(lone[1], 1e-300)))
     out = []
     for phase, step in spans:
         bounding, extra = g.window_bound(lo, hi, phase, step, r.drift_s)
@@ -521,11 +522,10 @@ def _drifting_bounds(g: Any, r: Any, window: float, n_periods: int) -> list[_Out
             if g.levels_jump():  # at a jump of the rate or an edge a drifting pulse's nearest neighbour may change:
                 has = bound.band_max > 0  # every band the output has there is charged the highest window
                 bound.band_max[has] = np.maximum(bound.band_max[has], bound.win_max[0])
-        # a pulse whose neighbours drift into an off phase stands alone: its rate may be as low as an off phase
-        # and two intervals allow
-        present = np.flatnonzero(bound.band_max > 0)
-        if present.size and edge_band is not None and edge_band < present[0]:
-            bound.band_max[edge_band:present[0]] = np.maximum(bound.band_max[edge_band:present[0]], bound.win_max[0])
+        # a pulse whose neighbours drift into an off phase may stand alone, at a rate an off phase sets
+        if lone_bands is not None:
+            a, b = lone_bands
+            bound.band_max[a:b + 1] = np.maximum(bound.band_max[a:b + 1], bound.win_max[0])
         if r.shortest_s > 0:
             bound.min_dt = min(bound.min_dt, r.shortest_s)
         out.append(bound)

@@ -432,18 +432,22 @@ class _OutputGenerator:
         st = self.stim
         return st.duty_cycle is not None or any(getattr(m, "profile", "") == "sawtooth" for m in st.modulation)
 
-    def lowest_edge_rate_hz(self) -> float | None:
-        """The lowest local rate (Hz) a pulse can have where on/off edges part it from its neighbours (a pulse's
-        rate is set by its nearest neighbour), or None where none can stand alone: an on phase of two intervals
-        or more holds two pulses (or bursts) at least; one of one interval or more may hold one alone, off
-        phases on both sides (1 / an off phase and an interval on each side); a shorter one may hold none (0)."""
+    def lone_rate_range_hz(self) -> tuple[float, float] | None:
+        """The local rates (Hz, lowest and highest) a pulse can have where on/off edges part it from the pulses
+        it would have as neighbours (a pulse's rate is set by its nearest neighbour), or None where none can: an
+        on phase of two intervals or more holds two pulses (or bursts) at least. In a shorter one a pulse may
+        stand alone, an off phase on each side: no faster than 1 / an off phase, no slower than 1 / an off phase
+        and an interval on each side (0 where an on phase may hold no pulse); a burst cut by an edge keeps the
+        burst before it as a neighbour, down to the gap between two bursts."""
         dc = self.stim.duty_cycle
-        longest = _interval_range(self.clock)[1]
+        shortest, longest = _interval_range(self.clock)
         if dc is None or dc.on_s >= 2.0 * longest:
             return None
-        if dc.on_s < longest:
-            return 0.0
-        return 1.0 / (dc.off_s + 2.0 * longest)
+        low = 0.0 if dc.on_s < longest else 1.0 / (dc.off_s + 2.0 * longest)
+        high = 1.0 / dc.off_s if dc.off_s > 0 else math.inf
+        if self.n_inner > 1:
+            high = max(high, 1.0 / max(shortest - self.span_s, 1e-300))
+        return low, high
 
     def phase_advance(self, t_s: float, period_s: float) -> float:
         """How many events (a real number) the clock fires from ``t_s`` to ``t_s + period_s``."""
@@ -695,9 +699,9 @@ class _PhasedGenerator:
     def levels_jump(self) -> bool:
         return any(g.levels_jump() for _, _, _, g in self.parts)
 
-    def lowest_edge_rate_hz(self) -> float | None:
-        rates = [r for _, _, _, g in self.parts if (r := g.lowest_edge_rate_hz()) is not None]
-        return min(rates) if rates else None
+    def lone_rate_range_hz(self) -> tuple[float, float] | None:
+        ranges = [r for _, _, _, g in self.parts if (r := g.lone_rate_range_hz()) is not None]
+        return (min(r[0] for r in ranges), max(r[1] for r in ranges)) if ranges else None
 
     def phase_advance(self, t_s: float, period_s: float) -> float:
         start, _, _, g = self._parts(t_s, t_s)[0]
