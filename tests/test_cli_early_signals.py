@@ -49,3 +49,23 @@ def test_a_signal_at_any_moment_ends_run_in_one_line(signum, delay_s, tmp_path: 
     elif db.exists():  # the store may have been opened, but no session runs on
         with Store.open(str(db), readonly=True) as store:
             assert all(s.state != "running" for s in store.list_sessions())
+
+
+def test_a_signal_that_surfaces_as_another_error_still_ends_in_one_line(monkeypatch, capsys):
+    """The kind: SIGTERM while a model class was being made reached the command as "RuntimeError: Error calling
+    __set_name__" (Python wraps what a descriptor's __set_name__ raises), and run exited 1 with "internal error".
+    Once a signal has come, whatever error unwinds the command is its interruption: one line, 128 + its number."""
+    from electrostim.cli import _app
+
+    def interrupted_while_making_a_class() -> None:
+        _app._Signals.seen = signal.SIGTERM
+        raise RuntimeError("Error calling __set_name__ on 'PydanticDescriptorProxy' instance")
+
+    monkeypatch.setattr(_app, "app", interrupted_while_making_a_class)
+    monkeypatch.setattr(_app._Signals, "seen", None)
+    monkeypatch.setattr(_app._Signals, "reported", False)
+    with pytest.raises(SystemExit) as ended:
+        _app.main()
+    assert ended.value.code == 128 + signal.SIGTERM
+    err = capsys.readouterr().err
+    assert err.strip() == "interrupted by SIGTERM" and "internal error" not in err

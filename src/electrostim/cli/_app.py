@@ -746,6 +746,8 @@ def main() -> None:
         err.out("interrupted")
         raise SystemExit(130) from None
     except Exception as exc:  # an internal error: short message unless debugging
+        if _Signals.seen is not None:  # a signal's KeyboardInterrupt may surface wrapped (in a class being made)
+            _interrupted_exit()
         if os.environ.get("ELECTROSTIM_DEBUG"):
             raise
         err.out(f"internal error: {type(exc).__name__}: {exc} (set ELECTROSTIM_DEBUG=1 for the traceback)")
