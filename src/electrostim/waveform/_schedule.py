@@ -391,11 +391,6 @@ class _OutputGenerator:
             return None
         return start, float(period), stop, _interval_range(self.clock)[1]
 
-    def repeats(self) -> list[tuple[float, float, float]]:
-        """The repeat regions ``(start_s, period_s, stop_s)`` of this output (see :meth:`repeat`), in order."""
-        rep = self.repeat()
-        return [] if rep is None else [rep]
-
     def regions(self) -> list[Region]:
         """Where this output is dosed from one period: where its pulses repeat (:meth:`repeat`; the exact period
         where it is short, its pulses being streamed over a few periods), else where its levels repeat while its
@@ -676,16 +671,6 @@ class _PhasedGenerator:
             level = min(level, lv * factor)
             width = min(width, wf * _pulse_width_us(g) / ref if ref > 0 else 1.0)
         return level, width
-
-    def repeats(self) -> list[tuple[float, float, float]]:
-        """The repeat regions of every phase, in session time: each phase's shifted by its start, its stop a
-        period before the phase's end (the last pulses of a phase have the next phase's first as a neighbour)."""
-        out = []
-        for start, stop, factor, g in self.parts:
-            for a, period, b in g.repeats():
-                if factor > 0:
-                    out.append((start + a, period, start + min(b, stop - start) - period))
-        return out
 
     def regions(self) -> list[Region]:
         """The regions of every phase (see ``_OutputGenerator.regions``), in session time, each ending a period
