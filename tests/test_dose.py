@@ -748,3 +748,44 @@ def test_a_pulse_an_off_phase_leaves_alone_is_charged_only_to_the_bands_it_can_r
     for key in ("rms_current_up_to_400hz_ma", "rms_current_above_1500hz_ma", "rms_current_ma"):
         assert getattr(exact, key) * (1 - 1e-9) <= getattr(day, key), key
 
+
+
+@pytest.mark.parametrize("stimulus", [
+    # interferential current (a swept beat) 30 s on / 30 s off: the pulses repeat every 60 s
+    {"pulse": {"shape": "interferential", "carrier_frequency_hz": 4000.0, "beat_frequency_hz": 100.0},
+     "modulation": [{"kind": "frequency-sweep", "low_hz": 80.0, "high_hz": 100.0, "period_s": 6.0}],
+     "duty_cycle": {"on_s": 30.0, "off_s": 30.0}, "ramp_up_s": 2.0, "ramp_down_s": 2.0},
+    # 1000 Hz under a 120 s amplitude sweep: the pulses repeat every 120 s
+    {"pulse": {"shape": "symmetric-biphasic", "pulse_width_us": 100.0, "frequency_hz": 1000.0},
+     "modulation": [{"kind": "amplitude-sweep", "low_percent": 40.0, "period_s": 120.0}]},
+], ids=["interferential-duty-cycle", "long-amplitude-sweep"])
+def test_a_long_exact_period_is_streamed_about_once(stimulus, monkeypatch):
+    """The kind: an output whose pulses repeat only every few minutes streamed two periods and up to a third (an
+    interferential day of 300 s on / 300 s off took 3.6 s to check, 1000 Hz under a 3600 s sweep 2.5 s). The
+    windows that start in one period stand for every later one, and the last pass starts a window before the
+    last pulse that repeats: about one period is streamed, and every figure is that of every pulse."""
+    import electrostim.waveform._dose as dose_module
+
+    ifc = stimulus["pulse"]["shape"] == "interferential"
+    data = {"schema_version": 1, "id": "long-period", "name": "long period", "session_duration_s": 1200.0,
+            "modality": "interferential" if ifc else "nmes",
+            "channels": [{"label": "a", "electrodes": [pad(w=8, h=8)] * (4 if ifc else 2),
+                          "stimulus": {**stimulus, "amplitude": {"default_ma": 20.0, "max_ma": 40.0}}}]}
+    p = es.validate_program(data, source="long period")
+    period = 60.0 if ifc else 120.0
+    assert {r.period_s for g in es.Schedule(p)._generators() for r in g.regions()} == {period}
+    streamed = np.zeros(4)
+    original = dose_module._stream
+
+    def counting(acc, g, t0, t1, *args, **kwargs):
+        sums = original(acc, g, t0, t1, *args, **kwargs)
+        streamed[:] += sums
+        return sums
+
+    monkeypatch.setattr(dose_module, "_stream", counting)
+    fast = es.compute_dose(p, level="max")
+    per_period = sum(o.pulse_count for o in fast.outputs) * period / 1200.0
+    assert streamed[0] < 1.2 * per_period  # one period, a window, the ramps: not two or three periods
+    monkeypatch.setattr(dose_module, "_stream", original)
+    monkeypatch.setattr(dose_module, "REPEAT_MIN_EVENTS", math.inf)
+    _assert_same_dose(es.compute_dose(p, level="max"), fast)

@@ -209,3 +209,32 @@ def test_levels_at_follow_the_ramp_and_the_duty_cycle():
     assert s.levels_at(8.0)[0][0] == pytest.approx(1.0)
     assert s.levels_at(30.0)[0] == (0.0, 0.0)
     assert 0.05 <= s.lookahead_s <= 1.0
+
+
+@given(on=st.sampled_from([0.1, 0.5, 1.0, 2.5]), off=st.sampled_from([0.05, 0.5, 1.0, 3.0]),
+       rate=st.sampled_from([3.0, 50.0, 1000.0]), burst=st.booleans(),
+       seq=st.sampled_from(["simultaneous", "delayed", "alternating"]),
+       cuts=st.lists(st.floats(0.0, 20.0), min_size=1, max_size=8))
+def test_windows_skip_off_phases_but_no_pulse(on, off, rate, burst, seq, cuts):
+    """A window's events are computed only from its first on phase to the end of its last (off phases hold no
+    pulse): any cutting of the session gives the pulses of the whole, on every channel and sequencing."""
+    extra = {"burst": {"pulses_per_burst": 3, "burst_frequency_hz": min(rate, 10.0)}} if burst else {}
+    pulse = {"shape": "symmetric-biphasic", "pulse_width_us": 100, "frequency_hz": 100.0 if burst else rate}
+    p = make_program(pulse, duration_s=20.0, channels=2, duty_cycle={"on_s": on, "off_s": off}, ramp_up_s=on / 4,
+                     ramp_down_s=on / 4, **extra)
+    if seq != "simultaneous":
+        data = p.model_dump(mode="python")
+        data.update(sequencing=seq, sequencing_delay_s=0.37)
+        p = es.validate_program(data)
+    gens = es.Schedule(p)._generators()
+    edges = [0.0, *sorted(cuts), 20.0]
+    for g in gens:
+        whole = g.window(0.0, 20.0)
+        parts = [g.window(a, b) for a, b in zip(edges[:-1], edges[1:], strict=True)]
+        np.testing.assert_array_equal(np.concatenate([c.time_s for c in parts]), whole.time_s)
+        np.testing.assert_array_equal(np.concatenate([c.first_amplitude_ma for c in parts]), whole.first_amplitude_ma)
+        # and a window is asked for nothing outside its on phases' hull, whatever the session's pulses
+        for a, b in zip(edges[:-1], edges[1:], strict=True):
+            u, v = g._on_hull(a, b)
+            inside = whole.time_s[(whole.time_s >= a) & (whole.time_s < b)]
+            assert np.all((inside >= u) & (inside < v))

@@ -404,15 +404,17 @@ def _repeating_dose(g: Any, window: float, chunk_s: float, duration: float) -> _
     """The dose figures of one output from its regions (see ``_OutputGenerator.regions``; a multi-phase output
     has one per phase), or None when none is long enough to save work.
 
-    In a region whose pulses in ``[a, b)`` repeat every ``P`` (drift 0), the sums are ``N`` times those of
-    one period ``[c, c + P)`` plus the pulses streamed outside ``[c, c + NP)``, where ``c = a + P + d`` cuts
-    mid-way across the widest gap between the pulses of a period (no pulse lies near a cut, so the rounding of
-    a time cannot count it twice or not at all) and ``s0 = c + NP`` lies a window and the longest gap between
-    two pulses (``m``, at most ``P``) before ``b``. Every 1 s window starting in ``[a + 2P, s0)`` holds
-    only repeating pulses with repeating neighbours, so it is a copy of one starting a whole number of periods
-    earlier, in ``[a + P, a + 2P)``: the windows are streamed up to ``a + 2P + W + 2m`` (and at least to
-    ``c + P``, the period summed, in the same pass) and again from ``s0`` (a new pass whose first window, whose
-    first pulse's previous neighbour it does not see, is the copy of one already seen).
+    In a region whose pulses in ``[a, b)`` repeat every ``P`` (drift 0), ``c`` lies mid-way between the first
+    two pulses of the region and ``X`` mid-way between the last two that lie a window (``W``) before the last
+    pulse of the region (no pulse lies near a cut, so the rounding of a time cannot count it twice or not at
+    all). A window that starts at a pulse in ``[c, X)`` holds only repeating pulses whose neighbours repeat (its
+    first pulse's previous one lies in the region, and so does the pulse after its last), so it is a copy of
+    the one that starts a whole number of periods earlier, in ``[c, c + P)``. The windows are streamed up to
+    ``c + P + W`` and on (past off phases) until those of ``[c, c + P)`` are complete, and again from ``X`` (a
+    new pass whose first window, whose first pulse's previous neighbour it does not see, is the copy of one
+    already seen): about one period in all. The sums are those of ``[0, c)``, ``N`` times those of
+    ``[c, c + P)``, those of ``[c, c + x)`` (``X = c + NP + x``, summed in the same pass) and those of the
+    last pass.
 
     In a region whose levels repeat every ``P`` while its events drift against them (``Region.drift_s``), the
     pulses of each later period lie, one for one, where the second period's would at a clock phase up to one
@@ -430,44 +432,76 @@ def _repeating_dose(g: Any, window: float, chunk_s: float, duration: float) -> _
     needs one). Sums are each period's at the phase it meets the levels at, the periods whose phases lie within
     1/1024 or so of one another summed as one (``_MAX_SUM_BINS``).
     """
-    jumps: list[tuple[float, float, float, int, float, Any]] = []  # cut, resume at, c1, N, P, region
+    jumps: list[tuple[float, float, float, int, float, Any, float]] = []  # cut, resume at, c1, N, P, region, x
     for r in g.regions():
         a, period, b, drift = r.start_s, r.period_s, r.stop_s, r.drift_s
         if period <= 0:
             continue
-        # past the windows of [a + P, a + 2P), the next pulse: within the longest gap between two (at most P)
+        # past the windows of a period, the next pulse: within the longest gap between two (at most P)
         margin = min(period, g.longest_gap_s()) + drift
-        t = g.window(a + period, a + 2 * period).time_s
-        shift = 0.0
-        if len(t):
-            gaps = np.diff(np.concatenate([t, [t[0] + period]]))
-            k = int(np.argmax(gaps))
-            shift = float(t[k] + gaps[k] / 2.0 - (a + period))
-        c1 = a + period + shift
-        # the periods [c1 + kP, c1 + (k + 1)P), k < N, end where windows that start there still end within b
-        n_periods = math.floor((b - window - margin - c1) / period + 1e-9)
-        s0 = c1 + n_periods * period
-        cut = max(a + 2 * period + window + 2 * margin, c1 + period)
-        if n_periods < 4 or cut >= s0 or cut >= duration:
+        if drift == 0:
+            # pulses that repeat exactly: c1 lies mid-way between the first two pulses of [a, b), so the
+            # windows that start at the pulses of [c1, c1 + P) see their previous neighbours; they stand for
+            # every window that starts before X, mid-way between the last two pulses that lie a window before
+            # the last pulse of [a, b) (e): the pulses of the window at the first pulse past X, and the one
+            # after them, lie in [a, b)
+            c1 = _mid_gap(g, a, b, first=True)
+            e = _pulses_near(g, a, b, first=False, n=1)
+            if c1 is None or e.shape[0] == 0:
+                continue
+            resume = _mid_gap(g, c1, float(e[0]) - window, first=False)
+            if resume is None or resume <= c1 + period + window:
+                continue
+            n_periods = math.floor((resume - c1) / period)
+            x = resume - c1 - n_periods * period
+            if x >= period - 1e-9 * period:  # (rounding) the resume point is a whole number of periods on
+                n_periods, x = n_periods + 1, 0.0
+            cut = c1 + period + window  # and on, until the windows starting before c1 + P are complete
+            s0 = resume
+        else:
+            t = g.window(a + period, a + 2 * period).time_s
+            shift = 0.0
+            if len(t):
+                gaps = np.diff(np.concatenate([t, [t[0] + period]]))
+                k = int(np.argmax(gaps))
+                shift = float(t[k] + gaps[k] / 2.0 - (a + period))
+            c1 = a + period + shift
+            # the periods [c1 + kP, c1 + (k + 1)P), k < N, end where windows that start there still end within b
+            n_periods = math.floor((b - window - margin - c1) / period + 1e-9)
+            s0 = c1 + n_periods * period
+            cut = max(a + 2 * period + window + 2 * margin, c1 + period)
+            x = 0.0
+            if n_periods < 4:
+                continue
+        if cut >= s0 or cut >= duration:
             continue
-        if jumps and cut <= jumps[-1][1]:
+        if jumps and (cut <= jumps[-1][1] or c1 < jumps[-1][1]):
             continue  # overlaps the previous region's second pass (regions are in order)
-        jumps.append((cut, s0, c1, n_periods, period, r))
+        jumps.append((cut, s0, c1, n_periods, period, r, x))
     if not jumps:
         return None
     chunk = max(chunk_s, 1e-6)
     accs: list[_OutputAccumulator] = []
     total, t0 = np.zeros(4), 0.0
-    for k, (cut, s0, c1, n_periods, period, r) in enumerate(jumps):
-        # one pass up to cut (its sums split at the period [c1, c1 + P)), the next from s0 = c1 + NP
+    for k, (cut, s0, c1, n_periods, period, r, x) in enumerate(jumps):
+        # one pass up to cut (its sums split at the period [c1, c1 + P), and within it at c1 + x), the next
+        # from s0 = c1 + NP + x
         acc = _OutputAccumulator(window)
         acc.skip_first_window = k > 0
         total += _stream(acc, g, t0, c1, chunk, final=False)
-        one = _stream(acc, g, c1, c1 + period, chunk, final=False)
+        part = _stream(acc, g, c1, c1 + x, chunk, final=False)
+        one = part + _stream(acc, g, c1 + x, c1 + period, chunk, final=False)
         _stream(acc, g, c1 + period, cut, chunk, final=False)
+        if r.drift_s == 0:  # on (past off phases) until the next pulse completes the windows of [c1, c1 + P)
+            step = window
+            while acc.tail_t.shape[0] and acc.tail_t[0] < c1 + period:
+                if cut >= s0:
+                    return None  # (not reached: the window at the first pulse past X is complete before e)
+                _stream(acc, g, cut, min(s0, cut + step), chunk, final=False)
+                cut, step = min(s0, cut + step), 2.0 * step
         accs.append(acc)
         if r.drift_s == 0:
-            total += n_periods * one
+            total += n_periods * one + part
         else:
             total += _drifting_sums(g, r, c1, n_periods, chunk, duration)
             # every period whose windows start before s0: from a + P, one for each period up to s0 and one more
@@ -481,6 +515,30 @@ def _repeating_dose(g: Any, window: float, chunk_s: float, duration: float) -> _
     acc.count = int(round(total[0]))
     acc.sum_net, acc.sum_i2t, acc.sum_absq = float(total[1]), float(total[2]), float(total[3])
     return acc
+
+
+def _pulses_near(g: Any, lo: float, hi: float, *, first: bool, n: int = 2) -> np.ndarray:
+    """The first (``first``) or the last ``n`` pulse times of ``g`` in ``[lo, hi)`` (fewer where it holds fewer),
+    read from that end over spans that grow from 1 ms up to about 100 000 events each."""
+    longest = max(1e-3, 1e5 * g.session_s / max(g.expected_events(), 1.0))
+    span, found = 1e-3, np.zeros(0)
+    at = lo if first else hi
+    while (at < hi if first else at > lo) and found.shape[0] < n:
+        if first:
+            t, at = g.window(at, min(hi, at + span)).time_s, min(hi, at + span)
+            found = np.concatenate([found, t])
+        else:
+            t, at = g.window(max(lo, at - span), at).time_s, max(lo, at - span)
+            found = np.concatenate([t, found])
+        span = min(longest, 4.0 * span)
+    return found[:n] if first else found[found.shape[0] - min(n, found.shape[0]):]
+
+
+def _mid_gap(g: Any, lo: float, hi: float, *, first: bool) -> float | None:
+    """A time mid-way between two neighbouring pulses of ``g`` in ``[lo, hi)``: the first two (``first``) or the
+    last two; None where ``[lo, hi)`` holds fewer than two."""
+    t = _pulses_near(g, lo, hi, first=first)
+    return float(t[0] + t[1]) / 2.0 if t.shape[0] == 2 else None
 
 
 def _drifting_sums(g: Any, r: Any, c1: float, n_periods: int, chunk: float, duration: float) -> np.ndarray:

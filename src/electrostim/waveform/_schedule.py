@@ -499,12 +499,36 @@ class _OutputGenerator:
             return t, np.full(t.shape, 0.5e6 / self.inner_hz)
         return t, None
 
+    def _on_hull(self, t0: float, t1: float) -> tuple[float, float]:
+        """The part of ``[t0, t1)`` from the first on phase of a duty cycle in it to the end of the last (a
+        little wider, the envelope deciding at the edges; all of it without a duty cycle): no pulse outside it
+        is delivered, so its events need not be computed."""
+        dc = self.stim.duty_cycle
+        if dc is None or dc.off_s <= 0:
+            return t0, t1
+        cycle, on, slack = dc.cycle_s, dc.on_s, 1e-6
+        k0 = math.floor((t0 - self.offset_s) / cycle)
+        k1 = math.floor((t1 - self.offset_s) / cycle)
+        if not self.periodic:  # a delayed channel is off before its start
+            k0 = max(k0, 0)
+        if k1 < k0:
+            return t0, t0
+        first = self.offset_s + k0 * cycle
+        if t0 > first + on + slack:  # t0 lies in the off phase of cycle k0: from the next on phase
+            k0 += 1
+            first += cycle
+        last = self.offset_s + k1 * cycle
+        return max(t0, first - slack), min(t1, last + on + slack)
+
     def window(self, t0: float, t1: float, phase: float = 0.0) -> PulseChunk:
         """The pulses in ``[t0, t1)`` (with the clock at ``phase``: see :meth:`_clock_events`)."""
         t1 = min(t1, self.session_s)
         if t1 <= t0:
             return _empty(t0, t1)
-        t, half_us = self._events(t0, t1, phase)
+        u, v = self._on_hull(t0, t1)
+        if v <= u:
+            return _empty(t0, t1)
+        t, half_us = self._events(u, v, phase)
         env = self.envelope(t)
         keep = env > 0
         t, env = t[keep], env[keep]
