@@ -154,10 +154,16 @@ def pulse_terms(c: PulseChunk) -> tuple[np.ndarray, ...]:
     >>> round(float(q1[0]), 4), round(float(net[0]), 4), float(peak[0])  # 500 mA peaks
     (4.7511, -9.5021, 500.0)
     """
-    sine = c.shape == SHAPE_SINE
-    spike = c.shape == SHAPE_SPIKE
-    kq = np.where(sine, 2.0 / math.pi, np.where(spike, _SPIKE_CHARGE, 1.0))
-    ke = np.where(sine, 0.5, np.where(spike, _SPIKE_I2T, 1.0))
+    kq: np.ndarray | float
+    ke: np.ndarray | float
+    if c.shape.shape[0] and bool((c.shape == c.shape[0]).all()):  # one shape (the common case): its factors
+        kq, ke = {SHAPE_SINE: (2.0 / math.pi, 0.5), SHAPE_SPIKE: (_SPIKE_CHARGE, _SPIKE_I2T)}.get(
+            int(c.shape[0]), (1.0, 1.0))
+    else:
+        sine = c.shape == SHAPE_SINE
+        spike = c.shape == SHAPE_SPIKE
+        kq = np.where(sine, 2.0 / math.pi, np.where(spike, _SPIKE_CHARGE, 1.0))
+        ke = np.where(sine, 0.5, np.where(spike, _SPIKE_I2T, 1.0))
     a1, a2, w1, w2 = c.first_amplitude_ma, c.second_amplitude_ma, c.first_width_us, c.second_width_us
     s1 = a1 * w1 * kq * 1e-3
     s2 = a2 * w2 * kq * 1e-3
@@ -220,7 +226,8 @@ class _OutputAccumulator:
         out.band_max = self.band_max * f2
         return out
 
-    def add(self, c: PulseChunk, final: bool, extra_s: np.ndarray | None = None) -> None:
+    def add(self, c: PulseChunk, final: bool, extra_s: np.ndarray | None = None,
+            terms: tuple[np.ndarray, ...] | None = None) -> None:
         """Take the next chunk of this output's pulses.
 
         Parameters
@@ -233,6 +240,8 @@ class _OutputAccumulator:
         extra_s : numpy.ndarray, optional
             Per pulse, how much longer (s) the window starting at it is (bounding pulses
             that drift); only for one chunk given whole (``final``, nothing added before).
+        terms : tuple of numpy.ndarray, optional
+            ``pulse_terms(c)``, where the caller has them already.
         """
         if extra_s is not None and (not final or self.count or extra_s.shape != c.time_s.shape):
             raise ValueError("extra_s: one whole chunk, given alone and final, one length per pulse")
@@ -243,7 +252,7 @@ class _OutputAccumulator:
         pending = self.last_t is not None  # the last pulse seen, its rate still open
         g0 = float(t[0]) - self.last_t if (n and self.last_t is not None) else math.inf
         if n:
-            q1, q2, net, i2t, peak = pulse_terms(c)
+            q1, q2, net, i2t, peak = pulse_terms(c) if terms is None else terms
             self.count += n
             self.peak = max(self.peak, float(peak.max()))
             self.max_q = max(self.max_q, float(q1.max()), float(q2.max()))
@@ -346,22 +355,24 @@ def _stream(acc: _OutputAccumulator | None, g, t0: float, t1: float, chunk_s: fl
     sums of (count, net charge, ∫i²dt, |charge|)."""
     sums = np.zeros(4)
     n = max(1, math.ceil((t1 - t0) / chunk_s - 1e-9))
-    prev = None
+    prev: tuple[PulseChunk, tuple[np.ndarray, ...] | None] | None = None
     for k in range(n):
         a = t0 + k * chunk_s
         b = t1 if k == n - 1 else t0 + (k + 1) * chunk_s
         if b <= a:
             break
         c = g.window(a, b, phase)
+        terms = None
         if len(c):
-            q1, q2, net, i2t, _ = pulse_terms(c)
+            terms = pulse_terms(c)
+            q1, q2, net, i2t, _ = terms
             sums += (len(c), float(net.sum()), float(i2t.sum()), float((q1 + q2).sum()))
         if acc is not None:
             if prev is not None:
-                acc.add(prev, final=False)
-            prev = c
+                acc.add(prev[0], final=False, terms=prev[1])
+            prev = (c, terms)
     if acc is not None and prev is not None:
-        acc.add(prev, final=final)
+        acc.add(prev[0], final=final, terms=prev[1])
     return sums
 
 
@@ -682,14 +693,18 @@ def compute_dose(
     groups: dict[tuple, list[tuple[int, Any]]] = {}
     for i, g in enumerate(sched._generators()):
         groups.setdefault(g.identity(amplitude=False), []).append((i, g))
-    for members in groups.values():
-        g = max((m[1] for m in members), key=lambda x: x.amplitude_ma)
+    def dose_of(g: Any) -> _OutputAccumulator:
         exact = all(r.drift_s == 0 for r in g.regions())
         enough = g.expected_events() >= (REPEAT_MIN_EVENTS / 10 if exact else REPEAT_MIN_EVENTS)
         acc = _repeating_dose(g, window, sched.chunk_s, duration) if enough else None
         if acc is None:  # every pulse, chunk by chunk
             acc = _OutputAccumulator(window)
             _stream(acc, g, 0.0, duration, max(sched.chunk_s, 1e-6), final=True)
+        return acc
+
+    tops = [max((m[1] for m in members), key=lambda x: x.amplitude_ma) for members in groups.values()]
+    done = [dose_of(g) for g in tops]
+    for members, g, acc in zip(groups.values(), tops, done):
         for i, other in members:
             accs[i] = acc if other.amplitude_ma == g.amplitude_ma else acc.scaled(other.amplitude_ma / g.amplitude_ma)
     outs = []

@@ -236,7 +236,10 @@ SNAP_S = 1e-10
 
 def cycle_phase(t: np.ndarray, cycle_s: float) -> np.ndarray:
     """``t`` modulo ``cycle_s`` in [0, cycle_s), with a time within :data:`SNAP_S` of a cycle's start taken as 0."""
-    phase = np.mod(t, cycle_s)
+    t = np.asarray(t, dtype=float)
+    # t - floor(t / c) c is within a few ulp of t (1e-11 s in a day) of the remainder, well inside the snap; a
+    # quotient rounded across a whole number gives a phase near 0 or near c, both taken as 0
+    phase = t - np.floor(t / cycle_s) * cycle_s
     return np.where((phase < SNAP_S) | (cycle_s - phase < SNAP_S), 0.0, phase)
 
 
