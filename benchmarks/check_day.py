@@ -18,15 +18,20 @@ timed), then times ``es.assess(program)`` (what ``electrostim check`` computes) 
     intensities, 86 400 s;
 (j) TENS swept 2-150 Hz over 6.1234567 s, 8 channels at 8 intensities, 86 400 s;
 
-and cases that do not meet the target yet (long exact periods, level periods with no common multiple within an hour,
-a random range too narrow to stretch):
-
 (k) ``ifc-knee`` with a 300 s on / 300 s off duty cycle (its pulses repeat every 600 s), 1 channel, 86 400 s;
 (l) the same, 60 s on / 60 s off, on 8 channels started 1 s apart;
 (m) 1000 Hz pulses under an amplitude sweep of 3600 s;
 (n) 10 000 Hz pulses (20 us) under an amplitude sweep of 600 s;
+(p) a random rate of 99-100 Hz under a 6.1234567 s amplitude sweep;
+
+and cases that do not meet the target yet (periods of the levels, or of the levels and the rate profile, with no
+common multiple within an hour; many drifting outputs with a fast-changing envelope):
+
 (o) 8 channels at 150-157 Hz with a 7 s on / 6.1234567 s off cycle and a 6.7654321 s amplitude sweep;
-(p) a random rate of 99-100 Hz under a 6.1234567 s amplitude sweep.
+(q) premodulated interferential current on 8 channels, each carrier (4000-4700 Hz) and beat sweep (over
+    6.1234567-6.8234567 s) its own;
+(r) 8 channels alternating 2 Hz and 100-107 Hz every 3.1234567 s under a 7 s on / 5 s off cycle;
+(s) 8 channels at 150-157 Hz under an amplitude sweep of 6.7654321 s and a width sweep of 5.1234567 s.
 
 Run from the repository root::
 
@@ -64,6 +69,9 @@ CASES = {
     "(n) 10 kHz under a 600 s amplitude sweep": ("open-fast-sweep", 1),
     "(o) 8 channels, duty cycle and sweep with no common period": ("open-incommensurate", 8),
     "(p) random 99-100 Hz under an odd sweep": ("open-narrow-random", 1),
+    "(q) premodulated interferential, 8 channels, each carrier and odd beat sweep its own": ("open-premodulated", 8),
+    "(r) alternating frequencies with an odd dwell under a duty cycle, 8 channels": ("open-alternating", 8),
+    "(s) amplitude and width sweeps with no common period, 8 channels": ("open-two-sweeps", 8),
 }
 ODD_S = 6.1234567
 BUILT = {
@@ -107,12 +115,23 @@ def open_program(kind: str, channels: int):
         "open-narrow-random": [{"pulse": _pulses(100.0, 200.0),
                                 "modulation": [{"kind": "random-frequency", "low_hz": 99.0, "high_hz": 100.0, "seed": 1},
                                                _sweep(ODD_S)]}],
+        "open-premodulated": [{"pulse": {"shape": "interferential", "mode": "premodulated",
+                                         "carrier_frequency_hz": 4000.0 + 100.0 * i, "beat_frequency_hz": 100.0},
+                               "modulation": [{"kind": "frequency-sweep", "low_hz": 1.37 + i, "high_hz": 100.0,
+                                               "period_s": ODD_S + 0.1 * i}]} for i in range(channels)],
+        "open-alternating": [{"pulse": _pulses(100.0, 200.0), "duty_cycle": {"on_s": 7.0, "off_s": 5.0},
+                              "modulation": [{"kind": "alternating-frequency", "frequencies_hz": [2.0, 100.0 + i],
+                                              "dwell_s": 3.1234567}]} for i in range(channels)],
+        "open-two-sweeps": [{"pulse": _pulses(150.0 + i, 200.0),
+                             "modulation": [_sweep(6.7654321), {"kind": "width-sweep", "low_percent": 40.0,
+                                                                "period_s": 5.1234567}]} for i in range(channels)],
     }[kind]
     chans = [{"label": f"ch-{i + 1}", "electrodes": [{"site": "quadriceps", "shape": "rectangle", "width_cm": 8.0,
                                                       "height_cm": 8.0}] * 2,
               "stimulus": {**st, "amplitude": {"default_ma": 10.0, "max_ma": 50.0}}} for i, st in enumerate(stimuli)]
+    modality = "interferential" if kind == "open-premodulated" else "nmes" if "duty_cycle" in stimuli[0] else "tens"
     return es.validate_program({"schema_version": 1, "id": f"{kind}-day", "name": f"{kind} for a day",
-                                "modality": "nmes" if "duty_cycle" in stimuli[0] else "tens",
+                                "modality": modality,
                                 "session_duration_s": DAY_S, "channels": chans}, source=kind)
 
 
