@@ -693,18 +693,14 @@ def compute_dose(
     groups: dict[tuple, list[tuple[int, Any]]] = {}
     for i, g in enumerate(sched._generators()):
         groups.setdefault(g.identity(amplitude=False), []).append((i, g))
-    def dose_of(g: Any) -> _OutputAccumulator:
+    for members in groups.values():
+        g = max((m[1] for m in members), key=lambda x: x.amplitude_ma)
         exact = all(r.drift_s == 0 for r in g.regions())
         enough = g.expected_events() >= (REPEAT_MIN_EVENTS / 10 if exact else REPEAT_MIN_EVENTS)
         acc = _repeating_dose(g, window, sched.chunk_s, duration) if enough else None
         if acc is None:  # every pulse, chunk by chunk
             acc = _OutputAccumulator(window)
             _stream(acc, g, 0.0, duration, max(sched.chunk_s, 1e-6), final=True)
-        return acc
-
-    tops = [max((m[1] for m in members), key=lambda x: x.amplitude_ma) for members in groups.values()]
-    done = [dose_of(g) for g in tops]
-    for members, g, acc in zip(groups.values(), tops, done):
         for i, other in members:
             accs[i] = acc if other.amplitude_ma == g.amplitude_ma else acc.scaled(other.amplitude_ma / g.amplitude_ma)
     outs = []
