@@ -508,7 +508,7 @@ class _OutputGenerator:
             return t0, t1
         cycle, on, slack = dc.cycle_s, dc.on_s, 1e-6
         k0 = math.floor((t0 - self.offset_s) / cycle)
-        k1 = math.floor((t1 - self.offset_s) / cycle)
+        k1 = math.floor((t1 + slack - self.offset_s) / cycle)  # a cycle that starts at t1 (to rounding) counts
         if not self.periodic:  # a delayed channel is off before its start
             k0 = max(k0, 0)
         if k1 < k0:
