@@ -789,3 +789,27 @@ def test_a_long_exact_period_is_streamed_about_once(stimulus, monkeypatch):
     monkeypatch.setattr(dose_module, "_stream", original)
     monkeypatch.setattr(dose_module, "REPEAT_MIN_EVENTS", math.inf)
     _assert_same_dose(es.compute_dose(p, level="max"), fast)
+
+
+@pytest.mark.parametrize("ramp_s", [0.0, 0.5])
+def test_a_duty_cycle_that_never_turns_off_enters_the_level_period_only_where_it_ramps(ramp_s, monkeypatch):
+    """The kind: a duty cycle of 11.0144396 s on and 0 s off (its envelope 1 throughout) made the levels' period
+    the multiple of 11.0144396 s and a 4 s sweep (none within an hour): a day of Russian current on three delayed
+    channels was summed cycle by cycle (over 60 s). Without ramps it leaves the levels alone; with them it shapes
+    every on phase and counts."""
+    stimulus = {"pulse": {"shape": "sine-burst", "carrier_frequency_hz": 2500.0, "frequency_hz": 50.0,
+                          "burst_duty_percent": 100.0},
+                "duty_cycle": {"on_s": 11.0144396, "off_s": 0.0}, "ramp_up_s": ramp_s, "ramp_down_s": ramp_s,
+                "modulation": [{"kind": "amplitude-sweep", "low_percent": 40.0, "period_s": 4.0}],
+                "amplitude": {"default_ma": 10.0, "max_ma": 50.0}}
+    data = {"schema_version": 1, "id": "never-off", "name": "never off", "modality": "russian",
+            "session_duration_s": 300.0, "sequencing": "delayed", "sequencing_delay_s": 1.0,
+            "channels": [{"label": f"c{i}", "electrodes": [pad(w=8, h=8)] * 2, "stimulus": stimulus} for i in range(3)]}
+    p = es.validate_program(data, source="never off")
+    periods = {r.period_s for g in es.Schedule(p)._generators() for r in g.regions()}
+    if ramp_s == 0:
+        assert periods == {4.0}
+        full, fast = _dose_both_ways(p, monkeypatch)
+        _assert_same_dose(full, fast)
+    else:
+        assert 4.0 not in periods  # the ramps repeat every 11.0144396 s: no common period with the sweep

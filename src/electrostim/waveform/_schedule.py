@@ -191,13 +191,20 @@ def _clock_period(clock, max_denominator: int | None = None) -> Fraction | None:
     return None
 
 
+def _duty_shapes_levels(st) -> bool:
+    """Whether a stimulus's duty cycle shapes its levels: not where it has none, nor where it never turns off and
+    never ramps (an off phase of 0 s and no ramps leave its envelope at 1 throughout)."""
+    dc = st.duty_cycle
+    return dc is not None and not (dc.off_s == 0 and st.ramp_up_s == 0 and st.ramp_down_s == 0)
+
+
 def _levels_period(st) -> Fraction | None:
     """The period (s) after which a stimulus's duty cycle and sweeps of amplitude and width all repeat (their
     least common multiple, each a fraction of denominator up to 1e12, at most an hour); None without any, or
     where they have no such multiple."""
     periods = [_fraction(m.period_s, _MAX_LEVEL_DENOMINATOR) for m in (st.amplitude_modulation, st.width_modulation)
                if m is not None]
-    if st.duty_cycle is not None:  # on + off as written (their float sum may round away from it)
+    if _duty_shapes_levels(st):  # on + off as written (their float sum may round away from it)
         on, off = (Fraction(0) if v == 0 else _fraction(v, _MAX_LEVEL_DENOMINATOR)
                    for v in (st.duty_cycle.on_s, st.duty_cycle.off_s))
         periods.append(None if on is None or off is None else on + off)
@@ -336,7 +343,7 @@ class _OutputGenerator:
         levels = _levels_period(st)
         if levels is not None:
             periods.append(levels)
-        elif st.duty_cycle or st.amplitude_modulation or st.width_modulation:
+        elif _duty_shapes_levels(st) or st.amplitude_modulation or st.width_modulation:
             return None
         if st.duty_cycle is None:
             start, stop = self.offset_s + st.ramp_up_s, self.session_s - st.ramp_down_s
@@ -382,7 +389,7 @@ class _OutputGenerator:
         else:
             start, stop = (0.0 if self.periodic else max(0.0, self.offset_s)), self.session_s
         if not periods or any(p is None for p in periods) or levels is None and (
-                st.duty_cycle or st.amplitude_modulation or st.width_modulation):
+                _duty_shapes_levels(st) or st.amplitude_modulation or st.width_modulation):
             return None
         period = cast(Fraction, periods[0])
         for p in periods[1:]:
@@ -425,7 +432,7 @@ class _OutputGenerator:
     def levels_jump(self) -> bool:
         """Whether a level jumps: an on/off edge of a duty cycle, a sawtooth sweep."""
         st = self.stim
-        return st.duty_cycle is not None or any(getattr(m, "profile", "") == "sawtooth" for m in st.modulation)
+        return _duty_shapes_levels(st) or any(getattr(m, "profile", "") == "sawtooth" for m in st.modulation)
 
     def lone_rate_range_hz(self) -> tuple[float, float] | None:
         """The local rates (Hz, lowest and highest) a pulse can have where on/off edges part it from the pulses
