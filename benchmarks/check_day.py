@@ -25,13 +25,16 @@ timed), then times ``es.assess(program)`` (what ``electrostim check`` computes) 
 (p) a random rate of 99-100 Hz under a 6.1234567 s amplitude sweep;
 
 and cases that do not meet the target yet (periods of the levels, or of the levels and the rate profile, with no
-common multiple within an hour; many drifting outputs with a fast-changing envelope):
+common multiple within an hour; many drifting outputs with a fast-changing envelope; one exact period holding tens of
+millions of pulses):
 
 (o) 8 channels at 150-157 Hz with a 7 s on / 6.1234567 s off cycle and a 6.7654321 s amplitude sweep;
 (q) premodulated interferential current on 8 channels, each carrier (4000-4700 Hz) and beat sweep (over
     6.1234567-6.8234567 s) its own;
 (r) 8 channels alternating 2 Hz and 100-107 Hz every 3.1234567 s under a 7 s on / 5 s off cycle;
-(s) 8 channels at 150-157 Hz under an amplitude sweep of 6.7654321 s and a width sweep of 5.1234567 s.
+(s) 8 channels at 150-157 Hz under an amplitude sweep of 6.7654321 s and a width sweep of 5.1234567 s;
+(t) interferential current at a 10 000 Hz carrier, its beat swept 80-100 Hz over 1800 s (one period holds 1.8e7
+    carrier cycles on the swept circuit).
 
 Run from the repository root::
 
@@ -72,6 +75,7 @@ CASES = {
     "(q) premodulated interferential, 8 channels, each carrier and odd beat sweep its own": ("open-premodulated", 8),
     "(r) alternating frequencies with an odd dwell under a duty cycle, 8 channels": ("open-alternating", 8),
     "(s) amplitude and width sweeps with no common period, 8 channels": ("open-two-sweeps", 8),
+    "(t) interferential, 10 kHz, beat swept over 1800 s": ("open-slow-beat", 1),
 }
 ODD_S = 6.1234567
 BUILT = {
@@ -97,6 +101,13 @@ def open_program(kind: str, channels: int):
     """The cases that do not meet the target yet (see the module's text)."""
     import electrostim as es
 
+    if kind == "open-slow-beat":
+        data = es.load_program("ifc-knee").model_dump(mode="python")
+        stim = data["channels"][0]["stimulus"]
+        stim["pulse"]["carrier_frequency_hz"] = 10000.0
+        stim["modulation"] = [{"kind": "frequency-sweep", "low_hz": 80.0, "high_hz": 100.0, "period_s": 1800.0}]
+        data.update(session_duration_s=DAY_S, id=f"{kind}-day")
+        return es.validate_program(data, source=kind)
     if kind.startswith("open-ifc"):
         data = es.load_program("ifc-knee").model_dump(mode="python")
         first = data["channels"][0]
