@@ -50,6 +50,7 @@ meaning is unambiguous; see :func:`~.codec.sm2_decode`).
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
@@ -118,6 +119,10 @@ class RehaStim2Emulator(PtyEmulator):
         self.channel_list: Sm2InitChannelListMode | None = None
         self.single_pulses: list[Sm2SinglePulse] = []
         self.drops = 0  # connections dropped by the watchdog
+        #: (timer, due, previous tick, tick) each time a timer fires ("init", "drop"; monotonic seconds): a timer
+        #: fires at the first tick at or past its due time, however late the tick itself ran
+        self.timer_log: list[tuple[str, float, float, float]] = []
+        self._last_tick_s = -math.inf
         self._own_number = 0
         self._next_init = 0.0
         self._train_origin_s: float | None = None  # start of period 0 of the running channel list
@@ -140,10 +145,13 @@ class RehaStim2Emulator(PtyEmulator):
 
     # -- timers -----------------------------------------------------------------------------------
     def _tick(self, now: float) -> list[tuple[Any, int]]:
+        previous, self._last_tick_s = self._last_tick_s, now
         if self.initialised and now - self.last_valid_s > self.watchdog_s:
+            self.timer_log.append(("drop", self.last_valid_s + self.watchdog_s, previous, now))
             self.drops += 1
             self._drop_link(now)
         if not self.initialised and now >= self._next_init:
+            self.timer_log.append(("init", self._next_init, previous, now))
             self._next_init = now + self.init_period_s
             return [(Sm2Init(protocol_version=1), self._own())]
         return []
