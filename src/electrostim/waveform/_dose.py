@@ -448,8 +448,6 @@ def _repeating_dose(g: Any, window: float, chunk_s: float, duration: float) -> _
         a, period, b, drift = r.start_s, r.period_s, r.stop_s, r.drift_s
         if period <= 0:
             continue
-        # past the windows of a period, the next pulse: within the longest gap between two (at most P)
-        margin = min(period, g.longest_gap_s()) + drift
         if drift == 0:
             # pulses that repeat exactly: c1 lies mid-way between the first two pulses of [a, b), so the
             # windows that start at the pulses of [c1, c1 + P) see their previous neighbours; they stand for
@@ -470,6 +468,8 @@ def _repeating_dose(g: Any, window: float, chunk_s: float, duration: float) -> _
             cut = c1 + period + window  # and on, until the windows starting before c1 + P are complete
             s0 = resume
         else:
+            # past the windows of a period, the next pulse: within the longest gap between two (at most P)
+            margin = min(period, g.longest_gap_s()) + drift
             t = g.window(a + period, a + 2 * period).time_s
             shift = 0.0
             if len(t):
