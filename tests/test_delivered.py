@@ -290,9 +290,12 @@ def serial_programs(draw, device: str) -> es.Program:
         raise
 
 
-def _serial_session(device: str, program_json: dict, start: dict[str, float], keys, seed: int):
+def _serial_session(device: str, program_json: dict, start: dict[str, float], keys, seed: int,
+                    stall: tuple[float, float, float, float] | None = None):
     """One real-time session on ``device``'s emulator (in a worker process): what it emitted, the driver's time
-    marks, how the session ended and how late the host was.
+    marks, how the session ended, how late the host was and where an output ran on past the schedule. ``stall``:
+    ``(every_s, from_s, to_s, hold_s)``: the host stalls once for ``hold_s`` (holds the driver's lock, as a loaded
+    machine may make it) at the first tick whose device time modulo ``every_s`` lies in ``[from_s, to_s)``.
 
     Each session runs in its own process, as a stimulator is its own machine: the emulator does not wait for the
     driver's interpreter (one lock for all threads of a process) to record its pulses."""
@@ -309,6 +312,11 @@ def _serial_session(device: str, program_json: dict, start: dict[str, float], ke
         rng = np.random.default_rng(seed)
 
         def tick(runner: Runner) -> None:
+            nonlocal stall
+            if stall is not None and stall[1] <= dev.device_time_s() % stall[0] < stall[2]:
+                with dev._lock:
+                    time.sleep(stall[3])
+                stall = None
             if pending and rng.random() < 0.1:
                 _apply(runner, pending.pop(0))
             elif not pending and runner.state == SessionState.PAUSED:
@@ -318,13 +326,17 @@ def _serial_session(device: str, program_json: dict, start: dict[str, float], ke
         r_state = r.state.value if r.error is None else f"{r.state.value} ({r.error})"
         marks = list(dev.time_marks)
         late_s = dev.status().host_late_s
+        overruns = list(dev.overruns)
         dev.close()
         emitted = emu.emitted()
-    # channels 1..n are the plan's outputs in order
-    out = PulseChunk(emitted.start_s, emitted.stop_s, emitted.time_s, (emitted.output - 1).astype(np.int16), emitted.shape,
-                     emitted.first_amplitude_ma, emitted.first_width_us, emitted.gap_us, emitted.second_amplitude_ma,
-                     emitted.second_width_us)
-    return out, marks, r_state, late_s
+    return _as_plan_outputs(emitted), marks, r_state, late_s, overruns
+
+
+def _as_plan_outputs(emitted) -> PulseChunk:
+    """An emulator's pulses with outputs numbered as the plan's (its channels 1..n are the plan's outputs in order)."""
+    return PulseChunk(emitted.start_s, emitted.stop_s, emitted.time_s, (emitted.output - 1).astype(np.int16),
+                      emitted.shape, emitted.first_amplitude_ma, emitted.first_width_us, emitted.gap_us,
+                      emitted.second_amplitude_ma, emitted.second_width_us)
 
 
 def _schedule_time(marks):
@@ -351,15 +363,30 @@ def serial_batches(draw, device: str, size: int):
     return batch
 
 
-def _check_serial_batch(device: str, batch, pool) -> None:
-    futures = [pool.submit(_serial_session, device, program.model_dump(mode="json"), start, keys, seed)
+def _check_serial_batch(device: str, batch, pool, stall: tuple[float, float, float, float] | None = None) -> None:
+    futures = [pool.submit(_serial_session, device, program.model_dump(mode="json"), start, keys, seed, stall)
                for program, start, keys, seed in batch]
     for (program, *_), future in zip(batch, futures):
-        delivered, marks, state, late_s = future.result()
+        delivered, marks, state, late_s, overruns = future.result()
         where = f"{device} emulator" + (f" (the host was {late_s * 1e3:.0f} ms late)" if late_s else "")
-        assert state in ("completed", "stopped"), f"{device}: the session ended {state}"
         plan = es.assess(program, device=device).approve(confirm=True, confirmed_by="property test")
-        check_delivered(Approved(plan), delivered, exact=False, where=where, to_schedule_time=_schedule_time(marks))
+        approved, to_schedule_time = Approved(plan), _schedule_time(marks)
+        if not overruns:
+            assert state in ("completed", "stopped"), f"{device}: the session ended {state}"
+            check_delivered(approved, delivered, exact=False, where=where, to_schedule_time=to_schedule_time)
+            continue
+        # a host stalled past its look-ahead where the schedule asked for less (a loaded machine): the driver
+        # says so and fails closed; everything before the stretch lies inside what was approved, and what ran on
+        # ran at a level the schedule had just before (never above the approved maxima)
+        assert state.startswith("failed") and "ran on past the approved schedule" in state, state
+        since = min(o[0] for o in overruns)
+        before = to_schedule_time(delivered.time_s) < since
+        check_delivered(approved, delivered.select(before), exact=False, where=where, to_schedule_time=to_schedule_time)
+        for e, i in zip(approved.env.outputs, range(len(approved.env.outputs))):
+            after = delivered.select(~before & (delivered.output == i))
+            assert (np.abs(after.first_amplitude_ma) <= e.max_amplitude_ma * (1 + REL) + 1e-9).all(), where
+            assert (np.maximum(after.first_width_us, after.second_width_us)
+                    <= e.max_phase_width_us * (1 + REL) + 1e-6).all(), where
 
 
 def _serial_property(device: str, batches: int, size: int, workers: int) -> None:
@@ -378,6 +405,21 @@ def test_serial_devices_emit_only_what_was_approved(device):
     _serial_property(device, batches=10, size=5, workers=3)
 
 
+@pytest.mark.parametrize("device", list(SERIAL))
+def test_a_session_whose_host_stalls_past_an_off_edge_fails_closed(device):
+    """The property's other branch, forced: a host that stalls 0.4 s across an off edge fails the session,
+    names the stretch, and everything before it lies inside what was approved."""
+    program = _on_off_program(device)
+    # on phases [k, k + 0.5) s: a stall that starts in [k + 0.25, k + 0.37) s holds a command that did not see the
+    # off edge (0.12 s look-ahead) past it
+    stall = (1.0, 0.25, 0.37, 0.4)
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        future = pool.submit(_serial_session, device, program.model_dump(mode="json"), {"quad": 10.0}, [], 0, stall)
+        _, _, state, late_s, overruns = future.result()
+        assert overruns and late_s >= 0.2 and state.startswith("failed"), (state, late_s, overruns)
+        _check_serial_batch(device, [(program, {"quad": 10.0}, [], 0)], pool, stall=stall)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("device", list(SERIAL))
 def test_serial_devices_emit_only_what_was_approved_1000_programs(device):
@@ -391,8 +433,8 @@ def test_the_simulated_stimulator_emits_only_what_was_approved_1000_programs(pro
     _sim_case(program, data, longest_s=120.0)
 
 
-def _on_off_program(device: str) -> es.Program:
-    """One output, 50 Hz, 0.5 s on / 0.5 s off with no ramps, 20 mA at most."""
+def _on_off_program(device: str, on_off: bool = True) -> es.Program:
+    """One output, 50 Hz, 0.5 s on / 0.5 s off (or on throughout) with no ramps, 20 mA at most."""
     pulse: dict[str, Any] = {"shape": "symmetric-biphasic", "pulse_width_us": 200.0, "frequency_hz": 50.0,
                              "interphase_gap_us": 100.0}
     return es.validate_program({
@@ -400,13 +442,29 @@ def _on_off_program(device: str) -> es.Program:
         "channels": [{"label": "quad", "electrodes": [{"site": "vastus-medialis", "width_cm": 5.0, "height_cm": 5.0},
                                                       {"site": "vastus-lateralis", "width_cm": 5.0, "height_cm": 5.0}],
                       "stimulus": {"pulse": pulse, "amplitude": {"max_ma": 20.0, "default_ma": 10.0},
-                                   "duty_cycle": {"on_s": 0.5, "off_s": 0.5}, "ramp_up_s": 0.0, "ramp_down_s": 0.0}}],
+                                   "duty_cycle": {"on_s": 0.5, "off_s": 0.5} if on_off else None,
+                                   "ramp_up_s": 0.0, "ramp_down_s": 0.0}}],
     }, source="on-off program")
 
 
+def _stall(dev, start_s: float, until_s: float, end_s: float) -> None:
+    """Check in on time until device time ``start_s``, stall (hold the driver's lock) until ``until_s``, then
+    check in again until ``end_s`` or a fault."""
+    while dev.device_time_s() < start_s:
+        dev.heartbeat()
+        time.sleep(0.005)
+    with dev._lock:  # the host stalls
+        while dev.device_time_s() < until_s:
+            time.sleep(0.005)
+    while dev.device_time_s() < end_s and dev.state.value != "fault":
+        dev.heartbeat()
+        time.sleep(0.005)
+
+
 @pytest.mark.parametrize("device", list(SERIAL))
-def test_a_late_host_is_measured_and_widens_the_look_ahead(device):
-    """A stalled host lets a level run into an off phase: the overrun seen at the output is reported, never hidden."""
+def test_a_host_late_past_an_off_edge_stops_the_output(device):
+    """A stalled host lets a level run into an off phase: the device is stopped as soon as the host is back,
+    the stretch is named, the session ends in fault, and nothing runs on after."""
     driver, emulator = SERIAL[device]
     plan = es.assess(_on_off_program(device), device=device).approve(confirm=True, confirmed_by="test")
     with emulator() as emu, driver(emu.port) as dev:
@@ -414,26 +472,46 @@ def test_a_late_host_is_measured_and_widens_the_look_ahead(device):
         dev.configure(plan)
         dev.start()
         dev.set_intensity("quad", 10.0)
-        base = dev.horizon_s
         assert dev.status().host_late_s == 0.0
-        while dev.device_time_s() < 0.3:  # on phase: [0, 0.5) s
-            dev.heartbeat()
-            time.sleep(0.005)
-        with dev._lock:  # the host stalls across the end of the on phase
-            while dev.device_time_s() < 0.75:
-                time.sleep(0.005)
-        while dev.device_time_s() < 0.9:
-            dev.heartbeat()
-            time.sleep(0.005)
+        _stall(dev, 0.3, 0.75, 1.5)  # on phase: [0, 0.5) s; the stall crosses its end
         late = dev.status().host_late_s
+        state, error = dev.state.value, dev.status().error or ""
+        back_mono = dev.command_log[-1][0]  # the stop: the last command, when the host was back
+        overruns = list(dev.overruns)
         marks = list(dev.time_marks)
-        dev.stop()
         emitted = emu.emitted()
+    assert state == "fault" and "ms late" in error and "'quad' ran on past the approved schedule" in error, error
+    assert len(overruns) == 1 and overruns[0][0] < 0.5 < 0.75 <= overruns[0][1], overruns
+    assert late == pytest.approx(overruns[0][1] - overruns[0][0])
     t = _schedule_time(marks)(emitted.time_s)
-    overrun = t[(t >= 0.5) & (t < 1.0)]
+    overrun = t[t >= 0.5]
     assert len(overrun) > 0, "the stall was meant to overrun the on phase"
     # what ran into the off phase is covered by what the driver reports (one 20 ms period of slack: the last pulse
     # before the off command can start just before it)
     assert overrun.max() - 0.5 <= late + 0.02 + 1e-3, f"overran {overrun.max() - 0.5:.3f} s, reported {late:.3f} s"
-    assert late >= 0.75 - 0.5 - 0.02
-    assert dev.horizon_s == pytest.approx(base + min(late, dev.max_extra_horizon_s))
+    assert (emitted.time_s <= back_mono + 0.02).all(), "a pulse after the host was back"
+
+
+@pytest.mark.parametrize("device", list(SERIAL))
+def test_a_late_host_in_a_steady_stretch_carries_on_and_widens_the_look_ahead(device):
+    """Late where the schedule holds its level: nothing ran past what was approved, so the session carries on,
+    the lateness is reported and the look-ahead grows by it."""
+    driver, emulator = SERIAL[device]
+    program = _on_off_program(device, on_off=False)
+    plan = es.assess(program, device=device).approve(confirm=True, confirmed_by="test")
+    with emulator() as emu, driver(emu.port) as dev:
+        dev.connect()
+        dev.configure(plan)
+        dev.start()
+        dev.set_intensity("quad", 10.0)
+        base = dev.horizon_s
+        _stall(dev, 0.3, 0.75, 0.9)
+        late, state, overruns, horizon = dev.status().host_late_s, dev.state.value, list(dev.overruns), dev.horizon_s
+        marks = list(dev.time_marks)
+        dev.stop()
+        emitted = emu.emitted()
+    assert state == "running" and overruns == []
+    assert late >= 0.75 - 0.3 - base - 0.02
+    assert horizon == pytest.approx(base + min(late, dev.max_extra_horizon_s))
+    check_delivered(Approved(plan), _as_plan_outputs(emitted), exact=False, where=f"{device} emulator",
+                    to_schedule_time=_schedule_time(marks))

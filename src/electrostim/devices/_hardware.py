@@ -14,7 +14,9 @@ of a :class:`SerialStimulator` wakes every ``tick_s`` and
 * turns any fault into a safe stop at once: an acknowledgement missing or late,
   invalid bytes on the line, an error the device reports, a port that vanished, and a
   host that stopped checking in (:attr:`~._stimulator.Stimulator.host_timeout_s`: the
-  session engine's thread hung, so nobody could stop stimulation any more). The
+  session engine's thread hung, so nobody could stop stimulation any more), and a
+  host that came back later than its look-ahead where the schedule asked for less than
+  the device carried (an output ran on past the approved schedule). The
   reader thread wakes the worker, which stops stimulation (zero output), records the
   error and leaves the stimulator in the ``fault`` state. If the device itself is
   gone, nothing can be sent; its own watchdog stops it.
@@ -94,6 +96,8 @@ class SerialStimulator(Stimulator):
         self._fault_text: str | None = None
         self._valid_until: float | None = None  # device time until which the commands in force hold
         self._late_s = 0.0  # the longest the host let a command run past what it covered
+        #: (from, to) device time of every stretch an output ran on past the approved schedule (the host was late)
+        self.overruns: list[tuple[float, float]] = []
         self._wake = threading.Event()
         self._closing = threading.Event()
         self._worker: threading.Thread | None = None
@@ -166,6 +170,7 @@ class SerialStimulator(Stimulator):
         self._t0 = None
         self._valid_until = None
         self._late_s = 0.0
+        self.overruns = []
         self._send_config(plan)
 
     def _enter_phase(self, k: int) -> None:
@@ -294,15 +299,18 @@ class SerialStimulator(Stimulator):
         modulation): a command holds the lowest level of the next :attr:`horizon_s`. A
         host that comes back later than that (a loaded machine, a stalled process)
         lets an output run on at its last level until it does; that time is measured
-        here, reported in :meth:`status` and in the session's record, and widens the
-        look-ahead (:attr:`horizon_s`). 0.0 when the host was always on time.
+        here and reported in :meth:`status` and in the session's record. Where the
+        schedule held its level meanwhile it widens the look-ahead (:attr:`horizon_s`);
+        where it asked for less, the output ran past what was approved and the stimulator
+        fails closed (see :attr:`overruns`). 0.0 when the host was always on time.
         """
         return self._late_s
 
-    def commands_at(self, t_s: float) -> dict[str, OutputCommand]:
+    def commands_at(self, t_s: float, until_s: float | None = None) -> dict[str, OutputCommand]:
         """What each output should carry from device time ``t_s`` until the next command can take over.
 
-        The lowest level and width the schedule has over ``[t_s, t_s + horizon_s]``
+        The lowest level and width the schedule has over ``[t_s, until_s]`` (by default
+        ``t_s + horizon_s``)
         (:meth:`~electrostim.waveform.Schedule.lowest_levels`), times the intensity,
         rounded *down* to the device's current and width steps: no pulse delivered while
         the command holds exceeds the schedule's (an off phase, a ramp down or a
@@ -312,7 +320,7 @@ class SerialStimulator(Stimulator):
         step = self.profile.current_step_ma
         wstep = self.profile.pulse_width_step_us or 1.0
         out: dict[str, OutputCommand] = {}
-        lows = self._schedule.lowest_levels(t_s, t_s + self.horizon_s)
+        lows = self._schedule.lowest_levels(t_s, t_s + self.horizon_s if until_s is None else until_s)
         for label, (level, width_factor), width in zip(self._labels, lows, self._widths_us):
             if level <= 0.0:
                 out[label] = OutputCommand(0.0, self._commanded.get(label, OutputCommand(0.0, width)).pulse_width_us)
@@ -321,6 +329,32 @@ class SerialStimulator(Stimulator):
             current = math.floor(amp / step + 1e-9) * step if step > 0 else amp
             out[label] = OutputCommand(current, math.floor(width * width_factor / wstep + 1e-9) * wstep)
         return out
+
+    def _check_overrun(self, since_s: float, now_s: float) -> None:
+        """The host came back at device time ``now_s``, after the commands in force stopped covering the
+        schedule at ``since_s``: if the schedule asked for less than they carry anywhere in between (an off
+        phase, a ramp down, a modulation trough, a new phase, the session's end), an output ran on past what
+        was approved. Fail closed: record the stretch and raise, so that the caller stops the output now.
+
+        Raises
+        ------
+        DeviceError
+            Naming how late the host was, the look-ahead and the outputs that ran on.
+        """
+        assert self._schedule is not None
+        if not any(c.current_ma > 0 for c in self._commanded.values()):
+            return
+        crossed = self._schedule.phase_at(now_s).index != self._phase or now_s >= self._schedule.duration_s
+        allowed = self.commands_at(since_s, until_s=now_s)
+        over = [label for label, c in self._commanded.items() if c.current_ma > 0 and (
+            crossed or c.current_ma > allowed[label].current_ma + 1e-9
+            or c.pulse_width_us > allowed[label].pulse_width_us + 1e-9)]
+        if over:
+            self.overruns.append((since_s, now_s))
+            names = ", ".join(repr(lbl) for lbl in over)
+            raise DeviceError(f"the host was {(now_s - since_s) * 1e3:.0f} ms late (look-ahead "
+                              f"{self.horizon_s * 1e3:.0f} ms): output {names} ran on past the approved schedule "
+                              f"from {since_s:.3f} s; stopped")
 
     def _count_pulses(self, t_s: float) -> None:
         assert self._schedule is not None
@@ -360,6 +394,7 @@ class SerialStimulator(Stimulator):
         t = self.device_time_s()
         if self._valid_until is not None and t > self._valid_until:
             self._late_s = max(self._late_s, t - self._valid_until)
+            self._check_overrun(self._valid_until, t)
         k = self._schedule.phase_at(t).index
         if k > self._phase:
             self._switch_phase(k)
