@@ -54,6 +54,8 @@ from electrostim.devices._sciencemode4.codec import (
 )
 from electrostim.devices._sciencemode4.driver import SM4_SERIAL
 
+from ._waiting import wait_for
+
 CLI = [sys.executable, "-m", "electrostim"]
 LABEL = "knee-1"
 CURRENT_MA = 10.0
@@ -69,14 +71,6 @@ def _plan(device: str) -> es.ApprovedPlan:
     return es.assess(es.validate_program(data), device=device).approve(confirm=True, confirmed_by="test")
 
 
-def _wait_for(condition: Callable[[], Any], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"not within {timeout_s} s: {what}")
-        time.sleep(0.005)
-
-
 def _session(driver: type, port: str, plan: es.ApprovedPlan,
              delivering: Callable[[float], bool]) -> tuple[float, float]:
     """Connect, configure, start, wait until ``delivering(t0)`` (the device delivers what was set, seen from the
@@ -87,7 +81,7 @@ def _session(driver: type, port: str, plan: es.ApprovedPlan,
         dev.configure(plan)
         dev.start()
         dev.set_intensity(LABEL, CURRENT_MA)
-        _wait_for(lambda: delivering(t0), 5.0, "the device delivered the current set")
+        wait_for(lambda: delivering(t0), 5.0, "the device delivered the current set")
         dev.stop()
         assert dev.state == DeviceState.STOPPED and dev.status().error is None
     assert dev.state == DeviceState.DISCONNECTED
@@ -175,7 +169,7 @@ def test_a_host_that_goes_away_while_stimulating_is_stopped_by_the_watchdog_and_
         (_rehastim2_crashing_host if device == "rehastim2" else _p24_crashing_host)(emu.port)
         gone = time.monotonic()
         assert emu.output_on  # the device does not know the port was closed
-        _wait_for(lambda: not emu.output_on, emu.watchdog_s + 1.0, "the watchdog stopped the outputs")
+        wait_for(lambda: not emu.output_on, emu.watchdog_s + 1.0, "the watchdog stopped the outputs")
         stopped_at = emu.output_log[-1][0]
         if device == "rehastim2":
             assert emu.drops == 1
@@ -192,7 +186,7 @@ def test_bytes_nobody_reads_never_block_the_device():
     """Init as fast as the device can send it, with no client, fills the line: the device keeps running (its
     lock stays free, its timers and watchdog run on), and the next client reads a fresh Init and connects."""
     with RehaStim2Emulator(init_period_s=0.0, response_delay_s=0.0) as emu:
-        _wait_for(lambda: emu.overruns >= 2, 10.0, "the line filled up twice")
+        wait_for(lambda: emu.overruns >= 2, 10.0, "the line filled up twice")
         assert emu._lock.acquire(timeout=1.0)
         emu._lock.release()
         emu.init_period_s = 0.5
@@ -244,7 +238,7 @@ def test_electrostim_emulate_serves_one_session_after_another(device: str):
         for n in range(1, 4):
             before = len(read_reports())
             _session(driver, port, plan, on_since(before))
-            _wait_for(lambda: read_reports() and read_reports()[-1] == {}, 5.0,
+            wait_for(lambda: read_reports() and read_reports()[-1] == {}, 5.0,
                       f"the emulator reported the outputs off after session {n}")
         ons = sum(1 for a, b in zip([{}, *reports], reports) if not a and b)
         assert ons == 3, reports

@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import re
-import statistics
 import subprocess
 import sys
 import threading
@@ -48,6 +47,8 @@ from electrostim.devices._sciencemode2.codec import (
 )
 from electrostim.session import Runner, SessionState
 from electrostim.store import Store
+
+from ._waiting import wait_for
 
 #: The protocol's limit for an acknowledgement, and so for a safe stop after a fault.
 LIMIT_S = 0.1
@@ -111,7 +112,8 @@ def test_pysciencemode_client_init_start_update_pause_stop():
             return _within(3.0, emu, client, call, *args, **kwargs)
 
         guard(client.__init__, emu.port)  # waits for Init, answers InitAck
-        assert emu.initialised
+        # InitAck has no acknowledgement of its own: the device takes it when its reader gets to it
+        wait_for(lambda: emu.initialised, 5.0, "the emulator took the client's InitAck")
         exchanges: list[tuple[bytes, bytes]] = []  # (frame the client sent, the acknowledgement it read)
         read_ack = client._get_last_ack
 
@@ -263,10 +265,12 @@ class _RawClient:
                     return out
         return out
 
-    def handshake(self) -> None:
+    def handshake(self, emu: RehaStim2Emulator) -> None:
         inits = self.read(1.0, until=lambda m: isinstance(m, Sm2Init))
         assert inits and isinstance(inits[-1][2], Sm2Init)
         self.send(Sm2InitAck(), packet_number=inits[-1][1])
+        # InitAck has no acknowledgement of its own: the device takes it when its reader gets to it
+        wait_for(lambda: emu.initialised, 5.0, "the emulator took the InitAck")
 
 
 def test_init_repeats_every_500_ms_until_init_ack():
@@ -284,13 +288,18 @@ def test_init_repeats_every_500_ms_until_init_ack():
         for (_, _, _, tick), (_, due, previous, now) in zip(inits, inits[1:]):
             assert due == tick + 0.5 and previous < due <= now
         raw.send(Sm2InitAck(), packet_number=received[-1][1])
-        assert raw.read(0.8) == []  # acknowledged: no more Init (and 0.8 s is within the watchdog)
+        wait_for(lambda: emu.initialised, 5.0, "the emulator took the InitAck")
+        acked = next(t for t, m in reversed(emu.received) if isinstance(m, Sm2InitAck))
+        raw.read(0.8)  # 0.8 s is within the watchdog
+        # acknowledged: no Init from the device's timer after it took the InitAck (one already on the line, sent
+        # before a loaded machine let its reader take the InitAck, is no fault)
+        assert [e for e in emu.timer_log if e[0] == "init" and e[3] > acked] == []
         assert emu.initialised
 
 
 def test_watchdog_drops_a_quiet_link_after_1200_ms_and_init_starts_again():
     with RehaStim2Emulator() as emu, _RawClient(emu.port) as raw:
-        raw.handshake()
+        raw.handshake(emu)
         last = time.monotonic()
         for _ in range(4):  # a Watchdog every half second keeps the link (1.5 s without a drop)
             assert raw.read(0.5) == []
@@ -311,16 +320,22 @@ def test_watchdog_drops_a_quiet_link_after_1200_ms_and_init_starts_again():
 
 def test_responses_arrive_well_within_100_ms():
     with RehaStim2Emulator() as emu, _RawClient(emu.port) as raw:
-        raw.handshake()
-        delays = []
+        raw.handshake(emu)
         for _ in range(40):  # packet numbers 0-39 include 0x0F, which is escaped, and echoed as such
             pn = raw.pn
-            sent = raw.send(Sm2GetStimulationMode())
-            (t, ack_pn, ack), = raw.read(LIMIT_S, until=lambda m: True)
+            raw.send(Sm2GetStimulationMode())
+            (_, ack_pn, ack), = raw.read(5.0, until=lambda m: True)
             assert ack == Sm2GetStimulationModeAck(mode=Sm2StimulationMode.START) and ack_pn == pn
-            delays.append(t - sent)
-        assert max(delays) < LIMIT_S / 2 and statistics.mean(delays) < 0.02, delays
         assert emu.errors == []
+        # on the device's own clock: each answer is due its response delay after the request was taken, well
+        # within the protocol's 100 ms, and goes out at the first tick at or past that (a loaded machine's late
+        # ticks, and the host's own delays, cannot fail this)
+        taken = [t for t, m in emu.received if isinstance(m, Sm2GetStimulationMode)]
+        replies = emu.reply_log[-40:]
+        assert len(taken) == 40 and len(replies) == 40
+        for t, (due, previous, tick) in zip(taken, replies):
+            assert due == t + emu.response_delay_s and emu.response_delay_s < LIMIT_S / 5
+            assert previous < due <= tick
 
 
 # --------------------------------------------------------------------------- 3. faults

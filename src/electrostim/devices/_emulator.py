@@ -53,6 +53,7 @@ through :meth:`~PtyEmulator._receive` (bytes as they arrive on the line) and
 
 from __future__ import annotations
 
+import math
 import os
 import select
 import termios
@@ -107,6 +108,10 @@ class PtyEmulator:
         self._closing = threading.Event()
         self._thread: threading.Thread | None = None
         self._outbox: list[tuple[float, bytes]] = []
+        #: every reply sent: (time it was due, the serving loop's tick before, the tick that sent it); a reply goes
+        #: out at the first tick at or past its due time, however late a loaded machine runs the ticks
+        self.reply_log: list[tuple[float, float, float]] = []
+        self._last_serve_s = -math.inf
         self._corrupt = 0
         self._drop = 0
         self.silent = False
@@ -313,14 +318,16 @@ class PtyEmulator:
                 if self.gone:
                     return
                 self._reset_line()
-                due = [f for t, f in self._outbox if t <= now]
+                due = [(t, f) for t, f in self._outbox if t <= now]
                 self._outbox = [(t, f) for t, f in self._outbox if t > now]
-                for frame in due:
+                for t, frame in due:
                     if not self.silent:
                         try:
                             self._send(frame)
                         except (OSError, termios.error):
                             pass
+                        self.reply_log.append((t, self._last_serve_s, now))
+                self._last_serve_s = now
                 self._queue(self._tick(now), now)
                 wait = min([0.005] + [t - now for t, _ in self._outbox])
             try:
