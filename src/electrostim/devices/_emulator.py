@@ -322,11 +322,12 @@ class PtyEmulator:
                 self._outbox = [(t, f) for t, f in self._outbox if t > now]
                 for t, frame in due:
                     if not self.silent:
+                        # logged first: whoever reads the reply finds it logged
+                        self.reply_log.append((t, self._last_serve_s, now))
                         try:
                             self._send(frame)
                         except (OSError, termios.error):
                             pass
-                        self.reply_log.append((t, self._last_serve_s, now))
                 self._last_serve_s = now
                 self._queue(self._tick(now), now)
                 wait = min([0.005] + [t - now for t, _ in self._outbox])
