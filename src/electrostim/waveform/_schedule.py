@@ -598,12 +598,24 @@ class _OutputGenerator:
         n_inside = np.searchsorted(corners, t + d, side="right") - first
         c = corners[np.minimum(first, corners.shape[0] - 1)] if corners.shape[0] else t
 
-        def highest(*factors: Any) -> np.ndarray:
-            sides = [(t, t + d), (t, c - 1e-9), (c, t + d)]
-            tops = [np.prod([np.maximum(f(a), f(b)) for f in factors], axis=0) for a, b in sides]
-            return np.where(n_inside == 0, tops[0], np.where(n_inside == 1, np.maximum(tops[1], tops[2]), 1.0))
+        end = t + d
+        one = np.flatnonzero(n_inside == 1)  # the few events with one corner inside their drift
 
-        amp = self.amplitude_ma * highest(self.envelope, self.amplitude_factor)
+        def highest(*factors: Any) -> np.ndarray:
+            # each factor at the two ends of every event's drift, and at either side of the corner only where one
+            # lies inside (the same products as over all three spans, without computing the unused ones)
+            top = np.prod([np.maximum(f(t), f(end)) for f in factors], axis=0)
+            if one.shape[0]:
+                a, b, cc = t[one], end[one], c[one]
+                left = np.prod([np.maximum(f(a), f(cc - 1e-9)) for f in factors], axis=0)
+                right = np.prod([np.maximum(f(cc), f(b)) for f in factors], axis=0)
+                top[one] = np.maximum(left, right)
+            top[n_inside > 1] = 1.0
+            return top
+
+        st = self.stim
+        level_factors = [self.envelope] + ([self.amplitude_factor] if st.amplitude_modulation is not None else [])
+        amp = self.amplitude_ma * highest(*level_factors)
         beat = getattr(self, "beat_clock", None)
         if self.shape == "interferential" and beat is not None:  # |sin(π Ψ)| at its highest over the drift
             assert half_us is not None
@@ -611,7 +623,7 @@ class _OutputGenerator:
             psi1 = beat.phase(t + d + half_us * 1e-6)
             crest = np.floor(psi0 - 0.5) != np.floor(psi1 - 0.5)
             amp = amp * np.where(crest, 1.0, np.maximum(np.abs(np.sin(np.pi * psi0)), np.abs(np.sin(np.pi * psi1))))
-        wfac = highest(self.width_factor)
+        wfac = highest(self.width_factor) if st.width_modulation is not None else np.ones(t.shape)
         keep = amp > 0
         extra = np.zeros(int(keep.sum())) if isinstance(clock, ConstantClock) else d[keep]
         return (self._chunk(t0, t1, t[keep], None if half_us is None else half_us[keep], amp[keep], wfac[keep]),
