@@ -475,24 +475,26 @@ class _OutputGenerator:
         return Schedule._event_rate_of(self.stim) * self.session_s
 
     # -- event times -------------------------------------------------------------
-    def _clock_events(self, t0: float, t1: float, phase: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    def _clock_events(self, t0: float, t1: float, phase: float = 0.0,
+                      following: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """The clock's events in [t0, t1) at clock phases ``k + phase`` (``phase`` in [0, 1): the clock as a
-        later period of drifting events meets the levels, see :meth:`quasi`): their phases and times."""
+        later period of drifting events meets the levels, see :meth:`quasi`): their phases, their times and (with
+        ``following``, or where it comes at no cost) the time of the event after each."""
         if phase == 0.0:
-            k = self.clock.indices(t0, t1)
-            return k, self.clock.time_of(k)
+            return self.clock.events(t0, t1)
         k = self.clock.indices(max(0.0, t0 - _interval_range(self.clock)[1]), t1) + phase
         t = self.clock.time_of(k)
         keep = (t >= t0) & (t < t1)
-        return k[keep], t[keep]
+        k = k[keep]
+        return k, t[keep], self.clock.time_of(k + 1.0) if following else None
 
     def _events(self, t0: float, t1: float, phase: float = 0.0) -> tuple[np.ndarray, np.ndarray | None]:
         """Event times in [t0, t1), and each carrier cycle's half-width in µs (sine shapes); the clock at
         ``phase`` (see :meth:`_clock_events`)."""
         if self.shape == "interferential":
-            k, t = self._clock_events(t0, t1, phase)
-            half_us = (self.clock.time_of(k + 1.0) - t) * 0.5e6
-            return t, half_us
+            _, t, following = self._clock_events(t0, t1, phase, following=True)
+            assert following is not None
+            return t, (following - t) * 0.5e6
         if self.n_inner == 1:
             t = self._clock_events(t0, t1, phase)[1]
             # a sine burst of a single carrier cycle still carries its half-width

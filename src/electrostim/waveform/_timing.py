@@ -37,6 +37,18 @@ class _IndexedClock:
         """Event times in [t0, t1)."""
         return self.time_of(self.indices(t0, t1))
 
+    def events(self, t0: float, t1: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The events of :meth:`indices` with their times and the time of the event after each, each time
+        computed once (the same values as ``time_of(k)`` and ``time_of(k + 1)``)."""
+        k0 = max(0, math.floor(float(self.phase(np.array(t0)))) - 1)
+        k1 = math.ceil(float(self.phase(np.array(t1)))) + 1
+        k = np.arange(k0, k1 + 1, dtype=np.float64)  # one beyond those of indices(): the next of the last
+        t = self.time_of(k)
+        inside = (t >= t0) & (t < t1)
+        inside[-1] = False
+        at = np.flatnonzero(inside)
+        return k[at], t[at], t[at + 1]
+
 
 class ConstantClock(_IndexedClock):
     """Events at ``k / f``."""
