@@ -813,3 +813,17 @@ def test_a_duty_cycle_that_never_turns_off_enters_the_level_period_only_where_it
         _assert_same_dose(full, fast)
     else:
         assert 4.0 not in periods  # the ramps repeat every 11.0144396 s: no common period with the sweep
+
+
+@settings(max_examples=300, deadline=None)
+@given(starts=st.lists(st.floats(-1e3, 1e3, allow_nan=False), min_size=1, max_size=12, unique=True),
+       x=st.lists(st.floats(-2e3, 2e3, allow_nan=False), min_size=0, max_size=50), data=st.data())
+def test_the_segment_of_a_profile_is_the_binary_searchs(starts, x, data):
+    """A profile's segment of each value (counted over its few starts, or searched over many) is the one a binary
+    search finds, values on a start included."""
+    from electrostim.waveform._timing import _segment
+
+    edges = np.array(sorted(starts))
+    values = np.array(x + data.draw(st.lists(st.sampled_from(list(edges)), max_size=5)))
+    expected = np.clip(np.searchsorted(edges, values, side="right") - 1, 0, len(edges) - 1)
+    assert np.array_equal(_segment(edges, values), expected)

@@ -67,6 +67,19 @@ class ConstantClock(_IndexedClock):
         return np.full(np.shape(t0), self.f)
 
 
+def _segment(starts: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """The segment of each ``x``: the last of the increasing ``starts`` at or before it (0 before the first).
+
+    As ``clip(searchsorted(starts, x, "right") - 1, 0, len(starts) - 1)``; a profile has a few segments, and
+    counting the starts passed is cheaper than a binary search per value."""
+    if starts.shape[0] > 8:
+        return np.clip(np.searchsorted(starts, x, side="right") - 1, 0, starts.shape[0] - 1)
+    j = np.zeros(np.shape(x), dtype=np.intp)
+    for edge in starts[1:]:
+        j += x >= edge
+    return j
+
+
 class PiecewiseClock(_IndexedClock):
     """A rate that follows a periodic piecewise-linear profile.
 
@@ -93,14 +106,14 @@ class PiecewiseClock(_IndexedClock):
 
     def rate(self, t: np.ndarray) -> np.ndarray:
         tau = np.mod(t, self.period)
-        j = np.clip(np.searchsorted(self.tau0, tau, side="right") - 1, 0, len(self.dur) - 1)
+        j = _segment(self.tau0, tau)
         return self.f0[j] + self.slope[j] * (tau - self.tau0[j])
 
     def phase(self, t: np.ndarray) -> np.ndarray:
         t = np.asarray(t, dtype=float)
         m = np.floor(t / self.period)
         tau = t - m * self.period
-        j = np.clip(np.searchsorted(self.tau0, tau, side="right") - 1, 0, len(self.dur) - 1)
+        j = _segment(self.tau0, tau)
         u = tau - self.tau0[j]
         return m * self.phi_period + self.phi0[j] + self.f0[j] * u + 0.5 * self.slope[j] * u * u
 
@@ -128,7 +141,7 @@ class PiecewiseClock(_IndexedClock):
         k = np.asarray(k, dtype=float)
         m = np.floor(k / self.phi_period)
         r = k - m * self.phi_period
-        j = np.clip(np.searchsorted(self.phi0, r, side="right") - 1, 0, len(self.dur) - 1)
+        j = _segment(self.phi0, r)
         d = r - self.phi0[j]
         f0 = self.f0[j]
         # root of ½·s·u² + f0·u − d = 0 in its cancellation-free form (also for s = 0)
