@@ -269,7 +269,10 @@ class _OutputAccumulator:
                 self.min_dt = min(self.min_dt, float(d.min()))
             self.min_dt = min(self.min_dt, g0)
             T = np.concatenate([self.tail_t, t])
-            V = np.concatenate([self.tail_v, np.stack([i2t, absq, net])], axis=1)
+            k0 = self.tail_t.shape[0]
+            V = np.empty((3, k0 + n))  # the tail's terms, then this chunk's (filled in place: no stacked copies)
+            V[:, :k0] = self.tail_v
+            V[0, k0:], V[1, k0:], V[2, k0:] = i2t, absq, net
         else:
             d = t[:0]
             T, V = self.tail_t, self.tail_v
@@ -316,8 +319,8 @@ class _OutputAccumulator:
             first, self.skip_first_window = 1, False
         if done > first:
             s = stop[first:done]
-            sums = C[:, s] - C[:, first:done]
-            top = sums.max(axis=1)
+            sums = [C[r][s] - C[r][first:done] for r in range(3)]  # row by row: 1-D gathers are the cheap kind
+            top = np.array([x.max() for x in sums])
             self.win_max = np.maximum(self.win_max, top)
             self.win_min_net = min(self.win_min_net, float(sums[2].min()))
             # Band figures: the highest ∫i²dt over windows holding a pulse of the band. Windows
