@@ -35,7 +35,7 @@ from hypothesis import HealthCheck, Phase, assume, given, settings
 from hypothesis import strategies as st
 
 import electrostim as es
-from electrostim.devices import P24, P24Emulator, RehaStim2, RehaStim2Emulator, SimulatedStimulator
+from electrostim.devices import P24, DeviceError, P24Emulator, RehaStim2, RehaStim2Emulator, SimulatedStimulator
 from electrostim.errors import ElectrostimError, ProgramError
 from electrostim.session import Runner, SessionState
 from electrostim.waveform import PulseChunk, Schedule, pulse_terms
@@ -433,16 +433,19 @@ def test_the_simulated_stimulator_emits_only_what_was_approved_1000_programs(pro
     _sim_case(program, data, longest_s=120.0)
 
 
-def _on_off_program(device: str, on_off: bool = True) -> es.Program:
-    """One output, 50 Hz, 0.5 s on / 0.5 s off (or on throughout) with no ramps, 20 mA at most."""
+def _on_off_program(device: str, on_off: bool = True, sweep: bool = False, duration_s: float = 3.0) -> es.Program:
+    """One output, 50 Hz, 0.5 s on / 0.5 s off (or on throughout) with no ramps, 20 mA at most; ``sweep``: under an
+    amplitude sweep of 50-100 % over 1 s."""
     pulse: dict[str, Any] = {"shape": "symmetric-biphasic", "pulse_width_us": 200.0, "frequency_hz": 50.0,
                              "interphase_gap_us": 100.0}
     return es.validate_program({
-        "id": "on-off", "name": "on off", "modality": "nmes", "session_duration_s": 3.0,
+        "id": "on-off", "name": "on off", "modality": "nmes", "session_duration_s": duration_s,
         "channels": [{"label": "quad", "electrodes": [{"site": "vastus-medialis", "width_cm": 5.0, "height_cm": 5.0},
                                                       {"site": "vastus-lateralis", "width_cm": 5.0, "height_cm": 5.0}],
                       "stimulus": {"pulse": pulse, "amplitude": {"max_ma": 20.0, "default_ma": 10.0},
                                    "duty_cycle": {"on_s": 0.5, "off_s": 0.5} if on_off else None,
+                                   "modulation": [{"kind": "amplitude-sweep", "low_percent": 50.0, "period_s": 1.0,
+                                                   "profile": "triangle"}] if sweep else [],
                                    "ramp_up_s": 0.0, "ramp_down_s": 0.0}}],
     }, source="on-off program")
 
@@ -490,6 +493,89 @@ def test_a_host_late_past_an_off_edge_stops_the_output(device):
     # before the off command can start just before it)
     assert overrun.max() - 0.5 <= late + 0.02 + 1e-3, f"overran {overrun.max() - 0.5:.3f} s, reported {late:.3f} s"
     assert (emitted.time_s <= back_mono + 0.02).all(), "a pulse after the host was back"
+
+
+# what the host does first when it is back, and what the stretch it missed allowed: (program, stall from, to,
+# act, whether an output ran on past the schedule)
+FIRST_ACTS = {
+    # a sweep's trough (50 % at 0.5 s... 1.0 s) missed at the level of 0.6 s; back with a higher intensity: judged by
+    # the intensity in force, not the new one
+    "intensity-up-after-a-trough": (dict(on_off=False, sweep=True), 0.5, 1.0, ("intensity", 20.0), True),
+    # nothing missed; back with a lower intensity: no false alarm
+    "intensity-down-when-steady": (dict(on_off=False), 0.3, 0.75, ("intensity", 5.0), False),
+    "pause-after-an-off-edge": (dict(on_off=True), 0.3, 0.75, ("pause", None), True),
+    "stop-after-an-off-edge": (dict(on_off=True), 0.3, 0.75, ("stop", None), True),
+    "stop-when-steady": (dict(on_off=False), 0.3, 0.75, ("stop", None), False),
+}
+
+
+@pytest.mark.parametrize("case", list(FIRST_ACTS))
+@pytest.mark.parametrize("device", list(SERIAL))
+def test_the_hosts_first_act_after_a_stall_is_judged_by_what_was_in_force(device, case):
+    """Whatever the host does first when it is back (an intensity, a pause, a stop), the stretch it missed is
+    judged first, against the commands and intensity that were in force: an output that ran on past the schedule
+    fails closed and is named; one that did not carries on (or stops as asked)."""
+    kwargs, start_s, until_s, (act, value), ran_on = FIRST_ACTS[case]
+    driver, emulator = SERIAL[device]
+    plan = es.assess(_on_off_program(device, **kwargs), device=device).approve(confirm=True, confirmed_by="test")
+    with emulator() as emu, driver(emu.port) as dev:
+        dev.connect()
+        dev.configure(plan)
+        dev.start()
+        dev.set_intensity("quad", 10.0)
+        while dev.device_time_s() < start_s:
+            dev.heartbeat()
+            time.sleep(0.005)
+        raised = None
+        with dev._lock:  # the host stalls; its first act when back is under the same hold
+            while dev.device_time_s() < until_s:
+                time.sleep(0.005)
+            try:
+                if act == "intensity":
+                    dev.set_intensity("quad", value)
+                elif act == "pause":
+                    dev.pause()
+                else:
+                    dev.stop()
+            except DeviceError as exc:
+                raised = str(exc)
+        st = dev.status()
+        overruns = list(dev.overruns)
+        dev.stop()
+    if ran_on:
+        assert st.state.value == "fault" and len(overruns) == 1, (st.state, st.error, overruns)
+        assert "(look-ahead 120 ms)" in st.error and "'quad' ran on past the approved schedule" in st.error, st.error
+        assert raised == (None if act == "stop" else st.error)
+    else:
+        assert overruns == [] and raised is None and st.error is None, (st.error, raised)
+        assert st.state.value == {"intensity": "running", "stop": "stopped"}[act]
+        assert st.host_late_s > 0.2
+
+
+@pytest.mark.parametrize("device", list(SERIAL))
+def test_a_session_whose_host_stalls_across_its_end_fails_instead_of_completing(device):
+    """The session engine's own step stalls across the session's end: the stop it sends at the end finds that the
+    output ran on past it, and the session ends failed with that cause, not completed."""
+    driver, emulator = SERIAL[device]
+    plan = es.assess(_on_off_program(device, on_off=False, duration_s=1.0), device=device).approve(
+        confirm=True, confirmed_by="test")
+    with emulator() as emu, driver(emu.port, response_timeout_s=1.0) as dev:
+        dev.connect()
+        dev.configure(plan)
+        r = Runner(dev, slew_ma_per_s=400.0, start_ma={"quad": 10.0}, ramp_s=0.0)
+        stalled = []
+
+        def tick(runner: Runner) -> None:
+            if not stalled and dev.device_time_s() >= 0.75:
+                stalled.append(True)
+                with dev._lock:
+                    while dev.device_time_s() < 1.25:
+                        time.sleep(0.005)
+
+        r.run(step_s=0.02, tick=tick)
+        overruns = list(dev.overruns)
+    assert r.state == SessionState.FAILED and "ran on past the approved schedule" in (r.error or ""), (r.state, r.error)
+    assert len(overruns) == 1 and overruns[0][1] >= 1.0
 
 
 @pytest.mark.parametrize("device", list(SERIAL))

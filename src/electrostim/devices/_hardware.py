@@ -98,6 +98,7 @@ class SerialStimulator(Stimulator):
         self._late_s = 0.0  # the longest the host let a command run past what it covered
         #: (from, to) device time of every stretch an output ran on past the approved schedule (the host was late)
         self.overruns: list[tuple[float, float]] = []
+        self._commanded_intensity: dict[str, float] = {}
         self._wake = threading.Event()
         self._closing = threading.Event()
         self._worker: threading.Thread | None = None
@@ -216,10 +217,13 @@ class SerialStimulator(Stimulator):
     def _set_intensity(self, output: str, amplitude_ma: float) -> None:
         self._raise_fault()
         if self._state == DeviceState.RUNNING:
+            self._guarded(self._raise_if_overrun)  # a stretch the host missed is judged by what was in force
             self._intensity[output] = float(amplitude_ma)  # the base class sets it too, after this returns
             self._guarded(self._push)
 
     def _pause(self) -> None:
+        if self._state == DeviceState.RUNNING:
+            self._guarded(self._raise_if_overrun)
         if self._schedule is not None and self._t0 is not None:
             self._count_pulses(self.device_time_s())
         self._paused_at = time.monotonic()
@@ -242,6 +246,7 @@ class SerialStimulator(Stimulator):
         """Zero output now (the stop goes out first; the bookkeeping after). A stop that cannot be
         confirmed leaves the stimulator in ``fault``."""
         t_end = self.device_time_s() if self._schedule is not None and self._t0 is not None else None
+        error_before = self._error
         self.command_log.append((time.monotonic(), {lbl: OutputCommand(0.0, 0.0) for lbl in self._labels}))
         try:
             if self.link is not None:
@@ -250,11 +255,27 @@ class SerialStimulator(Stimulator):
             self._error = self._error or f"stop not confirmed: {exc}; the stimulator's own watchdog stops it"
             self._state = DeviceState.FAULT
         finally:
+            over = None
+            if t_end is not None and self._paused_at is None and error_before is None:
+                over = self._late_check(t_end, judged_after_fault=True)
+            if over is not None:  # the host came back only to stop: an output ran on before it did
+                self._error = over if self._error is None else f"{over}; {self._error}"
+                self._state = DeviceState.FAULT
             if t_end is not None:
                 self._count_pulses(t_end)  # what ran up to the stop, at the currents it ran at
             self._t0 = None
             self._valid_until = None
             self._commanded = {}
+
+    def fault(self, message: str) -> None:
+        """Record a fault and stop at once; where the host was late and an output ran on past the schedule
+        meanwhile (:meth:`_late_check`), the message says that too (a watchdog that fires after a long stall)."""
+        with self._lock:
+            over = None
+            if self._state == DeviceState.RUNNING and self._schedule is not None and self._t0 is not None \
+                    and self._paused_at is None:
+                over = self._late_check(self.device_time_s())
+            super().fault(message if over is None else f"{message}; {over}")
 
     def _close(self) -> None:
         self._closing.set()
@@ -306,13 +327,13 @@ class SerialStimulator(Stimulator):
         """
         return self._late_s
 
-    def commands_at(self, t_s: float, until_s: float | None = None) -> dict[str, OutputCommand]:
+    def commands_at(self, t_s: float, until_s: float | None = None,
+                    intensity: dict[str, float] | None = None) -> dict[str, OutputCommand]:
         """What each output should carry from device time ``t_s`` until the next command can take over.
 
         The lowest level and width the schedule has over ``[t_s, until_s]`` (by default
-        ``t_s + horizon_s``)
-        (:meth:`~electrostim.waveform.Schedule.lowest_levels`), times the intensity,
-        rounded *down* to the device's current and width steps: no pulse delivered while
+        ``t_s + horizon_s``; :meth:`~electrostim.waveform.Schedule.lowest_levels`), times
+        the intensity (``intensity`` per output, by default the one set now), rounded *down* to the device's current and width steps: no pulse delivered while
         the command holds exceeds the schedule's (an off phase, a ramp down or a
         modulation trough ahead lowers it in time).
         """
@@ -325,36 +346,55 @@ class SerialStimulator(Stimulator):
             if level <= 0.0:
                 out[label] = OutputCommand(0.0, self._commanded.get(label, OutputCommand(0.0, width)).pulse_width_us)
                 continue
-            amp = self._intensity.get(label, 0.0) * level
+            amp = (self._intensity if intensity is None else intensity).get(label, 0.0) * level
             current = math.floor(amp / step + 1e-9) * step if step > 0 else amp
             out[label] = OutputCommand(current, math.floor(width * width_factor / wstep + 1e-9) * wstep)
         return out
 
-    def _check_overrun(self, since_s: float, now_s: float) -> None:
-        """The host came back at device time ``now_s``, after the commands in force stopped covering the
-        schedule at ``since_s``: if the schedule asked for less than they carry anywhere in between (an off
-        phase, a ramp down, a modulation trough, a new phase, the session's end), an output ran on past what
-        was approved. Fail closed: record the stretch and raise, so that the caller stops the output now.
+    def _late_check(self, now_s: float, judged_after_fault: bool = False) -> str | None:
+        """The host acts at device time ``now_s``. If the commands in force stopped covering the schedule
+        before that (the host was late), measure how late and judge the stretch it missed: where the schedule
+        asked for less than they carried anywhere in it (an off phase, a ramp down, a modulation trough, a new
+        phase, the session's end), an output ran on past what was approved. That stretch is recorded
+        (:attr:`overruns`) and the fault's message returned; None when nothing ran past the schedule (the
+        stretch is then covered up to ``now_s``). Nothing is judged once a fault is recorded (unless
+        ``judged_after_fault``: the stop that found it failed too).
+        """
+        if self._valid_until is None or now_s <= self._valid_until or (self._error is not None and not judged_after_fault):
+            return None
+        assert self._schedule is not None
+        since = self._valid_until
+        horizon = self.horizon_s  # the look-ahead that was in force
+        self._late_s = max(self._late_s, now_s - since)
+        self._valid_until = now_s
+        if not any(c.current_ma > 0 for c in self._commanded.values()):
+            return None
+        crossed = self._schedule.phase_at(now_s).index != self._phase or now_s >= self._schedule.duration_s
+        allowed = self.commands_at(since, until_s=now_s, intensity=self._commanded_intensity)
+        over = [label for label, c in self._commanded.items() if c.current_ma > 0 and (
+            crossed or c.current_ma > allowed[label].current_ma + 1e-9
+            or c.pulse_width_us > allowed[label].pulse_width_us + 1e-9)]
+        if not over:
+            return None
+        self.overruns.append((since, now_s))
+        self._valid_until = None  # the output is stopped next: nothing more to judge
+        names = ", ".join(repr(lbl) for lbl in over)
+        return (f"the host was {(now_s - since) * 1e3:.0f} ms late (look-ahead {horizon * 1e3:.0f} ms): output "
+                f"{names} ran on past the approved schedule from {since:.3f} s; stopped")
+
+    def _raise_if_overrun(self) -> None:
+        """Fail closed where the host was late and an output ran on past the schedule (see :meth:`_late_check`).
 
         Raises
         ------
         DeviceError
-            Naming how late the host was, the look-ahead and the outputs that ran on.
+            Naming how late the host was, the look-ahead in force and the outputs that ran on.
         """
-        assert self._schedule is not None
-        if not any(c.current_ma > 0 for c in self._commanded.values()):
+        if self._schedule is None or self._t0 is None or self._paused_at is not None:
             return
-        crossed = self._schedule.phase_at(now_s).index != self._phase or now_s >= self._schedule.duration_s
-        allowed = self.commands_at(since_s, until_s=now_s)
-        over = [label for label, c in self._commanded.items() if c.current_ma > 0 and (
-            crossed or c.current_ma > allowed[label].current_ma + 1e-9
-            or c.pulse_width_us > allowed[label].pulse_width_us + 1e-9)]
-        if over:
-            self.overruns.append((since_s, now_s))
-            names = ", ".join(repr(lbl) for lbl in over)
-            raise DeviceError(f"the host was {(now_s - since_s) * 1e3:.0f} ms late (look-ahead "
-                              f"{self.horizon_s * 1e3:.0f} ms): output {names} ran on past the approved schedule "
-                              f"from {since_s:.3f} s; stopped")
+        over = self._late_check(self.device_time_s())
+        if over is not None:
+            raise DeviceError(over)
 
     def _count_pulses(self, t_s: float) -> None:
         assert self._schedule is not None
@@ -386,15 +426,16 @@ class SerialStimulator(Stimulator):
         self._send_outputs(commands, first)
         self.command_log.append((time.monotonic(), dict(commands)))
         self._commanded = dict(commands)
+        self._commanded_intensity = dict(self._intensity)  # what the commands were computed from
 
     def _push(self, first: bool = False) -> None:
         """Send what the outputs should carry now, if it changed."""
         if self._schedule is None or self._t0 is None or self._paused_at is not None:
             return
         t = self.device_time_s()
-        if self._valid_until is not None and t > self._valid_until:
-            self._late_s = max(self._late_s, t - self._valid_until)
-            self._check_overrun(self._valid_until, t)
+        over = self._late_check(t)
+        if over is not None:
+            raise DeviceError(over)
         k = self._schedule.phase_at(t).index
         if k > self._phase:
             self._switch_phase(k)
@@ -441,8 +482,9 @@ class SerialStimulator(Stimulator):
                     if self._state in (DeviceState.RUNNING, DeviceState.PAUSED) and self.host_timeout_s is not None:
                         silent_s = time.monotonic() - self._heartbeat
                         if silent_s > self.host_timeout_s:
+                            over = self._late_check(self.device_time_s()) if self._paused_at is None else None
                             raise DeviceError(f"watchdog: the session did not check in for {silent_s:.2f} s "
-                                              f"(limit {self.host_timeout_s:g} s)")
+                                              f"(limit {self.host_timeout_s:g} s)" + (f"; {over}" if over else ""))
                     if self._state == DeviceState.RUNNING:
                         self._push()
                     if time.monotonic() - self.link.last_sent >= self.keepalive_s:

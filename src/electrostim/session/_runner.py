@@ -403,7 +403,11 @@ class Runner:
         if self.state not in _ACTIVE:
             raise SessionError(f"Cannot pause a session that is {self.state.value}.")
         self._resume_state = self.state
-        self.device.pause()
+        try:
+            self.device.pause()
+        except DeviceError as exc:  # the device failed closed (e.g. an output ran on while the host was late)
+            self._fail(str(exc))
+            return
         self._set_state(SessionState.PAUSED)
 
     def resume(self) -> None:
@@ -423,11 +427,25 @@ class Runner:
 
     def emergency_stop(self, reason: str = "emergency stop") -> None:
         """Stop at once, from any state: zero output first, then the record."""
-        self.device.stop()
+        fault = self._stop_device()
         self.level = {k: 0.0 for k in self.labels}
         self.target = {k: 0.0 for k in self.labels}
         if self.state not in _FINAL:
-            self._set_state(SessionState.STOPPED, reason=reason)
+            if fault is not None:  # an output ran on past the schedule before the stop: that is what ended it
+                self.error = fault
+                self._emit("error", {"message": fault})
+                self._set_state(SessionState.FAILED, reason=fault)
+            else:
+                self._set_state(SessionState.STOPPED, reason=reason)
+
+    def _stop_device(self) -> str | None:
+        """Stop the device; the fault the stop itself found (the host came back only to stop, and an output had
+        run on past the approved schedule meanwhile), if it found one."""
+        before = len(getattr(self.device, "overruns", ()))
+        self.device.stop()
+        if len(getattr(self.device, "overruns", ())) == before:
+            return None
+        return self.device.status().error or "an output ran on past the approved schedule"
 
     def _fail(self, message: str) -> None:
         """Zero the output, then record the first cause (a later failure does not replace it).
@@ -438,7 +456,9 @@ class Runner:
             self.emergency_stop(self._stop_request)
             return
         try:
-            self.device.stop()
+            fault = self._stop_device()
+            if fault is not None:  # an output had run on past the schedule meanwhile: the record says so too
+                message = f"{message}; {fault}"
         except ElectrostimError as exc:  # the stop itself failed: the device's own watchdog stops it
             message = f"{message}; the stop was not confirmed ({exc})"
         finally:
@@ -557,9 +577,12 @@ class Runner:
                     self._ramp[lbl] = None  # a ramp still going is taken over by the closing ramp
                     self._emit_down(lbl, by="ramp-down")
         if self.run_t >= self.duration_s - 1e-9:
-            self.device.stop()
+            fault = self._stop_device()
             self.level = {k: 0.0 for k in self.labels}
-            self._set_state(SessionState.COMPLETED)
+            if fault is not None:  # an output ran on past the schedule before the end's stop went out
+                self._fail(fault)
+            else:
+                self._set_state(SessionState.COMPLETED)
         elif self.t >= self._next_dose_s:
             self._next_dose_s += self.dose_every_s
             self._emit_dose()
