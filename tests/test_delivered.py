@@ -433,7 +433,8 @@ def test_the_simulated_stimulator_emits_only_what_was_approved_1000_programs(pro
     _sim_case(program, data, longest_s=120.0)
 
 
-def _on_off_program(device: str, on_off: bool = True, sweep: bool = False, duration_s: float = 3.0) -> es.Program:
+def _on_off_program(device: str, on_off: bool = True, sweep: bool = False, duration_s: float = 3.0,
+                    ramp_down_s: float = 0.0) -> es.Program:
     """One output, 50 Hz, 0.5 s on / 0.5 s off (or on throughout) with no ramps, 20 mA at most; ``sweep``: under an
     amplitude sweep of 50-100 % over 1 s."""
     pulse: dict[str, Any] = {"shape": "symmetric-biphasic", "pulse_width_us": 200.0, "frequency_hz": 50.0,
@@ -446,7 +447,7 @@ def _on_off_program(device: str, on_off: bool = True, sweep: bool = False, durat
                                    "duty_cycle": {"on_s": 0.5, "off_s": 0.5} if on_off else None,
                                    "modulation": [{"kind": "amplitude-sweep", "low_percent": 50.0, "period_s": 1.0,
                                                    "profile": "triangle"}] if sweep else [],
-                                   "ramp_up_s": 0.0, "ramp_down_s": 0.0}}],
+                                   "ramp_up_s": 0.0, "ramp_down_s": ramp_down_s}}],
     }, source="on-off program")
 
 
@@ -550,6 +551,56 @@ def test_the_hosts_first_act_after_a_stall_is_judged_by_what_was_in_force(device
         assert overruns == [] and raised is None and st.error is None, (st.error, raised)
         assert st.state.value == {"intensity": "running", "stop": "stopped"}[act]
         assert st.host_late_s > 0.2
+
+
+@pytest.mark.parametrize("device", list(SERIAL))
+def test_a_stall_is_judged_by_the_intensity_set_even_where_the_command_did_not_change(device):
+    """10.9 mA then 10.0 mA leaves a 1 mA-step command at 10 mA (nothing is sent); a stall into the closing ramp
+    (3 s session, 1 s ramp down) lets 10 mA run where 10 mA × the ramp's level was asked for: judged by the
+    intensity set (10 mA), not the one the command was computed from (10.9 mA), it fails closed."""
+    driver, emulator = SERIAL[device]
+    plan = es.assess(_on_off_program(device, on_off=False, ramp_down_s=1.0), device=device).approve(
+        confirm=True, confirmed_by="test")
+    with emulator() as emu, driver(emu.port) as dev:
+        dev.connect()
+        dev.configure(plan)
+        dev.start()
+        dev.set_intensity("quad", 10.9)
+        _stall(dev, 1.5, 1.5, 1.5)
+        dev.set_intensity("quad", 10.0)
+        _stall(dev, 1.7, 2.06, 2.2)
+        st, overruns = dev.status(), list(dev.overruns)
+        dev.stop()
+        assert emu.emitted().time_s.shape[0] > 0
+    assert st.state.value == "fault" and len(overruns) == 1 and overruns[0][1] >= 2.0, (st.state, st.error)
+
+
+@pytest.mark.parametrize("device", list(SERIAL))
+def test_a_stop_sent_by_a_signal_after_a_stall_still_fails_the_session(device):
+    """A signal's handler stops the device itself (its first act after the stall): the device records the
+    overrun, and the session, stopped for the signal, ends failed with that cause rather than stopped."""
+    driver, emulator = SERIAL[device]
+    plan = es.assess(_on_off_program(device), device=device).approve(confirm=True, confirmed_by="test")
+    with emulator() as emu, driver(emu.port, response_timeout_s=1.0) as dev:
+        dev.connect()
+        dev.configure(plan)
+        r = Runner(dev, slew_ma_per_s=400.0, start_ma={"quad": 10.0}, ramp_s=0.0)
+        stalled = []
+
+        def tick(runner: Runner) -> None:
+            if not stalled and dev.device_time_s() >= 0.3:
+                stalled.append(True)
+                with dev._lock:  # stalls across the off edge at 0.5 s, then acts as the signal handler does
+                    while dev.device_time_s() < 0.75:
+                        time.sleep(0.005)
+                    runner.request_stop("signal SIGINT")
+                    dev.stop()
+
+        r.run(step_s=0.02, tick=tick)
+        overruns = list(dev.overruns)
+        assert emu.emitted().time_s.shape[0] > 0
+    assert r.state == SessionState.FAILED and "ran on past the approved schedule" in (r.error or ""), (r.state, r.error)
+    assert len(overruns) == 1
 
 
 @pytest.mark.parametrize("device", list(SERIAL))

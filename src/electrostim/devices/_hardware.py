@@ -98,7 +98,6 @@ class SerialStimulator(Stimulator):
         self._late_s = 0.0  # the longest the host let a command run past what it covered
         #: (from, to) device time of every stretch an output ran on past the approved schedule (the host was late)
         self.overruns: list[tuple[float, float]] = []
-        self._commanded_intensity: dict[str, float] = {}
         self._wake = threading.Event()
         self._closing = threading.Event()
         self._worker: threading.Thread | None = None
@@ -219,7 +218,7 @@ class SerialStimulator(Stimulator):
         if self._state == DeviceState.RUNNING:
             self._guarded(self._raise_if_overrun)  # a stretch the host missed is judged by what was in force
             self._intensity[output] = float(amplitude_ma)  # the base class sets it too, after this returns
-            self._guarded(self._push)
+            self._guarded(self._push, judged=True)  # up to now, judged above with the intensity then
 
     def _pause(self) -> None:
         if self._state == DeviceState.RUNNING:
@@ -327,13 +326,12 @@ class SerialStimulator(Stimulator):
         """
         return self._late_s
 
-    def commands_at(self, t_s: float, until_s: float | None = None,
-                    intensity: dict[str, float] | None = None) -> dict[str, OutputCommand]:
+    def commands_at(self, t_s: float, until_s: float | None = None) -> dict[str, OutputCommand]:
         """What each output should carry from device time ``t_s`` until the next command can take over.
 
         The lowest level and width the schedule has over ``[t_s, until_s]`` (by default
         ``t_s + horizon_s``; :meth:`~electrostim.waveform.Schedule.lowest_levels`), times
-        the intensity (``intensity`` per output, by default the one set now), rounded *down* to the device's current and width steps: no pulse delivered while
+        the intensity, rounded *down* to the device's current and width steps: no pulse delivered while
         the command holds exceeds the schedule's (an off phase, a ramp down or a
         modulation trough ahead lowers it in time).
         """
@@ -346,7 +344,7 @@ class SerialStimulator(Stimulator):
             if level <= 0.0:
                 out[label] = OutputCommand(0.0, self._commanded.get(label, OutputCommand(0.0, width)).pulse_width_us)
                 continue
-            amp = (self._intensity if intensity is None else intensity).get(label, 0.0) * level
+            amp = self._intensity.get(label, 0.0) * level
             current = math.floor(amp / step + 1e-9) * step if step > 0 else amp
             out[label] = OutputCommand(current, math.floor(width * width_factor / wstep + 1e-9) * wstep)
         return out
@@ -370,7 +368,8 @@ class SerialStimulator(Stimulator):
         if not any(c.current_ma > 0 for c in self._commanded.values()):
             return None
         crossed = self._schedule.phase_at(now_s).index != self._phase or now_s >= self._schedule.duration_s
-        allowed = self.commands_at(since, until_s=now_s, intensity=self._commanded_intensity)
+        # the intensity set now is the one in force: every change of it is judged here before it is taken
+        allowed = self.commands_at(since, until_s=now_s)
         over = [label for label, c in self._commanded.items() if c.current_ma > 0 and (
             crossed or c.current_ma > allowed[label].current_ma + 1e-9
             or c.pulse_width_us > allowed[label].pulse_width_us + 1e-9)]
@@ -426,14 +425,13 @@ class SerialStimulator(Stimulator):
         self._send_outputs(commands, first)
         self.command_log.append((time.monotonic(), dict(commands)))
         self._commanded = dict(commands)
-        self._commanded_intensity = dict(self._intensity)  # what the commands were computed from
 
-    def _push(self, first: bool = False) -> None:
+    def _push(self, first: bool = False, judged: bool = False) -> None:
         """Send what the outputs should carry now, if it changed."""
         if self._schedule is None or self._t0 is None or self._paused_at is not None:
             return
         t = self.device_time_s()
-        over = self._late_check(t)
+        over = None if judged else self._late_check(t)
         if over is not None:
             raise DeviceError(over)
         k = self._schedule.phase_at(t).index

@@ -252,6 +252,7 @@ class Runner:
         self.spans = self.program.phase_spans
         self._phase_index = 0
         self.error: str | None = None
+        self._overruns_reported = 0  # overruns of the device (a late host) this session has reported
         #: wall-clock time :meth:`run` took, and the session time it covered, s (their ratio: the speed reached)
         self.wall_s = 0.0
         self.run_session_s = 0.0
@@ -413,7 +414,11 @@ class Runner:
     def resume(self) -> None:
         if self.state != SessionState.PAUSED:
             raise SessionError(f"Cannot resume a session that is {self.state.value}.")
-        self.device.resume()
+        try:
+            self.device.resume()
+        except DeviceError as exc:  # the device failed closed
+            self._fail(str(exc))
+            return
         self._set_state(self._resume_state)
 
     def request_stop(self, reason: str) -> None:
@@ -439,12 +444,14 @@ class Runner:
                 self._set_state(SessionState.STOPPED, reason=reason)
 
     def _stop_device(self) -> str | None:
-        """Stop the device; the fault the stop itself found (the host came back only to stop, and an output had
-        run on past the approved schedule meanwhile), if it found one."""
-        before = len(getattr(self.device, "overruns", ()))
+        """Stop the device; the fault of an output that ran on past the approved schedule (the host was late),
+        where the device recorded one this session has not reported yet (found by this stop, or by one sent
+        before it, e.g. by a signal handler)."""
         self.device.stop()
-        if len(getattr(self.device, "overruns", ())) == before:
+        seen = len(getattr(self.device, "overruns", ()))
+        if seen == self._overruns_reported:
             return None
+        self._overruns_reported = seen
         return self.device.status().error or "an output ran on past the approved schedule"
 
     def _fail(self, message: str) -> None:

@@ -360,8 +360,8 @@ class P24(SerialStimulator):
         self._ml_ready = self._updated = False
         _check_result(self.link.request(Sm4MlStop()), "MlStop")
 
-    def _push(self, first: bool = False) -> None:
-        super()._push(first)
+    def _push(self, first: bool = False, judged: bool = False) -> None:
+        super()._push(first, judged)
         # updates do not keep the device alive: poll on time whatever else was sent
         if self.link is not None and self._t0 is not None and time.monotonic() - self._last_poll >= self.keepalive_s:
             self._send_keepalive()
