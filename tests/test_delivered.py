@@ -575,12 +575,13 @@ def test_a_stall_is_judged_by_the_intensity_set_even_where_the_command_did_not_c
     assert st.state.value == "fault" and len(overruns) == 1 and overruns[0][1] >= 2.0, (st.state, st.error)
 
 
-@pytest.mark.parametrize("device", list(SERIAL))
-def test_a_stop_sent_by_a_signal_after_a_stall_still_fails_the_session(device):
-    """A signal's handler stops the device itself (its first act after the stall): the device records the
-    overrun, and the session, stopped for the signal, ends failed with that cause rather than stopped."""
+def _session_with_a_stall(device: str, program: es.Program, start_s: float, until_s: float,
+                          signal: bool = False) -> tuple[Runner, list[tuple[float, float]]]:
+    """A session whose engine stalls once (holds the driver's lock) from device time ``start_s`` to ``until_s``;
+    with ``signal``, its first act when back is what a signal's handler does (a stop request, then a stop). The
+    engine, and the stretches the device recorded as overruns."""
     driver, emulator = SERIAL[device]
-    plan = es.assess(_on_off_program(device), device=device).approve(confirm=True, confirmed_by="test")
+    plan = es.assess(program, device=device).approve(confirm=True, confirmed_by="test")
     with emulator() as emu, driver(emu.port, response_timeout_s=1.0) as dev:
         dev.connect()
         dev.configure(plan)
@@ -588,17 +589,26 @@ def test_a_stop_sent_by_a_signal_after_a_stall_still_fails_the_session(device):
         stalled = []
 
         def tick(runner: Runner) -> None:
-            if not stalled and dev.device_time_s() >= 0.3:
+            if not stalled and dev.device_time_s() >= start_s:
                 stalled.append(True)
-                with dev._lock:  # stalls across the off edge at 0.5 s, then acts as the signal handler does
-                    while dev.device_time_s() < 0.75:
+                with dev._lock:
+                    while dev.device_time_s() < until_s:
                         time.sleep(0.005)
-                    runner.request_stop("signal SIGINT")
-                    dev.stop()
+                    if signal:
+                        runner.request_stop("signal SIGINT")
+                        dev.stop()
 
         r.run(step_s=0.02, tick=tick)
-        overruns = list(dev.overruns)
         assert emu.emitted().time_s.shape[0] > 0
+        return r, list(dev.overruns)
+
+
+@pytest.mark.parametrize("device", list(SERIAL))
+def test_a_stop_sent_by_a_signal_after_a_stall_still_fails_the_session(device):
+    """A signal's handler stops the device itself (its first act after a stall across the off edge at 0.5 s): the
+    device records the overrun, and the session, stopped for the signal, ends failed with that cause rather than
+    stopped."""
+    r, overruns = _session_with_a_stall(device, _on_off_program(device), 0.3, 0.75, signal=True)
     assert r.state == SessionState.FAILED and "ran on past the approved schedule" in (r.error or ""), (r.state, r.error)
     assert len(overruns) == 1
 
@@ -607,24 +617,7 @@ def test_a_stop_sent_by_a_signal_after_a_stall_still_fails_the_session(device):
 def test_a_session_whose_host_stalls_across_its_end_fails_instead_of_completing(device):
     """The session engine's own step stalls across the session's end: the stop it sends at the end finds that the
     output ran on past it, and the session ends failed with that cause, not completed."""
-    driver, emulator = SERIAL[device]
-    plan = es.assess(_on_off_program(device, on_off=False, duration_s=1.0), device=device).approve(
-        confirm=True, confirmed_by="test")
-    with emulator() as emu, driver(emu.port, response_timeout_s=1.0) as dev:
-        dev.connect()
-        dev.configure(plan)
-        r = Runner(dev, slew_ma_per_s=400.0, start_ma={"quad": 10.0}, ramp_s=0.0)
-        stalled = []
-
-        def tick(runner: Runner) -> None:
-            if not stalled and dev.device_time_s() >= 0.75:
-                stalled.append(True)
-                with dev._lock:
-                    while dev.device_time_s() < 1.25:
-                        time.sleep(0.005)
-
-        r.run(step_s=0.02, tick=tick)
-        overruns = list(dev.overruns)
+    r, overruns = _session_with_a_stall(device, _on_off_program(device, on_off=False, duration_s=1.0), 0.75, 1.25)
     assert r.state == SessionState.FAILED and "ran on past the approved schedule" in (r.error or ""), (r.state, r.error)
     assert len(overruns) == 1 and overruns[0][1] >= 1.0
 
