@@ -270,10 +270,7 @@ class SerialStimulator(Stimulator):
         """Record a fault and stop at once; where the host was late and an output ran on past the schedule
         meanwhile (:meth:`_late_check`), the message says that too (a watchdog that fires after a long stall)."""
         with self._lock:
-            over = None
-            if self._state == DeviceState.RUNNING and self._schedule is not None and self._t0 is not None \
-                    and self._paused_at is None:
-                over = self._late_check(self.device_time_s())
+            over = self._late_now()
             super().fault(message if over is None else f"{message}; {over}")
 
     def _close(self) -> None:
@@ -389,11 +386,14 @@ class SerialStimulator(Stimulator):
         DeviceError
             Naming how late the host was, the look-ahead in force and the outputs that ran on.
         """
-        if self._schedule is None or self._t0 is None or self._paused_at is not None:
-            return
-        over = self._late_check(self.device_time_s())
+        over = self._late_now()
         if over is not None:
             raise DeviceError(over)
+
+    def _late_now(self) -> str | None:
+        """:meth:`_late_check` at the device time now (nothing to judge unless running: the commands in force
+        cover no stretch before a start, after a pause or after a stop)."""
+        return self._late_check(self.device_time_s())
 
     def _count_pulses(self, t_s: float) -> None:
         assert self._schedule is not None
@@ -480,7 +480,7 @@ class SerialStimulator(Stimulator):
                     if self._state in (DeviceState.RUNNING, DeviceState.PAUSED) and self.host_timeout_s is not None:
                         silent_s = time.monotonic() - self._heartbeat
                         if silent_s > self.host_timeout_s:
-                            over = self._late_check(self.device_time_s()) if self._paused_at is None else None
+                            over = self._late_now()
                             raise DeviceError(f"watchdog: the session did not check in for {silent_s:.2f} s "
                                               f"(limit {self.host_timeout_s:g} s)" + (f"; {over}" if over else ""))
                     if self._state == DeviceState.RUNNING:

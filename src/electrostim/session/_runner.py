@@ -437,9 +437,7 @@ class Runner:
         self.target = {k: 0.0 for k in self.labels}
         if self.state not in _FINAL:
             if fault is not None:  # an output ran on past the schedule before the stop: that is what ended it
-                self.error = fault
-                self._emit("error", {"message": fault})
-                self._set_state(SessionState.FAILED, reason=fault)
+                self._record_failure(fault)
             else:
                 self._set_state(SessionState.STOPPED, reason=reason)
 
@@ -471,6 +469,10 @@ class Runner:
         finally:
             self.level = {k: 0.0 for k in self.labels}
             self.target = {k: 0.0 for k in self.labels}
+        self._record_failure(message)
+
+    def _record_failure(self, message: str) -> None:
+        """End the session ``failed`` with ``message`` as its cause (an ended session keeps its end)."""
         if self.state in _FINAL:
             return
         self.error = message

@@ -27,22 +27,18 @@ class _IndexedClock:
 
     def indices(self, t0: float, t1: float) -> np.ndarray:
         """Indices (as floats) of the events in [t0, t1)."""
-        k0 = max(0, math.floor(float(self.phase(np.array(t0)))) - 1)
-        k1 = math.ceil(float(self.phase(np.array(t1)))) + 1
-        k = np.arange(k0, k1, dtype=np.float64)
-        t = self.time_of(k)
-        return k[(t >= t0) & (t < t1)]
+        return self.events(t0, t1)[0]
 
     def times(self, t0: float, t1: float) -> np.ndarray:
         """Event times in [t0, t1)."""
         return self.time_of(self.indices(t0, t1))
 
     def events(self, t0: float, t1: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The events of :meth:`indices` with their times and the time of the event after each, each time
-        computed once (the same values as ``time_of(k)`` and ``time_of(k + 1)``)."""
+        """Indices (as floats) of the events in [t0, t1), their times and the time of the event after each, each
+        time computed once (the same values as ``time_of(k)`` and ``time_of(k + 1)``)."""
         k0 = max(0, math.floor(float(self.phase(np.array(t0)))) - 1)
         k1 = math.ceil(float(self.phase(np.array(t1)))) + 1
-        k = np.arange(k0, k1 + 1, dtype=np.float64)  # one beyond those of indices(): the next of the last
+        k = np.arange(k0, k1 + 1, dtype=np.float64)  # k1 only as the next of the last
         t = self.time_of(k)
         inside = (t >= t0) & (t < t1)
         inside[-1] = False
