@@ -168,6 +168,7 @@ class _Signals:
 
     seen: int | None = None
     reported = False
+    previous_hook: Callable[[Any], object] = staticmethod(sys.__unraisablehook__)
 
 
 def _on_signal(signum: int, frame: Any) -> None:
@@ -176,11 +177,41 @@ def _on_signal(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt  # unwinds the command (its cleanup runs); the code is settled in _Group.main
 
 
+def _on_unraisable(unraisable: Any) -> None:
+    """A signal's interruption that Python dropped comes again; any other unraisable error is reported as before.
+
+    Python runs a signal's handler between any two instructions of the main thread, also
+    inside a weakref callback or a ``__del__`` (an import lock's clean-up, a file being
+    closed), where what the handler raises is printed as "Exception ignored" and dropped:
+    the command would run on, a session would start. The interruption is raised again at
+    the next call or return, until it lands where it unwinds the command.
+    """
+    if _Signals.seen is not None and isinstance(unraisable.exc_value, KeyboardInterrupt):
+        sys.setprofile(_interrupt_at_next_call)  # (a profile function's error goes to the code it watches)
+        return
+    _Signals.previous_hook(unraisable)
+
+
+def _interrupt_at_next_call(frame: Any, event: str, arg: Any) -> None:
+    """The interruption again, at the first call or return after the hook that found it dropped (Python clears a
+    profile function that raises)."""
+    if frame.f_code is _on_unraisable.__code__:
+        return
+    raise KeyboardInterrupt
+
+
 def install_signal_handlers() -> None:
     """Ctrl-C, SIGTERM and SIGHUP interrupt a command: its cleanup runs, then one line and exit code 128 + the
-    signal's number. A session in progress installs its own (output zero first, then the record)."""
+    signal's number. A session in progress installs its own (output zero first, then the record).
+
+    An interruption that Python drops (the signal came inside a weakref callback or a
+    ``__del__``) is not lost: it comes again where it can unwind the command.
+    """
     import signal
 
+    if sys.unraisablehook is not _on_unraisable:
+        _Signals.previous_hook = sys.unraisablehook
+        sys.unraisablehook = _on_unraisable
     for name in ("SIGINT", "SIGTERM", "SIGHUP"):
         if hasattr(signal, name):
             signal.signal(getattr(signal, name), _on_signal)
