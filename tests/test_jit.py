@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import electrostim
-from electrostim.physics._jit import numba_disabled
+from electrostim._jit import numba_disabled
 
 SRC = Path(electrostim.__file__).resolve().parent
 
@@ -45,10 +45,10 @@ def test_the_kernel_modules_are_found():
 
 
 def test_no_module_imports_numba_but_the_switch():
-    """Kernels take ``njit`` from ``electrostim.physics._jit``, never from numba itself."""
+    """Kernels take ``njit`` from ``electrostim._jit``, never from numba itself."""
     offenders = []
     for path in sorted(SRC.rglob("*.py")):
-        if path == SRC / "physics" / "_jit.py":
+        if path == SRC / "_jit.py":
             continue
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Import) and any(a.name.split(".")[0] == "numba" for a in node.names):

@@ -38,6 +38,7 @@ LAYERS: tuple[str, ...] = ("base", "describe", "check", "predict", "keep", "deli
 LAYER_OF: dict[str, str] = {
     "errors": "base",
     "units": "base",
+    "_jit": "base",  # the one numba switch, for the kernels of every layer
     "program": "describe",
     "anatomy": "describe",
     "waveform": "check",

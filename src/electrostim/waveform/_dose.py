@@ -16,6 +16,9 @@ highest, or a few tenths of a percent more where the cost of the samples is capp
 changing rate, whose pulses may come closer, within a pulse or burst per window), and
 session figures sum each level period at the clock phase it meets the levels at.
 
+Long outputs are streamed through numba kernels (``waveform._kernels``: the same figures
+as the array forms, session sums to rounding) and dosed side by side, a thread each.
+
 Rate-dependent figures are judged per window at what the schedule does there: each
 pulse (or carrier cycle) has a local rate, 1 / the shorter of its intervals to the
 previous and the next pulse of the same output, and the rms current of a rate band
@@ -27,6 +30,8 @@ from __future__ import annotations
 
 import copy
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -156,9 +161,9 @@ def pulse_terms(c: PulseChunk) -> tuple[np.ndarray, ...]:
     """
     kq: np.ndarray | float
     ke: np.ndarray | float
-    if c.shape.shape[0] and bool((c.shape == c.shape[0]).all()):  # one shape (the common case): its factors
-        kq, ke = {SHAPE_SINE: (2.0 / math.pi, 0.5), SHAPE_SPIKE: (_SPIKE_CHARGE, _SPIKE_I2T)}.get(
-            int(c.shape[0]), (1.0, 1.0))
+    factors = _shape_factors(c)
+    if factors is not None:  # one shape (the common case): its factors
+        kq, ke = factors
     else:
         sine = c.shape == SHAPE_SINE
         spike = c.shape == SHAPE_SPIKE
@@ -170,6 +175,14 @@ def pulse_terms(c: PulseChunk) -> tuple[np.ndarray, ...]:
     i2t = (a1 * a1 * w1 + a2 * a2 * w2) * ke
     peak = np.maximum(np.abs(a1), np.abs(a2))
     return np.abs(s1), np.abs(s2), s1 + s2, i2t, peak
+
+
+def _shape_factors(c: PulseChunk) -> tuple[float, float] | None:
+    """The charge and ∫i²dt factors of the chunk's one phase shape (see :func:`pulse_terms`); None where its
+    pulses have more than one."""
+    if not c.shape.shape[0] or not bool((c.shape == c.shape[0]).all()):
+        return None
+    return {SHAPE_SINE: (2.0 / math.pi, 0.5), SHAPE_SPIKE: (_SPIKE_CHARGE, _SPIKE_I2T)}.get(int(c.shape[0]), (1.0, 1.0))
 
 
 def _band_of_interval(interval_s: float) -> int:
@@ -226,9 +239,8 @@ class _OutputAccumulator:
         out.band_max = self.band_max * f2
         return out
 
-    def add(self, c: PulseChunk, final: bool, extra_s: np.ndarray | None = None,
-            terms: tuple[np.ndarray, ...] | None = None) -> None:
-        """Take the next chunk of this output's pulses.
+    def add(self, c: PulseChunk, final: bool, extra_s: np.ndarray | None = None) -> np.ndarray:
+        """Take the next chunk of this output's pulses; the chunk's sums of (count, net charge, ∫i²dt, |charge|).
 
         Parameters
         ----------
@@ -240,41 +252,34 @@ class _OutputAccumulator:
         extra_s : numpy.ndarray, optional
             Per pulse, how much longer (s) the window starting at it is (bounding pulses
             that drift); only for one chunk given whole (``final``, nothing added before).
-        terms : tuple of numpy.ndarray, optional
-            ``pulse_terms(c)``, where the caller has them already.
         """
         if extra_s is not None and (not final or self.count or extra_s.shape != c.time_s.shape):
             raise ValueError("extra_s: one whole chunk, given alone and final, one length per pulse")
         t = c.time_s
         n = t.shape[0]
+        sums = np.zeros(4)
         if n == 0 and not final:
-            return  # nothing new: no window can complete, no rate can be settled
+            return sums  # nothing new: no window can complete, no rate can be settled
         pending = self.last_t is not None  # the last pulse seen, its rate still open
         g0 = float(t[0]) - self.last_t if (n and self.last_t is not None) else math.inf
         if n:
-            q1, q2, net, i2t, peak = pulse_terms(c) if terms is None else terms
-            self.count += n
-            self.peak = max(self.peak, float(peak.max()))
-            self.max_q = max(self.max_q, float(q1.max()), float(q2.max()))
-            j = int(np.abs(net).argmax())
-            if abs(float(net[j])) > self.max_net:
-                self.max_net, self.net_extreme = abs(float(net[j])), float(net[j])
-            self.sum_net += float(net.sum())
-            self.sum_i2t += float(i2t.sum())
-            absq = q1 + q2
-            self.sum_absq += float(absq.sum())
-            self.max_i2t = max(self.max_i2t, float(i2t.max()))
-            d = np.diff(t)
-            if n > 1:
-                self.min_dt = min(self.min_dt, float(d.min()))
-            self.min_dt = min(self.min_dt, g0)
-            T = np.concatenate([self.tail_t, t])
             k0 = self.tail_t.shape[0]
             V = np.empty((3, k0 + n))  # the tail's terms, then this chunk's (filled in place: no stacked copies)
             V[:, :k0] = self.tail_v
-            V[0, k0:], V[1, k0:], V[2, k0:] = i2t, absq, net
+            stats = self._terms_into(c, V, k0)
+            peak, max_q, net_extreme, sums[1], sums[2], sums[3], max_i2t = stats
+            sums[0] = n
+            self.count += n
+            self.peak = max(self.peak, peak)
+            self.max_q = max(self.max_q, max_q)
+            if abs(net_extreme) > self.max_net:
+                self.max_net, self.net_extreme = abs(net_extreme), net_extreme
+            self.sum_net += sums[1]
+            self.sum_i2t += sums[2]
+            self.sum_absq += sums[3]
+            self.max_i2t = max(self.max_i2t, max_i2t)
+            T = np.concatenate([self.tail_t, t])
         else:
-            d = t[:0]
             T, V = self.tail_t, self.tail_v
         # shortest interval to a neighbour of each pulse whose rate is now settled: the pending
         # pulse, then the new pulses but the last (all of them at the final chunk)
@@ -282,22 +287,19 @@ class _OutputAccumulator:
         m = np.empty(k + n)
         if pending:
             m[0] = min(self.last_gap, g0)
-        if n == 1:
-            m[k] = g0
-        elif n > 1:
-            m[k] = min(g0, float(d[0]))
-            np.minimum(d[:-1], d[1:], out=m[k + 1 : k + n - 1])
-            m[k + n - 1] = d[-1]
+        end = k + n if final else k + n - 1 if n else 0
+        d_min, m_max, m_min = self._intervals_into(t, g0, m, k, end)
+        self.min_dt = min(self.min_dt, d_min, g0) if n else self.min_dt
         if n:
-            self.last_gap = float(d[-1]) if n > 1 else g0
+            self.last_gap = float(t[-1] - t[-2]) if n > 1 else g0
             self.last_t = float(t[-1])
-        m = m if final else m[: k + n - 1] if n else m[:0]
+        m = m[:end]
         # rate bands of the settled pulses, in the order of T: one band for all (the common
         # case, no per-pulse work) or, where bands mix, one per pulse
         tb = self.tail_b
         present: list[int] = []
         if m.shape[0]:
-            present += [_band_of_interval(float(m.max())), _band_of_interval(float(m.min()))]
+            present += [_band_of_interval(m_max), _band_of_interval(m_min)]
         if tb.shape[0]:
             present += [int(tb.min()), int(tb.max())]
         uniform = present[0] if present and min(present) == max(present) else None
@@ -307,7 +309,87 @@ class _OutputAccumulator:
             B = np.concatenate([tb, new_b])
         N = T.shape[0]
         if N == 0:
-            return
+            return sums
+        if extra_s is None and self.count >= KERNEL_MIN_PULSES and _kernels() is not None:
+            done = self._windows_in_one_pass(T, V, B, final, uniform)
+        else:
+            done = self._windows_by_arrays(T, V, B, final, uniform, extra_s)
+        # the tail: pulses of the windows still open, with the bands settled among them
+        self.tail_t, self.tail_v = T[done:], V[:, done:]
+        if B is not None:
+            self.tail_b = B[done:]
+        elif uniform is not None and not final:
+            self.tail_b = np.full(N - 1 - done, uniform, np.int8)
+        else:
+            self.tail_b = _NO_BANDS
+        return sums
+
+    def _intervals_into(self, t: np.ndarray, g0: float, m: np.ndarray, k: int, end: int) -> tuple[float, float, float]:
+        """Each new pulse's shorter interval to a neighbour into ``m[k:]`` (the first's previous one is ``g0``, the
+        last's next is open); the shortest interval between them (inf for fewer than two), and the longest and
+        shortest of ``m[:end]`` (by the kernel once the output is long)."""
+        n = t.shape[0]
+        if self.count >= KERNEL_MIN_PULSES:
+            kernels = _kernels()
+            if kernels is not None:
+                d_min, hi, lo = kernels.neighbour_intervals(t, g0, m, k, end)
+                return float(d_min), float(hi), float(lo)
+        d = np.diff(t)
+        if n == 1:
+            m[k] = g0
+        elif n > 1:
+            m[k] = min(g0, float(d[0]))
+            np.minimum(d[:-1], d[1:], out=m[k + 1 : k + n - 1])
+            m[k + n - 1] = d[-1]
+        head = m[:end]
+        return (float(d.min()) if n > 1 else math.inf, float(head.max()) if end else -math.inf,
+                float(head.min()) if end else math.inf)
+
+    def _terms_into(self, c: PulseChunk, V: np.ndarray, at: int) -> tuple[float, ...]:
+        """Write the chunk's terms (∫i²dt, |charge|, net charge) into ``V[:, at:]``; the chunk's highest peak,
+        phase charge, the net charge of largest magnitude, its sums of net charge, ∫i²dt and |charge|, and the
+        highest ∫i²dt (by the kernel once the output is long and its pulses have one phase shape)."""
+        factors = _shape_factors(c)
+        if factors is not None and self.count >= KERNEL_MIN_PULSES:
+            kernels = _kernels()
+            if kernels is not None:
+                stats = np.empty(7)
+                kernels.terms_into(c.first_amplitude_ma, c.second_amplitude_ma, c.first_width_us,
+                                   c.second_width_us, factors[0], factors[1], V, at, stats)
+                return tuple(float(x) for x in stats)
+        q1, q2, net, i2t, peak = pulse_terms(c)
+        absq = q1 + q2
+        V[0, at:], V[1, at:], V[2, at:] = i2t, absq, net
+        j = int(np.abs(net).argmax())
+        return (float(peak.max()), max(float(q1.max()), float(q2.max())), float(net[j]), float(net.sum()),
+                float(i2t.sum()), float(absq.sum()), float(i2t.max()))
+
+    def _windows_in_one_pass(self, T: np.ndarray, V: np.ndarray, B: np.ndarray | None, final: bool,
+                             uniform: int | None) -> int:
+        """:meth:`_windows_by_arrays` (without ``extra_s``) by the numba kernel: the same figures, bit for bit."""
+        kernels = _kernels()
+        assert kernels is not None
+        top = np.full(3, -np.inf)
+        band_top = np.full(_N_BANDS, -np.inf)
+        first = 1 if self.skip_first_window else 0
+        done, min_net = kernels.window_pass(T, np.ascontiguousarray(V), self.w, first, final, _NO_BANDS if B is None else B,
+                               top, band_top)
+        if done and self.skip_first_window:
+            self.skip_first_window = False
+        if done > first:
+            self.win_max = np.maximum(self.win_max, top)
+            self.win_min_net = min(self.win_min_net, min_net)
+            if uniform is not None:
+                self.band_max[uniform] = max(self.band_max[uniform], float(top[0]))
+            elif B is not None:
+                self.band_max = np.maximum(self.band_max, band_top)
+        return int(done)
+
+    def _windows_by_arrays(self, T: np.ndarray, V: np.ndarray, B: np.ndarray | None, final: bool,
+                           uniform: int | None, extra_s: np.ndarray | None) -> int:
+        """Evaluate the complete windows that start at the pulses ``T`` (terms ``V``, bands ``B`` or one band
+        ``uniform`` for all); the number of pulses whose windows are complete."""
+        N = T.shape[0]
         C = np.zeros((3, N + 1))
         np.cumsum(V, axis=1, out=C[:, 1:])
         # half-open windows [t, t + w); a pulse exactly at t + w (to 1 ns) belongs to the next
@@ -337,14 +419,23 @@ class _OutputAccumulator:
                     has = K[s] > K[first:done]
                     if has.any():
                         self.band_max[band] = max(self.band_max[band], float(sums[0][has].max()))
-        # the tail: pulses of the windows still open, with the bands settled among them
-        self.tail_t, self.tail_v = T[done:], V[:, done:]
-        if B is not None:
-            self.tail_b = B[done:]
-        elif uniform is not None and not final:
-            self.tail_b = np.full(N - 1 - done, uniform, np.int8)
-        else:
-            self.tail_b = _NO_BANDS
+        return done
+
+
+#: an output is streamed through the numba kernel once it has had this many pulses (a short one never loads numba)
+KERNEL_MIN_PULSES = 200_000
+
+
+def _kernels() -> Any:
+    """The dose kernels (``waveform._kernels``), or None where kernels are plain Python (``ELECTROSTIM_NO_NUMBA``):
+    the array forms are then the quicker."""
+    from .._jit import HAVE_NUMBA
+
+    if not HAVE_NUMBA:
+        return None
+    from . import _kernels as kernels
+
+    return kernels
 
 
 #: an output with at least this many pulses in its session is dosed from its repeat period, where it has one
@@ -358,24 +449,23 @@ def _stream(acc: _OutputAccumulator | None, g, t0: float, t1: float, chunk_s: fl
     sums of (count, net charge, ∫i²dt, |charge|)."""
     sums = np.zeros(4)
     n = max(1, math.ceil((t1 - t0) / chunk_s - 1e-9))
-    prev: tuple[PulseChunk, tuple[np.ndarray, ...] | None] | None = None
+    prev: PulseChunk | None = None
     for k in range(n):
         a = t0 + k * chunk_s
         b = t1 if k == n - 1 else t0 + (k + 1) * chunk_s
         if b <= a:
             break
         c = g.window(a, b, phase)
-        terms = None
-        if len(c):
-            terms = pulse_terms(c)
-            q1, q2, net, i2t, _ = terms
-            sums += (len(c), float(net.sum()), float(i2t.sum()), float((q1 + q2).sum()))
-        if acc is not None:
-            if prev is not None:
-                acc.add(prev[0], final=False, terms=prev[1])
-            prev = (c, terms)
+        if acc is None:
+            if len(c):
+                q1, q2, net, i2t, _ = pulse_terms(c)
+                sums += (len(c), float(net.sum()), float(i2t.sum()), float((q1 + q2).sum()))
+            continue
+        if prev is not None:
+            sums += acc.add(prev, final=False)
+        prev = c
     if acc is not None and prev is not None:
-        acc.add(prev[0], final=final, terms=prev[1])
+        sums += acc.add(prev, final=final)
     return sums
 
 
@@ -634,6 +724,39 @@ def _widen_bands(acc: _OutputAccumulator, c: PulseChunk, extra_s: np.ndarray) ->
             acc.band_max[edge:edge + 2] = np.maximum(acc.band_max[edge:edge + 2], top)
 
 
+def _output_dose(g: Any, window: float, chunk_s: float, duration: float) -> _OutputAccumulator:
+    """The figures of one output: from its repeat period where it has one and is long, else every pulse."""
+    exact = all(r.drift_s == 0 for r in g.regions())
+    enough = g.expected_events() >= (REPEAT_MIN_EVENTS / 10 if exact else REPEAT_MIN_EVENTS)
+    acc = _repeating_dose(g, window, chunk_s, duration) if enough else None
+    if acc is None:  # every pulse, chunk by chunk (chunks of about the schedule's events, of this output alone)
+        acc = _OutputAccumulator(window)
+        own = STREAM_EVENTS_PER_CHUNK * duration / max(g.expected_events(), 1.0)
+        _stream(acc, g, 0.0, duration, max(chunk_s, min(own, duration), 1e-6), final=True)
+    return acc
+
+
+#: an output streamed pulse by pulse takes about this many at a time (its arrays stay in the cache)
+STREAM_EVENTS_PER_CHUNK = 131_072
+
+#: outputs are dosed side by side (one thread each, up to the cores) where together they have this many pulses
+PARALLEL_MIN_EVENTS = 2_000_000
+
+
+def _output_doses(gens: list[Any], window: float, chunk_s: float, duration: float) -> list[_OutputAccumulator]:
+    """:func:`_output_dose` of each generator; side by side where they are several and long (the kernels and
+    NumPy's long operations let go of the interpreter), in order of the generators either way."""
+    cores = os.cpu_count() or 1
+    if len(gens) < 2 or cores < 2 or sum(g.expected_events() for g in gens) < PARALLEL_MIN_EVENTS:
+        return [_output_dose(g, window, chunk_s, duration) for g in gens]
+    pool = ThreadPoolExecutor(max_workers=min(len(gens), cores), thread_name_prefix="electrostim dose")
+    try:
+        futures = [pool.submit(_output_dose, g, window, chunk_s, duration) for g in gens]
+        return [f.result() for f in futures]
+    finally:  # an error or an interruption: the outputs not yet started are not
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
 def compute_dose(
     program: Program,
     level: str = "default",
@@ -696,16 +819,12 @@ def compute_dose(
     groups: dict[tuple, list[tuple[int, Any]]] = {}
     for i, g in enumerate(sched._generators()):
         groups.setdefault(g.identity(amplitude=False), []).append((i, g))
-    for members in groups.values():
-        g = max((m[1] for m in members), key=lambda x: x.amplitude_ma)
-        exact = all(r.drift_s == 0 for r in g.regions())
-        enough = g.expected_events() >= (REPEAT_MIN_EVENTS / 10 if exact else REPEAT_MIN_EVENTS)
-        acc = _repeating_dose(g, window, sched.chunk_s, duration) if enough else None
-        if acc is None:  # every pulse, chunk by chunk
-            acc = _OutputAccumulator(window)
-            _stream(acc, g, 0.0, duration, max(sched.chunk_s, 1e-6), final=True)
+    loudest = [max((m[1] for m in members), key=lambda x: x.amplitude_ma) for members in groups.values()]
+    for members, g, dosed in zip(groups.values(), loudest, _output_doses(loudest, window, sched.chunk_s, duration),
+                                 strict=True):
         for i, other in members:
-            accs[i] = acc if other.amplitude_ma == g.amplitude_ma else acc.scaled(other.amplitude_ma / g.amplitude_ma)
+            accs[i] = (dosed if other.amplitude_ma == g.amplitude_ma
+                       else dosed.scaled(other.amplitude_ma / g.amplitude_ma))
     outs = []
     for o, amp, acc in zip(sched.outputs, sched.amplitudes_ma, accs):
         assert acc is not None  # every output has one: repeating or streamed

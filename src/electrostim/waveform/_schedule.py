@@ -540,9 +540,10 @@ class _OutputGenerator:
         t, half_us = self._events(u, v, phase)
         env = self.envelope(t)
         keep = env > 0
-        t, env = t[keep], env[keep]
-        if half_us is not None:
-            half_us = half_us[keep]
+        if int(np.count_nonzero(keep)) < keep.shape[0]:  # (all are kept where the chunk is on throughout)
+            t, env = t[keep], env[keep]
+            if half_us is not None:
+                half_us = half_us[keep]
         amp = self.amplitude_ma * env * self.amplitude_factor(t)
         beat = getattr(self, "beat_clock", None)
         if self.shape == "interferential" and beat is not None:
@@ -638,8 +639,9 @@ class _OutputGenerator:
         p = self.stim.pulse
         if self.shape in ("sine-burst", "interferential"):
             assert half_us is not None
-            return PulseChunk(t0, t1, t, np.full(n, self.index, np.int16), np.full(n, SHAPE_SINE, np.uint8),
-                              amp, half_us, np.zeros(n), -amp, half_us.copy())
+            return PulseChunk(t0, t1, t, self._constant(n, self.index, np.int16),
+                              self._constant(n, SHAPE_SINE, np.uint8), amp, half_us, self._constant(n, 0.0, np.float64),
+                              -amp, half_us.copy())
         assert isinstance(p, (SymmetricBiphasic, AsymmetricBiphasic, Monophasic))
         width = p.pulse_width_us * wfac
         if self.shape == "monophasic":
@@ -654,7 +656,7 @@ class _OutputGenerator:
             assert isinstance(p, (SymmetricBiphasic, AsymmetricBiphasic))
             sign = -1.0 if p.leading_phase == "cathodic" else 1.0
             a1 = sign * amp
-            gap = np.full(n, p.interphase_gap_us)
+            gap = self._constant(n, p.interphase_gap_us, np.float64)
             if self.shape == "symmetric-biphasic":
                 a2, w2 = -a1, width.copy()
             else:
@@ -663,7 +665,20 @@ class _OutputGenerator:
                 w2 = width * ratio
                 a2 = -a1 / ratio
         code = SHAPE_SPIKE if isinstance(p, Monophasic) and p.phase_shape == "spike" else SHAPE_RECT
-        return PulseChunk(t0, t1, t, np.full(n, self.index, np.int16), np.full(n, code, np.uint8), a1, width, gap, a2, w2)
+        return PulseChunk(t0, t1, t, self._constant(n, self.index, np.int16), self._constant(n, code, np.uint8), a1,
+                          width, gap, a2, w2)
+
+    def _constant(self, n: int, value: float, dtype: Any) -> np.ndarray:
+        """``n`` times ``value``: a read-only view of one array per value kept by the generator (chunk after chunk
+        needs the same)."""
+        cache: dict[tuple[float, Any], np.ndarray] = self.__dict__.setdefault("_constants", {})
+        key = (value, np.dtype(dtype))
+        held = cache.get(key)
+        if held is None or held.shape[0] < n:
+            held = np.full(max(n, 1024), value, dtype)
+            held.setflags(write=False)
+            cache[key] = held
+        return held[:n]
 
 
 class _PhasedGenerator:

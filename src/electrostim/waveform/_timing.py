@@ -9,6 +9,7 @@ drops an event at a window edge. Times are in seconds, rates in hertz.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -42,6 +43,10 @@ class _IndexedClock:
         t = self.time_of(k)
         inside = (t >= t0) & (t < t1)
         inside[-1] = False
+        n = int(np.count_nonzero(inside))
+        lo = int(inside.argmax()) if n else 0
+        if int(np.count_nonzero(inside[lo : lo + n])) == n:  # one run of events (times in order): slices
+            return k[lo : lo + n], t[lo : lo + n], t[lo + 1 : lo + n + 1]
         at = np.flatnonzero(inside)
         return k[at], t[at], t[at + 1]
 
@@ -279,7 +284,31 @@ def sweep_factor(sweep, t: np.ndarray) -> np.ndarray:
     if sweep is None:
         return np.ones_like(t)
     low = sweep.low_percent / 100.0
+    kernels = _kernels_for(t)
+    if kernels is not None:
+        out = np.empty(t.shape)
+        kernels.sweep_factor_into(t.ravel(), low, float(sweep.period_s), sweep_shift_s(sweep),
+                                  sweep.profile == "triangle", SNAP_S, out.reshape(-1))
+        return out
     return low + (1.0 - low) * triangle01(t + sweep_shift_s(sweep), sweep.period_s, sweep.profile)
+
+
+#: arrays of at least this many times take the numba kernels (``waveform._kernels``: the same numbers), where
+#: kernels are compiled; a short program never loads numba
+KERNEL_MIN_TIMES = 50_000
+
+
+def _kernels_for(t: np.ndarray) -> Any:
+    """The level kernels for times ``t`` (contiguous, many), or None: the array forms then."""
+    if t.size < KERNEL_MIN_TIMES or not t.flags.c_contiguous:
+        return None
+    from .._jit import HAVE_NUMBA
+
+    if not HAVE_NUMBA:
+        return None
+    from . import _kernels
+
+    return _kernels
 
 
 def sweep_shift_s(sweep) -> float:
@@ -311,6 +340,16 @@ def duty_envelope(
     the channel's cycle (alternating channels wrap round, delayed channels start late).
     """
     t = np.asarray(t, dtype=float)
+    kernels = _kernels_for(t)
+    if kernels is not None:
+        out = np.empty(t.shape)
+        if on_s is None:
+            kernels.ramp_envelope_into(t.ravel(), float(session_s), float(ramp_up_s), float(ramp_down_s),
+                                       float(offset_s), out.reshape(-1))
+        else:
+            kernels.duty_envelope_into(t.ravel(), float(ramp_up_s), float(ramp_down_s), float(on_s), float(off_s),
+                                       float(offset_s), bool(periodic_offset), SNAP_S, out.reshape(-1))
+        return out
     if on_s is None:
         tau = t - offset_s
         up: np.ndarray | float = _ramp(tau, ramp_up_s) if ramp_up_s > 0 else (tau >= 0).astype(float)

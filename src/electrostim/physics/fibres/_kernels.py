@@ -22,7 +22,7 @@ Membrane models (``model``):
     3  Sundt 2015 C fibre: HH-type Na (m³h, shifted), delayed-rectifier K (n³l), leak
 
 Compiled by numba (cached on disk); with ``ELECTROSTIM_NO_NUMBA=1`` they run as plain
-Python (the switch is ``electrostim.physics._jit``, shared by every kernel).
+Python (the switch is ``electrostim._jit``, shared by every kernel).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import math
 
 import numpy as np
 
-from .._jit import njit
+from ..._jit import njit
 
 MODEL_MRG = 1
 MODEL_SWEENEY = 2

@@ -26,7 +26,7 @@ import math
 
 import numpy as np
 
-from .._jit import njit, prange
+from ..._jit import njit, prange
 
 __all__ = ["table_superpose", "patch_superpose", "polygon_integral"]
 

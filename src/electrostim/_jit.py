@@ -1,8 +1,8 @@
 """The one numba switch of electrostim: ``njit`` and ``prange`` for every kernel, or plain-Python stand-ins.
 
-Every numba kernel of the package (``physics/field/_kernels.py``,
-``physics/fibres/_kernels.py``) takes its decorator from here, never from numba
-itself, so that one switch covers them all:
+Every numba kernel of the package (``waveform/_kernels.py``,
+``physics/field/_kernels.py``, ``physics/fibres/_kernels.py``) takes its decorator
+from here, never from numba itself, so that one switch covers them all:
 
 * ``ELECTROSTIM_NO_NUMBA=1`` (any non-empty value but ``0``) runs every kernel as
   ordinary Python: slow, but steppable in a debugger and visible to coverage. numba is
@@ -17,7 +17,7 @@ kernel module is imported (for instance in the environment of a new process).
 
 Examples
 --------
->>> from electrostim.physics._jit import njit
+>>> from electrostim._jit import njit
 >>> @njit(cache=False)
 ... def add(a, b):
 ...     return a + b

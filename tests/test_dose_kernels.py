@@ -1,0 +1,163 @@
+"""The dose's numba kernels give the figures of its array forms: bit for bit where they take the same steps (levels,
+per-pulse terms and maxima, 1 s windows, intervals), to rounding where they add in another order (session sums);
+outputs dosed side by side give the figures of outputs dosed one after another.
+
+The kernels take over once an output is long (``KERNEL_MIN_PULSES``, ``KERNEL_MIN_TIMES``); here they are made to
+take over from the first pulse, so that short random programs go through them.
+"""
+
+from __future__ import annotations
+
+import math
+import types
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import electrostim as es
+import electrostim.waveform._dose as dose_module
+import electrostim.waveform._timing as timing
+from electrostim.waveform._schedule import SHAPE_RECT, SHAPE_SINE, SHAPE_SPIKE, PulseChunk
+
+from .test_dose import drifting_programs
+from .test_envelope_property import programs
+
+#: figures that are sums over the session (added in order by the kernel, pairwise by NumPy: equal to rounding,
+#: which for a sum of n terms in order is within n ulp, n up to a chunk of 131 072 pulses)
+SUM_REL = 1e-10
+SESSION_SUMS = {"net_charge_session_uc", "rms_current_session_ma", "average_current_session_ma",
+                "average_power_session_mw"}
+
+
+def _arrays_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(dose_module, "_kernels", lambda: None)
+    monkeypatch.setattr(timing, "KERNEL_MIN_TIMES", math.inf)
+    monkeypatch.setattr(dose_module, "PARALLEL_MIN_EVENTS", math.inf)
+
+
+def _kernels_throughout(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(dose_module, "KERNEL_MIN_PULSES", 0)
+    monkeypatch.setattr(timing, "KERNEL_MIN_TIMES", 1)
+    monkeypatch.setattr(dose_module, "PARALLEL_MIN_EVENTS", 0)  # and the outputs side by side
+
+
+def _assert_same_figures(arrays: es.Dose, kernels: es.Dose) -> None:
+    for a, b in zip(arrays.outputs, kernels.outputs, strict=True):
+        x, y = a.model_dump(), b.model_dump()
+        for key, value in x.items():
+            if key in SESSION_SUMS:
+                assert y[key] == pytest.approx(value, rel=SUM_REL, abs=1e-15), (a.label, key)
+            elif key == "electrodes":
+                for pa, pb in zip(value, y[key], strict=True):
+                    for k, v in pa.items():
+                        assert pb[k] == (pytest.approx(v, rel=SUM_REL, abs=1e-15) if "session" in k else v), (a.label, k)
+            else:
+                assert y[key] == value, (a.label, key)
+
+
+def _both_ways(program: es.Program) -> tuple[es.Dose, es.Dose]:
+    with pytest.MonkeyPatch.context() as mp:
+        _arrays_only(mp)
+        arrays = es.compute_dose(program, level="max")
+    with pytest.MonkeyPatch.context() as mp:
+        _kernels_throughout(mp)
+        kernels = es.compute_dose(program, level="max")
+    return arrays, kernels
+
+
+pytestmark = pytest.mark.skipif(dose_module._kernels() is None, reason="kernels are plain Python here (no numba)")
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(program=programs(), duration=st.sampled_from([3.0, 40.0, 200.0]))
+def test_property_the_kernels_give_the_figures_of_the_array_forms(program, duration):
+    program = program.model_copy(update={"session_duration_s": duration})
+    _assert_same_figures(*_both_ways(program))
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(program=drifting_programs())
+def test_property_drifting_programs_get_the_same_bounds_through_the_kernels(program):
+    _assert_same_figures(*_both_ways(program))
+
+
+@pytest.mark.parametrize("preset", ["ifc-knee", "tens-mixed-frequency", "russian-current", "nmes-quadriceps-tka"])
+def test_presets_get_the_same_figures_through_the_kernels(preset):
+    _assert_same_figures(*_both_ways(es.load_program(preset)))
+
+
+def _chunks(draw: st.DrawFn) -> tuple[list[PulseChunk], float]:
+    """Pulses at intervals that cross the rate bands' edges (alone, in trains, in bursts), with random terms, cut
+    into random chunks."""
+    n = draw(st.integers(1, 3000))
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    intervals = rng.choice([1 / 2.0, 1 / 399.0, 1 / 400.0, 1 / 401.0, 1 / 1500.0, 1 / 1501.0, 1 / 5000.0, 0.7, 1.0],
+                           size=n)
+    t = np.cumsum(intervals) - intervals[0] + draw(st.sampled_from([0.0, 3.25, 86000.0]))
+    shape = draw(st.sampled_from([SHAPE_RECT, SHAPE_SINE, SHAPE_SPIKE]))
+    a1 = rng.uniform(-100, 100, n) * draw(st.sampled_from([1.0, 0.0, 1e-9]))
+    a2 = np.where(rng.random(n) < 0.5, -a1, rng.uniform(-50, 50, n))
+    w1, w2 = rng.uniform(1, 500, n), rng.uniform(0, 500, n)
+    cuts = np.sort(rng.choice(np.arange(1, n), size=min(n - 1, draw(st.integers(0, 12))), replace=False)) if n > 1 else []
+    bounds = [0, *(int(c) for c in cuts), n]
+    chunks = []
+    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+        m = hi - lo
+        chunks.append(PulseChunk(float(t[lo]), float(t[hi - 1]) + 1e-6, t[lo:hi].copy(), np.zeros(m, np.int16),
+                                 np.full(m, shape, np.uint8), a1[lo:hi].copy(), w1[lo:hi].copy(), np.zeros(m),
+                                 a2[lo:hi].copy(), w2[lo:hi].copy()))
+    return chunks, draw(st.sampled_from([1.0, 0.5, 0.01]))
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data())
+def test_property_an_output_streamed_through_the_kernels_ends_in_the_same_state(data):
+    """Chunk by chunk, the accumulator's every figure (windows, bands, maxima, intervals, its tail) is the array
+    form's; its sums agree to rounding."""
+    chunks, window_s = _chunks(data.draw)
+    skip = data.draw(st.booleans())
+    states = []
+    for kernels in (False, True):
+        with pytest.MonkeyPatch.context() as mp:
+            (_kernels_throughout if kernels else _arrays_only)(mp)
+            acc = dose_module._OutputAccumulator(window_s)
+            acc.skip_first_window = skip
+            for i, c in enumerate(chunks):
+                acc.add(c, final=i == len(chunks) - 1)
+            states.append(acc)
+    a, k = states
+    for name in ("count", "peak", "max_q", "max_net", "net_extreme", "max_i2t", "min_dt", "last_t", "last_gap",
+                 "win_min_net", "skip_first_window"):
+        assert getattr(k, name) == getattr(a, name), name
+    for name in ("win_max", "band_max", "tail_t", "tail_v", "tail_b"):
+        assert np.array_equal(getattr(k, name), getattr(a, name)), name
+    for name in ("sum_net", "sum_i2t", "sum_absq"):
+        assert getattr(k, name) == pytest.approx(getattr(a, name), rel=SUM_REL, abs=1e-12), name
+
+
+@settings(max_examples=150, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), duty=st.booleans(), profile=st.sampled_from(["triangle", "sawtooth"]),
+       periodic=st.booleans())
+def test_property_the_level_kernels_give_the_array_forms_numbers_bit_for_bit(seed, duty, profile, periodic):
+    rng = np.random.default_rng(seed)
+    n = 5000
+    t = np.sort(rng.uniform(-5.0, 86400.0, n)) if seed % 2 else np.arange(n) / rng.uniform(1.0, 12000.0)
+    t[:50] = np.round(t[:50] * 4) / 4  # on the edges of cycles, ramps and sweeps
+    sweep = types.SimpleNamespace(low_percent=float(rng.choice([0.0, 40.0, rng.uniform(0, 100)])),
+                                  period_s=float(rng.choice([6.7654321, 1.0, 0.25, rng.uniform(0.01, 100)])),
+                                  profile=profile, phase_deg=float(rng.choice([0.0, 90.0, rng.uniform(0, 360)])))
+    levels = dict(session_s=float(rng.choice([86400.0, 30.0])), ramp_up_s=float(rng.choice([0.0, 1.0, 0.25])),
+                  ramp_down_s=float(rng.choice([0.0, 2.0, 1e-301])), on_s=float(rng.choice([7.0, 0.5])) if duty else None,
+                  off_s=float(rng.choice([6.1234567, 0.25, 0.0])), offset_s=float(rng.choice([0.0, 1.0, -0.75])),
+                  periodic_offset=periodic)
+    found = []
+    for kernels in (False, True):
+        with pytest.MonkeyPatch.context() as mp:
+            (_kernels_throughout if kernels else _arrays_only)(mp)
+            found.append((timing.sweep_factor(sweep, t), timing.duty_envelope(t, **levels)))
+    (s0, e0), (s1, e1) = found
+    assert np.array_equal(s0, s1)
+    assert np.array_equal(e0, e1)
