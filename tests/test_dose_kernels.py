@@ -9,6 +9,7 @@ take over from the first pulse, so that short random programs go through them.
 from __future__ import annotations
 
 import math
+import os
 import types
 
 import numpy as np
@@ -161,3 +162,46 @@ def test_property_the_level_kernels_give_the_array_forms_numbers_bit_for_bit(see
     (s0, e0), (s1, e1) = found
     assert np.array_equal(s0, s1)
     assert np.array_equal(e0, e1)
+
+
+def test_an_interruption_stops_outputs_dosed_side_by_side_at_their_next_chunk(monkeypatch):
+    """The kind: Ctrl-C or SIGTERM on ``check`` of a day-long program on several outputs took 16-46 s to act, the
+    caller waiting for every output's dose to finish. Once the caller is interrupted, each worker stops at its
+    next chunk: after the interruption, at most the chunk each worker was in is generated."""
+    import concurrent.futures
+    import threading
+
+    from electrostim.waveform._schedule import _OutputGenerator
+
+    program = es.validate_program({
+        "schema_version": 1, "id": "many", "name": "eight long outputs", "modality": "tens",
+        "session_duration_s": 86400.0,
+        "channels": [{"label": f"ch-{i + 1}", "electrodes": [{"site": "quadriceps", "width_cm": 5, "height_cm": 5}] * 2,
+                      "stimulus": {"pulse": {"shape": "symmetric-biphasic", "pulse_width_us": 200.0,
+                                             "frequency_hz": 150.0 + i},
+                                   "modulation": [{"kind": "amplitude-sweep", "low_percent": 40.0,
+                                                   "period_s": 6.7654321}],
+                                   "amplitude": {"default_ma": 10.0, "max_ma": 20.0}}} for i in range(4)]})
+    monkeypatch.setattr(dose_module, "PARALLEL_MIN_EVENTS", 0)
+    started, interrupted = threading.Event(), threading.Event()
+    after: list[str] = []
+    window = _OutputGenerator.window
+
+    def counted(self, *args, **kwargs):
+        if interrupted.is_set():
+            after.append(threading.current_thread().name)
+        started.set()
+        return window(self, *args, **kwargs)
+
+    def interrupted_result(self, timeout=None):
+        started.wait(60)
+        interrupted.set()
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_OutputGenerator, "window", counted)
+    monkeypatch.setattr(concurrent.futures.Future, "result", interrupted_result)
+    with pytest.raises(KeyboardInterrupt):
+        es.compute_dose(program, level="max")
+    workers = min(4, os.cpu_count() or 1)
+    assert len(after) <= workers, after  # (the whole day is hundreds of chunks an output)
+    assert not any(t.name.startswith("electrostim dose") for t in threading.enumerate())

@@ -31,6 +31,7 @@ from __future__ import annotations
 import copy
 import math
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -451,6 +452,7 @@ def _stream(acc: _OutputAccumulator | None, g, t0: float, t1: float, chunk_s: fl
     n = max(1, math.ceil((t1 - t0) / chunk_s - 1e-9))
     prev: PulseChunk | None = None
     for k in range(n):
+        _stop_if_asked()
         a = t0 + k * chunk_s
         b = t1 if k == n - 1 else t0 + (k + 1) * chunk_s
         if b <= a:
@@ -676,6 +678,7 @@ def _drifting_bounds(g: Any, r: Any, window: float, n_periods: int) -> list[_Out
                                             _band_of_interval(1.0 / max(lone[1], 1e-300)))
     out = []
     for phase, step in spans:
+        _stop_if_asked()
         bounding, extra = g.window_bound(lo, hi, phase, step, r.drift_s)
         bound = _OutputAccumulator(window)
         bound.add(bounding, final=True, extra_s=None if r.rigid else extra)
@@ -749,12 +752,38 @@ def _output_doses(gens: list[Any], window: float, chunk_s: float, duration: floa
     cores = os.cpu_count() or 1
     if len(gens) < 2 or cores < 2 or sum(g.expected_events() for g in gens) < PARALLEL_MIN_EVENTS:
         return [_output_dose(g, window, chunk_s, duration) for g in gens]
+    stop = threading.Event()
     pool = ThreadPoolExecutor(max_workers=min(len(gens), cores), thread_name_prefix="electrostim dose")
     try:
-        futures = [pool.submit(_output_dose, g, window, chunk_s, duration) for g in gens]
+        futures = [pool.submit(_asked_to_stop_by, stop, _output_dose, g, window, chunk_s, duration) for g in gens]
         return [f.result() for f in futures]
-    finally:  # an error or an interruption: the outputs not yet started are not
+    except BaseException:  # an error or an interruption (Ctrl-C): the others stop at their next chunk
+        stop.set()
+        raise
+    finally:  # and the outputs not yet started are not
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+class _DoseStopped(Exception):
+    """A dose computed in a worker thread was asked to stop (the caller was interrupted or failed)."""
+
+
+_worker = threading.local()
+
+
+def _asked_to_stop_by(stop: threading.Event, fn: Any, *args: Any) -> Any:
+    """``fn(*args)`` in a worker thread that stops at its next chunk once ``stop`` is set."""
+    _worker.stop = stop
+    try:
+        return fn(*args)
+    finally:
+        _worker.stop = None
+
+
+def _stop_if_asked() -> None:
+    stop = getattr(_worker, "stop", None)
+    if stop is not None and stop.is_set():
+        raise _DoseStopped("the dose was asked to stop")
 
 
 def compute_dose(
