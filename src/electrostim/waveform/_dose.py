@@ -40,6 +40,7 @@ from pydantic import BaseModel, ConfigDict
 
 from ..program import VOLTAGE_LOAD_OHM, Program
 from ._schedule import SHAPE_SINE, SHAPE_SPIKE, SPIKE_TIME_CONSTANTS, PulseChunk, Schedule
+from ._timing import compiled_kernels
 
 __all__ = ["ElectrodeDose", "OutputDose", "Dose", "compute_dose", "DEFAULT_LOAD_OHM", "WINDOW_S", "RATE_BANDS_HZ"]
 
@@ -263,11 +264,12 @@ class _OutputAccumulator:
             return sums  # nothing new: no window can complete, no rate can be settled
         pending = self.last_t is not None  # the last pulse seen, its rate still open
         g0 = float(t[0]) - self.last_t if (n and self.last_t is not None) else math.inf
+        kernels = _kernels() if self.count >= KERNEL_MIN_PULSES else None  # (a long output: the same figures)
         if n:
             k0 = self.tail_t.shape[0]
             V = np.empty((3, k0 + n))  # the tail's terms, then this chunk's (filled in place: no stacked copies)
             V[:, :k0] = self.tail_v
-            stats = self._terms_into(c, V, k0)
+            stats = self._terms_into(c, V, k0, kernels)
             peak, max_q, net_extreme, sums[1], sums[2], sums[3], max_i2t = stats
             sums[0] = n
             self.count += n
@@ -289,7 +291,7 @@ class _OutputAccumulator:
         if pending:
             m[0] = min(self.last_gap, g0)
         end = k + n if final else k + n - 1 if n else 0
-        d_min, m_max, m_min = self._intervals_into(t, g0, m, k, end)
+        d_min, m_max, m_min = self._intervals_into(t, g0, m, k, end, kernels)
         self.min_dt = min(self.min_dt, d_min, g0) if n else self.min_dt
         if n:
             self.last_gap = float(t[-1] - t[-2]) if n > 1 else g0
@@ -311,8 +313,8 @@ class _OutputAccumulator:
         N = T.shape[0]
         if N == 0:
             return sums
-        if extra_s is None and self.count >= KERNEL_MIN_PULSES and _kernels() is not None:
-            done = self._windows_in_one_pass(T, V, B, final, uniform)
+        if extra_s is None and kernels is not None:
+            done = self._windows_in_one_pass(kernels, T, V, B, final, uniform)
         else:
             done = self._windows_by_arrays(T, V, B, final, uniform, extra_s)
         # the tail: pulses of the windows still open, with the bands settled among them
@@ -325,16 +327,16 @@ class _OutputAccumulator:
             self.tail_b = _NO_BANDS
         return sums
 
-    def _intervals_into(self, t: np.ndarray, g0: float, m: np.ndarray, k: int, end: int) -> tuple[float, float, float]:
+    @staticmethod
+    def _intervals_into(t: np.ndarray, g0: float, m: np.ndarray, k: int, end: int,
+                        kernels: Any) -> tuple[float, float, float]:
         """Each new pulse's shorter interval to a neighbour into ``m[k:]`` (the first's previous one is ``g0``, the
         last's next is open); the shortest interval between them (inf for fewer than two), and the longest and
-        shortest of ``m[:end]`` (by the kernel once the output is long)."""
+        shortest of ``m[:end]`` (by ``kernels`` where given)."""
         n = t.shape[0]
-        if self.count >= KERNEL_MIN_PULSES:
-            kernels = _kernels()
-            if kernels is not None:
-                d_min, hi, lo = kernels.neighbour_intervals(t, g0, m, k, end)
-                return float(d_min), float(hi), float(lo)
+        if kernels is not None:
+            d_min, hi, lo = kernels.neighbour_intervals(t, g0, m, k, end)
+            return float(d_min), float(hi), float(lo)
         d = np.diff(t)
         if n == 1:
             m[k] = g0
@@ -346,18 +348,17 @@ class _OutputAccumulator:
         return (float(d.min()) if n > 1 else math.inf, float(head.max()) if end else -math.inf,
                 float(head.min()) if end else math.inf)
 
-    def _terms_into(self, c: PulseChunk, V: np.ndarray, at: int) -> tuple[float, ...]:
+    @staticmethod
+    def _terms_into(c: PulseChunk, V: np.ndarray, at: int, kernels: Any) -> tuple[float, ...]:
         """Write the chunk's terms (∫i²dt, |charge|, net charge) into ``V[:, at:]``; the chunk's highest peak,
         phase charge, the net charge of largest magnitude, its sums of net charge, ∫i²dt and |charge|, and the
-        highest ∫i²dt (by the kernel once the output is long and its pulses have one phase shape)."""
+        highest ∫i²dt (by ``kernels`` where given and the pulses have one phase shape)."""
         factors = _shape_factors(c)
-        if factors is not None and self.count >= KERNEL_MIN_PULSES:
-            kernels = _kernels()
-            if kernels is not None:
-                stats = np.empty(7)
-                kernels.terms_into(c.first_amplitude_ma, c.second_amplitude_ma, c.first_width_us,
-                                   c.second_width_us, factors[0], factors[1], V, at, stats)
-                return tuple(float(x) for x in stats)
+        if factors is not None and kernels is not None:
+            stats = np.empty(7)
+            kernels.terms_into(c.first_amplitude_ma, c.second_amplitude_ma, c.first_width_us,
+                               c.second_width_us, factors[0], factors[1], V, at, stats)
+            return tuple(float(x) for x in stats)
         q1, q2, net, i2t, peak = pulse_terms(c)
         absq = q1 + q2
         V[0, at:], V[1, at:], V[2, at:] = i2t, absq, net
@@ -365,16 +366,14 @@ class _OutputAccumulator:
         return (float(peak.max()), max(float(q1.max()), float(q2.max())), float(net[j]), float(net.sum()),
                 float(i2t.sum()), float(absq.sum()), float(i2t.max()))
 
-    def _windows_in_one_pass(self, T: np.ndarray, V: np.ndarray, B: np.ndarray | None, final: bool,
+    def _windows_in_one_pass(self, kernels: Any, T: np.ndarray, V: np.ndarray, B: np.ndarray | None, final: bool,
                              uniform: int | None) -> int:
         """:meth:`_windows_by_arrays` (without ``extra_s``) by the numba kernel: the same figures, bit for bit."""
-        kernels = _kernels()
-        assert kernels is not None
         top = np.full(3, -np.inf)
         band_top = np.full(_N_BANDS, -np.inf)
         first = 1 if self.skip_first_window else 0
-        done, min_net = kernels.window_pass(T, np.ascontiguousarray(V), self.w, first, final, _NO_BANDS if B is None else B,
-                               top, band_top)
+        done, min_net = kernels.window_pass(T, np.ascontiguousarray(V), self.w, first, final,
+                                            _NO_BANDS if B is None else B, top, band_top)
         if done and self.skip_first_window:
             self.skip_first_window = False
         if done > first:
@@ -427,16 +426,7 @@ class _OutputAccumulator:
 KERNEL_MIN_PULSES = 200_000
 
 
-def _kernels() -> Any:
-    """The dose kernels (``waveform._kernels``), or None where kernels are plain Python (``ELECTROSTIM_NO_NUMBA``):
-    the array forms are then the quicker."""
-    from .._jit import HAVE_NUMBA
-
-    if not HAVE_NUMBA:
-        return None
-    from . import _kernels as kernels
-
-    return kernels
+_kernels = compiled_kernels
 
 
 #: an output with at least this many pulses in its session is dosed from its repeat period, where it has one

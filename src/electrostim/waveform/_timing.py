@@ -298,10 +298,9 @@ def sweep_factor(sweep, t: np.ndarray) -> np.ndarray:
 KERNEL_MIN_TIMES = 50_000
 
 
-def _kernels_for(t: np.ndarray) -> Any:
-    """The level kernels for times ``t`` (contiguous, many), or None: the array forms then."""
-    if t.size < KERNEL_MIN_TIMES or not t.flags.c_contiguous:
-        return None
+def compiled_kernels() -> Any:
+    """The waveform's numba kernels (``waveform._kernels``, loaded on first use), or None where kernels are plain
+    Python (``ELECTROSTIM_NO_NUMBA``): the array forms are then the quicker."""
     from .._jit import HAVE_NUMBA
 
     if not HAVE_NUMBA:
@@ -309,6 +308,13 @@ def _kernels_for(t: np.ndarray) -> Any:
     from . import _kernels
 
     return _kernels
+
+
+def _kernels_for(t: np.ndarray) -> Any:
+    """The level kernels for times ``t`` (contiguous, many), or None: the array forms then."""
+    if t.size < KERNEL_MIN_TIMES or not t.flags.c_contiguous:
+        return None
+    return compiled_kernels()
 
 
 def sweep_shift_s(sweep) -> float:
