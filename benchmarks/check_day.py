@@ -24,9 +24,9 @@ timed), then times ``es.assess(program)`` (what ``electrostim check`` computes) 
 (n) 10 000 Hz pulses (20 us) under an amplitude sweep of 600 s;
 (p) a random rate of 99-100 Hz under a 6.1234567 s amplitude sweep;
 
-and cases that do not meet the target yet (periods of the levels, or of the levels and the rate profile, with no
-common multiple within an hour; many drifting outputs with a fast-changing envelope; one exact period holding tens of
-millions of pulses):
+and cases whose periods share no multiple within an hour (levels, or levels and the rate profile: level factors
+then drift against the rest, ``Region.shifted``), many drifting outputs with a fast-changing envelope, and one exact
+period holding tens of millions of pulses:
 
 (o) 8 channels at 150-157 Hz with a 7 s on / 6.1234567 s off cycle and a 6.7654321 s amplitude sweep;
 (q) premodulated interferential current on 8 channels, each carrier (4000-4700 Hz) and beat sweep (over
@@ -34,7 +34,10 @@ millions of pulses):
 (r) 8 channels alternating 2 Hz and 100-107 Hz every 3.1234567 s under a 7 s on / 5 s off cycle;
 (s) 8 channels at 150-157 Hz under an amplitude sweep of 6.7654321 s and a width sweep of 5.1234567 s;
 (t) interferential current at a 10 000 Hz carrier, its beat swept 80-100 Hz over 1800 s (one period holds 1.8e7
-    carrier cycles on the swept circuit).
+    carrier cycles on the swept circuit);
+(u) ``ifc-knee`` with a 10 s on / 3.33 s off cycle against its 6 s beat sweep (no common period within an hour: the
+    duty cycle drifts against the sweep);
+(v) premodulated interferential current, its beat swept over 6.1234567 s and its amplitude over 5.1234567 s.
 
 Run from the repository root::
 
@@ -76,6 +79,9 @@ CASES = {
     "(r) alternating frequencies with an odd dwell under a duty cycle, 8 channels": ("open-alternating", 8),
     "(s) amplitude and width sweeps with no common period, 8 channels": ("open-two-sweeps", 8),
     "(t) interferential, 10 kHz, beat swept over 1800 s": ("open-slow-beat", 1),
+    "(u) interferential, 10 s on / 3.33 s off against its 6 s beat sweep": ("open-ifc-odd-duty", 1),
+    "(v) premodulated interferential, beat and amplitude swept over periods with no common multiple": (
+        "open-premodulated-two", 1),
 }
 ODD_S = 6.1234567
 BUILT = {
@@ -108,6 +114,11 @@ def open_program(kind: str, channels: int):
         stim["modulation"] = [{"kind": "frequency-sweep", "low_hz": 80.0, "high_hz": 100.0, "period_s": 1800.0}]
         data.update(session_duration_s=DAY_S, id=f"{kind}-day")
         return es.validate_program(data, source=kind)
+    if kind == "open-ifc-odd-duty":
+        data = es.load_program("ifc-knee").model_dump(mode="python")
+        data["channels"][0]["stimulus"]["duty_cycle"] = {"on_s": 10.0, "off_s": 3.33}
+        data.update(session_duration_s=DAY_S, id=f"{kind}-day")
+        return es.validate_program(data, source=kind)
     if kind.startswith("open-ifc"):
         data = es.load_program("ifc-knee").model_dump(mode="python")
         first = data["channels"][0]
@@ -133,6 +144,10 @@ def open_program(kind: str, channels: int):
         "open-alternating": [{"pulse": _pulses(100.0, 200.0), "duty_cycle": {"on_s": 7.0, "off_s": 5.0},
                               "modulation": [{"kind": "alternating-frequency", "frequencies_hz": [2.0, 100.0 + i],
                                               "dwell_s": 3.1234567}]} for i in range(channels)],
+        "open-premodulated-two": [{"pulse": {"shape": "interferential", "mode": "premodulated",
+                                             "carrier_frequency_hz": 4000.0, "beat_frequency_hz": 100.0},
+                                   "modulation": [{"kind": "frequency-sweep", "low_hz": 1.37, "high_hz": 100.0,
+                                                   "period_s": ODD_S}, _sweep(5.1234567)]}],
         "open-two-sweeps": [{"pulse": _pulses(150.0 + i, 200.0),
                              "modulation": [_sweep(6.7654321), {"kind": "width-sweep", "low_percent": 40.0,
                                                                 "period_s": 5.1234567}]} for i in range(channels)],
@@ -140,7 +155,7 @@ def open_program(kind: str, channels: int):
     chans = [{"label": f"ch-{i + 1}", "electrodes": [{"site": "quadriceps", "shape": "rectangle", "width_cm": 8.0,
                                                       "height_cm": 8.0}] * 2,
               "stimulus": {**st, "amplitude": {"default_ma": 10.0, "max_ma": 50.0}}} for i, st in enumerate(stimuli)]
-    modality = "interferential" if kind == "open-premodulated" else "nmes" if "duty_cycle" in stimuli[0] else "tens"
+    modality = "interferential" if kind.startswith("open-premodulated") else "nmes" if "duty_cycle" in stimuli[0] else "tens"
     return es.validate_program({"schema_version": 1, "id": f"{kind}-day", "name": f"{kind} for a day",
                                 "modality": modality,
                                 "session_duration_s": DAY_S, "channels": chans}, source=kind)

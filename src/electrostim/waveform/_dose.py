@@ -29,6 +29,7 @@ rate in that band.
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 import os
 import threading
@@ -39,7 +40,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from ..program import VOLTAGE_LOAD_OHM, Program
-from ._schedule import SHAPE_SINE, SHAPE_SPIKE, SPIKE_TIME_CONSTANTS, PulseChunk, Schedule
+from ._schedule import _BOUND_TOLERANCE, SHAPE_SINE, SHAPE_SPIKE, SPIKE_TIME_CONSTANTS, PulseChunk, Schedule
 from ._timing import compiled_kernels
 
 __all__ = ["ElectrodeDose", "OutputDose", "Dose", "compute_dose", "DEFAULT_LOAD_OHM", "WINDOW_S", "RATE_BANDS_HZ"]
@@ -496,7 +497,8 @@ def _period_phases(g: Any, r: Any, start_s: float, n_periods: int) -> np.ndarray
     return np.where(phases >= 1.0, 0.0, phases)
 
 
-def _repeating_dose(g: Any, window: float, chunk_s: float, duration: float) -> _OutputAccumulator | None:
+def _repeating_dose(g: Any, window: float, chunk_s: float, duration: float,
+                    share: float = 1.0) -> _OutputAccumulator | None:
     """The dose figures of one output from its regions (see ``_OutputGenerator.regions``; a multi-phase output
     has one per phase), or None when none is long enough to save work.
 
@@ -576,6 +578,8 @@ def _repeating_dose(g: Any, window: float, chunk_s: float, duration: float) -> _
         jumps.append((cut, s0, c1, n_periods, period, r, x))
     if not jumps:
         return None
+    # regions whose level factors drift share the output's share of refinement (see _shifted_bounds)
+    share = share / max(1, sum(1 for j in jumps if j[5].shifted))
     chunk = max(chunk_s, 1e-6)
     accs: list[_OutputAccumulator] = []
     total, t0 = np.zeros(4), 0.0
@@ -599,9 +603,9 @@ def _repeating_dose(g: Any, window: float, chunk_s: float, duration: float) -> _
         if r.drift_s == 0:
             total += n_periods * one + part
         else:
-            total += _drifting_sums(g, r, c1, n_periods, chunk, duration)
+            total += _drifting_sums(g, r, c1, n_periods, chunk, duration, share)
             # every period whose windows start before s0: from a + P, one for each period up to s0 and one more
-            accs.extend(_drifting_bounds(g, r, window, math.ceil((s0 - r.start_s) / period)))
+            accs.extend(_drifting_bounds(g, r, window, math.ceil((s0 - r.start_s) / period), share))
         t0 = s0
     last = _OutputAccumulator(window)
     last.skip_first_window = True
@@ -637,11 +641,15 @@ def _mid_gap(g: Any, lo: float, hi: float, *, first: bool) -> float | None:
     return float(t[0] + t[1]) / 2.0 if t.shape[0] == 2 else None
 
 
-def _drifting_sums(g: Any, r: Any, c1: float, n_periods: int, chunk: float, duration: float) -> np.ndarray:
+def _drifting_sums(g: Any, r: Any, c1: float, n_periods: int, chunk: float, duration: float,
+                   share: float = 1.0) -> np.ndarray:
     """The sums of the ``n_periods`` periods of a drifting region from ``c1``: each period's at the clock phase
-    it meets the levels at, periods of nearby phases (within 1/bins) summed as one."""
-    phases = _period_phases(g, r, c1, n_periods)
+    it meets the levels at, periods of nearby phases (within 1/bins) summed as one (``share``: the region's share
+    of the output's bins, where its level factors drift)."""
     per_period = g.expected_events() / max(duration, 1e-300) * r.period_s
+    if r.shifted:
+        return _shifted_sums(g, r, c1, n_periods, chunk, per_period, share)
+    phases = _period_phases(g, r, c1, n_periods)
     bins = int(min(_MAX_SUM_BINS, max(16, _SUM_EVENTS // max(per_period, 1.0))))
     which = np.floor(phases * bins).astype(np.int64)
     first = np.unique(which, return_index=True)[1]
@@ -650,9 +658,12 @@ def _drifting_sums(g: Any, r: Any, c1: float, n_periods: int, chunk: float, dura
                 for i, n in zip(first, counts, strict=True)), np.zeros(4))
 
 
-def _drifting_bounds(g: Any, r: Any, window: float, n_periods: int) -> list[_OutputAccumulator]:
+def _drifting_bounds(g: Any, r: Any, window: float, n_periods: int, share: float = 1.0) -> list[_OutputAccumulator]:
     """The window and per-pulse figures that bound every later period of a drifting region (see
-    ``_repeating_dose``): one accumulator per sample of the clock phases its periods meet."""
+    ``_repeating_dose``): one accumulator per sample of the clock phases its periods meet (``share``: the
+    region's share of the output's refinement, where its level factors drift)."""
+    if r.shifted:
+        return _shifted_bounds(g, r, window, n_periods, share)
     period = r.period_s
     lo, hi = r.start_s + period - r.drift_s, r.start_s + 2 * period + window + 2 * r.drift_s
     # the samples whose phases some period meets, each over the phases met in it (all where not every period's
@@ -663,28 +674,185 @@ def _drifting_bounds(g: Any, r: Any, window: float, n_periods: int) -> list[_Out
     if n_periods <= _MAX_PHASES:
         spans = [(float(phases[which == j].min()), float(np.ptp(phases[which == j])) + 1e-9)
                  for j in np.unique(which)]
-    lone = g.lone_rate_range_hz()  # the bands of a pulse that on/off edges may leave alone
-    lone_bands = None if lone is None else (_band_of_interval(1.0 / max(lone[0], 1e-300)),
-                                            _band_of_interval(1.0 / max(lone[1], 1e-300)))
-    out = []
-    for phase, step in spans:
+    lone_bands = _lone_bands(g)  # the bands of a pulse that on/off edges may leave alone
+    return [_bound_at(g, r, window, lo, hi, phase, step, lone_bands)[0] for phase, step in spans]
+
+
+def _lone_bands(g: Any) -> tuple[int, int] | None:
+    """The rate bands of a pulse that on/off edges may leave alone (``lone_rate_range_hz``), or None."""
+    lone = g.lone_rate_range_hz()
+    return None if lone is None else (_band_of_interval(1.0 / max(lone[0], 1e-300)),
+                                      _band_of_interval(1.0 / max(lone[1], 1e-300)))
+
+
+def _bound_at(g: Any, r: Any, window: float, lo: float, hi: float, phase: float, step: float,
+              lone_bands: tuple[int, int] | None, widths: dict[str, float] | None = None,
+              vertex: frozenset[str] = frozenset()) -> tuple[_OutputAccumulator, int]:
+    """The figures of the bounding pulses of ``[lo, hi)`` at clock phases ``[phase, phase + step]`` (and drifting
+    level factors widened by ``widths``, s, at the ``vertex`` end of each: see ``window_bound``), and how many
+    pulses that took."""
+    _stop_if_asked()
+    bounding, extra = g.window_bound(lo, hi, phase, step, r.drift_s, widths, vertex)
+    bound = _OutputAccumulator(window)
+    bound.add(bounding, final=True, extra_s=None if r.rigid else extra)
+    if not r.rigid:
+        _widen_bands(bound, bounding, extra)
+        if g.levels_jump():  # at a jump of the rate or an edge a drifting pulse's nearest neighbour may change:
+            has = bound.band_max > 0  # every band the output has there is charged the highest window
+            bound.band_max[has] = np.maximum(bound.band_max[has], bound.win_max[0])
+    # a pulse whose neighbours drift into an off phase may stand alone, at a rate an off phase sets
+    if lone_bands is not None:
+        a, b = lone_bands
+        bound.band_max[a:b + 1] = np.maximum(bound.band_max[a:b + 1], bound.win_max[0])
+    if r.shortest_s > 0:
+        bound.min_dt = min(bound.min_dt, r.shortest_s)
+    return bound, len(bounding)
+
+
+def _period_configs(g: Any, r: Any, start_s: float, n_periods: int) -> np.ndarray:
+    """Where each period ``start_s + k P`` of a region whose level factors drift (``Region.shifted``) meets the
+    levels, relative to the first: one row per period (evenly chosen where there are very many), the clock phase
+    (as :func:`_period_phases`) then each drifting factor's shift as a fraction of its period,
+    ``(k P mod its period) / its period``."""
+    phases = _period_phases(g, r, start_s, n_periods)
+    k = np.arange(0, n_periods, max(1, n_periods // _MAX_PHASES), dtype=np.float64)
+    cols = [phases]
+    for _, own, _ in r.shifted:
+        f = np.mod(k * r.period_s, own) / own
+        cols.append(np.where(f >= 1.0, 0.0, f))
+    return np.column_stack(cols)
+
+
+def _shifted(g: Any, r: Any, config: np.ndarray) -> Any:
+    """The generator as a period of region ``r`` at ``config`` (a row of :func:`_period_configs`) meets it."""
+    return g.with_shifts({name: float(x) * own for (name, own, _), x in zip(r.shifted, config[1:], strict=True)}, r)
+
+
+def _shifted_sums(g: Any, r: Any, c1: float, n_periods: int, chunk: float, per_period: float,
+                  share: float = 1.0) -> np.ndarray:
+    """The sums of the periods of a region whose level factors drift: periods that meet them at nearby
+    configurations (the same cell of a grid over clock phase and shifts) summed as one, at the cell's mean."""
+    configs = _period_configs(g, r, c1, n_periods)
+    total_bins = max(16, int(min(_MAX_SUM_BINS, 2 * _SUM_EVENTS / max(per_period, 1.0)) * share))
+    dims = configs.shape[1] - 1
+    # the shifts change a period's sums most (the clock phase by an event or so at its ends): a few clock phases,
+    # as many shifts of each factor as the rest allows
+    per_dim = max(2, int((total_bins / 4.0) ** (1.0 / dims)))
+    bins = np.array([max(2, min(64, total_bins // per_dim ** dims))] + [per_dim] * dims)
+    cells = np.minimum(np.floor(configs * bins).astype(np.int64), bins - 1)
+    _, which, counts = np.unique(cells, axis=0, return_inverse=True, return_counts=True)
+    which = which.ravel()
+    scale = n_periods / configs.shape[0]
+    total = np.zeros(4)
+    for j in range(counts.shape[0]):
+        mean = configs[which == j].mean(axis=0)
+        total += counts[j] * scale * _stream(None, _shifted(g, r, mean), c1, c1 + r.period_s, chunk, final=False,
+                                             phase=float(mean[0]))
+    return total
+
+
+#: the figures a cell of drifting configurations is refined for until its bound is within the tolerance of the
+#: highest a period reaches (peak current, phase charge, energy per pulse, window i²t and |charge|), and the most
+#: pulses the refinement may take
+_REFINE_FIGURES = ("peak", "max_q", "max_i2t")
+_MAX_REFINE_EVENTS = 4_000_000
+_MAX_REFINE_CELLS = 160
+
+
+def _key_figures(acc: _OutputAccumulator) -> np.ndarray:
+    return np.array([acc.peak, acc.max_q, acc.max_i2t, acc.win_max[0], acc.win_max[1]])
+
+
+def _shifted_bounds(g: Any, r: Any, window: float, n_periods: int, share: float = 1.0) -> list[_OutputAccumulator]:
+    """The window and per-pulse figures that bound every later period of a region whose level factors drift
+    against its period (``Region.shifted``), besides its events.
+
+    Each period meets the levels at a configuration: a clock phase (as for drifting events) and a shift of each
+    drifting factor. The configurations the periods meet are split into cells (boxes around them), each bounded
+    by the pulses of the second period at each corner of the box of shifts, every other level at the highest it
+    reaches over the cell's clock phases (``window_bound``: a window's sum is convex in each shift, so highest at
+    a corner). A cell whose bound of a key figure lies more than ``_BOUND_TOLERANCE`` above the highest
+    that figure reaches at a configuration some period meets (its exact pulses) is split in two, across the
+    dimension where the levels change most over it, until none is or ``_MAX_REFINE_EVENTS`` pulses were
+    evaluated or ``_MAX_REFINE_CELLS`` evaluations (an output's regions share them: ``share`` is this one's). Every
+    period lies in a cell: the figures are upper bounds, within the tolerance of those of the periods where the
+    refinement completes (looser where it stops first).
+    """
+    period = r.period_s
+    lo, hi = r.start_s + period - r.drift_s, r.start_s + 2 * period + window + 2 * r.drift_s
+    configs = _period_configs(g, r, r.start_s + period, n_periods)
+    lone_bands = _lone_bands(g)
+    # how much the levels change per unit of each dimension (a fraction of their highest)
+    change = np.array([r.level_rate * r.drift_s] + [rate * own for _, own, rate in r.shifted])
+    spent = 0
+
+    complete = n_periods <= _MAX_PHASES  # every period's configuration is known: cells shrink to those met
+    evaluations = 0
+
+    def evaluate(low: np.ndarray, size: np.ndarray, members: np.ndarray) -> tuple[Any, ...]:
+        nonlocal spent, evaluations
+        if complete:
+            box = configs[members]
+            low, size = box.min(axis=0), np.ptp(box, axis=0) + 1e-12
+        widths = {name: float(size[1 + j]) * own for j, (name, own, _) in enumerate(r.shifted)}
+        shifted = _shifted(g, r, low)
+        accs = []
+        for vertex in itertools.product(*[(False, True)] * len(r.shifted)):  # each corner of the box of shifts
+            ends = frozenset(name for (name, _, _), last in zip(r.shifted, vertex, strict=True) if last)
+            acc, n = _bound_at(shifted, r, window, lo, hi, float(low[0]), float(size[0]), lone_bands, widths, ends)
+            spent += n
+            evaluations += 1
+            accs.append(acc)
+        acc = _merge(accs)
+        return acc, _key_figures(acc), low, size, members
+
+    def exact(member: int) -> np.ndarray:
+        nonlocal spent
         _stop_if_asked()
-        bounding, extra = g.window_bound(lo, hi, phase, step, r.drift_s)
-        bound = _OutputAccumulator(window)
-        bound.add(bounding, final=True, extra_s=None if r.rigid else extra)
-        if not r.rigid:
-            _widen_bands(bound, bounding, extra)
-            if g.levels_jump():  # at a jump of the rate or an edge a drifting pulse's nearest neighbour may change:
-                has = bound.band_max > 0  # every band the output has there is charged the highest window
-                bound.band_max[has] = np.maximum(bound.band_max[has], bound.win_max[0])
-        # a pulse whose neighbours drift into an off phase may stand alone, at a rate an off phase sets
-        if lone_bands is not None:
-            a, b = lone_bands
-            bound.band_max[a:b + 1] = np.maximum(bound.band_max[a:b + 1], bound.win_max[0])
-        if r.shortest_s > 0:
-            bound.min_dt = min(bound.min_dt, r.shortest_s)
-        out.append(bound)
-    return out
+        config = configs[member]
+        c = _shifted(g, r, config).window(lo, hi, phase=float(config[0]))
+        spent += len(c)
+        acc = _OutputAccumulator(window)
+        acc.add(c, final=True)
+        return _key_figures(acc)
+
+    most_cells, most_events = max(4.0, _MAX_REFINE_CELLS * share), _MAX_REFINE_EVENTS * share
+    # a first grid of at most half the evaluations (one per corner of a cell): up to 4 clock phases, up to 8 shifts
+    # of each factor
+    corners = 2 ** len(r.shifted)
+    per_dim = max(1, min(8, int((most_cells / 2.0 / corners) ** (1.0 / len(r.shifted)))))
+    bins = np.array([max(1, min(r.samples, 4, int(most_cells / 2.0 / corners / per_dim ** len(r.shifted))))]
+                    + [per_dim] * len(r.shifted))
+    cells_of = np.minimum(np.floor(configs * bins).astype(np.int64), bins - 1)
+    index, which = np.unique(cells_of, axis=0, return_inverse=True)
+    which = which.ravel()
+    cells = [evaluate(index[j] / bins, 1.0 / bins, np.flatnonzero(which == j)) for j in range(index.shape[0])]
+    reached = np.max([exact(int(c[4][0])) for c in cells], axis=0)
+    def excess(c: tuple[Any, ...]) -> float:  # how far above the highest reached (-inf: the cell holds one config)
+        if np.ptp(configs[c[4]], axis=0).max() <= 0:
+            return -math.inf
+        return float(np.max((c[1] - reached * (1 + _BOUND_TOLERANCE)) / np.maximum(reached, 1e-300)))
+
+    while spent < most_events and evaluations < most_cells:
+        over = np.array([excess(c) for c in cells])
+        worst = int(np.argmax(over))
+        if over[worst] <= 0:
+            break
+        _, _, low, size, members = cells[worst]
+        box = configs[members]
+        dim = int(np.argmax(change * np.ptp(box, axis=0)))
+        cut = float(np.median(box[:, dim]))
+        left = box[:, dim] <= cut if np.any(box[:, dim] > cut) else box[:, dim] < cut
+        high = low + size
+        halves = []
+        for part, a, b in ((left, low[dim], cut), (~left, cut, high[dim])):
+            if part.any():
+                sub_low, sub_size = low.copy(), size.copy()
+                sub_low[dim], sub_size[dim] = a, max(b - a, 1e-12)
+                halves.append(evaluate(sub_low, sub_size, members[part]))
+        cells[worst:worst + 1] = halves
+        reached = np.maximum(reached, np.max([exact(int(h[4][0])) for h in halves], axis=0))
+    return [c[0] for c in cells]
 
 
 def _widen_bands(acc: _OutputAccumulator, c: PulseChunk, extra_s: np.ndarray) -> None:
@@ -717,11 +885,12 @@ def _widen_bands(acc: _OutputAccumulator, c: PulseChunk, extra_s: np.ndarray) ->
             acc.band_max[edge:edge + 2] = np.maximum(acc.band_max[edge:edge + 2], top)
 
 
-def _output_dose(g: Any, window: float, chunk_s: float, duration: float) -> _OutputAccumulator:
-    """The figures of one output: from its repeat period where it has one and is long, else every pulse."""
+def _output_dose(g: Any, window: float, chunk_s: float, duration: float, share: float = 1.0) -> _OutputAccumulator:
+    """The figures of one output: from its repeat period where it has one and is long, else every pulse (``share``:
+    the output's share of the refinement of drifting levels, see ``_shifted_bounds``)."""
     exact = all(r.drift_s == 0 for r in g.regions())
     enough = g.expected_events() >= (REPEAT_MIN_EVENTS / 10 if exact else REPEAT_MIN_EVENTS)
-    acc = _repeating_dose(g, window, chunk_s, duration) if enough else None
+    acc = _repeating_dose(g, window, chunk_s, duration, share) if enough else None
     if acc is None:  # every pulse, chunk by chunk (chunks of about the schedule's events, of this output alone)
         acc = _OutputAccumulator(window)
         own = STREAM_EVENTS_PER_CHUNK * duration / max(g.expected_events(), 1.0)
@@ -740,12 +909,14 @@ def _output_doses(gens: list[Any], window: float, chunk_s: float, duration: floa
     """:func:`_output_dose` of each generator; side by side where they are several and long (the kernels and
     NumPy's long operations let go of the interpreter), in order of the generators either way."""
     cores = os.cpu_count() or 1
+    # the outputs share the refinement of drifting levels (short arrays: the interpreter, not the cores, bounds it)
+    share = 1.0 / max(len(gens), 1)
     if len(gens) < 2 or cores < 2 or sum(g.expected_events() for g in gens) < PARALLEL_MIN_EVENTS:
-        return [_output_dose(g, window, chunk_s, duration) for g in gens]
+        return [_output_dose(g, window, chunk_s, duration, share) for g in gens]
     stop = threading.Event()
     pool = ThreadPoolExecutor(max_workers=min(len(gens), cores), thread_name_prefix="electrostim dose")
     try:
-        futures = [pool.submit(_asked_to_stop_by, stop, _output_dose, g, window, chunk_s, duration) for g in gens]
+        futures = [pool.submit(_asked_to_stop_by, stop, _output_dose, g, window, chunk_s, duration, share) for g in gens]
         return [f.result() for f in futures]
     except BaseException:  # an error or an interruption (Ctrl-C): the others stop at their next chunk
         stop.set()

@@ -10,6 +10,7 @@ are signed (cathodic < 0 at the active pad).
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, fields, replace
@@ -133,6 +134,12 @@ class Region:
     level_rate : float
         The fastest a level factor changes there (a fraction of its highest, per s; see
         ``_OutputGenerator.level_rate``).
+    shifted : tuple of (str, float, float)
+        The level factors (``"duty"``, ``"amplitude"``, ``"width"``) whose period shares no
+        multiple of at most an hour with ``period_s``: each later period meets them shifted by
+        ``k period_s`` modulo their own period (s, the second of each triple); the third is
+        the fastest each changes (a fraction of its highest, per s; an on/off edge or a
+        sawtooth jump counts as a change over 1 s).
     """
 
     start_s: float
@@ -143,6 +150,7 @@ class Region:
     rigid: bool = True
     samples: int = 1
     level_rate: float = 0.0
+    shifted: tuple[tuple[str, float, float], ...] = ()
 
 
 def _interval_range(clock: Any) -> tuple[float, float]:
@@ -216,6 +224,48 @@ def _levels_period(st) -> Fraction | None:
     return period if period <= _MAX_REPEAT_S else None
 
 
+def _level_parts(st) -> list[tuple[str, Fraction | None, float, float]]:
+    """The periodic factors of a stimulus's levels: name, period as a fraction of denominator up to 1e12 (None
+    where it has none), period (s), and the fastest the factor changes (a fraction of its highest, per s; a jump
+    counts as a change over 1 s)."""
+    parts: list[tuple[str, Fraction | None, float, float]] = []
+    if _duty_shapes_levels(st):
+        dc = st.duty_cycle
+        on, off = (Fraction(0) if v == 0 else _fraction(v, _MAX_LEVEL_DENOMINATOR) for v in (dc.on_s, dc.off_s))
+        ramps = [1.0 / r for r in (st.ramp_up_s, st.ramp_down_s) if r > 0]
+        parts.append(("duty", None if on is None or off is None else on + off, float(dc.cycle_s),
+                      max(ramps + ([1.0] if len(ramps) < 2 else []))))
+    for name, m in (("amplitude", st.amplitude_modulation), ("width", st.width_modulation)):
+        if m is not None:
+            depth = 1.0 - m.low_percent / 100.0
+            rate = depth / m.period_s * (2.0 if m.profile == "triangle" else 1.0)
+            parts.append((name, _fraction(m.period_s, _MAX_LEVEL_DENOMINATOR), float(m.period_s),
+                          rate if m.profile == "triangle" else max(rate, depth)))
+    return parts
+
+
+def _highest_over(t: np.ndarray, end: np.ndarray, factors: list[Any], corners: np.ndarray) -> np.ndarray:
+    """The highest product of ``factors`` over each ``[t, end]``, each factor linear between ``corners`` (where it
+    may jump): split at a corner inside, on each side the product is at most that of each factor's highest there
+    (at that side's ends), never one factor's highest on one side times another's on the other; 1 where two
+    corners lie inside."""
+    corners = np.unique(corners)
+    first = np.searchsorted(corners, t, side="right")
+    n_inside = np.searchsorted(corners, end, side="right") - first
+    c = corners[np.minimum(first, corners.shape[0] - 1)] if corners.shape[0] else t
+    one = np.flatnonzero(n_inside == 1)  # the few events with one corner inside their span
+    # each factor at the two ends of every span, and at either side of the corner only where one lies inside (the
+    # same products as over all three spans, without computing the unused ones)
+    top = np.prod([np.maximum(f(t), f(end)) for f in factors], axis=0)
+    if one.shape[0]:
+        a, b, cc = t[one], end[one], c[one]
+        left = np.prod([np.maximum(f(a), f(cc - 1e-9)) for f in factors], axis=0)
+        right = np.prod([np.maximum(f(cc), f(b)) for f in factors], axis=0)
+        top[one] = np.maximum(left, right)
+    top[n_inside > 1] = 1.0
+    return top
+
+
 def _empty(t0: float, t1: float) -> PulseChunk:
     z = np.zeros(0)
     return PulseChunk(t0, t1, z, np.zeros(0, np.int16), np.zeros(0, np.uint8), z, z, z, z, z)
@@ -235,6 +285,9 @@ class _OutputGenerator:
         self.offset_s = offset_s
         self.periodic = program.sequencing == "alternating"
         self.circuit = out.circuit
+        #: level factors evaluated this much later (s, by name: "duty", "amplitude", "width"): a later period of a
+        #: region whose levels drift against its period (see :meth:`with_shifts`)
+        self.shifts: dict[str, float] = {}
         fm = st.frequency_modulation
         #: the clock's period as an exact fraction where its float rounds it (a random sequence stretched to a
         #: whole number of level periods); None: found from the clock (``_clock_period``)
@@ -280,19 +333,34 @@ class _OutputGenerator:
         dc = st.duty_cycle
         return duty_envelope(np.asarray(t, dtype=float), session_s=self.session_s, ramp_up_s=st.ramp_up_s,
                              ramp_down_s=st.ramp_down_s, on_s=dc.on_s if dc else None, off_s=dc.off_s if dc else 0.0,
-                             offset_s=self.offset_s, periodic_offset=self.periodic)
+                             offset_s=self._duty_offset_s(), periodic_offset=self.periodic)
+
+    def _duty_offset_s(self) -> float:
+        """Where the duty cycle's first cycle starts (s): the output's offset, less the duty cycle's shift."""
+        return self.offset_s - (self.shifts.get("duty", 0.0) if self.stim.duty_cycle is not None else 0.0)
 
     def amplitude_factor(self, t: np.ndarray) -> np.ndarray:
         """The amplitude modulation's factor at times ``t`` (1 without one)."""
-        return sweep_factor(self.stim.amplitude_modulation, t)
+        shift = self.shifts.get("amplitude", 0.0)
+        return sweep_factor(self.stim.amplitude_modulation, t + shift if shift else t)
 
     def width_factor(self, t: np.ndarray) -> np.ndarray:
         """The width modulation's factor at times ``t`` (1 without one)."""
-        return sweep_factor(self.stim.width_modulation, t)
+        shift = self.shifts.get("width", 0.0)
+        return sweep_factor(self.stim.width_modulation, t + shift if shift else t)
 
-    def breakpoints(self, t0: float, t1: float) -> np.ndarray:
+    def with_shifts(self, shifts: Mapping[str, float], region: Region | None = None) -> _OutputGenerator:
+        """This output with its level factors shifted (s, by name: ``"duty"``, ``"amplitude"``, ``"width"``;
+        each evaluated that much later): as a later period of a region whose levels drift against its period
+        meets them (``Region.shifted``). ``region`` is not needed here (see ``_PhasedGenerator.with_shifts``)."""
+        g = copy.copy(self)
+        g.shifts = {k: float(v) for k, v in shifts.items() if v}
+        return g
+
+    def breakpoints(self, t0: float, t1: float, which: frozenset[str] | None = None) -> np.ndarray:
         """Times in (t0, t1) where an envelope or modulation changes slope or jumps: with t0 and t1, where the
-        lowest value of their product over [t0, t1] lies (each factor is linear between them)."""
+        lowest value of their product over [t0, t1] lies (each factor is linear between them). ``which`` keeps
+        the corners of those factors only (``"duty"`` standing for the envelope, ``"amplitude"``, ``"width"``)."""
         st = self.stim
         pts: list[np.ndarray] = []
 
@@ -308,13 +376,16 @@ class _OutputGenerator:
                 pts.append(base + off)
 
         dc = st.duty_cycle
-        if dc is None:
+        if which is not None and "duty" not in which:
+            pass
+        elif dc is None:
             pts.append(np.array([self.offset_s, self.offset_s + st.ramp_up_s, self.session_s - st.ramp_down_s]))
         else:
-            grid(self.offset_s, dc.cycle_s, [0.0, st.ramp_up_s, dc.on_s - st.ramp_down_s, dc.on_s])
-        for m in (st.amplitude_modulation, st.width_modulation):
-            if m is not None:
-                grid(-sweep_shift_s(m), m.period_s, [0.0, m.period_s / 2.0] if m.profile == "triangle" else [0.0])
+            grid(self._duty_offset_s(), dc.cycle_s, [0.0, st.ramp_up_s, dc.on_s - st.ramp_down_s, dc.on_s])
+        for name, m in (("amplitude", st.amplitude_modulation), ("width", st.width_modulation)):
+            if m is not None and (which is None or name in which):
+                grid(-sweep_shift_s(m) - self.shifts.get(name, 0.0), m.period_s,
+                     [0.0, m.period_s / 2.0] if m.profile == "triangle" else [0.0])
         t = np.concatenate(pts) if pts else np.zeros(0)
         return t[(t > t0) & (t < t1)]
 
@@ -372,43 +443,66 @@ class _OutputGenerator:
         least common multiple, at most an hour, each period a fraction of denominator up
         to 1e12), while the events of a clock whose period holds no whole number of events
         drift against them: each period's events lie, one for one, within ``drift_s``
-        (the clock's longest interval) after the first period's. None where the levels have
-        no such period, or for premodulated interferential current whose beat phase does
-        not repeat with them.
+        (the clock's longest interval) after the first period's. Level factors whose period
+        shares no such multiple with the rest drift against it too (:meth:`drifting_levels`).
+        None where the clock's own period (a swept, random or premodulated beat's) is not
+        such a fraction.
         """
+        split = self._split_levels()
+        return None if split is None else split[0]
+
+    def drifting_levels(self) -> tuple[tuple[str, float, float], ...]:
+        """The level factors left out of :meth:`quasi`'s period, as ``Region.shifted`` holds them."""
+        split = self._split_levels()
+        return () if split is None else split[1]
+
+    def _split_levels(self) -> tuple[tuple[float, float, float, float], tuple[tuple[str, float, float], ...]] | None:
+        """:meth:`quasi`'s figures and the level factors that drift against its period: the period is that of the
+        clock's profile (a swept or random rate, a premodulated beat) and of as many level factors as share a
+        multiple of at most an hour with it (the duty cycle first, then the sweeps of amplitude and width)."""
         st = self.stim
-        levels = _levels_period(st)
-        periods: list[Fraction | None] = [] if levels is None else [levels]
+        periods: list[Fraction | None] = []
         if isinstance(self.clock, PiecewiseClock | RandomClock):
             periods.append(self.clock_period or _fraction(self.clock.period, _MAX_LEVEL_DENOMINATOR))
         if getattr(self, "beat_clock", None) is not None:
             # the beat's phase sets levels: it must repeat (a swept beat completes whole cycles in a sweep)
             periods.append(_clock_period(self.beat_clock, _MAX_LEVEL_DENOMINATOR))
+        if any(p is None for p in periods):
+            return None
+        period: Fraction | None = None
+        for p in periods:
+            period = cast(Fraction, p) if period is None else _lcm(period, cast(Fraction, p))
+        if period is not None and period > _MAX_REPEAT_S:
+            return None
+        drifting: list[tuple[str, float, float]] = []
+        for name, frac, seconds, rate in _level_parts(st):
+            joined = None if frac is None else (frac if period is None else _lcm(period, frac))
+            if joined is not None and joined <= _MAX_REPEAT_S:
+                period = joined
+            else:
+                drifting.append((name, seconds, rate))
+        if period is None:
+            return None
         if st.duty_cycle is None:
             start, stop = self.offset_s + st.ramp_up_s, self.session_s - st.ramp_down_s
         else:
             start, stop = (0.0 if self.periodic else max(0.0, self.offset_s)), self.session_s
-        if not periods or any(p is None for p in periods) or levels is None and (
-                _duty_shapes_levels(st) or st.amplitude_modulation or st.width_modulation):
-            return None
-        period = cast(Fraction, periods[0])
-        for p in periods[1:]:
-            period = _lcm(period, cast(Fraction, p))
-        if period > _MAX_REPEAT_S:
-            return None
-        return start, float(period), stop, _interval_range(self.clock)[1]
+        return (start, float(period), stop, _interval_range(self.clock)[1]), tuple(drifting)
 
     def regions(self) -> list[Region]:
         """Where this output is dosed from one period: where its pulses repeat (:meth:`repeat`; the exact period
         where it is short, its pulses being streamed over a few periods), else where its levels repeat while its
         events drift (:meth:`quasi`), evaluated at enough clock phases that the levels change by at most
-        ``_BOUND_TOLERANCE`` between two (and a window's bound is at most that much of 1 s longer)."""
+        ``_BOUND_TOLERANCE`` between two (and a window's bound is at most that much of 1 s longer); level
+        factors of a period that shares no multiple of at most an hour with the rest drift too
+        (``Region.shifted``)."""
         rep = self.repeat()
-        q = self.quasi()
+        split = self._split_levels()
+        q = None if split is None else split[0]
         rigid = isinstance(self.clock, ConstantClock)
         if rep is not None and (q is None or rep[1] <= max(_EXACT_UP_TO, 4.0 * q[1])):
             return [Region(*rep)]
-        if q is None:
+        if split is None or q is None:
             return []
         start, period, stop, drift = q
         rate = self.level_rate()
@@ -418,7 +512,7 @@ class _OutputGenerator:
         events = Schedule._event_rate_of(self.stim) * (2.0 * period + 1.0 + 3.0 * drift)
         samples = max(1, min(math.ceil(need - 1e-9), int(_MAX_BOUND_EVENTS // max(events, 1.0))))
         shortest = _interval_range(self.clock)[0] if self.n_inner == 1 else 0.0
-        return [Region(start, period, stop, drift, shortest, rigid, samples, rate)]
+        return [Region(start, period, stop, drift, shortest, rigid, samples, rate, split[1])]
 
     def longest_gap_s(self) -> float:
         """The longest time (s) between two pulses between the ramps: the clock's longest interval, or with a duty
@@ -515,18 +609,18 @@ class _OutputGenerator:
         dc = self.stim.duty_cycle
         if dc is None or dc.off_s <= 0:
             return t0, t1
-        cycle, on, slack = dc.cycle_s, dc.on_s, 1e-6
-        k0 = math.floor((t0 - self.offset_s) / cycle)
-        k1 = math.floor((t1 + slack - self.offset_s) / cycle)  # a cycle that starts at t1 (to rounding) counts
+        cycle, on, slack, offset = dc.cycle_s, dc.on_s, 1e-6, self._duty_offset_s()
+        k0 = math.floor((t0 - offset) / cycle)
+        k1 = math.floor((t1 + slack - offset) / cycle)  # a cycle that starts at t1 (to rounding) counts
         if not self.periodic:  # a delayed channel is off before its start
             k0 = max(k0, 0)
         if k1 < k0:
             return t0, t0
-        first = self.offset_s + k0 * cycle
+        first = offset + k0 * cycle
         if t0 > first + on + slack:  # t0 lies in the off phase of cycle k0: from the next on phase
             k0 += 1
             first += cycle
-        last = self.offset_s + k1 * cycle
+        last = offset + k1 * cycle
         return max(t0, first - slack), min(t1, last + on + slack)
 
     def window(self, t0: float, t1: float, phase: float = 0.0) -> PulseChunk:
@@ -554,11 +648,20 @@ class _OutputGenerator:
         return self._chunk(t0, t1, t, half_us, amp, self.width_factor(t))
 
     def window_bound(self, t0: float, t1: float, phase: float, step: float,
-                     drift_s: float) -> tuple[PulseChunk, np.ndarray]:
+                     drift_s: float, widths: Mapping[str, float] | None = None,
+                     vertex: frozenset[str] = frozenset()) -> tuple[PulseChunk, np.ndarray]:
         """Pulses that bound, one for one, those of any copy of ``[t0, t1)`` whose events drifted against its
         levels (see :meth:`quasi`) by a clock phase in ``[phase, phase + step]`` (fractions of an event), and how
         much longer a window starting at each must be to hold every pulse it may hold (s; 0 for a constant rate,
         whose events drift together).
+
+        ``widths`` (s, by level factor) widens what a drifting level factor may be shifted by: from its shift
+        (:meth:`with_shifts`) to that much more. Such a factor is given at one end of that range: its shift as it
+        is, or (named in ``vertex``) that much later, at the highest it reaches over the event's drift. Between
+        its corners a factor is linear in its shift, so a pulse's terms (products of factors and of their squares)
+        are convex in each shift, and so are sums of them: over a box of shifts, a window's sum is highest at a
+        corner of the box. A pulse whose range of shifts reaches across a corner of the factor takes the highest
+        the factor reaches over it at both ends.
 
         Event ``k`` of the clock (off phases included; a burst's pulses drift with it) at phase ``k + phase``
         stands for any at ``[t, t + d]``, ``d`` the time the clock takes from ``k + phase`` to
@@ -578,6 +681,18 @@ class _OutputGenerator:
         half_us = None
         inside_window = (start >= t0) & (start < t1)  # whole bursts: a burst's first pulse has its own neighbours
         k, start, d = k[inside_window], start[inside_window], d[inside_window]
+        # each factor is linear between corners (where it may jump): over [t, t + d] split at a corner inside, on
+        # each side the product of two factors is at most the product of their highest there (at that side's ends),
+        # never one factor's highest on one side times the other's on the other (1 where two corners lie inside);
+        # a factor whose shift is widened is bounded on its own, over its drift and its width
+        widths = {name: v for name, v in (widths or {}).items() if v > 0}
+        reach = 2 * drift_s + 1.0 + max(widths.values(), default=0.0)
+        dc = self.stim.duty_cycle
+        if dc is not None and dc.off_s > 0:  # the events (bursts) no drift or shift brings into an on phase go first
+            on = _highest_over(start, start + d + self.span_s + widths.get("duty", 0.0), [self.envelope],
+                               self.breakpoints(t0 - reach, t1 + reach, frozenset({"duty"})))
+            if not on.all():
+                k, start, d = k[on > 0], start[on > 0], d[on > 0]
         if self.n_inner > 1:  # the pulses of a burst drift with it
             assert self.inner_hz is not None
             j = np.arange(self.n_inner, dtype=float) / self.inner_hz
@@ -589,36 +704,34 @@ class _OutputGenerator:
         if self.shape == "interferential":
             # a cycle that drifts over [t, t + d] lasts at most as long as the clock's longest interval over
             # [t, t + d + its own length]
-            reach = clock.time_of(k + phase + step + 1.0)
-            half_us = 0.5e6 / clock.lowest_rate(t, reach) * (1.0 + 1e-12)
+            cycle_end = clock.time_of(k + phase + step + 1.0)
+            half_us = 0.5e6 / clock.lowest_rate(t, cycle_end) * (1.0 + 1e-12)
         elif self.shape == "sine-burst":
             half_us = np.full(t.shape, 0.5e6 / cast(float, self.inner_hz))
-        # each factor is linear between corners (where it may jump): over [t, t + d] split at a corner inside, on
-        # each side the product of two factors is at most the product of their highest there (at that side's ends),
-        # never one factor's highest on one side times the other's on the other (1 where two corners lie inside)
-        corners = np.unique(self.breakpoints(t0 - 2 * drift_s - 1.0, t1 + 2 * drift_s + 1.0))
-        first = np.searchsorted(corners, t, side="right")
-        n_inside = np.searchsorted(corners, t + d, side="right") - first
-        c = corners[np.minimum(first, corners.shape[0] - 1)] if corners.shape[0] else t
 
-        end = t + d
-        one = np.flatnonzero(n_inside == 1)  # the few events with one corner inside their drift
-
-        def highest(*factors: Any) -> np.ndarray:
-            # each factor at the two ends of every event's drift, and at either side of the corner only where one
-            # lies inside (the same products as over all three spans, without computing the unused ones)
-            top = np.prod([np.maximum(f(t), f(end)) for f in factors], axis=0)
-            if one.shape[0]:
-                a, b, cc = t[one], end[one], c[one]
-                left = np.prod([np.maximum(f(a), f(cc - 1e-9)) for f in factors], axis=0)
-                right = np.prod([np.maximum(f(cc), f(b)) for f in factors], axis=0)
-                top[one] = np.maximum(left, right)
-            top[n_inside > 1] = 1.0
+        def highest(named: dict[str, Any]) -> np.ndarray:
+            fixed = {k: f for k, f in named.items() if k not in widths}
+            top = (_highest_over(t, t + d, list(fixed.values()), self.breakpoints(t0 - reach, t1 + reach,
+                                                                                  frozenset(fixed)))
+                   if fixed else np.ones(t.shape))
+            for name in (k for k in named if k in widths):
+                f, w = named[name], widths[name]
+                corners = np.unique(self.breakpoints(t0 - reach, t1 + reach, frozenset({name})))
+                # a corner inside [t, t + d + w]: the highest over all of it; else at this end of the shifts
+                across = (np.searchsorted(corners, t + d + w, side="right")
+                          > np.searchsorted(corners, t, side="right"))
+                at = t + (w if name in vertex else 0.0)
+                value = np.maximum(f(at), f(at + d))
+                if across.any():
+                    value[across] = _highest_over(t[across], (t + d + w)[across], [f], corners)
+                top = top * value
             return top
 
         st = self.stim
-        level_factors = [self.envelope] + ([self.amplitude_factor] if st.amplitude_modulation is not None else [])
-        amp = self.amplitude_ma * highest(*level_factors)
+        named = {"duty": self.envelope}
+        if st.amplitude_modulation is not None:
+            named["amplitude"] = self.amplitude_factor
+        amp = self.amplitude_ma * highest(named)
         beat = getattr(self, "beat_clock", None)
         if self.shape == "interferential" and beat is not None:  # |sin(π Ψ)| at its highest over the drift
             assert half_us is not None
@@ -626,7 +739,7 @@ class _OutputGenerator:
             psi1 = beat.phase(t + d + half_us * 1e-6)
             crest = np.floor(psi0 - 0.5) != np.floor(psi1 - 0.5)
             amp = amp * np.where(crest, 1.0, np.maximum(np.abs(np.sin(np.pi * psi0)), np.abs(np.sin(np.pi * psi1))))
-        wfac = highest(self.width_factor) if st.width_modulation is not None else np.ones(t.shape)
+        wfac = highest({"width": self.width_factor}) if st.width_modulation is not None else np.ones(t.shape)
         keep = amp > 0
         extra = np.zeros(int(keep.sum())) if isinstance(clock, ConstantClock) else d[keep]
         return (self._chunk(t0, t1, t[keep], None if half_us is None else half_us[keep], amp[keep], wfac[keep]),
@@ -738,6 +851,14 @@ class _PhasedGenerator:
         return [replace(r, start_s=start + r.start_s, stop_s=min(start + r.stop_s, stop) - r.period_s)
                 for start, stop, factor, g in self.parts for r in g.regions() if factor > 0]
 
+    def with_shifts(self, shifts: Mapping[str, float], region: Region | None = None) -> _PhasedGenerator:
+        """This output with the level factors of the phase that holds ``region`` shifted (see
+        ``_OutputGenerator.with_shifts``; those of every phase without a region)."""
+        at = None if region is None else region.start_s
+        parts = [(start, stop, factor, g.with_shifts(shifts) if at is None or start <= at < stop else g)
+                 for start, stop, factor, g in self.parts]
+        return _PhasedGenerator(self.index, parts)
+
     def longest_gap_s(self) -> float:
         return max(g.longest_gap_s() for _, _, _, g in self.parts)
 
@@ -753,13 +874,14 @@ class _PhasedGenerator:
         return g.phase_advance(t_s - start, period_s)
 
     def window_bound(self, t0: float, t1: float, phase: float, step: float,
-                     drift_s: float) -> tuple[PulseChunk, np.ndarray]:
+                     drift_s: float, widths: Mapping[str, float] | None = None,
+                     vertex: frozenset[str] = frozenset()) -> tuple[PulseChunk, np.ndarray]:
         chunks, extras = [], []
         for start, stop, factor, g in self._parts(t0, t1):
             a, b = max(t0, start), min(t1, stop)
             if b <= a or factor <= 0:
                 continue
-            c, extra = g.window_bound(a - start, b - start, phase, step, drift_s)
+            c, extra = g.window_bound(a - start, b - start, phase, step, drift_s, widths, vertex)
             c = PulseChunk(c.start_s, c.stop_s, **{**c.to_dict(), "first_amplitude_ma": c.first_amplitude_ma * factor,
                                                    "second_amplitude_ma": c.second_amplitude_ma * factor})
             chunks.append(PulseChunk(a, b, **{**c.to_dict(), "time_s": c.time_s + start}))
