@@ -340,6 +340,8 @@ def test_check_picks_the_hvpc_profile_and_names_it(tmp_path):
     assert r.exit_code == 3, r.output
     assert "hvpc-edema on Generic high-voltage pulsed current stimulator" in r.stdout
     assert "set voltage (V)" in r.stdout and "180" in r.stdout
+    # the dose table names the load its figures are into: 200 Ω for an output set in volts (was "load 500 Ω")
+    assert "Dose at the highest amplitude (load 200 Ω;" in r.stdout and "load 500 Ω" not in r.stdout
     r = CliRunner().invoke(app, ["check", "hvpc-edema", "--device", "hvpc", "--json"])
     assert r.exit_code == 3
     r = CliRunner().invoke(app, ["check", "hvpc-edema", "--device", "p24"], env={"COLUMNS": "200"})

@@ -643,8 +643,15 @@ def _print_assessment(a: Assessment) -> None:
                       Text.assemble((r.rule, "bold"), "\n", r.message, "\n", (f"source: {r.source}", "dim")))
         out.print(t)
     _print_phases(p)
+    from ..program import VOLTAGE_LOAD_OHM
+
     d = a.dose
-    t = Table(title=f"Dose at the highest amplitude (load {d.load_ohm:g} Ω; during = highest {d.window_s:g} s window)",
+    # an output set in volts delivers its energy and power into VOLTAGE_LOAD_OHM (see compute_dose)
+    volts = [bool(o.set_voltage_v) for o in d.outputs]
+    load = (f"load {VOLTAGE_LOAD_OHM:g} Ω" if volts and all(volts) else
+            f"load {d.load_ohm:g} Ω, outputs set in volts {VOLTAGE_LOAD_OHM:g} Ω" if any(volts) else
+            f"load {d.load_ohm:g} Ω")
+    t = Table(title=f"Dose at the highest amplitude ({load}; during = highest {d.window_s:g} s window)",
               title_justify="left")
     t.add_column("figure")
     for o in d.outputs:

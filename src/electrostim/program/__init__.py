@@ -23,6 +23,7 @@ from ._models import (
     MAX_AMPLITUDE_MA,
     MAX_PAD_CM,
     MAX_VOLTAGE_V,
+    MIN_TIMING_S,
     PULSED_SHAPES,
     VOLTAGE_LOAD_OHM,
     AlternatingFrequency,
@@ -55,6 +56,7 @@ from ._patient import CONDITIONS, Condition, Patient
 
 __all__ = [
     "PULSED_SHAPES",
+    "MIN_TIMING_S",
     "PROGRAM_PATH_ENV",
     "MAX_AMPLITUDE_MA",
     "MAX_FILE_BYTES",

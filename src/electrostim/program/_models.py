@@ -407,10 +407,15 @@ class Burst(_Model):
     burst_frequency_hz: Annotated[float, Field(strict=True, ge=MIN_FREQUENCY_HZ, le=100)]
 
 
+#: the shortest on phase, sweep period or dwell (s): the resolution of pulse timing (a microsecond); shorter ones
+#: are not a timing a stimulator can keep (and a period near the smallest float overflows the phase arithmetic)
+MIN_TIMING_S = 1e-6
+
+
 class DutyCycle(_Model):
     """Stimulation on for ``on_s`` (ramps included), then off for ``off_s``, repeated."""
 
-    on_s: Annotated[float, Field(strict=True, gt=0, le=3600)]
+    on_s: Annotated[float, Field(strict=True, ge=MIN_TIMING_S, le=3600)]
     off_s: Annotated[float, Field(strict=True, ge=0, le=3600)]
 
     @property
@@ -440,7 +445,7 @@ class FrequencySweep(_FrequencyRange):
     """Repetition rate swept between ``low_hz`` and ``high_hz`` (beat rate for interferential)."""
 
     kind: Literal["frequency-sweep"] = "frequency-sweep"
-    period_s: Annotated[float, Field(strict=True, gt=0, le=3600)]
+    period_s: Annotated[float, Field(strict=True, ge=MIN_TIMING_S, le=3600)]
     profile: Profile = "triangle"
 
 
@@ -456,7 +461,7 @@ class AlternatingFrequency(_Model):
 
     kind: Literal["alternating-frequency"] = "alternating-frequency"
     frequencies_hz: Annotated[list[FrequencyHz], Field(min_length=2, max_length=16)]
-    dwell_s: Annotated[float, Field(strict=True, gt=0, le=3600)]
+    dwell_s: Annotated[float, Field(strict=True, ge=MIN_TIMING_S, le=3600)]
 
 
 _PHASE_DEG = Annotated[float, Field(strict=True, ge=0, lt=360)]
@@ -473,7 +478,7 @@ class _LevelSweep(_Model):
     """
 
     low_percent: float
-    period_s: Annotated[float, Field(strict=True, gt=0, le=3600)]
+    period_s: Annotated[float, Field(strict=True, ge=MIN_TIMING_S, le=3600)]
     profile: Profile = "triangle"
     phase_deg: _PHASE_DEG = 0.0
 

@@ -569,7 +569,7 @@ def _repeating_dose(g: Any, window: float, chunk_s: float, duration: float,
             s0 = c1 + n_periods * period
             cut = max(a + 2 * period + window + 2 * margin, c1 + period)
             x = 0.0
-            if n_periods < 4:
+            if n_periods < (_MIN_SHIFTED_PERIODS if r.shifted else 4):
                 continue
         if cut >= s0 or cut >= duration:
             continue
@@ -706,6 +706,9 @@ def _bound_at(g: Any, r: Any, window: float, lo: float, hi: float, phase: float,
         bound.band_max[a:b + 1] = np.maximum(bound.band_max[a:b + 1], bound.win_max[0])
     if r.shortest_s > 0:
         bound.min_dt = min(bound.min_dt, r.shortest_s)
+    if widths and widths.get("clock", 0.0) > 0:  # a drifting rate profile: every band of its rates here
+        a, b = _band_of_interval(r.drift_s), _band_of_interval(r.shortest_s)
+        bound.band_max[a:b + 1] = np.maximum(bound.band_max[a:b + 1], bound.win_max[0])
     return bound, len(bounding)
 
 
@@ -714,13 +717,19 @@ def _period_configs(g: Any, r: Any, start_s: float, n_periods: int) -> np.ndarra
     levels, relative to the first: one row per period (evenly chosen where there are very many), the clock phase
     (as :func:`_period_phases`) then each drifting factor's shift as a fraction of its period,
     ``(k P mod its period) / its period``."""
-    phases = _period_phases(g, r, start_s, n_periods)
     k = np.arange(0, n_periods, max(1, n_periods // _MAX_PHASES), dtype=np.float64)
+    # a drifting rate profile's shift places its events (their phase is then not looked at)
+    phases = np.zeros(k.shape) if _clock_shifts(r) else _period_phases(g, r, start_s, n_periods)
     cols = [phases]
     for _, own, _ in r.shifted:
         f = np.mod(k * r.period_s, own) / own
         cols.append(np.where(f >= 1.0, 0.0, f))
     return np.column_stack(cols)
+
+
+def _clock_shifts(r: Any) -> bool:
+    """Whether region ``r``'s rate profile drifts against its period (``Region.shifted`` names ``"clock"``)."""
+    return any(name == "clock" for name, _, _ in r.shifted)
 
 
 def _shifted(g: Any, r: Any, config: np.ndarray) -> Any:
@@ -751,6 +760,9 @@ def _shifted_sums(g: Any, r: Any, c1: float, n_periods: int, chunk: float, per_p
     return total
 
 
+#: a region whose level factors drift is dosed from its period only where it holds at least this many periods (a
+#: shorter one is streamed: its sums, from cells of a few periods each, would gain little and lose precision)
+_MIN_SHIFTED_PERIODS = 64
 #: the figures a cell of drifting configurations is refined for until its bound is within the tolerance of the
 #: highest a period reaches (peak current, phase charge, energy per pulse, window i²t and |charge|), and the most
 #: pulses the refinement may take
@@ -797,8 +809,9 @@ def _shifted_bounds(g: Any, r: Any, window: float, n_periods: int, share: float 
         widths = {name: float(size[1 + j]) * own for j, (name, own, _) in enumerate(r.shifted)}
         shifted = _shifted(g, r, low)
         accs = []
-        for vertex in itertools.product(*[(False, True)] * len(r.shifted)):  # each corner of the box of shifts
-            ends = frozenset(name for (name, _, _), last in zip(r.shifted, vertex, strict=True) if last)
+        levels = [name for name, _, _ in r.shifted if name != "clock"]  # (a drifting clock is bounded as a whole)
+        for vertex in itertools.product(*[(False, True)] * len(levels)):  # each corner of the box of shifts
+            ends = frozenset(name for name, last in zip(levels, vertex, strict=True) if last)
             acc, n = _bound_at(shifted, r, window, lo, hi, float(low[0]), float(size[0]), lone_bands, widths, ends)
             spent += n
             evaluations += 1
@@ -819,7 +832,7 @@ def _shifted_bounds(g: Any, r: Any, window: float, n_periods: int, share: float 
     most_cells, most_events = max(4.0, _MAX_REFINE_CELLS * share), _MAX_REFINE_EVENTS * share
     # a first grid of at most half the evaluations (one per corner of a cell): up to 4 clock phases, up to 8 shifts
     # of each factor
-    corners = 2 ** len(r.shifted)
+    corners = 2 ** sum(1 for name, _, _ in r.shifted if name != "clock")
     per_dim = max(1, min(8, int((most_cells / 2.0 / corners) ** (1.0 / len(r.shifted)))))
     bins = np.array([max(1, min(r.samples, 4, int(most_cells / 2.0 / corners / per_dim ** len(r.shifted))))]
                     + [per_dim] * len(r.shifted))

@@ -21,7 +21,17 @@ import numpy as np
 
 from ..errors import OptionError
 from ..program import MAX_VOLTAGE_V, VOLTAGE_LOAD_OHM, AsymmetricBiphasic, Monophasic, Output, Program, RandomFrequency, SymmetricBiphasic
-from ._timing import ConstantClock, PiecewiseClock, RandomClock, duty_envelope, make_clock, sweep_factor, sweep_shift_s, with_whole_cycles
+from ._timing import (
+    ConstantClock,
+    PiecewiseClock,
+    RandomClock,
+    ShiftedClock,
+    duty_envelope,
+    make_clock,
+    sweep_factor,
+    sweep_shift_s,
+    with_whole_cycles,
+)
 
 __all__ = ["PulseChunk", "Schedule", "schedule", "SHAPE_RECT", "SHAPE_SINE", "SHAPE_SPIKE"]
 
@@ -107,6 +117,15 @@ _MAX_LEVEL_DENOMINATOR = 10**12
 #: the clock phases at which a drifting period is evaluated are this close: a level changes by at most this
 #: much (a fraction of its highest) between two, and a window's bound is at most this much of it longer
 _BOUND_TOLERANCE = 1e-3
+#: a rate profile whose period holds more events than this (or that has no period within an hour) drifts against the
+#: levels' period instead of setting it, where its events are dense (at most this far apart, s: a window's bound,
+#: at the highest rate the profile reaches, holds at most one event more than it, 0.1 % of a 1 s window); with no
+#: level factor to set it, the period is this long (s)
+_CLOCK_IN_PERIOD_EVENTS = 4_000_000
+_DENSE_INTERVAL_S = 1e-3
+_DENSE_PERIOD_S = 10.0
+#: factors drift against a period of at least this long (s)
+_MIN_SHIFTED_PERIOD_S = 1.0
 #: at most this many clock phases, and about this many events evaluated in all (the bound is looser beyond)
 _MAX_SAMPLES = 64
 _MAX_BOUND_EVENTS = 2_000_000
@@ -350,11 +369,14 @@ class _OutputGenerator:
         return sweep_factor(self.stim.width_modulation, t + shift if shift else t)
 
     def with_shifts(self, shifts: Mapping[str, float], region: Region | None = None) -> _OutputGenerator:
-        """This output with its level factors shifted (s, by name: ``"duty"``, ``"amplitude"``, ``"width"``;
-        each evaluated that much later): as a later period of a region whose levels drift against its period
+        """This output with its level factors shifted (s, by name: ``"duty"``, ``"amplitude"``, ``"width"``, and
+        ``"clock"`` for its rate profile; each evaluated that much later): as a later period of a region whose levels drift against its period
         meets them (``Region.shifted``). ``region`` is not needed here (see ``_PhasedGenerator.with_shifts``)."""
         g = copy.copy(self)
-        g.shifts = {k: float(v) for k, v in shifts.items() if v}
+        g.shifts = {k: float(v) for k, v in shifts.items() if v and k != "clock"}
+        if shifts.get("clock"):
+            assert isinstance(self.clock, PiecewiseClock)  # (only a rate profile drifts: see _clock_drifts)
+            g.clock = ShiftedClock(self.clock, float(shifts["clock"]))
         return g
 
     def breakpoints(self, t0: float, t1: float, which: frozenset[str] | None = None) -> np.ndarray:
@@ -446,7 +468,7 @@ class _OutputGenerator:
         (the clock's longest interval) after the first period's. Level factors whose period
         shares no such multiple with the rest drift against it too (:meth:`drifting_levels`).
         None where the clock's own period (a swept, random or premodulated beat's) is not
-        such a fraction.
+        such a fraction, or where a level period is shorter than the clock's shortest interval.
         """
         split = self._split_levels()
         return None if split is None else split[0]
@@ -461,8 +483,16 @@ class _OutputGenerator:
         clock's profile (a swept or random rate, a premodulated beat) and of as many level factors as share a
         multiple of at most an hour with it (the duty cycle first, then the sweeps of amplitude and width)."""
         st = self.stim
+        parts = _level_parts(st)
+        if any(seconds < _interval_range(self.clock)[0] for _, _, seconds, _ in parts):
+            return None  # a level period shorter than any interval: the events of a period are not those of the next
         periods: list[Fraction | None] = []
-        if isinstance(self.clock, PiecewiseClock | RandomClock):
+        drifting: list[tuple[str, float, float]] = []
+        if self._clock_drifts():
+            assert isinstance(self.clock, PiecewiseClock)
+            low, high = self.clock.rate_range(0.0, self.clock.period)
+            drifting.append(("clock", float(self.clock.period), 2.0 * (high - low) / low / self.clock.period))
+        elif isinstance(self.clock, PiecewiseClock | RandomClock):
             periods.append(self.clock_period or _fraction(self.clock.period, _MAX_LEVEL_DENOMINATOR))
         if getattr(self, "beat_clock", None) is not None:
             # the beat's phase sets levels: it must repeat (a swept beat completes whole cycles in a sweep)
@@ -474,20 +504,36 @@ class _OutputGenerator:
             period = cast(Fraction, p) if period is None else _lcm(period, cast(Fraction, p))
         if period is not None and period > _MAX_REPEAT_S:
             return None
-        drifting: list[tuple[str, float, float]] = []
-        for name, frac, seconds, rate in _level_parts(st):
+        for name, frac, seconds, rate in parts:
             joined = None if frac is None else (frac if period is None else _lcm(period, frac))
             if joined is not None and joined <= _MAX_REPEAT_S:
                 period = joined
             else:
                 drifting.append((name, seconds, rate))
         if period is None:
-            return None
+            if not drifting:
+                return None
+            period = Fraction(_DENSE_PERIOD_S)  # a drifting rate profile alone: any period serves
+        if drifting and period < _MIN_SHIFTED_PERIOD_S:
+            return None  # (a beat's period: each would hold a few dozen cycles, its cells' sums too coarse)
         if st.duty_cycle is None:
             start, stop = self.offset_s + st.ramp_up_s, self.session_s - st.ramp_down_s
         else:
             start, stop = (0.0 if self.periodic else max(0.0, self.offset_s)), self.session_s
         return (start, float(period), stop, _interval_range(self.clock)[1]), tuple(drifting)
+
+    def _clock_drifts(self) -> bool:
+        """Whether this output's rate profile drifts against its levels' period rather than setting it: a profile
+        of dense events (intervals of at most ``_DENSE_INTERVAL_S``) whose period has no exact fraction within
+        an hour or holds more than ``_CLOCK_IN_PERIOD_EVENTS`` events; not for bursts nor a premodulated beat."""
+        clock = self.clock
+        if not isinstance(clock, PiecewiseClock) or self.n_inner != 1 or getattr(self, "beat_clock", None) is not None:
+            return False
+        if _interval_range(clock)[1] > _DENSE_INTERVAL_S:
+            return False
+        own = self.clock_period or _fraction(clock.period, _MAX_LEVEL_DENOMINATOR)
+        return (own is None or own > _MAX_REPEAT_S
+                or float(own) * Schedule._event_rate_of(self.stim) > _CLOCK_IN_PERIOD_EVENTS)
 
     def regions(self) -> list[Region]:
         """Where this output is dosed from one period: where its pulses repeat (:meth:`repeat`; the exact period
@@ -531,13 +577,19 @@ class _OutputGenerator:
     def lone_rate_range_hz(self) -> tuple[float, float] | None:
         """The local rates (Hz, lowest and highest) a pulse can have where on/off edges part it from the pulses
         it would have as neighbours (a pulse's rate is set by its nearest neighbour), or None where none can: an
-        on phase of two intervals or more holds two pulses (or bursts) at least. In a shorter one a pulse may
+        on phase of two intervals or more holds two pulses (or bursts) at least, though an edge may cut a burst down
+        to its first pulse, at the rate the gap from the burst before it sets. In a shorter one a pulse may
         stand alone, an off phase on each side: no faster than 1 / an off phase, no slower than 1 / an off phase
         and an interval on each side (0 where an on phase may hold no pulse); a burst cut by an edge keeps the
         burst before it as a neighbour, down to the gap between two bursts."""
         dc = self.stim.duty_cycle
         shortest, longest = _interval_range(self.clock)
-        if dc is None or dc.on_s >= 2.0 * longest:
+        if dc is None:
+            return None
+        if dc.on_s >= 2.0 * longest:
+            if self.n_inner > 1 and _duty_shapes_levels(self.stim):
+                # an edge may cut a burst down to its first pulse, the burst before it its only neighbour
+                return (1.0 / max(longest - self.span_s, 1e-300), 1.0 / max(shortest - self.span_s, 1e-300))
             return None
         low = 0.0 if dc.on_s < longest else 1.0 / (dc.off_s + 2.0 * longest)
         high = 1.0 / dc.off_s if dc.off_s > 0 else math.inf
@@ -674,18 +726,32 @@ class _OutputGenerator:
         if t1 <= t0:
             return _empty(t0, t1), np.zeros(0)
         clock = self.clock
-        k = clock.indices(max(0.0, t0 - self.span_s - drift_s), t1)
-        k = np.concatenate([k[:1] - 1.0, k]) if k.shape[0] and k[0] >= 1.0 else k
-        start = clock.time_of(k + phase)
-        d = clock.time_of(k + phase + step) - start
+        widths = {name: v for name, v in (widths or {}).items() if v > 0}
+        dense = widths.get("clock", 0.0) > 0
+        lowest_hz = 0.0
+        if dense:
+            # a rate profile shifted by up to widths["clock"] more: events at its highest rate here, each standing
+            # for an event of any of those shifts up to one interval later (mapped one for one: their intervals are
+            # no shorter), a window one interval longer holding those of any window
+            assert isinstance(clock, PiecewiseClock)
+            lowest_hz, highest_hz = clock.rate_range(t0 - 1.0, t1 + widths["clock"] + 1.0)
+            spacing = 1.0 / highest_hz
+            start = np.arange(math.ceil(t0 / spacing - 1e-9), math.ceil(t1 / spacing - 1e-9), dtype=float) * spacing
+            start = start[(start >= t0) & (start < t1)]
+            d: np.ndarray = np.full(start.shape, spacing)
+            k: np.ndarray = np.zeros(start.shape)
+        else:
+            k = clock.indices(max(0.0, t0 - self.span_s - drift_s), t1)
+            k = np.concatenate([k[:1] - 1.0, k]) if k.shape[0] and k[0] >= 1.0 else k
+            start = clock.time_of(k + phase)
+            d = clock.time_of(k + phase + step) - start
+            inside_window = (start >= t0) & (start < t1)  # whole bursts: a burst's first pulse has its own neighbours
+            k, start, d = k[inside_window], start[inside_window], d[inside_window]
         half_us = None
-        inside_window = (start >= t0) & (start < t1)  # whole bursts: a burst's first pulse has its own neighbours
-        k, start, d = k[inside_window], start[inside_window], d[inside_window]
         # each factor is linear between corners (where it may jump): over [t, t + d] split at a corner inside, on
         # each side the product of two factors is at most the product of their highest there (at that side's ends),
         # never one factor's highest on one side times the other's on the other (1 where two corners lie inside);
         # a factor whose shift is widened is bounded on its own, over its drift and its width
-        widths = {name: v for name, v in (widths or {}).items() if v > 0}
         reach = 2 * drift_s + 1.0 + max(widths.values(), default=0.0)
         dc = self.stim.duty_cycle
         if dc is not None and dc.off_s > 0:  # the events (bursts) no drift or shift brings into an on phase go first
@@ -701,7 +767,9 @@ class _OutputGenerator:
             t1 = t1 + self.span_s
         else:
             t = start
-        if self.shape == "interferential":
+        if self.shape == "interferential" and dense:  # a cycle lasts at most as long as at the lowest rate here
+            half_us = np.full(t.shape, 0.5e6 / lowest_hz * (1.0 + 1e-12))
+        elif self.shape == "interferential":
             # a cycle that drifts over [t, t + d] lasts at most as long as the clock's longest interval over
             # [t, t + d + its own length]
             cycle_end = clock.time_of(k + phase + step + 1.0)

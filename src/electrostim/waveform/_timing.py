@@ -122,7 +122,7 @@ class PiecewiseClock(_IndexedClock):
         """The lowest rate (Hz) over each ``[t0, t1]``: at either end, or at a segment's edge inside (either
         side of it; the profile's lowest where more than one edge lies inside)."""
         t0, t1 = np.asarray(t0, dtype=float), np.asarray(t1, dtype=float)
-        low = np.minimum(self.rate(t0), self.rate(t1))
+        low = np.minimum(PiecewiseClock.rate(self, t0), PiecewiseClock.rate(self, t1))  # (unshifted: see ShiftedClock)
         if t0.size == 0:
             return low
         ends = self.f0 + self.slope * self.dur
@@ -138,6 +138,19 @@ class PiecewiseClock(_IndexedClock):
         low = np.where(one, np.minimum(low, side[np.minimum(a, side.shape[0] - 1)]), low)
         return np.where(b - a > 1, min(float(self.f0.min()), float(ends.min())), low)
 
+    def rate_range(self, t0: float, t1: float) -> tuple[float, float]:
+        """The lowest and the highest rate (Hz) over ``[t0, t1]``: at either end or either side of a segment's
+        edge inside (the profile's extremes where it spans a period)."""
+        ends = self.f0 + self.slope * self.dur
+        if t1 - t0 >= self.period:
+            return float(min(self.f0.min(), ends.min())), float(max(self.f0.max(), ends.max()))
+        m = np.arange(math.floor(t0 / self.period), math.floor(t1 / self.period) + 1, dtype=float)
+        edges = (self.period * m[:, None] + self.tau0[None, :]).ravel()
+        j = np.tile(np.arange(self.tau0.shape[0]), m.shape[0])
+        inside = (edges > t0) & (edges < t1)
+        values = np.concatenate([PiecewiseClock.rate(self, np.array([t0, t1])), self.f0[j[inside]], np.roll(ends, 1)[j[inside]]])
+        return float(values.min()), float(values.max())
+
     def time_of(self, k: np.ndarray) -> np.ndarray:
         k = np.asarray(k, dtype=float)
         m = np.floor(k / self.phi_period)
@@ -148,6 +161,31 @@ class PiecewiseClock(_IndexedClock):
         # root of ½·s·u² + f0·u − d = 0 in its cancellation-free form (also for s = 0)
         u = 2.0 * d / (f0 + np.sqrt(np.maximum(f0 * f0 + 2.0 * self.slope[j] * d, 0.0)))
         return m * self.period + self.tau0[j] + u
+
+
+class ShiftedClock(PiecewiseClock):
+    """A :class:`PiecewiseClock` evaluated ``shift_s`` later: its events come ``shift_s`` earlier (event ``k`` at
+    ``clock.time_of(k) - shift_s``), as a later period of a region whose rate profile drifts against its period
+    meets it (``Region.shifted``)."""
+
+    def __init__(self, clock: PiecewiseClock, shift_s: float):
+        self.__dict__.update(clock.__dict__)
+        self.shift_s = float(shift_s)
+
+    def rate(self, t: np.ndarray) -> np.ndarray:
+        return super().rate(np.asarray(t, dtype=float) + self.shift_s)
+
+    def phase(self, t: np.ndarray) -> np.ndarray:
+        return super().phase(np.asarray(t, dtype=float) + self.shift_s)
+
+    def time_of(self, k: np.ndarray) -> np.ndarray:
+        return super().time_of(k) - self.shift_s
+
+    def lowest_rate(self, t0: np.ndarray, t1: np.ndarray) -> np.ndarray:
+        return super().lowest_rate(np.asarray(t0, dtype=float) + self.shift_s, np.asarray(t1, dtype=float) + self.shift_s)
+
+    def rate_range(self, t0: float, t1: float) -> tuple[float, float]:
+        return super().rate_range(t0 + self.shift_s, t1 + self.shift_s)
 
 
 class RandomClock(_IndexedClock):
