@@ -516,6 +516,9 @@ class _OutputGenerator:
             period = Fraction(_DENSE_PERIOD_S)  # a drifting rate profile alone: any period serves
         if drifting and period < _MIN_SHIFTED_PERIOD_S:
             return None  # (a beat's period: each would hold a few dozen cycles, its cells' sums too coarse)
+        longest = _interval_range(self.clock)[1]
+        if any(seconds < 2.0 * longest for name, seconds, _ in drifting if name != "clock"):
+            return None  # a drifting factor that a pulse or two samples per period: its cells say little of them
         if st.duty_cycle is None:
             start, stop = self.offset_s + st.ramp_up_s, self.session_s - st.ramp_down_s
         else:
