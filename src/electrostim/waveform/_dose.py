@@ -34,7 +34,7 @@ import math
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
@@ -763,15 +763,25 @@ def _shifted_sums(g: Any, r: Any, c1: float, n_periods: int, chunk: float, per_p
 #: a region whose level factors drift is dosed from its period only where it holds at least this many periods (a
 #: shorter one is streamed: its sums, from cells of a few periods each, would gain little and lose precision)
 _MIN_SHIFTED_PERIODS = 64
-#: the figures a cell of drifting configurations is refined for until its bound is within the tolerance of the
-#: highest a period reaches (peak current, phase charge, energy per pulse, window i²t and |charge|), and the most
-#: pulses the refinement may take
-_REFINE_FIGURES = ("peak", "max_q", "max_i2t")
+#: the most pulses, and the most evaluations, the refinement of an output's cells of drifting configurations may take
 _MAX_REFINE_EVENTS = 4_000_000
 _MAX_REFINE_CELLS = 160
 
 
+class _Cell(NamedTuple):
+    """A box of drifting configurations (clock phase, then each factor's shift as a fraction of its period): its
+    bound, that bound's key figures, its lower corner and size, and the configurations of the periods in it."""
+
+    bound: _OutputAccumulator
+    figures: np.ndarray
+    low: np.ndarray
+    size: np.ndarray
+    members: np.ndarray
+
+
 def _key_figures(acc: _OutputAccumulator) -> np.ndarray:
+    """The figures a cell is refined for until its bound is within the tolerance of the highest a period reaches:
+    peak current, phase charge, energy per pulse, window i²t and |charge|."""
     return np.array([acc.peak, acc.max_q, acc.max_i2t, acc.win_max[0], acc.win_max[1]])
 
 
@@ -801,7 +811,7 @@ def _shifted_bounds(g: Any, r: Any, window: float, n_periods: int, share: float 
     complete = n_periods <= _MAX_PHASES  # every period's configuration is known: cells shrink to those met
     evaluations = 0
 
-    def evaluate(low: np.ndarray, size: np.ndarray, members: np.ndarray) -> tuple[Any, ...]:
+    def evaluate(low: np.ndarray, size: np.ndarray, members: np.ndarray) -> _Cell:
         nonlocal spent, evaluations
         if complete:
             box = configs[members]
@@ -817,7 +827,7 @@ def _shifted_bounds(g: Any, r: Any, window: float, n_periods: int, share: float 
             evaluations += 1
             accs.append(acc)
         acc = _merge(accs)
-        return acc, _key_figures(acc), low, size, members
+        return _Cell(acc, _key_figures(acc), low, size, members)
 
     def exact(member: int) -> np.ndarray:
         nonlocal spent
@@ -840,18 +850,18 @@ def _shifted_bounds(g: Any, r: Any, window: float, n_periods: int, share: float 
     index, which = np.unique(cells_of, axis=0, return_inverse=True)
     which = which.ravel()
     cells = [evaluate(index[j] / bins, 1.0 / bins, np.flatnonzero(which == j)) for j in range(index.shape[0])]
-    reached = np.max([exact(int(c[4][0])) for c in cells], axis=0)
-    def excess(c: tuple[Any, ...]) -> float:  # how far above the highest reached (-inf: the cell holds one config)
-        if np.ptp(configs[c[4]], axis=0).max() <= 0:
+    reached = np.max([exact(int(c.members[0])) for c in cells], axis=0)
+    def excess(c: _Cell) -> float:  # how far above the highest reached (-inf: the cell holds one config)
+        if np.ptp(configs[c.members], axis=0).max() <= 0:
             return -math.inf
-        return float(np.max((c[1] - reached * (1 + _BOUND_TOLERANCE)) / np.maximum(reached, 1e-300)))
+        return float(np.max((c.figures - reached * (1 + _BOUND_TOLERANCE)) / np.maximum(reached, 1e-300)))
 
     while spent < most_events and evaluations < most_cells:
         over = np.array([excess(c) for c in cells])
         worst = int(np.argmax(over))
         if over[worst] <= 0:
             break
-        _, _, low, size, members = cells[worst]
+        low, size, members = cells[worst].low, cells[worst].size, cells[worst].members
         box = configs[members]
         dim = int(np.argmax(change * np.ptp(box, axis=0)))
         cut = float(np.median(box[:, dim]))
@@ -864,8 +874,8 @@ def _shifted_bounds(g: Any, r: Any, window: float, n_periods: int, share: float 
                 sub_low[dim], sub_size[dim] = a, max(b - a, 1e-12)
                 halves.append(evaluate(sub_low, sub_size, members[part]))
         cells[worst:worst + 1] = halves
-        reached = np.maximum(reached, np.max([exact(int(h[4][0])) for h in halves], axis=0))
-    return [c[0] for c in cells]
+        reached = np.maximum(reached, np.max([exact(int(h.members[0])) for h in halves], axis=0))
+    return [c.bound for c in cells]
 
 
 def _widen_bands(acc: _OutputAccumulator, c: PulseChunk, extra_s: np.ndarray) -> None:

@@ -466,17 +466,12 @@ class _OutputGenerator:
         to 1e12), while the events of a clock whose period holds no whole number of events
         drift against them: each period's events lie, one for one, within ``drift_s``
         (the clock's longest interval) after the first period's. Level factors whose period
-        shares no such multiple with the rest drift against it too (:meth:`drifting_levels`).
+        shares no such multiple with the rest drift against it too (``Region.shifted``).
         None where the clock's own period (a swept, random or premodulated beat's) is not
         such a fraction, or where a level period is shorter than the clock's shortest interval.
         """
         split = self._split_levels()
         return None if split is None else split[0]
-
-    def drifting_levels(self) -> tuple[tuple[str, float, float], ...]:
-        """The level factors left out of :meth:`quasi`'s period, as ``Region.shifted`` holds them."""
-        split = self._split_levels()
-        return () if split is None else split[1]
 
     def _split_levels(self) -> tuple[tuple[float, float, float, float], tuple[tuple[str, float, float], ...]] | None:
         """:meth:`quasi`'s figures and the level factors that drift against its period: the period is that of the
