@@ -489,9 +489,11 @@ def _assert_bounds(exact, bound, program, per_event: int, rate_bands_charged: bo
             if jumps and key in _PULSE_FIGURES:
                 continue
             if key == "max_pulse_rate_hz" and any(
-                    c.stimulus.duty_cycle is not None and c.stimulus.duty_cycle.on_s < 1.0 / c.stimulus.pulse.frequency_hz
+                    c.stimulus.duty_cycle is not None
+                    and c.stimulus.duty_cycle.on_s <= (1 + 1e-9) / c.stimulus.pulse.frequency_hz
                     for c in program.channels if hasattr(c.stimulus.pulse, "frequency_hz")):
-                continue  # an on phase shorter than an interval: the bound keeps the clock's shortest (an over-estimate)
+                # an on phase that cannot hold two pulses: the bound keeps the clock's shortest (an over-estimate)
+                continue
             if not (banded and (rate_bands_charged or (bands > 1 and not rigid))):  # a band may be charged more
                 assert y <= x + x * slack + 1e-9, (a.label, key, x, y, slack)
         allowed = 2 * per_event * (periods + 1) + 2
