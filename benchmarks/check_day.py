@@ -37,7 +37,15 @@ period holding tens of millions of pulses:
     carrier cycles on the swept circuit);
 (u) ``ifc-knee`` with a 10 s on / 3.33 s off cycle against its 6 s beat sweep (no common period within an hour: the
     duty cycle drifts against the sweep);
-(v) premodulated interferential current, its beat swept over 6.1234567 s and its amplitude over 5.1234567 s.
+(v) premodulated interferential current, its beat swept over 6.1234567 s and its amplitude over 5.1234567 s;
+
+and programs of many drifting outputs or phases (which share the events the bounds and sums may take), and a
+sweep faster than the pulses (dosed from its alias, ``_OutputGenerator.for_dose``):
+
+(w) premodulated interferential current on 16 channels, each carrier (4000-5500 Hz) and beat sweep (over
+    6.1234567-7.6234567 s) its own;
+(x) premodulated interferential current in 32 phases of 45 min, each beat sweep over a period of its own;
+(y) 1000 Hz pulses under a triangle amplitude sweep of 0.000123456789 s (the pulses meet it as a 10 ms sweep).
 
 Run from the repository root::
 
@@ -82,6 +90,9 @@ CASES = {
     "(u) interferential, 10 s on / 3.33 s off against its 6 s beat sweep": ("open-ifc-odd-duty", 1),
     "(v) premodulated interferential, beat and amplitude swept over periods with no common multiple": (
         "open-premodulated-two", 1),
+    "(w) premodulated interferential, 16 channels, each carrier and odd beat sweep its own": ("open-premodulated", 16),
+    "(x) premodulated interferential in 32 phases, each odd beat sweep its own": ("open-phases", 32),
+    "(y) 1000 Hz under an amplitude sweep faster than the pulses": ("open-faster-sweep", 1),
 }
 ODD_S = 6.1234567
 BUILT = {
@@ -119,6 +130,17 @@ def open_program(kind: str, channels: int):
         data["channels"][0]["stimulus"]["duty_cycle"] = {"on_s": 10.0, "off_s": 3.33}
         data.update(session_duration_s=DAY_S, id=f"{kind}-day")
         return es.validate_program(data, source=kind)
+    if kind == "open-phases":
+        stim = {"pulse": {"shape": "interferential", "mode": "premodulated", "carrier_frequency_hz": 4000.0,
+                          "beat_frequency_hz": 100.0}, "amplitude": {"default_ma": 10.0, "max_ma": 50.0}}
+        phases = [{"name": f"phase {i + 1}", "duration_s": DAY_S / channels,
+                   "stimulus": {"modulation": [{"kind": "frequency-sweep", "low_hz": 1.37 + i, "high_hz": 100.0,
+                                                "period_s": ODD_S + 0.01 * i}]}} for i in range(channels)]
+        chan = {"label": "ch-1", "electrodes": [{"site": "quadriceps", "shape": "rectangle", "width_cm": 8.0,
+                                                 "height_cm": 8.0}] * 2}
+        return es.validate_program({"schema_version": 1, "id": f"{kind}-day", "name": f"{kind} for a day",
+                                    "modality": "interferential", "stimulus": stim, "channels": [chan],
+                                    "phases": phases}, source=kind)
     if kind.startswith("open-ifc"):
         data = es.load_program("ifc-knee").model_dump(mode="python")
         first = data["channels"][0]
@@ -132,6 +154,7 @@ def open_program(kind: str, channels: int):
     stimuli = {
         "open-long-sweep": [{"pulse": _pulses(1000.0, 100.0), "modulation": [_sweep(3600.0)]}],
         "open-fast-sweep": [{"pulse": _pulses(10000.0, 20.0), "modulation": [_sweep(600.0)]}],
+        "open-faster-sweep": [{"pulse": _pulses(1000.0, 100.0), "modulation": [_sweep(0.000123456789)]}],
         "open-incommensurate": [{"pulse": _pulses(150.0 + i, 200.0), "duty_cycle": {"on_s": 7.0, "off_s": ODD_S},
                                  "modulation": [_sweep(6.7654321)]} for i in range(channels)],
         "open-narrow-random": [{"pulse": _pulses(100.0, 200.0),

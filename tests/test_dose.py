@@ -200,7 +200,7 @@ def test_a_dose_from_the_repeat_period_equals_the_dose_of_every_pulse(program, d
     program = program.model_copy(update={"session_duration_s": duration})
     with pytest.MonkeyPatch.context() as monkeypatch:
         full, fast = _dose_both_ways(program, monkeypatch)
-    regions = [r for g in es.Schedule(program)._generators() for r in g.regions()]
+    regions = [r for g in es.Schedule(program)._dose_generators() for r in g.regions()]
     drifting = [r for r in regions if r.drift_s > 0]
     if not drifting:
         _assert_same_dose(full, fast)
@@ -223,7 +223,7 @@ def _per_event(st) -> int:
                                         "tens-burst", "circulation"])
 def test_presets_dose_the_same_from_their_repeat_period(program_id, monkeypatch):
     program = es.load_program(program_id)
-    assert any(g.repeat() is not None for g in es.Schedule(program)._generators())
+    assert any(g.repeat() is not None for g in es.Schedule(program)._dose_generators())
     full, fast = _dose_both_ways(program, monkeypatch)
     _assert_same_dose(full, fast)
 
@@ -325,7 +325,7 @@ def test_a_random_rate_with_a_duty_cycle_or_sweep_repeats_and_is_dosed_from_its_
         modulation.append(extra.pop("modulation_amp"))
     program = make_program({"shape": "symmetric-biphasic", "pulse_width_us": 200, "frequency_hz": 100},
                            duration_s=900, modulation=modulation, **extra)
-    g = es.Schedule(program)._generators()[0]
+    g = es.Schedule(program)._dose_generators()[0]
     rep = g.repeat()
     assert rep is not None and rep[1] <= 3600
     full, fast = _dose_both_ways(program, monkeypatch)
@@ -352,7 +352,7 @@ def test_property_a_random_rate_with_an_odd_level_period_repeats_with_it(period,
              if burst else {"shape": "symmetric-biphasic", "pulse_width_us": 200.0, "frequency_hz": 50.0})
     program = make_program(pulse, modality="russian" if burst else "nmes", duration_s=900.0, modulation=modulation,
                            **extra)
-    g = es.Schedule(program)._generators()[0]
+    g = es.Schedule(program)._dose_generators()[0]
     rep = g.repeat()
     assert rep is not None and rep[1] <= 3600
     assert isinstance(g.clock, RandomClock)
@@ -403,10 +403,10 @@ def test_identical_outputs_are_dosed_once_with_the_figures_of_each(monkeypatch):
     monkeypatch.setattr(_schedule._OutputGenerator, "identity", lambda g, amplitude=True: (*ident(g), g.index))
     each = es.compute_dose(p, level="max")
     assert shared.model_dump() == each.model_dump()
-    ids = {g.identity() for g in es.Schedule(p)._generators()}
+    ids = {g.identity() for g in es.Schedule(p)._dose_generators()}
     assert len(ids) == 3
     monkeypatch.undo()
-    assert len({g.identity() for g in es.Schedule(p)._generators()}) == 1
+    assert len({g.identity() for g in es.Schedule(p)._dose_generators()}) == 1
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
@@ -468,7 +468,7 @@ def _assert_bounds(exact, bound, program, per_event: int, rate_bands_charged: bo
     level period and edge. Where a level jumps (a sawtooth sweep), a pulse at a jump takes a value no exact
     dose of a short session comes near (its highest on one side with the other's width): per-pulse figures are
     then checked as bounds only."""
-    pairs = [(g, r) for g in es.Schedule(program)._generators() for r in g.regions() if r.drift_s > 0]
+    pairs = [(g, r) for g in es.Schedule(program)._dose_generators() for r in g.regions() if r.drift_s > 0]
     jumps = any(getattr(m, "profile", "") == "sawtooth" for c in program.channels for m in c.stimulus.modulation)
     regions = [r for _, r in pairs]
     change = max(r.level_rate * r.drift_s * (1.0 / r.samples + _phase_gap(g, r)) for g, r in pairs)
@@ -559,7 +559,7 @@ def drifting_programs(draw):
 def test_property_the_bound_of_drifting_pulses_is_above_the_exact_dose_and_close_to_it(program):
     """The kind: a schedule whose pulses never repeat exactly (an odd sweep period against the rate) was dosed
     pulse by pulse (a day of it took 70 s). Its levels repeat: each later period is bounded by the second's."""
-    gens = es.Schedule(program)._generators()
+    gens = es.Schedule(program)._dose_generators()
     regions = [r for g in gens for r in g.regions()]
     assume(any(r.drift_s > 0 for r in regions))  # the drifting kind (some draws repeat exactly)
     with pytest.MonkeyPatch.context() as monkeypatch:
@@ -573,7 +573,7 @@ def test_a_day_of_interferential_current_swept_over_an_odd_period_is_dosed_from_
     base = es.load_program("ifc-knee").model_dump(mode="python")
     base["channels"][0]["stimulus"]["modulation"][0]["period_s"] = 6.1234567
     day = es.validate_program({**base, "session_duration_s": 86400.0}, source="day")
-    g = es.Schedule(day)._generators()[1]
+    g = es.Schedule(day)._dose_generators()[1]
     assert g.repeat() is None and g.regions()[0].drift_s > 0
     d = es.compute_dose(day, level="max").outputs[1]
     ten = es.validate_program({**base, "session_duration_s": 600.0}, source="ten minutes")
@@ -599,7 +599,7 @@ def test_a_day_of_an_odd_sweep_over_a_carrier_is_dosed_from_its_levels(monkeypat
         modulation = [{"kind": "amplitude-sweep", "low_percent": 40.0, "period_s": 6.1234567}]
     modality = "interferential" if mode == "premodulated" else "russian"
     day = make_program(pulse, amplitude_ma=40.0, modality=modality, duration_s=86400.0, modulation=modulation)
-    g = es.Schedule(day)._generators()[0]
+    g = es.Schedule(day)._dose_generators()[0]
     assert g.repeat() is None and g.regions()[0].drift_s > 0
     d = es.compute_dose(day, level="max").outputs[0]
     ten = make_program(pulse, amplitude_ma=40.0, modality=modality, duration_s=600.0, modulation=modulation)
@@ -631,7 +631,7 @@ def test_a_premodulated_beat_completes_whole_cycles_in_each_sweep():
         assert used.period == written.period
         scale = used.f0 / written.f0
         assert np.allclose(scale, scale[0]) and abs(scale[0] - 1) <= 0.5 / cycles + 1e-12
-        g = es.Schedule(sweep)._generators()[0]
+        g = es.Schedule(sweep)._dose_generators()[0]
         assert g.beat_clock.phi_period == pytest.approx(used.phi_period)
         assert g.quasi() is not None
 
@@ -646,7 +646,7 @@ def _day_and_exact(stimulus: dict, day_s: float = 86400.0, exact_s: float = 600.
                             **{k: v for k, v in stimulus.items() if k != "pulse"})
 
     p = program(day_s)
-    assert any(r.drift_s > 0 for g in es.Schedule(p)._generators() for r in g.regions())  # dosed from bounds
+    assert any(r.drift_s > 0 for g in es.Schedule(p)._dose_generators() for r in g.regions())  # dosed from bounds
     with pytest.MonkeyPatch.context() as monkeypatch:
         monkeypatch.setattr(dose_module, "REPEAT_MIN_EVENTS", 0)
         day = es.compute_dose(p, level="max").outputs[0]
@@ -716,7 +716,7 @@ def test_a_level_period_written_with_twelve_decimals_is_dosed_from_it():
     p = make_program({"shape": "symmetric-biphasic", "pulse_width_us": 200.0, "frequency_hz": 150.0},
                      duration_s=86400.0, modulation=[{"kind": "amplitude-sweep", "low_percent": 40.0,
                                                       "period_s": 6.0000000003}])
-    assert es.Schedule(p)._generators()[0].regions()
+    assert es.Schedule(p)._dose_generators()[0].regions()
 
 
 def test_outputs_that_repeat_exactly_are_dosed_from_their_period_from_fewer_pulses(monkeypatch):
@@ -782,7 +782,7 @@ def test_a_long_exact_period_is_streamed_about_once(stimulus, monkeypatch):
                           "stimulus": {**stimulus, "amplitude": {"default_ma": 20.0, "max_ma": 40.0}}}]}
     p = es.validate_program(data, source="long period")
     period = 60.0 if ifc else 120.0
-    assert {r.period_s for g in es.Schedule(p)._generators() for r in g.regions()} == {period}
+    assert {r.period_s for g in es.Schedule(p)._dose_generators() for r in g.regions()} == {period}
     streamed = np.zeros(4)
     original = dose_module._stream
 
@@ -815,7 +815,7 @@ def test_a_duty_cycle_that_never_turns_off_enters_the_level_period_only_where_it
             "session_duration_s": 300.0, "sequencing": "delayed", "sequencing_delay_s": 1.0,
             "channels": [{"label": f"c{i}", "electrodes": [pad(w=8, h=8)] * 2, "stimulus": stimulus} for i in range(3)]}
     p = es.validate_program(data, source="never off")
-    periods = {r.period_s for g in es.Schedule(p)._generators() for r in g.regions()}
+    periods = {r.period_s for g in es.Schedule(p)._dose_generators() for r in g.regions()}
     if ramp_s == 0:
         assert periods == {4.0}
         full, fast = _dose_both_ways(p, monkeypatch)
@@ -905,7 +905,7 @@ def _assert_shifted_bounds(exact, bound, program, slack: float | None = 0.05, su
     """Window and pulse figures at or above the exact ones and at most ``slack`` above (a pulse more at each end
     of a window where the rate changes: its events drift apart; not checked where None); session figures and the
     count within ``sums`` (relative)."""
-    rigid = all(r.rigid for g in es.Schedule(program)._generators() for r in g.regions())
+    rigid = all(r.rigid for g in es.Schedule(program)._dose_generators() for r in g.regions())
     for a, b in zip(exact.outputs, bound.outputs):
         ends = 0.0
         if not rigid and a.average_power_mw > 0:
@@ -932,7 +932,7 @@ def test_property_levels_with_no_common_period_are_bounded_from_one_period(progr
     period's shifts are bounded by the second's at the corners of a cell of them: at or above every pulse's figures,
     within 5 % of them (not checked under a premodulated beat, whose envelope changes fastest, nor a sawtooth
     sweep, whose jump a pulse's shifts may reach across: up to 10 % above, seen), sums within 0.2 %."""
-    regions = [r for g in es.Schedule(program)._generators() for r in g.regions()]
+    regions = [r for g in es.Schedule(program)._dose_generators() for r in g.regions()]
     assume(any(r.shifted and (r.stop_s - r.start_s) / r.period_s >= 70 for r in regions))
     with pytest.MonkeyPatch.context() as monkeypatch:
         exact, bound = _dose_both_ways(program, monkeypatch)
@@ -973,7 +973,7 @@ def test_a_day_of_levels_with_no_common_period_is_dosed_from_one_period(case, mo
             return make_program(pulse, amplitude_ma=30.0, duration_s=duration, modulation=modulation,
                                 modality="interferential" if case == "premodulated" else "tens")
     day = program(86400.0)
-    gens = es.Schedule(day)._generators()
+    gens = es.Schedule(day)._dose_generators()
     assert any(r.shifted for g in gens for r in g.regions()) and all(g.repeat() is None for g in gens[-1:])
     d = es.compute_dose(day, level="max")
     monkeypatch.setattr(dose_module, "REPEAT_MIN_EVENTS", math.inf)
@@ -992,7 +992,7 @@ def test_a_shifted_level_factor_is_evaluated_later_by_its_shift():
                      duration_s=60.0, modulation=[{"kind": "amplitude-sweep", "low_percent": 40.0, "period_s": 6.7654321},
                                                   {"kind": "width-sweep", "low_percent": 40.0, "period_s": 5.1234567}],
                      duty_cycle={"on_s": 7.0, "off_s": 3.0}, ramp_up_s=1.0, ramp_down_s=1.0)
-    g = es.Schedule(p)._generators()[0]
+    g = es.Schedule(p)._dose_generators()[0]
     t = np.linspace(12.0, 40.0, 997)
     for name, f in (("amplitude", g.amplitude_factor), ("width", g.width_factor), ("duty", g.envelope)):
         moved = g.with_shifts({name: 1.25})
@@ -1024,7 +1024,7 @@ def test_a_long_rate_profile_of_dense_events_drifts_against_the_levels(with_swee
         return make_program(pulse, amplitude_ma=30.0, duration_s=duration, modulation=modulation,
                             modality="interferential", pads=[pad(w=5, h=5)] * 4)
     day = program(86400.0)
-    swept = es.Schedule(day)._generators()[1]
+    swept = es.Schedule(day)._dose_generators()[1]
     assert swept.regions()[0].shifted[0][0] == "clock"
     d = es.compute_dose(day, level="max").outputs[1]
     monkeypatch.setattr(dose_module, "REPEAT_MIN_EVENTS", math.inf)
@@ -1050,7 +1050,7 @@ def test_a_burst_an_off_edge_cuts_to_one_cycle_is_charged_to_the_band_of_its_gap
                 "duty_cycle": {"on_s": 10.0002, "off_s": 50.1234567}, "ramp_up_s": 2.0, "ramp_down_s": 1.0}
     program = make_program(stimulus["pulse"], amplitude_ma=60.0, modality="russian", duration_s=600.0,
                            duty_cycle=stimulus["duty_cycle"], ramp_up_s=2.0, ramp_down_s=1.0)
-    assert any(r.drift_s > 0 for g in es.Schedule(program)._generators() for r in g.regions())
+    assert any(r.drift_s > 0 for g in es.Schedule(program)._dose_generators() for r in g.regions())
     exact, bound = _dose_both_ways(program, monkeypatch)
     e, b = exact.outputs[0], bound.outputs[0]
     assert e.rms_current_up_to_400hz_ma > 0  # the first off edge leaves one cycle alone
@@ -1058,18 +1058,119 @@ def test_a_burst_an_off_edge_cuts_to_one_cycle_is_charged_to_the_band_of_its_gap
         assert getattr(b, key) >= getattr(e, key) * (1 - 1e-9), key
 
 
+@st.composite
+def faster_than_the_pulses(draw):
+    """A constant rate whose amplitude sweep, width sweep or duty cycle has a period shorter than two of its
+    intervals (a fraction of one drawn from 0.05 to 1.99), its phase and profile drawn."""
+    hz = draw(st.sampled_from([1000.0, 733.3, 150.0, 2.0]))
+    pulse = {"shape": "symmetric-biphasic", "pulse_width_us": 100.0, "frequency_hz": hz}
+    period = draw(st.floats(0.05, 1.99)) / hz
+    kind = draw(st.sampled_from(["amplitude-sweep", "width-sweep", "duty"]))
+    stimulus: dict = {}
+    if kind == "duty":
+        on = period * draw(st.floats(0.1, 0.9))
+        stimulus["duty_cycle"] = {"on_s": on, "off_s": period - on}
+        if draw(st.booleans()):
+            stimulus["ramp_up_s"] = stimulus["ramp_down_s"] = on / 4.0
+    else:
+        stimulus["modulation"] = [{"kind": kind, "low_percent": draw(st.sampled_from([0.0, 40.0])) if kind ==
+                                   "amplitude-sweep" else 40.0, "period_s": period,
+                                   "profile": draw(st.sampled_from(["triangle", "sawtooth"])),
+                                   "phase_deg": draw(st.sampled_from([0.0, 90.0, 271.3]))}]
+    return make_program(pulse, amplitude_ma=30.0, duration_s=86400.0, modality="tens", **stimulus)
+
+
+def _edge_phases(g, t: np.ndarray) -> np.ndarray:
+    """How near (s) each time lies to where a level of ``g`` jumps (a sawtooth's wrap, an on/off edge) or to the
+    start of a cycle (a time within ``SNAP_S`` of it is taken as its start)."""
+    st = g.stim
+    near = np.full(t.shape, np.inf)
+    for m in st.modulation:
+        if m.kind in ("amplitude-sweep", "width-sweep"):
+            x = np.mod(t + m.period_s * m.phase_deg / 360.0, m.period_s)
+            near = np.minimum(near, np.minimum(x, m.period_s - x))
+    if st.duty_cycle is not None:
+        x = np.mod(t, st.duty_cycle.cycle_s)
+        near = np.minimum.reduce([near, x, np.abs(x - st.duty_cycle.on_s), st.duty_cycle.cycle_s - x])
+    return near
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(program=faster_than_the_pulses())
+def test_property_a_level_faster_than_the_pulses_meets_them_as_its_alias(program):
+    """The kind: a sweep faster than the pulses, with no period in common with them within an hour, was dosed
+    from every pulse (a day at 1 kHz: 86.4 million, 2.5-3 s). Pulses at a constant rate meet a triangle sweep as
+    they meet its alias, a slower triangle (``_OutputGenerator.for_dose``): the dose takes the alias, whose periods
+    it bounds (a sawtooth or a duty cycle is kept as it is). Every pulse of the alias is the output's, at any time of a day (to
+    the rounding of a phase; a pulse within 1e-9 s of a jump or of a cycle's start may fall on its other side)."""
+    g = es.Schedule(program)._generators()[0]
+    alias = g.for_dose()
+    for a in (0.0, 1234.5, 86390.0):
+        x, y = g.window(a, a + 10.0), alias.window(a, a + 10.0)
+        assert np.array_equal(x.time_s, y.time_s) or _edge_phases(g, np.setxor1d(x.time_s, y.time_s)).max() < 1e-9
+        both, i, j = np.intersect1d(x.time_s, y.time_s, return_indices=True)
+        if both.shape[0] == 0:
+            continue
+        # a time rounds to its last bits in the output's phase (t mod period), and the alias's phase k rho to k
+        # times the rounding of rho = frac(interval / period) (a fraction of the period): a level to that time
+        # times its steepest slope (a triangle's twice its swing per period, a ramp's its level per ramp) times
+        # its full scale
+        st = program.channels[0].stimulus
+        periods = [m.period_s for m in st.modulation] + ([st.duty_cycle.cycle_s] if st.duty_cycle else [])
+        k = (a + 10.0) * st.pulse.frequency_hz
+        time_tol = 4.0 * (4.0 * np.spacing(a + 10.0) + k * 2.0 * np.finfo(float).eps * (1.0 / st.pulse.frequency_hz
+                                                                                        + max(periods)))
+        slope = max([2.0 / m.period_s for m in st.modulation] + [1.0 / r for r in (st.ramp_up_s, st.ramp_down_s) if r],
+                    default=0.0)  # (a duty cycle with no ramps: on or off)
+        for key, full in (("first_amplitude_ma", st.amplitude.max_ma), ("first_width_us", st.pulse.pulse_width_us),
+                          ("second_amplitude_ma", st.amplitude.max_ma)):
+            u, v = getattr(x, key)[i], getattr(y, key)[j]
+            off = ~np.isclose(u, v, rtol=1e-9, atol=slope * time_tol * full + 1e-12)
+            assert not off.any() or _edge_phases(g, both[off]).max() < 1e-9, (key, both[off][:3], u[off][:3],
+                                                                               v[off][:3])
+    if alias is not g:  # the alias is slower: at least two intervals (its dose is taken from its periods)
+        interval = 1.0 / program.channels[0].stimulus.pulse.frequency_hz
+        periods = [m.period_s for m in alias.stim.modulation] + (
+            [alias.stim.duty_cycle.cycle_s] if alias.stim.duty_cycle else [])
+        assert min(periods) >= 2.0 * interval * (1 - 1e-12)
+        # and an hour of it is bounded from the alias's periods (as any level slower than its pulses)
+        hour = program.model_copy(update={"session_duration_s": 3600.0})
+        if any(r.drift_s > 0 for h in es.Schedule(hour)._dose_generators() for r in h.regions()):
+            with pytest.MonkeyPatch.context() as monkeypatch:
+                exact, bound = _dose_both_ways(hour, monkeypatch)
+            _assert_bounds(exact, bound, hour, 1, program.channels[0].stimulus.duty_cycle is not None)
+
+
+@pytest.mark.parametrize("phase_deg", [0.0, 271.3])
+def test_a_sweep_faster_than_the_pulses_is_dosed_from_its_alias(phase_deg, monkeypatch):
+    """The reported case: an amplitude sweep over 0.000123456789 s at 1000 Hz. Dosed from one level period as if
+    its pulses drifted against it, a day's count was 0.4 % low and its window rms 9.4 % high; dosed from every
+    pulse, a day took 2.5-3 s. Its alias (10 ms) is dosed from its periods: the figures bound every pulse's (an
+    hour: within the bound's slack)."""
+    pulse = {"shape": "symmetric-biphasic", "pulse_width_us": 100.0, "frequency_hz": 1000.0}
+    program = make_program(pulse, amplitude_ma=30.0, duration_s=3600.0, modality="tens", modulation=[
+        {"kind": "amplitude-sweep", "low_percent": 40.0, "period_s": 0.000123456789, "phase_deg": phase_deg}])
+    assert all(g.regions() == [] for g in es.Schedule(program)._generators())  # (as written: faster than the pulses)
+    regions = [r for g in es.Schedule(program)._dose_generators() for r in g.regions()]
+    assert regions and all(r.drift_s == pytest.approx(1e-3) and r.period_s == pytest.approx(0.01, rel=1e-5)
+                           for r in regions)
+    exact, bound = _dose_both_ways(program, monkeypatch)
+    _assert_bounds(exact, bound, program, 1, False)
+
+
 @pytest.mark.parametrize("stimulus", [
-    {"modulation": [{"kind": "amplitude-sweep", "low_percent": 40.0, "period_s": 0.000123456789}]},
+    {"modulation": [{"kind": "amplitude-sweep", "low_percent": 40.0, "period_s": 0.0003333371234567,
+                     "profile": "sawtooth"}]},
     {"duty_cycle": {"on_s": 0.0001, "off_s": 0.000123456789}},
-], ids=["sweep-faster-than-the-pulses", "duty-cycle-faster-than-the-pulses"])
-def test_levels_faster_than_the_pulses_are_dosed_from_every_pulse(stimulus, monkeypatch):
-    """The kind: an amplitude sweep over 0.000123456789 s, or 0.1 ms on / 0.123 ms off, at 1000 Hz was dosed from
-    one level period as if its pulses drifted against it (a day: the count 0.4 % low, the window rms 9.4 % high,
-    a rate band charged 9.67 mA where no pulse has its rate). A level period shorter than the clock's shortest
-    interval is not one whose pulses repeat from period to period: the dose is that of every pulse."""
+], ids=["sawtooth", "duty-cycle"])
+def test_a_sawtooth_or_duty_cycle_faster_than_the_pulses_is_dosed_from_every_pulse(stimulus, monkeypatch):
+    """A sawtooth or a duty cycle faster than the pulses (no period in common with them within an hour) has no
+    alias whose bounds hold close (its jump or edges met at most pulses): every pulse is dosed, every figure as
+    every pulse's."""
     pulse = {"shape": "symmetric-biphasic", "pulse_width_us": 100.0, "frequency_hz": 1000.0}
     program = make_program(pulse, amplitude_ma=30.0, duration_s=120.0, modality="tens", **stimulus)
-    assert all(g.regions() == [] for g in es.Schedule(program)._generators())
+    g = es.Schedule(program)._generators()[0]
+    assert g.for_dose() is g and g.regions() == []
     full, fast = _dose_both_ways(program, monkeypatch)
     _assert_same_dose(full, fast)
 

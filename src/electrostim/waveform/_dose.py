@@ -578,7 +578,9 @@ def _repeating_dose(g: Any, window: float, chunk_s: float, duration: float,
         jumps.append((cut, s0, c1, n_periods, period, r, x))
     if not jumps:
         return None
-    # regions whose level factors drift share the output's share of refinement (see _shifted_bounds)
+    # regions whose pulses drift share the output's share of sums, and those whose level factors drift its share of
+    # refinement (see _shifted_bounds)
+    sums_share = share / max(1, sum(1 for j in jumps if j[5].drift_s > 0))
     share = share / max(1, sum(1 for j in jumps if j[5].shifted))
     chunk = max(chunk_s, 1e-6)
     accs: list[_OutputAccumulator] = []
@@ -603,7 +605,7 @@ def _repeating_dose(g: Any, window: float, chunk_s: float, duration: float,
         if r.drift_s == 0:
             total += n_periods * one + part
         else:
-            total += _drifting_sums(g, r, c1, n_periods, chunk, duration, share)
+            total += _drifting_sums(g, r, c1, n_periods, chunk, duration, share, sums_share)
             # every period whose windows start before s0: from a + P, one for each period up to s0 and one more
             accs.extend(_drifting_bounds(g, r, window, math.ceil((s0 - r.start_s) / period), share))
         t0 = s0
@@ -642,15 +644,18 @@ def _mid_gap(g: Any, lo: float, hi: float, *, first: bool) -> float | None:
 
 
 def _drifting_sums(g: Any, r: Any, c1: float, n_periods: int, chunk: float, duration: float,
-                   share: float = 1.0) -> np.ndarray:
+                   share: float = 1.0, sums_share: float = 1.0) -> np.ndarray:
     """The sums of the ``n_periods`` periods of a drifting region from ``c1``: each period's at the clock phase
     it meets the levels at, periods of nearby phases (within 1/bins) summed as one (``share``: the region's share
-    of the output's bins, where its level factors drift)."""
+    of the output's bins, where its level factors drift; else ``sums_share``, its share of the program's drifting
+    regions: four of them or fewer take ``_SUM_EVENTS`` each, more share four times that; at least 4 bins, 16 where not
+    shared)."""
     per_period = g.expected_events() / max(duration, 1e-300) * r.period_s
     if r.shifted:
         return _shifted_sums(g, r, c1, n_periods, chunk, per_period, share)
     phases = _period_phases(g, r, c1, n_periods)
-    bins = int(min(_MAX_SUM_BINS, max(16, _SUM_EVENTS // max(per_period, 1.0))))
+    events = _SUM_EVENTS * min(1.0, 4.0 * sums_share)
+    bins = int(min(_MAX_SUM_BINS, max(4, 16 * min(1.0, 4.0 * sums_share), events // max(per_period, 1.0))))
     which = np.floor(phases * bins).astype(np.int64)
     first = np.unique(which, return_index=True)[1]
     counts = np.bincount(which, minlength=bins)[which[first]] * (n_periods / phases.shape[0])
@@ -1030,7 +1035,7 @@ def compute_dose(
     # outputs with the same pulses but for a factor of their currents (channels alike but for their intensity) are
     # dosed once, at the highest current, and the others' figures scaled from it (by the factor, or its square)
     groups: dict[tuple, list[tuple[int, Any]]] = {}
-    for i, g in enumerate(sched._generators()):
+    for i, g in enumerate(sched._dose_generators()):  # (levels faster than the pulses as their aliases)
         groups.setdefault(g.identity(amplitude=False), []).append((i, g))
     loudest = [max((m[1] for m in members), key=lambda x: x.amplitude_ma) for members in groups.values()]
     for members, g, dosed in zip(groups.values(), loudest, _output_doses(loudest, window, sched.chunk_s, duration),

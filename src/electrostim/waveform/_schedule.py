@@ -102,6 +102,8 @@ class PulseChunk:
         """Join chunks (already in time order) into one."""
         if not chunks:
             return _empty(start_s, stop_s)
+        if len(chunks) == 1:
+            return replace(chunks[0], start_s=start_s, stop_s=stop_s)
         return PulseChunk(start_s, stop_s, **{n: np.concatenate([getattr(c, n) for c in chunks]) for n in PulseChunk._ARRAYS})
 
 
@@ -126,9 +128,12 @@ _DENSE_INTERVAL_S = 1e-3
 _DENSE_PERIOD_S = 10.0
 #: factors drift against a period of at least this long (s)
 _MIN_SHIFTED_PERIOD_S = 1.0
-#: at most this many clock phases, and about this many events evaluated in all (the bound is looser beyond)
+#: at most this many clock phases, and about this many events evaluated in all (the bound is looser beyond), per
+#: drifting output (and phase); a program's distinct outputs and phases share ``_MAX_PROGRAM_BOUND_EVENTS`` where
+#: they are more than four
 _MAX_SAMPLES = 64
 _MAX_BOUND_EVENTS = 2_000_000
+_MAX_PROGRAM_BOUND_EVENTS = 8_000_000
 
 
 @dataclass(frozen=True)
@@ -293,6 +298,10 @@ def _empty(t0: float, t1: float) -> PulseChunk:
 class _OutputGenerator:
     """Pulses of one output, window by window (windows in increasing order)."""
 
+    #: about how many events the bounds of a drifting region may evaluate (see :meth:`regions`; less where the
+    #: program's outputs and phases share them, ``Schedule._generators``)
+    bound_events: float = _MAX_BOUND_EVENTS
+
     def __init__(self, program: Program, out: Output, amplitude_ma: float, offset_s: float):
         st = out.stimulus
         p = st.pulse
@@ -377,6 +386,22 @@ class _OutputGenerator:
         if shifts.get("clock"):
             assert isinstance(self.clock, PiecewiseClock)  # (only a rate profile drifts: see _clock_drifts)
             g.clock = ShiftedClock(self.clock, float(shifts["clock"]))
+        return g
+
+    def for_dose(self) -> _OutputGenerator:
+        """This output as its pulses meet its levels: each triangle sweep of amplitude or width faster than two
+        pulse intervals of a constant rate replaced by its alias (:func:`_alias_sweep`), slower, with the same
+        value at every pulse (its dose is then taken from periods, not from every pulse). Only the pulses are the
+        same: the levels between them are not the output's."""
+        if not isinstance(self.clock, ConstantClock) or self.n_inner != 1:
+            return self
+        interval, st = 1.0 / self.clock.f, self.stim
+        mods = [(_alias_sweep(m, interval) or m) if m.kind in ("amplitude-sweep", "width-sweep") else m
+                for m in st.modulation]
+        if all(a is b for a, b in zip(mods, st.modulation, strict=True)):
+            return self
+        g = copy.copy(self)
+        g.stim = st.model_copy(update={"modulation": mods})
         return g
 
     def breakpoints(self, t0: float, t1: float, which: frozenset[str] | None = None) -> np.ndarray:
@@ -554,7 +579,7 @@ class _OutputGenerator:
         if self.levels_jump():  # a pulse that drifts across an on/off edge or a jump: as few as the samples allow
             need = float(_MAX_SAMPLES)
         events = Schedule._event_rate_of(self.stim) * (2.0 * period + 1.0 + 3.0 * drift)
-        samples = max(1, min(math.ceil(need - 1e-9), int(_MAX_BOUND_EVENTS // max(events, 1.0))))
+        samples = max(1, min(math.ceil(need - 1e-9), int(self.bound_events // max(events, 1.0))))
         shortest = _interval_range(self.clock)[0] if self.n_inner == 1 else 0.0
         return [Region(start, period, stop, drift, shortest, rigid, samples, rate, split[1])]
 
@@ -682,13 +707,17 @@ class _OutputGenerator:
         if v <= u:
             return _empty(t0, t1)
         t, half_us = self._events(u, v, phase)
-        env = self.envelope(t)
-        keep = env > 0
-        if int(np.count_nonzero(keep)) < keep.shape[0]:  # (all are kept where the chunk is on throughout)
-            t, env = t[keep], env[keep]
-            if half_us is not None:
-                half_us = half_us[keep]
-        amp = self.amplitude_ma * env * self.amplitude_factor(t)
+        st = self.stim
+        if st.duty_cycle is None and u - self.offset_s >= st.ramp_up_s and self.session_s - v >= st.ramp_down_s:
+            amp = self.amplitude_ma * self.amplitude_factor(t)  # between the session's ramps: on throughout
+        else:
+            env = self.envelope(t)
+            keep = env > 0
+            if int(np.count_nonzero(keep)) < keep.shape[0]:  # (all are kept where the chunk is on throughout)
+                t, env = t[keep], env[keep]
+                if half_us is not None:
+                    half_us = half_us[keep]
+            amp = self.amplitude_ma * env * self.amplitude_factor(t)
         beat = getattr(self, "beat_clock", None)
         if self.shape == "interferential" and beat is not None:
             # premodulated: the carrier's envelope follows |sin(π Ψ)|, Ψ the beat phase
@@ -873,6 +902,8 @@ class _PhasedGenerator:
         self.index = index
         self.parts = parts
         self.session_s = parts[-1][1]
+        # a pulse (a burst) that starts in a window lasts at most this long past its end (s, with a margin)
+        self._longest_s = 2.0 * max(g.span_s + _longest_pulse_s(g) for _, _, _, g in parts) + 1e-6
 
     def _parts(self, t0: float, t1: float) -> list[tuple[float, float, float, _OutputGenerator]]:
         if t1 <= t0:
@@ -887,7 +918,7 @@ class _PhasedGenerator:
             if b <= a or factor <= 0:
                 continue
             c = g.window(a - start, b - start, phase)
-            if len(c):
+            if len(c) and b > stop - self._longest_s:  # near its end: the pulses that would not end within it go
                 c = c.select(c.end_s <= (stop - start) + 1e-12)
             if factor != 1.0:
                 c = PulseChunk(c.start_s, c.stop_s, **{**c.to_dict(), "first_amplitude_ma": c.first_amplitude_ma * factor,
@@ -916,6 +947,10 @@ class _PhasedGenerator:
         before its phase does (the last pulses of a phase have the next phase's first as a neighbour)."""
         return [replace(r, start_s=start + r.start_s, stop_s=min(start + r.stop_s, stop) - r.period_s)
                 for start, stop, factor, g in self.parts for r in g.regions() if factor > 0]
+
+    def for_dose(self) -> _PhasedGenerator:
+        """Each phase's generator as its pulses meet its levels (``_OutputGenerator.for_dose``)."""
+        return _PhasedGenerator(self.index, [(start, stop, factor, g.for_dose()) for start, stop, factor, g in self.parts])
 
     def with_shifts(self, shifts: Mapping[str, float], region: Region | None = None) -> _PhasedGenerator:
         """This output with the level factors of the phase that holds ``region`` shifted (see
@@ -969,8 +1004,55 @@ class _PhasedGenerator:
         return max((g.amplitude_ma for _, _, _, g in self.parts), default=0.0)
 
 
+#: a triangle sweep is replaced by its alias (for the dose) where it is faster than this many pulse intervals, and
+#: the alias is slower
+_ALIAS_BELOW_INTERVALS = 2.0
+
+
+def _alias_sweep(m: Any, interval_s: float) -> Any:
+    """The alias of a triangle sweep of amplitude or width ``m`` met by pulses every ``interval_s`` from time 0, or
+    None.
+
+    Pulse ``k`` meets the sweep at phase ``frac(phi + k rho)``, ``phi`` its phase at time 0 (``phase_deg`` / 360) and
+    ``rho = frac(interval_s / period_s)``: the phase at which the same sweep of period ``interval_s / rho`` meets it.
+    A triangle is symmetric (``tri(1 - x) = tri(x)``): where ``rho`` is above 1/2 it is met as the sweep of period
+    ``interval_s / (1 - rho)`` from ``1 - phi``, so that the alias is at least two intervals long. None where the
+    sweep is not faster than ``_ALIAS_BELOW_INTERVALS`` intervals, where the pulses meet it at one phase (``rho``
+    0: they repeat with it, see ``_OutputGenerator.repeat``), or for a sawtooth (met at more than half its period
+    a pulse, it would run the other way; at less, its jump, which the bounds of drifting pulses charge as a
+    change over a second, would be charged at most pulses)."""
+    if m.profile != "triangle" or m.period_s >= _ALIAS_BELOW_INTERVALS * interval_s:
+        return None
+    rho = math.fmod(interval_s / m.period_s, 1.0)
+    phi = (getattr(m, "phase_deg", 0.0) / 360.0) % 1.0
+    if rho > 0.5:
+        rho, phi = 1.0 - rho, (1.0 - phi) % 1.0
+    if rho <= 0.0:
+        return None
+    return m.model_copy(update={"period_s": interval_s / rho, "phase_deg": 360.0 * phi})
+
+
+def _share_bound_events(outputs: list, parts: list[_OutputGenerator]) -> None:
+    """Give each of ``parts`` (the generators of ``outputs``, one per output and phase) its share of
+    ``_MAX_PROGRAM_BOUND_EVENTS``: at most ``_MAX_BOUND_EVENTS`` each, split evenly among the distinct outputs'
+    parts (outputs alike but for their intensity count once)."""
+    distinct = len({g.identity(amplitude=False) for g in outputs})
+    per_output = max(1.0, len(parts) / max(len(outputs), 1))
+    share = min(float(_MAX_BOUND_EVENTS), _MAX_PROGRAM_BOUND_EVENTS / (distinct * per_output))
+    for g in parts:
+        g.bound_events = share
+
+
 def _pulse_width_us(g: _OutputGenerator) -> float:
     return float(getattr(g.stim.pulse, "pulse_width_us", 0.0))
+
+
+def _longest_pulse_s(g: _OutputGenerator) -> float:
+    """The longest pulse (or carrier cycle) of ``g`` (s): a width sweep only shortens it."""
+    p = g.stim.pulse
+    if p.shape in ("sine-burst", "interferential"):
+        return 1.0 / p.carrier_frequency_hz
+    return p.duration_us * 1e-6
 
 
 class Schedule:
@@ -1122,9 +1204,15 @@ class Schedule:
         return longest
 
     def _generators(self) -> list:
+        """One generator per output; the distinct outputs (and phases) share the events the bounds of their
+        drifting regions may evaluate (``_MAX_PROGRAM_BOUND_EVENTS``; outputs alike but for their intensity are
+        dosed once)."""
         if len(self.spans) == 1:
             offsets = self.program.channel_offsets_s
-            return [_OutputGenerator(self.program, o, a, offsets[o.channel_index]) for o, a in zip(self.outputs, self.amplitudes_ma)]
+            gens: list = [_OutputGenerator(self.program, o, a, offsets[o.channel_index])
+                          for o, a in zip(self.outputs, self.amplitudes_ma)]
+            _share_bound_events(gens, gens)
+            return gens
         parts: list[list[tuple[float, float, float, _OutputGenerator]]] = [[] for _ in self.outputs]
         for span in self.spans:
             prog = span.program
@@ -1132,7 +1220,14 @@ class Schedule:
             for o, a, mine in zip(prog.outputs, self.amplitudes_ma, parts):
                 mine.append((span.start_s, span.stop_s, span.intensity_percent / 100.0,
                              _OutputGenerator(prog, o, a, offsets[o.channel_index])))
-        return [_PhasedGenerator(o.index, p) for o, p in zip(self.outputs, parts)]
+        phased = [_PhasedGenerator(o.index, p) for o, p in zip(self.outputs, parts)]
+        _share_bound_events(phased, [g for p in parts for _, _, factor, g in p if factor > 0])
+        return phased
+
+    def _dose_generators(self) -> list:
+        """The generators as the dose takes them: each with its level factors faster than its pulses as their
+        aliases (``_OutputGenerator.for_dose``: the same pulses)."""
+        return [g.for_dose() for g in self._generators()]
 
     def output_chunks(self, start_s: float = 0.0, stop_s: float | None = None) -> Iterator[list[PulseChunk]]:
         """Per window, one chunk per output (not merged): the cheap form for per-output work."""
