@@ -1175,6 +1175,20 @@ def test_a_sawtooth_or_duty_cycle_faster_than_the_pulses_is_dosed_from_every_pul
     _assert_same_dose(full, fast)
 
 
+def test_a_cell_above_figures_no_period_reaches_is_refined_without_a_warning(monkeypatch):
+    """The kind: a drifting duty cycle whose periods reach a figure of 0 (a premodulated beat of 1 Hz, 1 s on in
+    28.6 s: a period may fall in an off phase) while a cell's bound is above it printed "RuntimeWarning: overflow
+    encountered in divide" (its excess, relative to 0, is infinite: the cell is refined first). Warnings are
+    errors in the tests."""
+    pulse = {"shape": "interferential", "mode": "premodulated", "carrier_frequency_hz": 2000.0, "beat_frequency_hz": 1.0}
+    program = make_program(pulse, amplitude_ma=10.0, max_ma=30.0, duration_s=90.0, modality="interferential",
+                           channels=2, duty_cycle={"on_s": 1.0, "off_s": 27.6328125})
+    program = es.validate_program({**program.model_dump(mode="python"), "sequencing": "alternating"})
+    assert any(r.shifted for g in es.Schedule(program)._dose_generators() for r in g.regions())
+    exact, bound = _dose_both_ways(program, monkeypatch)
+    _assert_shifted_bounds(exact, bound, program, slack=_shifted_slack(program))
+
+
 @pytest.mark.parametrize("where", ["amplitude-sweep", "width-sweep", "frequency-sweep", "dwell", "on"])
 def test_a_timing_below_a_microsecond_is_refused_in_one_line(where):
     """The kind: a sweep period of 5e-324 s was valid and overflowed the phase arithmetic (NumPy warnings, figures

@@ -859,7 +859,8 @@ def _shifted_bounds(g: Any, r: Any, window: float, n_periods: int, share: float 
     def excess(c: _Cell) -> float:  # how far above the highest reached (-inf: the cell holds one config)
         if np.ptp(configs[c.members], axis=0).max() <= 0:
             return -math.inf
-        return float(np.max((c.figures - reached * (1 + _BOUND_TOLERANCE)) / np.maximum(reached, 1e-300)))
+        with np.errstate(over="ignore"):  # (a figure above one that no period reaches: infinitely far above)
+            return float(np.max((c.figures - reached * (1 + _BOUND_TOLERANCE)) / np.maximum(reached, 1e-300)))
 
     while spent < most_events and evaluations < most_cells:
         over = np.array([excess(c) for c in cells])
