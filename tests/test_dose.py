@@ -1189,6 +1189,21 @@ def test_a_cell_above_figures_no_period_reaches_is_refined_without_a_warning(mon
     _assert_shifted_bounds(exact, bound, program, slack=_shifted_slack(program))
 
 
+def test_the_windows_before_a_drifting_period_are_completed_past_a_long_off_phase(monkeypatch):
+    """The kind: the first pass of a region whose level factors drift ended a few periods in, and a window it had
+    opened was complete only once a pulse past its end was seen: after an off phase longer than the pass, the
+    windows of the first on phase were dropped (premodulated current at a 1 Hz beat, 1 s on / 27.6 s off with a
+    0.25 s ramp down: the window rms of the first on phase, 4.905 mA, the highest of the session, was reported as
+    4.758 mA, below every pulse's figure). The pass goes on, past off phases, until they are complete."""
+    pulse = {"shape": "interferential", "mode": "premodulated", "carrier_frequency_hz": 2000.0, "beat_frequency_hz": 1.0}
+    program = make_program(pulse, amplitude_ma=10.0, duration_s=90.0, modality="interferential", channels=2,
+                           duty_cycle={"on_s": 1.0, "off_s": 27.6328125}, ramp_down_s=0.25)
+    program = es.validate_program({**program.model_dump(mode="python"), "sequencing": "alternating"})
+    assert any(r.shifted for g in es.Schedule(program)._dose_generators() for r in g.regions())
+    exact, bound = _dose_both_ways(program, monkeypatch)
+    _assert_shifted_bounds(exact, bound, program, slack=_shifted_slack(program))
+
+
 @pytest.mark.parametrize("where", ["amplitude-sweep", "width-sweep", "frequency-sweep", "dwell", "on"])
 def test_a_timing_below_a_microsecond_is_refused_in_one_line(where):
     """The kind: a sweep period of 5e-324 s was valid and overflowed the phase arithmetic (NumPy warnings, figures

@@ -594,13 +594,15 @@ def _repeating_dose(g: Any, window: float, chunk_s: float, duration: float,
         part = _stream(acc, g, c1, c1 + x, chunk, final=False)
         one = part + _stream(acc, g, c1 + x, c1 + period, chunk, final=False)
         _stream(acc, g, c1 + period, cut, chunk, final=False)
-        if r.drift_s == 0:  # on (past off phases) until the next pulse completes the windows of [c1, c1 + P)
-            step = window
-            while acc.tail_t.shape[0] and acc.tail_t[0] < c1 + period:
-                if cut >= s0:
-                    return None  # (not reached: the window at the first pulse past X is complete before e)
-                _stream(acc, g, cut, min(s0, cut + step), chunk, final=False)
-                cut, step = min(s0, cut + step), 2.0 * step
+        # on (past off phases) until the next pulse completes the windows that no bound stands for: those of
+        # [c1, c1 + P) where the pulses repeat, those before c1 where they drift (a window is complete when a pulse
+        # past its end is seen: after an off phase longer than the pass, that is the next on phase's first)
+        step, complete_to = window, c1 + period if r.drift_s == 0 else c1
+        while acc.tail_t.shape[0] and acc.tail_t[0] < complete_to:
+            if cut >= s0:  # every pulse instead (where they repeat, not reached: the window at the first pulse past
+                return None  # X is complete before e; where they drift, the next on phase starts past the last pass)
+            _stream(acc, g, cut, min(s0, cut + step), chunk, final=False)
+            cut, step = min(s0, cut + step), 2.0 * step
         accs.append(acc)
         if r.drift_s == 0:
             total += n_periods * one + part
