@@ -1175,6 +1175,28 @@ def test_a_sawtooth_or_duty_cycle_faster_than_the_pulses_is_dosed_from_every_pul
     _assert_same_dose(full, fast)
 
 
+@pytest.mark.parametrize("pulse", [
+    {"shape": "asymmetric-biphasic", "pulse_width_us": 100.0, "second_phase_ratio": 3.0, "frequency_hz": 1000.7},
+    {"shape": "symmetric-biphasic", "pulse_width_us": 100.0, "frequency_hz": 1000.7},
+    {"shape": "monophasic", "pulse_width_us": 50.0, "frequency_hz": 100.0},
+], ids=["asymmetric", "symmetric", "monophasic"])
+def test_a_charge_balanced_shape_has_no_net_charge_in_its_dose(pulse):
+    """The kind: an asymmetric biphasic day (its second phase a third as high, three times as long) reported a net
+    charge of 1.77e-12 µC over the session and a DC component of 2.1e-16 mA: the rounding of sums of equal and
+    opposite charges, where the shape carries none by construction. A charge-balanced shape's net figures are 0; a
+    monophasic one keeps its own."""
+    program = make_program(pulse, amplitude_ma=30.0, duration_s=86400.0, modality="tens", modulation=[
+        {"kind": "amplitude-sweep", "low_percent": 40.0, "period_s": 6.1234567},
+        {"kind": "width-sweep", "low_percent": 40.0, "period_s": 5.1234567}])
+    out = es.compute_dose(program, level="max").outputs[0]
+    figures = (out.max_net_charge_per_pulse_uc, out.net_charge_per_pulse_uc, out.net_charge_session_uc,
+               out.dc_current_ma)
+    if pulse["shape"] == "monophasic":
+        assert all(abs(x) > 0 for x in figures)
+    else:
+        assert figures == (0.0, 0.0, 0.0, 0.0)
+
+
 def test_a_cell_above_figures_no_period_reaches_is_refined_without_a_warning(monkeypatch):
     """The kind: a drifting duty cycle whose periods reach a figure of 0 (a premodulated beat of 1 Hz, 1 s on in
     28.6 s: a period may fall in an off phase) while a cell's bound is above it printed "RuntimeWarning: overflow

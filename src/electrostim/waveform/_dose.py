@@ -1072,6 +1072,8 @@ def compute_dose(
                     shannon_k=k,
                 )
             )
+        # a charge-balanced shape carries no net charge by construction: 0, not the rounding of its sums
+        balanced = all(st.pulse.charge_balanced for st in program.stimuli(o.channel_index))
         outs.append(
             OutputDose(
                 output=o.index,
@@ -1083,10 +1085,10 @@ def compute_dose(
                 peak_current_ma=acc.peak,
                 peak_voltage_v=acc.peak * 1e-3 * load_ohm,
                 max_phase_charge_uc=acc.max_q,
-                max_net_charge_per_pulse_uc=acc.max_net,
-                net_charge_per_pulse_uc=acc.net_extreme,
-                net_charge_session_uc=acc.sum_net,
-                dc_current_ma=max(acc.win_max[2], -acc.win_min_net) * 1e-3 / window,
+                max_net_charge_per_pulse_uc=0.0 if balanced else acc.max_net,
+                net_charge_per_pulse_uc=0.0 if balanced else acc.net_extreme,
+                net_charge_session_uc=0.0 if balanced else acc.sum_net,
+                dc_current_ma=0.0 if balanced else max(acc.win_max[2], -acc.win_min_net) * 1e-3 / window,
                 rms_current_ma=rms,
                 rms_current_up_to_400hz_ma=rms_band[0],
                 rms_current_400_to_1500hz_ma=rms_band[1],
