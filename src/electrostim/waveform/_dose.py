@@ -656,8 +656,8 @@ def _drifting_sums(g: Any, r: Any, c1: float, n_periods: int, chunk: float, dura
     if r.shifted:
         return _shifted_sums(g, r, c1, n_periods, chunk, per_period, share)
     phases = _period_phases(g, r, c1, n_periods)
-    events = _SUM_EVENTS * min(1.0, 4.0 * sums_share)
-    bins = int(min(_MAX_SUM_BINS, max(4, 16 * min(1.0, 4.0 * sums_share), events // max(per_period, 1.0))))
+    part = min(1.0, 4.0 * sums_share)
+    bins = int(min(_MAX_SUM_BINS, max(4, 16 * part, _SUM_EVENTS * part // max(per_period, 1.0))))
     which = np.floor(phases * bins).astype(np.int64)
     first = np.unique(which, return_index=True)[1]
     counts = np.bincount(which, minlength=bins)[which[first]] * (n_periods / phases.shape[0])

@@ -299,7 +299,7 @@ class _OutputGenerator:
     """Pulses of one output, window by window (windows in increasing order)."""
 
     #: about how many events the bounds of a drifting region may evaluate (see :meth:`regions`; less where the
-    #: program's outputs and phases share them, ``Schedule._generators``)
+    #: program's outputs and phases share them, ``Schedule._dose_generators``)
     bound_events: float = _MAX_BOUND_EVENTS
 
     def __init__(self, program: Program, out: Output, amplitude_ma: float, offset_s: float):
@@ -903,7 +903,7 @@ class _PhasedGenerator:
         self.parts = parts
         self.session_s = parts[-1][1]
         # a pulse (a burst) that starts in a window lasts at most this long past its end (s, with a margin)
-        self._longest_s = 2.0 * max(g.span_s + _longest_pulse_s(g) for _, _, _, g in parts) + 1e-6
+        self._longest_s = 2.0 * max(g.span_s + _longest_pulse_s(g.stim.pulse) for _, _, _, g in parts) + 1e-6
 
     def _parts(self, t0: float, t1: float) -> list[tuple[float, float, float, _OutputGenerator]]:
         if t1 <= t0:
@@ -1047,12 +1047,12 @@ def _pulse_width_us(g: _OutputGenerator) -> float:
     return float(getattr(g.stim.pulse, "pulse_width_us", 0.0))
 
 
-def _longest_pulse_s(g: _OutputGenerator) -> float:
-    """The longest pulse (or carrier cycle) of ``g`` (s): a width sweep only shortens it."""
-    p = g.stim.pulse
-    if p.shape in ("sine-burst", "interferential"):
-        return 1.0 / p.carrier_frequency_hz
-    return p.duration_us * 1e-6
+def _longest_pulse_s(pulse: Any) -> float:
+    """The longest pulse (or carrier cycle) of a pulse model (s): a width sweep only shortens it, and a carrier
+    cycle is at most as long as at the carrier frequency."""
+    if pulse.shape in ("sine-burst", "interferential"):
+        return 1.0 / pulse.carrier_frequency_hz
+    return pulse.duration_us * 1e-6
 
 
 class Schedule:
@@ -1195,24 +1195,15 @@ class Schedule:
     @property
     def max_pulse_duration_s(self) -> float:
         """Longest single pulse (or carrier cycle) any output can produce."""
-        longest = 0.0
-        for p in (st.pulse for o in self.outputs for st in self.program.stimuli(o.channel_index)):
-            if p.shape == "sine-burst" or p.shape == "interferential":
-                longest = max(longest, 1.0 / p.carrier_frequency_hz)
-            else:
-                longest = max(longest, p.duration_us * 1e-6)
-        return longest
+        return max((_longest_pulse_s(st.pulse) for o in self.outputs for st in self.program.stimuli(o.channel_index)),
+                   default=0.0)
 
     def _generators(self) -> list:
-        """One generator per output; the distinct outputs (and phases) share the events the bounds of their
-        drifting regions may evaluate (``_MAX_PROGRAM_BOUND_EVENTS``; outputs alike but for their intensity are
-        dosed once)."""
+        """One generator per output (for the dose: :meth:`_dose_generators`)."""
         if len(self.spans) == 1:
             offsets = self.program.channel_offsets_s
-            gens: list = [_OutputGenerator(self.program, o, a, offsets[o.channel_index])
-                          for o, a in zip(self.outputs, self.amplitudes_ma)]
-            _share_bound_events(gens, gens)
-            return gens
+            return [_OutputGenerator(self.program, o, a, offsets[o.channel_index])
+                    for o, a in zip(self.outputs, self.amplitudes_ma)]
         parts: list[list[tuple[float, float, float, _OutputGenerator]]] = [[] for _ in self.outputs]
         for span in self.spans:
             prog = span.program
@@ -1220,14 +1211,17 @@ class Schedule:
             for o, a, mine in zip(prog.outputs, self.amplitudes_ma, parts):
                 mine.append((span.start_s, span.stop_s, span.intensity_percent / 100.0,
                              _OutputGenerator(prog, o, a, offsets[o.channel_index])))
-        phased = [_PhasedGenerator(o.index, p) for o, p in zip(self.outputs, parts)]
-        _share_bound_events(phased, [g for p in parts for _, _, factor, g in p if factor > 0])
-        return phased
+        return [_PhasedGenerator(o.index, p) for o, p in zip(self.outputs, parts)]
 
     def _dose_generators(self) -> list:
         """The generators as the dose takes them: each with its level factors faster than its pulses as their
-        aliases (``_OutputGenerator.for_dose``: the same pulses)."""
-        return [g.for_dose() for g in self._generators()]
+        aliases (``_OutputGenerator.for_dose``: the same pulses), the distinct outputs (and phases) sharing the
+        events the bounds of their drifting regions may evaluate (``_MAX_PROGRAM_BOUND_EVENTS``; outputs alike but
+        for their intensity are dosed once)."""
+        gens = [g.for_dose() for g in self._generators()]
+        parts = [g for p in gens for _, _, factor, g in p.parts if factor > 0] if len(self.spans) > 1 else gens
+        _share_bound_events(gens, parts)
+        return gens
 
     def output_chunks(self, start_s: float = 0.0, stop_s: float | None = None) -> Iterator[list[PulseChunk]]:
         """Per window, one chunk per output (not merged): the cheap form for per-output work."""
