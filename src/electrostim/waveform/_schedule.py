@@ -388,6 +388,32 @@ class _OutputGenerator:
             g.clock = ShiftedClock(self.clock, float(shifts["clock"]))
         return g
 
+    def without(self, names: frozenset[str], region: Region | None = None) -> _OutputGenerator:
+        """This output with the level factors ``names`` (``"duty"``, ``"amplitude"``, ``"width"``) held at 1: the
+        duty cycle's envelope (its ramps with it) on throughout its session (from its start where it is delayed),
+        a sweep gone. ``region`` is not needed here (see
+        ``_PhasedGenerator.without``)."""
+        st = self.stim
+        update: dict[str, Any] = {}
+        if "duty" in names:
+            update.update(duty_cycle=None, ramp_up_s=0.0, ramp_down_s=0.0)
+        gone = {k for name, k in (("amplitude", "amplitude-sweep"), ("width", "width-sweep")) if name in names}
+        if gone:
+            update["modulation"] = [m for m in st.modulation if m.kind not in gone]
+        g = copy.copy(self)
+        g.stim = st.model_copy(update=update)
+        if "duty" in names and self.periodic:  # (an alternating channel's cycle wraps round: on from the start)
+            g.offset_s = 0.0
+        return g
+
+    def level_factors(self, names: frozenset[str], t: np.ndarray, region: Region | None = None) -> dict[str, np.ndarray]:
+        """The level factors ``names`` (``"duty"``: the duty cycle's envelope, ``"amplitude"``, ``"width"``) at times
+        ``t`` (s); a width factor of 1 for a carrier cycle or sine burst, whose width no sweep sets. ``region`` is
+        not needed here (see ``_PhasedGenerator.level_factors``)."""
+        f = {"duty": self.envelope, "amplitude": self.amplitude_factor, "width": self.width_factor}
+        sine = self.shape in ("sine-burst", "interferential")
+        return {name: np.ones(np.shape(t)) if sine and name == "width" else f[name](t) for name in names}
+
     def for_dose(self) -> _OutputGenerator:
         """This output as its pulses meet its levels: each triangle sweep of amplitude or width faster than two
         pulse intervals of a constant rate replaced by its alias (:func:`_alias_sweep`), slower, with the same
@@ -959,6 +985,24 @@ class _PhasedGenerator:
         parts = [(start, stop, factor, g.with_shifts(shifts) if at is None or start <= at < stop else g)
                  for start, stop, factor, g in self.parts]
         return _PhasedGenerator(self.index, parts)
+
+    def _holding(self, region: Region) -> tuple[float, _OutputGenerator]:
+        """The start (s) and generator of the phase that holds ``region``."""
+        return next((start, g) for start, stop, _, g in self.parts if start <= region.start_s < stop)
+
+    def without(self, names: frozenset[str], region: Region | None = None) -> _PhasedGenerator:
+        """This output with the level factors ``names`` of the phase that holds ``region`` held at 1 (see
+        ``_OutputGenerator.without``)."""
+        assert region is not None
+        held = self._holding(region)[1]
+        return _PhasedGenerator(self.index, [(start, stop, factor, g.without(names) if g is held else g)
+                                             for start, stop, factor, g in self.parts])
+
+    def level_factors(self, names: frozenset[str], t: np.ndarray, region: Region | None = None) -> dict[str, np.ndarray]:
+        """``_OutputGenerator.level_factors`` of the phase that holds ``region`` (``t`` in session time)."""
+        assert region is not None
+        start, g = self._holding(region)
+        return g.level_factors(names, t - start)
 
     def longest_gap_s(self) -> float:
         return max(g.longest_gap_s() for _, _, _, g in self.parts)
