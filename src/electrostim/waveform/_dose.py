@@ -901,6 +901,8 @@ _MIN_SHIFTED_PERIODS = 64
 #: the most pulses, and the most evaluations, the refinement of an output's cells of drifting configurations may take
 _MAX_REFINE_EVENTS = 4_000_000
 _MAX_REFINE_CELLS = 160
+#: a split that leaves its halves' excess below this fraction of the cell's went well
+_USEFUL_SPLIT = 0.8
 
 
 class _Cell(NamedTuple):
@@ -912,6 +914,8 @@ class _Cell(NamedTuple):
     low: np.ndarray
     size: np.ndarray
     members: np.ndarray
+    #: the dimension a split of this cell's parent went best across (-1: none known)
+    prefer: int = -1
 
 
 def _key_figures(acc: _OutputAccumulator) -> np.ndarray:
@@ -928,10 +932,14 @@ def _shifted_bounds(g: Any, r: Any, window: float, n_periods: int, share: float 
     drifting factor. The configurations the periods meet are split into cells (boxes around them), each bounded
     by the pulses of the second period at each corner of the box of shifts, every other level at the highest it
     reaches over the cell's clock phases (``window_bound``: a window's sum is convex in each shift, so highest at
-    a corner). A cell whose bound of a key figure lies more than ``_BOUND_TOLERANCE`` above the highest
-    that figure reaches at a configuration some period meets (its exact pulses) is split in two, across the
-    dimension where the levels change most over it, until none is or ``_MAX_REFINE_EVENTS`` pulses were
-    evaluated or ``_MAX_REFINE_CELLS`` evaluations (an output's regions share them: ``share`` is this one's). Every
+    a corner; a factor constant between its corners, a duty cycle without ramps, needs one). A cell whose bound
+    of a key figure lies more than ``_BOUND_TOLERANCE`` above the highest that figure reaches at a configuration
+    some period meets (its exact pulses) is split in two: across each of the two dimensions where the levels
+    change most over it, the split whose halves lie least above kept (a shift that moves the levels less may
+    raise a window's bound more: an amplitude sweep's crest in a window, against a duty cycle's edges outside
+    it), its halves split across the same dimension while that goes well; until none is or
+    ``_MAX_REFINE_EVENTS`` pulses were evaluated or ``_MAX_REFINE_CELLS`` evaluations (an output's regions share
+    them: ``share`` is this one's). Every
     period lies in a cell: the figures are upper bounds, within the tolerance of those of the periods where the
     refinement completes (looser where it stops first).
     """
@@ -944,6 +952,9 @@ def _shifted_bounds(g: Any, r: Any, window: float, n_periods: int, share: float 
     spent = 0
 
     complete = n_periods <= _MAX_PHASES  # every period's configuration is known: cells shrink to those met
+    # the factors whose corners of the box of shifts differ (a drifting clock is bounded as a whole; a factor constant
+    # between its corners, a duty cycle without ramps, is the same at either end of a shift that crosses none)
+    sloped = [name for name, _, _ in r.shifted if name != "clock" and not g.level_steps(name, r)]
     evaluations = 0
 
     def evaluate(low: np.ndarray, size: np.ndarray, members: np.ndarray) -> _Cell:
@@ -954,7 +965,7 @@ def _shifted_bounds(g: Any, r: Any, window: float, n_periods: int, share: float 
         widths = {name: float(size[1 + j]) * own for j, (name, own, _) in enumerate(r.shifted)}
         shifted = _shifted(g, r, low)
         accs = []
-        levels = [name for name, _, _ in r.shifted if name != "clock"]  # (a drifting clock is bounded as a whole)
+        levels = [name for name in sloped]
         for vertex in itertools.product(*[(False, True)] * len(levels)):  # each corner of the box of shifts
             ends = frozenset(name for name, last in zip(levels, vertex, strict=True) if last)
             acc, n = _bound_at(shifted, r, window, lo, hi, float(low[0]), float(size[0]), lone_bands, widths, ends)
@@ -975,11 +986,11 @@ def _shifted_bounds(g: Any, r: Any, window: float, n_periods: int, share: float 
         return _key_figures(acc)
 
     most_cells, most_events = max(4.0, _MAX_REFINE_CELLS * share), _MAX_REFINE_EVENTS * share
-    # a first grid of at most half the evaluations (one per corner of a cell): up to 4 clock phases, up to 8 shifts
+    # a first grid of at most a quarter of the evaluations (one per corner of a cell): up to 4 clock phases, up to 8 shifts
     # of each factor
-    corners = 2 ** sum(1 for name, _, _ in r.shifted if name != "clock")
-    per_dim = max(1, min(8, int((most_cells / 2.0 / corners) ** (1.0 / len(r.shifted)))))
-    bins = np.array([max(1, min(r.samples, 4, int(most_cells / 2.0 / corners / per_dim ** len(r.shifted))))]
+    corners = 2 ** len(sloped)
+    per_dim = max(1, min(8, int((most_cells / 4.0 / corners) ** (1.0 / len(r.shifted)))))
+    bins = np.array([max(1, min(r.samples, 4, int(most_cells / 4.0 / corners / per_dim ** len(r.shifted))))]
                     + [per_dim] * len(r.shifted))
     cells_of = np.minimum(np.floor(configs * bins).astype(np.int64), bins - 1)
     index, which = np.unique(cells_of, axis=0, return_inverse=True)
@@ -999,18 +1010,31 @@ def _shifted_bounds(g: Any, r: Any, window: float, n_periods: int, share: float 
             break
         low, size, members = cells[worst].low, cells[worst].size, cells[worst].members
         box = configs[members]
-        dim = int(np.argmax(change * np.ptp(box, axis=0)))
-        cut = float(np.median(box[:, dim]))
-        left = box[:, dim] <= cut if np.any(box[:, dim] > cut) else box[:, dim] < cut
-        high = low + size
-        halves = []
-        for part, a, b in ((left, low[dim], cut), (~left, cut, high[dim])):
-            if part.any():
-                sub_low, sub_size = low.copy(), size.copy()
-                sub_low[dim], sub_size[dim] = a, max(b - a, 1e-12)
-                halves.append(evaluate(sub_low, sub_size, members[part]))
+        spread = change * np.ptp(box, axis=0)
+        # split across the dimension whose halves lie least above the highest reached: where the levels change most,
+        # and (a shift that moves the levels less may raise a window's bound more) the next where both change
+        prefer = cells[worst].prefer
+        dims = [prefer] if prefer >= 0 and spread[prefer] > 0 else [int(j) for j in np.argsort(-spread)[:2]
+                                                                     if spread[j] > 0]
+        best: list[_Cell] = []
+        for dim in dims:
+            cut = float(np.median(box[:, dim]))
+            left = box[:, dim] <= cut if np.any(box[:, dim] > cut) else box[:, dim] < cut
+            high = low + size
+            halves = []
+            for part, a, b in ((left, low[dim], cut), (~left, cut, high[dim])):
+                if part.any():
+                    sub_low, sub_size = low.copy(), size.copy()
+                    sub_low[dim], sub_size[dim] = a, max(b - a, 1e-12)
+                    halves.append(evaluate(sub_low, sub_size, members[part]))
+            reached = np.maximum(reached, np.max([exact(int(h.members[0])) for h in halves], axis=0))
+            if not best or max(excess(h) for h in halves) < max(excess(h) for h in best):
+                best = [h._replace(prefer=dim) for h in halves]
+        # a split across the dimension its parent's went best across that leaves the excess about as it was: the
+        # halves try two again
+        halves = best if max(excess(h) for h in best) < _USEFUL_SPLIT * over[worst] else [
+            h._replace(prefer=-1) for h in best]
         cells[worst:worst + 1] = halves
-        reached = np.maximum(reached, np.max([exact(int(h.members[0])) for h in halves], axis=0))
     return [c.bound for c in cells]
 
 

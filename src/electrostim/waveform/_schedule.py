@@ -126,8 +126,10 @@ _BOUND_TOLERANCE = 1e-3
 _CLOCK_IN_PERIOD_EVENTS = 4_000_000
 _DENSE_INTERVAL_S = 1e-3
 _DENSE_PERIOD_S = 10.0
-#: factors drift against a period of at least this long (s)
+#: factors drift against a period of at least this long (s); a level factor whose common multiple with the rest is
+#: longer than a minute, four of its own periods and ``_JOIN_EVENTS`` events drifts against it too
 _MIN_SHIFTED_PERIOD_S = 1.0
+_JOIN_EVENTS = 250_000
 #: at most this many clock phases, and about this many events evaluated in all (the bound is looser beyond), per
 #: drifting output (and phase); a program's distinct outputs and phases share ``_MAX_PROGRAM_BOUND_EVENTS`` where
 #: they are more than four
@@ -414,6 +416,11 @@ class _OutputGenerator:
         sine = self.shape in ("sine-burst", "interferential")
         return {name: np.ones(np.shape(t)) if sine and name == "width" else f[name](t) for name in names}
 
+    def level_steps(self, name: str, region: Region | None = None) -> bool:
+        """Whether the level factor ``name`` is constant between its corners (``breakpoints``): a duty cycle without
+        ramps, on or off. ``region`` is not needed here (see ``_PhasedGenerator.level_steps``)."""
+        return name == "duty" and self.stim.ramp_up_s == 0 and self.stim.ramp_down_s == 0
+
     def for_dose(self) -> _OutputGenerator:
         """This output as its pulses meet its levels: each triangle sweep of amplitude or width faster than two
         pulse intervals of a constant rate replaced by its alias (:func:`_alias_sweep`), slower, with the same
@@ -550,9 +557,13 @@ class _OutputGenerator:
             period = cast(Fraction, p) if period is None else _lcm(period, cast(Fraction, p))
         if period is not None and period > _MAX_REPEAT_S:
             return None
+        events_per_s = Schedule._event_rate_of(st)
         for name, frac, seconds, rate in parts:
             joined = None if frac is None else (frac if period is None else _lcm(period, frac))
-            if joined is not None and joined <= _MAX_REPEAT_S:
+            # a factor joins the period where their common multiple is short, or holds few events (a long one that
+            # holds many would make each period costly to bound: the factor drifts against it instead)
+            if joined is not None and joined <= _MAX_REPEAT_S and (
+                    joined <= max(_EXACT_UP_TO, 4 * seconds) or float(joined) * events_per_s <= _JOIN_EVENTS):
                 period = joined
             else:
                 drifting.append((name, seconds, rate))
@@ -561,7 +572,8 @@ class _OutputGenerator:
                 return None
             period = Fraction(_DENSE_PERIOD_S)  # a drifting rate profile alone: any period serves
         if drifting and period < _MIN_SHIFTED_PERIOD_S:
-            return None  # (a beat's period: each would hold a few dozen cycles, its cells' sums too coarse)
+            # (a beat's period: each would hold a few dozen cycles, its cells' sums too coarse): a whole number of it
+            period *= math.ceil(_MIN_SHIFTED_PERIOD_S / period)
         longest = _interval_range(self.clock)[1]
         if any(seconds < 2.0 * longest for name, seconds, _ in drifting if name != "clock"):
             return None  # a drifting factor that a pulse or two samples per period: its cells say little of them
@@ -997,6 +1009,11 @@ class _PhasedGenerator:
         held = self._holding(region)[1]
         return _PhasedGenerator(self.index, [(start, stop, factor, g.without(names) if g is held else g)
                                              for start, stop, factor, g in self.parts])
+
+    def level_steps(self, name: str, region: Region | None = None) -> bool:
+        """``_OutputGenerator.level_steps`` of the phase that holds ``region``."""
+        assert region is not None
+        return self._holding(region)[1].level_steps(name)
 
     def level_factors(self, names: frozenset[str], t: np.ndarray, region: Region | None = None) -> dict[str, np.ndarray]:
         """``_OutputGenerator.level_factors`` of the phase that holds ``region`` (``t`` in session time)."""
