@@ -695,13 +695,12 @@ def _lone_bands(g: Any) -> tuple[int, int] | None:
 
 
 def _bound_at(g: Any, r: Any, window: float, lo: float, hi: float, phase: float, step: float,
-              lone_bands: tuple[int, int] | None, widths: dict[str, float] | None = None,
-              vertex: frozenset[str] = frozenset()) -> tuple[_OutputAccumulator, int]:
+              lone_bands: tuple[int, int] | None, widths: dict[str, float] | None = None) -> tuple[_OutputAccumulator, int]:
     """The figures of the bounding pulses of ``[lo, hi)`` at clock phases ``[phase, phase + step]`` (and drifting
-    level factors widened by ``widths``, s, at the ``vertex`` end of each: see ``window_bound``), and how many
+    level factors widened by ``widths``, s: see ``window_bound``), and how many
     pulses that took."""
     _stop_if_asked()
-    bounding, extra = g.window_bound(lo, hi, phase, step, r.drift_s, widths, vertex)
+    bounding, extra = g.window_bound(lo, hi, phase, step, r.drift_s, widths)
     bound = _OutputAccumulator(window)
     bound.add(bounding, final=True, extra_s=None if r.rigid else extra)
     if not r.rigid:
@@ -930,9 +929,8 @@ def _shifted_bounds(g: Any, r: Any, window: float, n_periods: int, share: float 
 
     Each period meets the levels at a configuration: a clock phase (as for drifting events) and a shift of each
     drifting factor. The configurations the periods meet are split into cells (boxes around them), each bounded
-    by the pulses of the second period at each corner of the box of shifts, every other level at the highest it
-    reaches over the cell's clock phases (``window_bound``: a window's sum is convex in each shift, so highest at
-    a corner; a factor constant between its corners, a duty cycle without ramps, needs one). A cell whose bound
+    by the pulses of the second period, each at the highest its levels reach over the cell's clock phases and
+    shifts (``window_bound``). A cell whose bound
     of a key figure lies more than ``_BOUND_TOLERANCE`` above the highest that figure reaches at a configuration
     some period meets (its exact pulses) is split in two: across each of the two dimensions where the levels
     change most over it, the split whose halves lie least above kept (a shift that moves the levels less may
@@ -952,9 +950,6 @@ def _shifted_bounds(g: Any, r: Any, window: float, n_periods: int, share: float 
     spent = 0
 
     complete = n_periods <= _MAX_PHASES  # every period's configuration is known: cells shrink to those met
-    # the factors whose corners of the box of shifts differ (a drifting clock is bounded as a whole; a factor constant
-    # between its corners, a duty cycle without ramps, is the same at either end of a shift that crosses none)
-    sloped = [name for name, _, _ in r.shifted if name != "clock" and not g.level_steps(name, r)]
     evaluations = 0
 
     def evaluate(low: np.ndarray, size: np.ndarray, members: np.ndarray) -> _Cell:
@@ -963,16 +958,9 @@ def _shifted_bounds(g: Any, r: Any, window: float, n_periods: int, share: float 
             box = configs[members]
             low, size = box.min(axis=0), np.ptp(box, axis=0) + 1e-12
         widths = {name: float(size[1 + j]) * own for j, (name, own, _) in enumerate(r.shifted)}
-        shifted = _shifted(g, r, low)
-        accs = []
-        levels = [name for name in sloped]
-        for vertex in itertools.product(*[(False, True)] * len(levels)):  # each corner of the box of shifts
-            ends = frozenset(name for name, last in zip(levels, vertex, strict=True) if last)
-            acc, n = _bound_at(shifted, r, window, lo, hi, float(low[0]), float(size[0]), lone_bands, widths, ends)
-            spent += n
-            evaluations += 1
-            accs.append(acc)
-        acc = _merge(accs)
+        acc, n = _bound_at(_shifted(g, r, low), r, window, lo, hi, float(low[0]), float(size[0]), lone_bands, widths)
+        spent += n
+        evaluations += 1
         return _Cell(acc, _key_figures(acc), low, size, members)
 
     def exact(member: int) -> np.ndarray:
@@ -986,11 +974,9 @@ def _shifted_bounds(g: Any, r: Any, window: float, n_periods: int, share: float 
         return _key_figures(acc)
 
     most_cells, most_events = max(4.0, _MAX_REFINE_CELLS * share), _MAX_REFINE_EVENTS * share
-    # a first grid of at most a quarter of the evaluations (one per corner of a cell): up to 4 clock phases, up to 8 shifts
-    # of each factor
-    corners = 2 ** len(sloped)
-    per_dim = max(1, min(8, int((most_cells / 4.0 / corners) ** (1.0 / len(r.shifted)))))
-    bins = np.array([max(1, min(r.samples, 4, int(most_cells / 4.0 / corners / per_dim ** len(r.shifted))))]
+    # a first grid of at most a quarter of the evaluations: up to 4 clock phases, up to 8 shifts of each factor
+    per_dim = max(1, min(8, int((most_cells / 4.0) ** (1.0 / len(r.shifted)))))
+    bins = np.array([max(1, min(r.samples, 4, int(most_cells / 4.0 / per_dim ** len(r.shifted))))]
                     + [per_dim] * len(r.shifted))
     cells_of = np.minimum(np.floor(configs * bins).astype(np.int64), bins - 1)
     index, which = np.unique(cells_of, axis=0, return_inverse=True)

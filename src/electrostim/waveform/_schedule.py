@@ -416,11 +416,6 @@ class _OutputGenerator:
         sine = self.shape in ("sine-burst", "interferential")
         return {name: np.ones(np.shape(t)) if sine and name == "width" else f[name](t) for name in names}
 
-    def level_steps(self, name: str, region: Region | None = None) -> bool:
-        """Whether the level factor ``name`` is constant between its corners (``breakpoints``): a duty cycle without
-        ramps, on or off. ``region`` is not needed here (see ``_PhasedGenerator.level_steps``)."""
-        return name == "duty" and self.stim.ramp_up_s == 0 and self.stim.ramp_down_s == 0
-
     def for_dose(self) -> _OutputGenerator:
         """This output as its pulses meet its levels: each triangle sweep of amplitude or width faster than two
         pulse intervals of a constant rate replaced by its alias (:func:`_alias_sweep`), slower, with the same
@@ -765,20 +760,15 @@ class _OutputGenerator:
         return self._chunk(t0, t1, t, half_us, amp, self.width_factor(t))
 
     def window_bound(self, t0: float, t1: float, phase: float, step: float,
-                     drift_s: float, widths: Mapping[str, float] | None = None,
-                     vertex: frozenset[str] = frozenset()) -> tuple[PulseChunk, np.ndarray]:
+                     drift_s: float, widths: Mapping[str, float] | None = None) -> tuple[PulseChunk, np.ndarray]:
         """Pulses that bound, one for one, those of any copy of ``[t0, t1)`` whose events drifted against its
         levels (see :meth:`quasi`) by a clock phase in ``[phase, phase + step]`` (fractions of an event), and how
         much longer a window starting at each must be to hold every pulse it may hold (s; 0 for a constant rate,
         whose events drift together).
 
         ``widths`` (s, by level factor) widens what a drifting level factor may be shifted by: from its shift
-        (:meth:`with_shifts`) to that much more. Such a factor is given at one end of that range: its shift as it
-        is, or (named in ``vertex``) that much later, at the highest it reaches over the event's drift. Between
-        its corners a factor is linear in its shift, so a pulse's terms (products of factors and of their squares)
-        are convex in each shift, and so are sums of them: over a box of shifts, a window's sum is highest at a
-        corner of the box. A pulse whose range of shifts reaches across a corner of the factor takes the highest
-        the factor reaches over it at both ends.
+        (:meth:`with_shifts`) to that much more. Such a factor is given at the highest it reaches over the event's
+        drift and that width (at either end, or on either side of a corner inside).
 
         Event ``k`` of the clock (off phases included; a burst's pulses drift with it) at phase ``k + phase``
         stands for any at ``[t, t + d]``, ``d`` the time the clock takes from ``k + phase`` to
@@ -847,17 +837,9 @@ class _OutputGenerator:
             top = (_highest_over(t, t + d, list(fixed.values()), self.breakpoints(t0 - reach, t1 + reach,
                                                                                   frozenset(fixed)))
                    if fixed else np.ones(t.shape))
-            for name in (k for k in named if k in widths):
-                f, w = named[name], widths[name]
-                corners = np.unique(self.breakpoints(t0 - reach, t1 + reach, frozenset({name})))
-                # a corner inside [t, t + d + w]: the highest over all of it; else at this end of the shifts
-                across = (np.searchsorted(corners, t + d + w, side="right")
-                          > np.searchsorted(corners, t, side="right"))
-                at = t + (w if name in vertex else 0.0)
-                value = np.maximum(f(at), f(at + d))
-                if across.any():
-                    value[across] = _highest_over(t[across], (t + d + w)[across], [f], corners)
-                top = top * value
+            for name in (k for k in named if k in widths):  # over its drift and its width
+                top = top * _highest_over(t, t + d + widths[name], [named[name]],
+                                          self.breakpoints(t0 - reach, t1 + reach, frozenset({name})))
             return top
 
         st = self.stim
@@ -1010,11 +992,6 @@ class _PhasedGenerator:
         return _PhasedGenerator(self.index, [(start, stop, factor, g.without(names) if g is held else g)
                                              for start, stop, factor, g in self.parts])
 
-    def level_steps(self, name: str, region: Region | None = None) -> bool:
-        """``_OutputGenerator.level_steps`` of the phase that holds ``region``."""
-        assert region is not None
-        return self._holding(region)[1].level_steps(name)
-
     def level_factors(self, names: frozenset[str], t: np.ndarray, region: Region | None = None) -> dict[str, np.ndarray]:
         """``_OutputGenerator.level_factors`` of the phase that holds ``region`` (``t`` in session time)."""
         assert region is not None
@@ -1036,14 +1013,13 @@ class _PhasedGenerator:
         return g.phase_advance(t_s - start, period_s)
 
     def window_bound(self, t0: float, t1: float, phase: float, step: float,
-                     drift_s: float, widths: Mapping[str, float] | None = None,
-                     vertex: frozenset[str] = frozenset()) -> tuple[PulseChunk, np.ndarray]:
+                     drift_s: float, widths: Mapping[str, float] | None = None) -> tuple[PulseChunk, np.ndarray]:
         chunks, extras = [], []
         for start, stop, factor, g in self._parts(t0, t1):
             a, b = max(t0, start), min(t1, stop)
             if b <= a or factor <= 0:
                 continue
-            c, extra = g.window_bound(a - start, b - start, phase, step, drift_s, widths, vertex)
+            c, extra = g.window_bound(a - start, b - start, phase, step, drift_s, widths)
             c = PulseChunk(c.start_s, c.stop_s, **{**c.to_dict(), "first_amplitude_ma": c.first_amplitude_ma * factor,
                                                    "second_amplitude_ma": c.second_amplitude_ma * factor})
             chunks.append(PulseChunk(a, b, **{**c.to_dict(), "time_s": c.time_s + start}))
