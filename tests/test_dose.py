@@ -1258,14 +1258,15 @@ def _premodulated_with_drifting_duty_and_sweep(duration_s: float):
         duty_cycle={"on_s": 3.3333, "off_s": 1.2345}, ramp_up_s=1.1, ramp_down_s=0.7)
 
 
-def _sixteen_channels_whose_duty_cycles_and_sweeps_drift(duration_s: float):
+def _sixteen_channels_whose_duty_cycles_and_sweeps_drift(duration_s: float, rate_hz: float = 90.0):
     channels = []
     for i in range(16):
         channels.append({"label": f"c{i}", "electrodes": [pad(), pad()], "stimulus": {
-            "pulse": {"shape": "symmetric-biphasic", "pulse_width_us": 200.0, "frequency_hz": 90.0 + i},
+            "pulse": {"shape": "symmetric-biphasic", "pulse_width_us": 200.0, "frequency_hz": rate_hz + i},
             "amplitude": {"default_ma": 10.0, "max_ma": 20.0},
             "modulation": [
-                {"kind": "frequency-sweep", "low_hz": 30.0 + i, "high_hz": 90.0 + i, "period_s": 6.1234567 + 0.1 * i,
+                {"kind": "frequency-sweep", "low_hz": rate_hz / 3 + i, "high_hz": rate_hz + i,
+                 "period_s": 6.1234567 + 0.1 * i,
                  "profile": "triangle" if i % 2 else "sawtooth"},
                 {"kind": "amplitude-sweep", "low_percent": 10.0 + i, "period_s": 5.1234567 + 0.3 * i,
                  "profile": "sawtooth" if i % 2 else "triangle", "phase_deg": (21.7 * i) % 360.0},
@@ -1276,27 +1277,41 @@ def _sixteen_channels_whose_duty_cycles_and_sweeps_drift(duration_s: float):
 
 
 def _session_sums_against_every_pulse(program, monkeypatch, *, force: bool):
-    """Every pulse's dose and the dose from periods (every output from its regions where ``force``), and whether
-    the sums of cells were corrected by the mean over every configuration."""
+    """Every pulse's dose and the dose from periods (every output from its regions where ``force``), and how the
+    sums of drifting level factors were taken: "thinned" (every k-th pulse), "cells" (corrected by the mean over
+    every configuration) or "each" (each period at its own configuration)."""
     import electrostim.waveform._dose as dose_module
 
+    least = dose_module.REPEAT_MIN_EVENTS
     monkeypatch.setattr(dose_module, "REPEAT_MIN_EVENTS", math.inf)
     exact = es.compute_dose(program, level="max")
-    monkeypatch.undo()
-    corrected = []
-    mean = dose_module._PeriodSums.mean
-    monkeypatch.setattr(dose_module._PeriodSums, "mean", lambda self, *a: corrected.append(1) or mean(self, *a))
-    if force:
-        monkeypatch.setattr(dose_module, "REPEAT_MIN_EVENTS", 0)
-    return exact, es.compute_dose(program, level="max"), bool(corrected)
+    monkeypatch.setattr(dose_module, "REPEAT_MIN_EVENTS", 0 if force else least)
+    seen = set()
+    for name, path in (("mean", "cells"), ("thinned", "thinned")):
+        method = getattr(dose_module._PeriodSums, name)
+        monkeypatch.setattr(dose_module._PeriodSums, name,
+                            lambda self, *a, _m=method, _p=path: seen.add(_p) or _m(self, *a))
+    dosed = es.compute_dose(program, level="max")
+    return exact, dosed, seen or {"each"}
 
 
-@pytest.mark.parametrize(("build", "duration_s", "force", "corrected"), [
-    (_premodulated_with_drifting_duty_and_sweep, 600.0, True, False),
-    (_premodulated_with_drifting_duty_and_sweep, 3600.0, False, True),
-    (_sixteen_channels_whose_duty_cycles_and_sweeps_drift, 1800.0, True, False),
-], ids=["premodulated-10-min", "premodulated-1-h", "16-channels-30-min"])
-def test_the_session_sums_of_drifting_level_factors_are_those_of_every_pulse(build, duration_s, force, corrected,
+def _assert_session_sums(exact, dosed, rel: float = 2e-3):
+    for a, b in zip(exact.outputs, dosed.outputs, strict=True):
+        assert b.pulse_count == pytest.approx(a.pulse_count, rel=rel), a.label
+        assert b.net_charge_session_uc == pytest.approx(a.net_charge_session_uc, rel=rel, abs=1e-9), a.label
+        for key in _SESSION_FIGURES:
+            assert getattr(b, key) == pytest.approx(getattr(a, key), rel=rel), (a.label, key)
+
+
+@pytest.mark.parametrize(("build", "duration_s", "force", "cells", "path"), [
+    (_premodulated_with_drifting_duty_and_sweep, 600.0, True, False, "each"),
+    (_premodulated_with_drifting_duty_and_sweep, 3600.0, False, False, "thinned"),
+    (_premodulated_with_drifting_duty_and_sweep, 3600.0, False, True, "cells"),
+    (_sixteen_channels_whose_duty_cycles_and_sweeps_drift, 1800.0, True, False, "each"),
+    (lambda duration_s: _sixteen_channels_whose_duty_cycles_and_sweeps_drift(duration_s, 1000.0), 3600.0, False, False,
+     "thinned"),
+], ids=["premodulated-10-min", "premodulated-1-h", "premodulated-1-h-cells", "16-channels-30-min", "16-channels-1-h"])
+def test_the_session_sums_of_drifting_level_factors_are_those_of_every_pulse(build, duration_s, force, cells, path,
                                                                             monkeypatch):
     """The kind: the session sums of a region whose level factors drift against its period were each cell of
     configurations summed at its mean, a few cells in all (a period of 10 kHz carrier cycles is costly to stream),
@@ -1305,17 +1320,18 @@ def test_the_session_sums_of_drifting_level_factors_are_those_of_every_pulse(bui
     too much session power over 10 minutes (2 % and 2.5 % over an hour); on 16 outputs, whose duty cycles and sweeps
     of amplitude and width all drift, the session power of one was 7.2 % high, the count of another 4.1 % high. A
     period's pulses are held now and only the factors evaluated at each configuration: each period at its own where
-    they are a few hundred, else many cells, corrected by the exact mean over every configuration. Every session
-    figure within 0.2 % of every pulse's."""
+    they are a few hundred; else every period from every k-th pulse, plus what every pulse adds from an even choice
+    of them; or, where the periods fill many cells (``cells``: made so here), cells corrected by the exact mean over
+    every configuration. Every session figure within 0.2 % of every pulse's."""
+    import electrostim.waveform._dose as dose_module
+
     program = build(duration_s)
     assert any(r.shifted for g in es.Schedule(program)._dose_generators() for r in g.regions())
-    exact, dosed, was_corrected = _session_sums_against_every_pulse(program, monkeypatch, force=force)
-    assert was_corrected == corrected
-    for a, b in zip(exact.outputs, dosed.outputs, strict=True):
-        assert b.pulse_count == pytest.approx(a.pulse_count, rel=2e-3), a.label
-        assert b.net_charge_session_uc == pytest.approx(a.net_charge_session_uc, rel=2e-3, abs=1e-9), a.label
-        for key in _SESSION_FIGURES:
-            assert getattr(b, key) == pytest.approx(getattr(a, key), rel=2e-3), (a.label, key)
+    if cells:
+        monkeypatch.setattr(dose_module, "_CELLS_FROM_PERIODS", 0)
+    exact, dosed, paths = _session_sums_against_every_pulse(program, monkeypatch, force=force)
+    assert paths == {path}
+    _assert_session_sums(exact, dosed)
 
 
 @pytest.mark.slow
@@ -1323,12 +1339,9 @@ def test_the_session_sums_of_a_day_of_16_drifting_outputs_are_those_of_every_pul
     """The same kind over a day (about 14 000 periods an output, in a few hundred cells each, corrected): on 16
     outputs the count was 3 % low, the session power 2.6 % high; within 0.2 % now."""
     program = _sixteen_channels_whose_duty_cycles_and_sweeps_drift(86400.0)
-    exact, dosed, was_corrected = _session_sums_against_every_pulse(program, monkeypatch, force=False)
-    assert was_corrected
-    for a, b in zip(exact.outputs, dosed.outputs, strict=True):
-        assert b.pulse_count == pytest.approx(a.pulse_count, rel=2e-3), a.label
-        for key in _SESSION_FIGURES:
-            assert getattr(b, key) == pytest.approx(getattr(a, key), rel=2e-3), (a.label, key)
+    exact, dosed, paths = _session_sums_against_every_pulse(program, monkeypatch, force=False)
+    assert paths == {"cells"}
+    _assert_session_sums(exact, dosed)
 
 
 def test_the_mean_of_drifting_level_factors_is_their_closed_form():
