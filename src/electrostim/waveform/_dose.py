@@ -801,9 +801,8 @@ def _shifted_sums(g: Any, r: Any, c1: float, n_periods: int, chunk: float, per_p
     # by an event or so where an edge meets one): a few clock phases (those held), one where the events are dense
     per_dim = max(2, int((total_bins / (phases or 4)) ** (1.0 / dims)))
     bins = np.array([phases or max(2, min(64, total_bins // per_dim ** dims))] + [per_dim] * dims)
-    cells = np.minimum(np.floor(configs * bins).astype(np.int64), bins - 1)
-    _, which, counts = np.unique(cells, axis=0, return_inverse=True, return_counts=True)
-    which = which.ravel()
+    cells = np.ravel_multi_index(np.minimum(np.floor(configs * bins).astype(np.int64), bins - 1).T, bins)
+    _, which, counts = np.unique(cells, return_inverse=True, return_counts=True)
     means = np.zeros((counts.shape[0], configs.shape[1]))
     np.add.at(means, which, configs)
     means /= counts[:, None]
@@ -940,6 +939,8 @@ class _Cell(NamedTuple):
     low: np.ndarray
     size: np.ndarray
     members: np.ndarray
+    #: whether its periods meet the levels at one configuration (it cannot be split)
+    single: bool = False
     #: the dimension a split of this cell's parent went best across (-1: none known)
     prefer: int = -1
 
@@ -981,14 +982,14 @@ def _shifted_bounds(g: Any, r: Any, window: float, n_periods: int, share: float 
 
     def evaluate(low: np.ndarray, size: np.ndarray, members: np.ndarray) -> _Cell:
         nonlocal spent, evaluations
+        spread = np.ptp(configs[members], axis=0)
         if complete:
-            box = configs[members]
-            low, size = box.min(axis=0), np.ptp(box, axis=0) + 1e-12
+            low, size = configs[members].min(axis=0), spread + 1e-12
         widths = {name: float(size[1 + j]) * own for j, (name, own, _) in enumerate(r.shifted)}
         acc, n = _bound_at(_shifted(g, r, low), r, window, lo, hi, float(low[0]), float(size[0]), lone_bands, widths)
         spent += n
         evaluations += 1
-        return _Cell(acc, _key_figures(acc), low, size, members)
+        return _Cell(acc, _key_figures(acc), low, size, members, single=bool(spread.max() <= 0))
 
     def exact(member: int) -> np.ndarray:
         nonlocal spent
@@ -1005,13 +1006,14 @@ def _shifted_bounds(g: Any, r: Any, window: float, n_periods: int, share: float 
     per_dim = max(1, min(8, int((most_cells / 4.0) ** (1.0 / len(r.shifted)))))
     bins = np.array([max(1, min(r.samples, 4, int(most_cells / 4.0 / per_dim ** len(r.shifted))))]
                     + [per_dim] * len(r.shifted))
-    cells_of = np.minimum(np.floor(configs * bins).astype(np.int64), bins - 1)
-    index, which = np.unique(cells_of, axis=0, return_inverse=True)
-    which = which.ravel()
-    cells = [evaluate(index[j] / bins, 1.0 / bins, np.flatnonzero(which == j)) for j in range(index.shape[0])]
+    cells_of = np.ravel_multi_index(np.minimum(np.floor(configs * bins).astype(np.int64), bins - 1).T, bins)
+    index, which = np.unique(cells_of, return_inverse=True)
+    of_cell = np.split(np.argsort(which, kind="stable"), np.cumsum(np.bincount(which))[:-1])
+    cells = [evaluate(np.array(np.unravel_index(index[j], bins)) / bins, 1.0 / bins, of_cell[j])
+             for j in range(index.shape[0])]
     reached = np.max([exact(int(c.members[0])) for c in cells], axis=0)
     def excess(c: _Cell) -> float:  # how far above the highest reached (-inf: the cell holds one config)
-        if np.ptp(configs[c.members], axis=0).max() <= 0:
+        if c.single:
             return -math.inf
         with np.errstate(over="ignore"):  # (a figure above one that no period reaches: infinitely far above)
             return float(np.max((c.figures - reached * (1 + _BOUND_TOLERANCE)) / np.maximum(reached, 1e-300)))

@@ -9,6 +9,7 @@ drops an event at a window edge. Times are in seconds, rates in hertz.
 from __future__ import annotations
 
 import math
+import sys
 from typing import Any
 
 import numpy as np
@@ -332,8 +333,9 @@ def sweep_factor(sweep, t: np.ndarray) -> np.ndarray:
 
 
 #: arrays of at least this many times take the numba kernels (``waveform._kernels``: the same numbers), where
-#: kernels are compiled; a short program never loads numba
+#: kernels are compiled; a short program never loads numba (once they are loaded, arrays of ``LOADED_KERNEL_MIN_TIMES``)
 KERNEL_MIN_TIMES = 50_000
+LOADED_KERNEL_MIN_TIMES = 1024
 
 
 def compiled_kernels() -> Any:
@@ -350,7 +352,8 @@ def compiled_kernels() -> Any:
 
 def _kernels_for(t: np.ndarray) -> Any:
     """The level kernels for times ``t`` (contiguous, many), or None: the array forms then."""
-    if t.size < KERNEL_MIN_TIMES or not t.flags.c_contiguous:
+    loaded = "electrostim.waveform._kernels" in sys.modules
+    if t.size < (LOADED_KERNEL_MIN_TIMES if loaded else KERNEL_MIN_TIMES) or not t.flags.c_contiguous:
         return None
     return compiled_kernels()
 
