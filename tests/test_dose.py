@@ -1278,8 +1278,8 @@ def _sixteen_channels_whose_duty_cycles_and_sweeps_drift(duration_s: float, rate
 
 def _session_sums_against_every_pulse(program, monkeypatch, *, force: bool):
     """Every pulse's dose and the dose from periods (every output from its regions where ``force``), and how the
-    sums of drifting level factors were taken: "thinned" (every k-th pulse), "cells" (corrected by the mean over
-    every configuration) or "each" (each period at its own configuration)."""
+    sums of drifting level factors were taken: "binned" (a period's pulses in bins), "cells" (corrected by the mean
+    over every configuration) or "each" (each period at its own configuration)."""
     import electrostim.waveform._dose as dose_module
 
     least = dose_module.REPEAT_MIN_EVENTS
@@ -1287,7 +1287,7 @@ def _session_sums_against_every_pulse(program, monkeypatch, *, force: bool):
     exact = es.compute_dose(program, level="max")
     monkeypatch.setattr(dose_module, "REPEAT_MIN_EVENTS", 0 if force else least)
     seen = set()
-    for name, path in (("mean", "cells"), ("thinned", "thinned")):
+    for name, path in (("mean", "cells"), ("binned", "binned")):
         method = getattr(dose_module._PeriodSums, name)
         monkeypatch.setattr(dose_module._PeriodSums, name,
                             lambda self, *a, _m=method, _p=path: seen.add(_p) or _m(self, *a))
@@ -1305,11 +1305,11 @@ def _assert_session_sums(exact, dosed, rel: float = 2e-3):
 
 @pytest.mark.parametrize(("build", "duration_s", "force", "cells", "path"), [
     (_premodulated_with_drifting_duty_and_sweep, 600.0, True, False, "each"),
-    (_premodulated_with_drifting_duty_and_sweep, 3600.0, False, False, "thinned"),
+    (_premodulated_with_drifting_duty_and_sweep, 3600.0, False, False, "binned"),
     (_premodulated_with_drifting_duty_and_sweep, 3600.0, False, True, "cells"),
     (_sixteen_channels_whose_duty_cycles_and_sweeps_drift, 1800.0, True, False, "each"),
     (lambda duration_s: _sixteen_channels_whose_duty_cycles_and_sweeps_drift(duration_s, 1000.0), 3600.0, False, False,
-     "thinned"),
+     "binned"),
 ], ids=["premodulated-10-min", "premodulated-1-h", "premodulated-1-h-cells", "16-channels-30-min", "16-channels-1-h"])
 def test_the_session_sums_of_drifting_level_factors_are_those_of_every_pulse(build, duration_s, force, cells, path,
                                                                             monkeypatch):
@@ -1320,15 +1320,15 @@ def test_the_session_sums_of_drifting_level_factors_are_those_of_every_pulse(bui
     too much session power over 10 minutes (2 % and 2.5 % over an hour); on 16 outputs, whose duty cycles and sweeps
     of amplitude and width all drift, the session power of one was 7.2 % high, the count of another 4.1 % high. A
     period's pulses are held now and only the factors evaluated at each configuration: each period at its own where
-    they are a few hundred; else every period from every k-th pulse, plus what every pulse adds from an even choice
-    of them; or, where the periods fill many cells (``cells``: made so here), cells corrected by the exact mean over
-    every configuration. Every session figure within 0.2 % of every pulse's."""
+    they are a few hundred; else every period with its pulses in bins, plus what every pulse adds from an even choice
+    of them; or, where a period holds too few pulses to bin (``cells``: made so here), cells corrected by the exact
+    mean over every configuration. Every session figure within 0.2 % of every pulse's."""
     import electrostim.waveform._dose as dose_module
 
     program = build(duration_s)
     assert any(r.shifted for g in es.Schedule(program)._dose_generators() for r in g.regions())
     if cells:
-        monkeypatch.setattr(dose_module, "_CELLS_FROM_PERIODS", 0)
+        monkeypatch.setattr(dose_module, "_MIN_BINS", math.inf)
     exact, dosed, paths = _session_sums_against_every_pulse(program, monkeypatch, force=force)
     assert paths == {path}
     _assert_session_sums(exact, dosed)

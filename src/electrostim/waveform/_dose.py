@@ -753,10 +753,10 @@ def _shifted_sums(g: Any, r: Any, c1: float, n_periods: int, chunk: float, per_p
     drifting factor). Where the budget allows, each period is summed at its own: streamed, or with the pulses of
     one period held (:class:`_PeriodSums`: the factors alone evaluated at each configuration, at the nearest of a
     few clock phases; at one where the events are dense and the levels slow, whose sums the clock phase hardly
-    changes). Else, where the periods are too few to fill many cells evenly, every period is summed from every
-    k-th pulse held (each standing for k: they bend and jump with the shifts as every pulse does), plus what every
-    pulse adds to that, taken from an even choice of the periods. Else the periods whose configurations lie in one
-    cell of a grid are summed as one, at the mean of their configurations, and the sums corrected: a period's sums bend and jump as a shift moves a factor's corner
+    changes). Else, where a period holds enough pulses, every period is summed with its pulses held in bins of
+    neighbours (:meth:`_PeriodSums.binned`: the bins bend and jump with the shifts as the pulses do), plus what
+    every pulse adds to that, taken from an even choice of the periods. Else the periods whose configurations lie
+    in one cell of a grid are summed as one, at the mean of their configurations, and the sums corrected: a period's sums bend and jump as a shift moves a factor's corner
     across an end of the period or another factor's corner, and a cell that reaches across one is not summed at
     the mean of its configurations. The correction adds the periods times the exact mean of a period's sums over
     every configuration (:meth:`_PeriodSums.mean`) less the grid's mean of them (each cell at its centre): the
@@ -781,19 +781,18 @@ def _shifted_sums(g: Any, r: Any, c1: float, n_periods: int, chunk: float, per_p
     total_bins, phases = streamed, 0
     if held is not None:
         phases = len(held.phases)
-        total_bins = max(16, int(_SUM_POINTS / (per_period * (len(r.shifted) + 2)) * share))
+        total_bins = max(_MIN_HELD_CELLS, int(_SUM_POINTS / (per_period * (len(r.shifted) + 2)) * share))
         if configs.shape[0] <= total_bins:  # each at its own shifts, at the clock phase held nearest its own
             return scale * held.at(g, r, configs).sum(axis=0)
-        every = math.ceil(2.0 * configs.shape[0] / total_bins)
-        if per_period / every >= _MIN_THINNED_PULSES and configs.shape[0] < _CELLS_FROM_PERIODS * total_bins / 2:
-            # too few periods to fill the cells evenly: every period with every k-th pulse (k times), plus what every
-            # pulse adds to that, from an even choice of periods (the k-th pulses bend and jump with the shifts as
-            # every pulse does)
-            thinned = held.thinned(every)
-            m = max(16, int(total_bins / 2 / (1.0 + 1.0 / every)))
+        size = math.ceil(2.0 * configs.shape[0] / total_bins)
+        if per_period / size >= _MIN_BINS:
+            # every period with its pulses in bins of k (they bend and jump with the shifts as the pulses do), plus
+            # what every pulse adds to that, from an even choice of periods
+            binned = held.binned(size)
+            m = max(16, int(total_bins / 2 / (1.0 + 1.0 / size)))
             pick = np.linspace(0, configs.shape[0] - 1, m).round().astype(np.int64)
-            rest = (held.at(g, r, configs[pick]) - thinned.at(g, r, configs[pick])).sum(axis=0)
-            return scale * (thinned.at(g, r, configs).sum(axis=0) + configs.shape[0] / m * rest)
+            rest = (held.at(g, r, configs[pick]) - binned.at(g, r, configs[pick])).sum(axis=0)
+            return scale * (binned.at(g, r, configs).sum(axis=0) + configs.shape[0] / m * rest)
     dims = configs.shape[1] - 1
     if held is not None:  # half the cells' evaluations at their mean configurations, half at their centres
         total_bins //= 2
@@ -825,10 +824,9 @@ _HELD_PHASES = 8
 _SLOW_LEVELS = 0.1
 _DENSE_PERIOD_EVENTS = 1000.0
 _SUM_POINTS = 64_000_000
-#: where a region holds fewer than ``_CELLS_FROM_PERIODS`` periods a cell, its periods are summed from every k-th pulse
-#: if that leaves at least ``_MIN_THINNED_PULSES`` in a period
-_CELLS_FROM_PERIODS = 64
-_MIN_THINNED_PULSES = 256
+_MIN_HELD_CELLS = 8
+#: a period's pulses are summed in bins (:meth:`_PeriodSums.binned`) where that leaves at least this many bins
+_MIN_BINS = 256
 
 
 def _factor_terms(name: str, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -841,10 +839,8 @@ class _PeriodSums:
     """The pulses of a period ``[c1, c1 + P)`` of a region whose level factors drift, with those factors held at 1
     (``without``), at a few clock phases, as the terms of their sums: the sums at any configuration of the factors
     are these terms, at the clock phase held nearest to the configuration's, times the factors at the pulses' times
-    (``level_factors``); the count is set by the duty cycle alone (a pulse where its envelope is above 0)."""
-
-    #: how many pulses each held one stands for (:meth:`thinned`)
-    weight = 1.0
+    (``level_factors``); the count is set by the duty cycle alone (a pulse where its envelope is above 0). Each held
+    row is (times, pulses, net charge, ∫i²dt, |charge|): a pulse each, or a bin of them (:meth:`binned`)."""
 
     def __init__(self, g: Any, r: Any, c1: float, chunk: float, n_phases: int):
         self.names = frozenset(name for name, _, _ in r.shifted)
@@ -856,14 +852,17 @@ class _PeriodSums:
             c = PulseChunk.concatenate([neutral.window(a, b, (k + 0.5) / n_phases) for a, b in itertools.pairwise(cuts)],
                                        c1, cuts[-1])
             q1, q2, net, i2t, _ = pulse_terms(c)
-            self.phases.append((c.time_s, net, i2t, q1 + q2))
+            self.phases.append((c.time_s, np.ones(len(c)), net, i2t, q1 + q2))
 
-    def thinned(self, every: int) -> _PeriodSums:
-        """Every ``every``-th pulse held (from the middle of the first ``every``), each standing for ``every``."""
+    def binned(self, size: int) -> _PeriodSums:
+        """Every ``size`` neighbouring pulses held as one, at their middle time, their terms summed: the levels, slow
+        against them, hardly change over a bin (an on/off edge inside one counts it all on or off)."""
         held = copy.copy(self)
-        held.weight = float(every)
-        held.phases = [tuple(a[every // 2::every] * (1.0 if j == 0 else every) for j, a in enumerate(arrays))
-                       for arrays in self.phases]
+        held.phases = []
+        for t, *terms in self.phases:
+            starts = np.arange(0, t.shape[0], size)
+            middle = np.minimum(starts + size // 2, t.shape[0] - 1)
+            held.phases.append((t[middle], *(np.add.reduceat(a, starts) for a in terms)))
         return held
 
     def at(self, g: Any, r: Any, configs: np.ndarray) -> np.ndarray:
@@ -872,18 +871,18 @@ class _PeriodSums:
         later), in batches of about ``_BATCH_POINTS`` values."""
         out = np.zeros((configs.shape[0], 4))
         which = np.minimum(len(self.phases) - 1, (configs[:, 0] * len(self.phases)).astype(np.int64))
-        for k, (t, net, i2t, absq) in enumerate(self.phases):
+        for k, (t, pulses, net, i2t, absq) in enumerate(self.phases):
             rows = np.flatnonzero(which == k)
             step = max(1, _BATCH_POINTS // max(t.shape[0], 1))
             for at in range(0, rows.shape[0], step):
                 _stop_if_asked()
                 batch = rows[at:at + step]
-                count = np.full(batch.shape[0], self.weight * t.shape[0])
+                count = np.full(batch.shape[0], float(pulses.sum()))
                 lin, sq = np.ones((batch.shape[0], t.shape[0])), np.ones((batch.shape[0], t.shape[0]))
                 for j, (name, own, _) in enumerate(r.shifted):
                     v = g.level_factors(frozenset({name}), t[None, :] + (configs[batch, 1 + j] * own)[:, None], r)[name]
                     if name == "duty":
-                        count = self.weight * np.count_nonzero(v > 0, axis=1)
+                        count = (v > 0) @ pulses
                     f1, f2 = _factor_terms(name, v)
                     lin, sq = lin * f1, sq * f2
                 out[batch] = np.column_stack([count, lin @ net, sq @ i2t, lin @ absq])
@@ -892,7 +891,7 @@ class _PeriodSums:
     def mean(self, g: Any, r: Any, c1: float) -> np.ndarray:
         """The sums of the period averaged over the clock phases held and every shift of its drifting factors (see
         :func:`_level_means`)."""
-        held = np.mean([(t.shape[0], net.sum(), i2t.sum(), absq.sum()) for t, net, i2t, absq in self.phases], axis=0)
+        held = np.mean([[a.sum() for a in terms] for _, *terms in self.phases], axis=0)
         return held * _level_means(g, r, c1)
 
 
@@ -1011,7 +1010,10 @@ def _shifted_bounds(g: Any, r: Any, window: float, n_periods: int, share: float 
     of_cell = np.split(np.argsort(which, kind="stable"), np.cumsum(np.bincount(which))[:-1])
     cells = [evaluate(np.array(np.unravel_index(index[j], bins)) / bins, 1.0 / bins, of_cell[j])
              for j in range(index.shape[0])]
+    if spent >= most_events or evaluations >= most_cells:  # no refinement left: what periods reach is not needed
+        return [c.bound for c in cells]
     reached = np.max([exact(int(c.members[0])) for c in cells], axis=0)
+
     def excess(c: _Cell) -> float:  # how far above the highest reached (-inf: the cell holds one config)
         if c.single:
             return -math.inf
