@@ -529,7 +529,8 @@ def _repeating_dose(g: Any, window: float, chunk_s: float, duration: float,
     window (a drifting pulse's nearest neighbour may change). A pulse that on/off edges may leave alone is
     charged to the bands of the rates it can then have (``lone_rate_range_hz``).
     Only the samples whose phases some period meets are evaluated (a clock whose periods keep nearly one phase
-    needs one). Sums are each period's at the phase it meets the levels at, the periods whose phases lie within
+    needs one). The bounds stand for every window from ``a + P`` on: the first pass streams the windows before
+    ``c``, mid-way between two pulses of the second period, and on only until they are complete. Sums are each period's at the phase it meets the levels at, the periods whose phases lie within
     1/1024 or so of one another summed as one (``_MAX_SUM_BINS``).
     """
     jumps: list[tuple[float, float, float, int, float, Any, float]] = []  # cut, resume at, c1, N, P, region, x
@@ -593,9 +594,12 @@ def _repeating_dose(g: Any, window: float, chunk_s: float, duration: float,
         acc = _OutputAccumulator(window)
         acc.skip_first_window = k > 0
         total += _stream(acc, g, t0, c1, chunk, final=False)
-        part = _stream(acc, g, c1, c1 + x, chunk, final=False)
-        one = part + _stream(acc, g, c1 + x, c1 + period, chunk, final=False)
-        _stream(acc, g, c1 + period, cut, chunk, final=False)
+        if r.drift_s == 0:
+            part = _stream(acc, g, c1, c1 + x, chunk, final=False)
+            one = part + _stream(acc, g, c1 + x, c1 + period, chunk, final=False)
+            _stream(acc, g, c1 + period, cut, chunk, final=False)
+        else:  # the windows from a + P on are bounded (below): on only until those before c1 are complete
+            cut = c1
         # on (past off phases) until the next pulse completes the windows that no bound stands for: those of
         # [c1, c1 + P) where the pulses repeat, those before c1 where they drift (a window is complete when a pulse
         # past its end is seen: after an off phase longer than the pass, that is the next on phase's first)
@@ -878,13 +882,19 @@ class _PeriodSums:
                 _stop_if_asked()
                 batch = rows[at:at + step]
                 count = np.full(batch.shape[0], float(pulses.sum()))
-                lin, sq = np.ones((batch.shape[0], t.shape[0])), np.ones((batch.shape[0], t.shape[0]))
+                current: np.ndarray | None = None  # the factors of the current, and of the width
+                width: np.ndarray | None = None
                 for j, (name, own, _) in enumerate(r.shifted):
                     v = g.level_factors(frozenset({name}), t[None, :] + (configs[batch, 1 + j] * own)[:, None], r)[name]
                     if name == "duty":
                         count = (v > 0) @ pulses
-                    f1, f2 = _factor_terms(name, v)
-                    lin, sq = lin * f1, sq * f2
+                    if name == "width":
+                        width = v
+                    else:
+                        current = v if current is None else current * v
+                lin = current if width is None else (width if current is None else current * width)
+                assert lin is not None  # (a region's factors drift: one at least)
+                sq = lin if current is None else current * lin  # (∫i²dt: the current's factors squared)
                 out[batch] = np.column_stack([count, lin @ net, sq @ i2t, lin @ absq])
         return out
 
