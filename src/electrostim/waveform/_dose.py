@@ -43,7 +43,7 @@ from pydantic import BaseModel, ConfigDict
 
 from ..program import VOLTAGE_LOAD_OHM, Program
 from ._schedule import _BOUND_TOLERANCE, SHAPE_SINE, SHAPE_SPIKE, SPIKE_TIME_CONSTANTS, PulseChunk, Schedule
-from ._timing import compiled_kernels
+from ._timing import LOADED_KERNEL_MIN_TIMES, compiled_kernels, kernels_loaded
 
 __all__ = ["ElectrodeDose", "OutputDose", "Dose", "compute_dose", "DEFAULT_LOAD_OHM", "WINDOW_S", "RATE_BANDS_HZ"]
 
@@ -267,7 +267,9 @@ class _OutputAccumulator:
             return sums  # nothing new: no window can complete, no rate can be settled
         pending = self.last_t is not None  # the last pulse seen, its rate still open
         g0 = float(t[0]) - self.last_t if (n and self.last_t is not None) else math.inf
-        kernels = _kernels() if self.count >= KERNEL_MIN_PULSES else None  # (a long output: the same figures)
+        # (a long output, or a chunk of many pulses once numba is loaded: the same figures)
+        many = self.count >= KERNEL_MIN_PULSES or (n >= LOADED_KERNEL_MIN_TIMES and kernels_loaded())
+        kernels = _kernels() if many else None
         if n:
             k0 = self.tail_t.shape[0]
             V = np.empty((3, k0 + n))  # the tail's terms, then this chunk's (filled in place: no stacked copies)

@@ -350,10 +350,14 @@ def compiled_kernels() -> Any:
     return _kernels
 
 
+def kernels_loaded() -> bool:
+    """Whether the numba kernels are loaded already (then shorter arrays take them too)."""
+    return "electrostim.waveform._kernels" in sys.modules
+
+
 def _kernels_for(t: np.ndarray) -> Any:
     """The level kernels for times ``t`` (contiguous, many), or None: the array forms then."""
-    loaded = "electrostim.waveform._kernels" in sys.modules
-    if t.size < (LOADED_KERNEL_MIN_TIMES if loaded else KERNEL_MIN_TIMES) or not t.flags.c_contiguous:
+    if t.size < (LOADED_KERNEL_MIN_TIMES if kernels_loaded() else KERNEL_MIN_TIMES) or not t.flags.c_contiguous:
         return None
     return compiled_kernels()
 
