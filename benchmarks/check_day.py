@@ -45,7 +45,21 @@ sweep faster than the pulses (dosed from its alias, ``_OutputGenerator.for_dose`
 (w) premodulated interferential current on 16 channels, each carrier (4000-5500 Hz) and beat sweep (over
     6.1234567-7.6234567 s) its own;
 (x) premodulated interferential current in 32 phases of 45 min, each beat sweep over a period of its own;
-(y) 1000 Hz pulses under a triangle amplitude sweep of 0.000123456789 s (the pulses meet it as a 10 ms sweep).
+(y) 1000 Hz pulses under a triangle amplitude sweep of 0.000123456789 s (the pulses meet it as a 10 ms sweep);
+
+and level factors whose common multiple with the rest holds many events (they drift against a short period
+instead), many outputs whose every level factor drifts, and a rate profile shorter than a pulse interval:
+
+(z) premodulated interferential current (10 000 Hz, 100 Hz beat), 3.3333 s on / 1.2345 s off and an amplitude sweep
+    of 5.1234567 s (their common multiple with the beat: 228.39 s, 2.3e6 carrier cycles);
+(za) the same with its beat swept 1-200 Hz over 6.1234567 s and ramps of 1.1 and 0.7 s;
+(zb) 16 channels of asymmetric pulses swept 333-1000 Hz, each with its own sweeps of rate, amplitude and width and its
+    own duty cycle, every period odd;
+(zc) 16 channels of premodulated interferential current (about 20 000 Hz), each beat swept over a period of its
+    own, with an amplitude sweep and a duty cycle of its own;
+(zd) 16 channels of monophasic pulses swept 667-2000 Hz over 6.1 ms, under sweeps of amplitude and width and duty
+    cycles of 3-8 ms (levels faster than the pulses);
+(ze) the same at 32-97 Hz (a rate profile and levels faster than a pulse interval: every pulse is streamed).
 
 Run from the repository root::
 
@@ -93,6 +107,12 @@ CASES = {
     "(w) premodulated interferential, 16 channels, each carrier and odd beat sweep its own": ("open-premodulated", 16),
     "(x) premodulated interferential in 32 phases, each odd beat sweep its own": ("open-phases", 32),
     "(y) 1000 Hz under an amplitude sweep faster than the pulses": ("open-faster-sweep", 1),
+    "(z) premodulated interferential, duty cycle and amplitude sweep with a long common period": ("open-long-common", 1),
+    "(za) the same, its beat swept over an odd period, with ramps": ("open-long-common-swept", 1),
+    "(zb) 16 channels at 333-1000 Hz, every level factor drifting": ("open-drifting-levels", 16),
+    "(zc) 16 premodulated channels at 20 kHz, every level factor drifting": ("open-drifting-premodulated", 16),
+    "(zd) 16 channels, rate and levels faster than the pulses": ("open-fast-levels", 16),
+    "(ze) 16 channels at 32-97 Hz, rate profile and levels faster than a pulse interval": ("open-faster-levels", 16),
 }
 ODD_S = 6.1234567
 BUILT = {
@@ -112,6 +132,17 @@ def _pulses(hz: float, width_us: float) -> dict:
 
 def _sweep(period_s: float) -> dict:
     return {"kind": "amplitude-sweep", "low_percent": 40.0, "period_s": period_s}
+
+
+def _beat_sweep(low_hz: float, high_hz: float, period_s: float) -> dict:
+    return {"kind": "frequency-sweep", "low_hz": low_hz, "high_hz": high_hz, "period_s": period_s}
+
+
+def _premodulated(carrier_hz: float, beat_hz: float, modulation: list, on_s: float, off_s: float,
+                  ramps: tuple[float, float] = (0.0, 0.0)) -> dict:
+    return {"pulse": {"shape": "interferential", "mode": "premodulated", "carrier_frequency_hz": carrier_hz,
+                      "beat_frequency_hz": beat_hz}, "modulation": modulation,
+            "duty_cycle": {"on_s": on_s, "off_s": off_s}, "ramp_up_s": ramps[0], "ramp_down_s": ramps[1]}
 
 
 def open_program(kind: str, channels: int):
@@ -171,6 +202,37 @@ def open_program(kind: str, channels: int):
                                              "carrier_frequency_hz": 4000.0, "beat_frequency_hz": 100.0},
                                    "modulation": [{"kind": "frequency-sweep", "low_hz": 1.37, "high_hz": 100.0,
                                                    "period_s": ODD_S}, _sweep(5.1234567)]}],
+        "open-long-common": [_premodulated(10000.0, 100.0, [_sweep(5.1234567)], 3.3333, 1.2345)],
+        "open-long-common-swept": [_premodulated(10000.0, 100.0, [_beat_sweep(1.0, 200.0, ODD_S), _sweep(5.1234567)],
+                                                 3.3333, 1.2345, ramps=(1.1, 0.7))],
+        "open-drifting-levels": [{"pulse": {"shape": "asymmetric-biphasic", "pulse_width_us": 50.0 + i,
+                                            "second_phase_ratio": 3.7, "frequency_hz": 1000.7},
+                                  "modulation": [{**_beat_sweep(333.5667, 1000.7, ODD_S + 0.987654 * i),
+                                                  "profile": "sawtooth" if i % 2 else "triangle"},
+                                                 {**_sweep(5.1234567 + 0.3142 * i), "phase_deg": 21.7 * i},
+                                                 {"kind": "width-sweep", "low_percent": 20.0, "period_s": 7.3890561 + 0.577 * i}],
+                                  "duty_cycle": {"on_s": 3.3333 + 0.1717 * i, "off_s": 1.2345 + 0.0313 * i},
+                                  "ramp_up_s": 1.1, "ramp_down_s": 0.7} for i in range(channels)],
+        "open-drifting-premodulated": [_premodulated(20000.0 - 7.123 * i, 100.0 + 3.7 * i,
+                                                     [_beat_sweep(1.0 + 0.1234567 * i, 200.0 + 1.1 * i,
+                                                                  ODD_S + 0.987654 * i),
+                                                      {**_sweep(5.1234567 + 0.31415 * i), "phase_deg": 21.7 * i}],
+                                                     3.3333 + 0.1717 * i, 1.2345 + 0.0313 * i, ramps=(1.1, 0.7))
+                                       for i in range(channels)],
+        "open-fast-levels": [{"pulse": {"shape": "monophasic", "pulse_width_us": 50.0 + i, "frequency_hz": 2000.3},
+                              "modulation": [{**_beat_sweep(666.7667, 2000.3, 0.0061234567 + 0.00098 * i),
+                                              "profile": "sawtooth" if i % 2 else "triangle"},
+                                             {**_sweep(0.0051234567 + 0.00031 * i), "profile": "sawtooth"},
+                                             {"kind": "width-sweep", "low_percent": 20.0, "period_s": 0.0073890561}],
+                              "duty_cycle": {"on_s": 0.0033333 + 0.00017 * i, "off_s": 0.0012345 + 0.00003 * i}}
+                             for i in range(channels)],
+        "open-faster-levels": [{"pulse": _pulses(97.31 + 3.3 * i, 50.0),
+                                "modulation": [{**_beat_sweep(32.43667 + i, 97.31 + 3.3 * i, 0.0061234567 + 0.00098 * i),
+                                                "profile": "sawtooth" if i % 2 else "triangle"},
+                                               {**_sweep(0.0051234567 + 0.00031 * i), "profile": "sawtooth"},
+                                               {"kind": "width-sweep", "low_percent": 20.0, "period_s": 0.0073890561}],
+                                "duty_cycle": {"on_s": 0.0033333 + 0.00017 * i, "off_s": 0.0012345 + 0.00003 * i}}
+                               for i in range(channels)],
         "open-two-sweeps": [{"pulse": _pulses(150.0 + i, 200.0),
                              "modulation": [_sweep(6.7654321), {"kind": "width-sweep", "low_percent": 40.0,
                                                                 "period_s": 5.1234567}]} for i in range(channels)],
@@ -178,7 +240,8 @@ def open_program(kind: str, channels: int):
     chans = [{"label": f"ch-{i + 1}", "electrodes": [{"site": "quadriceps", "shape": "rectangle", "width_cm": 8.0,
                                                       "height_cm": 8.0}] * 2,
               "stimulus": {**st, "amplitude": {"default_ma": 10.0, "max_ma": 50.0}}} for i, st in enumerate(stimuli)]
-    modality = "interferential" if kind.startswith("open-premodulated") else "nmes" if "duty_cycle" in stimuli[0] else "tens"
+    premodulated = stimuli[0]["pulse"].get("mode") == "premodulated"
+    modality = "interferential" if premodulated else "nmes" if "duty_cycle" in stimuli[0] else "tens"
     return es.validate_program({"schema_version": 1, "id": f"{kind}-day", "name": f"{kind} for a day",
                                 "modality": modality,
                                 "session_duration_s": DAY_S, "channels": chans}, source=kind)
