@@ -35,12 +35,15 @@ SESSION_SUMS = {"net_charge_session_uc", "rms_current_session_ma", "average_curr
 def _arrays_only(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(dose_module, "_kernels", lambda: None)
     monkeypatch.setattr(timing, "KERNEL_MIN_TIMES", math.inf)
+    monkeypatch.setattr(timing, "LOADED_KERNEL_MIN_TIMES", math.inf)
+    monkeypatch.setattr(dose_module, "LOADED_KERNEL_MIN_TIMES", math.inf)
     monkeypatch.setattr(dose_module, "PARALLEL_MIN_EVENTS", math.inf)
 
 
 def _kernels_throughout(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(dose_module, "KERNEL_MIN_PULSES", 0)
     monkeypatch.setattr(timing, "KERNEL_MIN_TIMES", 1)
+    monkeypatch.setattr(timing, "LOADED_KERNEL_MIN_TIMES", 1)
     monkeypatch.setattr(dose_module, "PARALLEL_MIN_EVENTS", 0)  # and the outputs side by side
 
 
@@ -143,6 +146,8 @@ def test_property_an_output_streamed_through_the_kernels_ends_in_the_same_state(
 @given(seed=st.integers(0, 2**32 - 1), duty=st.booleans(), profile=st.sampled_from(["triangle", "sawtooth"]),
        periodic=st.booleans())
 def test_property_the_level_kernels_give_the_array_forms_numbers_bit_for_bit(seed, duty, profile, periodic):
+    """The levels (sweep factors, duty envelopes) and a swept rate's event times, through the kernels and the
+    array forms: the same numbers."""
     rng = np.random.default_rng(seed)
     n = 5000
     t = np.sort(rng.uniform(-5.0, 86400.0, n)) if seed % 2 else np.arange(n) / rng.uniform(1.0, 12000.0)
@@ -154,14 +159,17 @@ def test_property_the_level_kernels_give_the_array_forms_numbers_bit_for_bit(see
                   ramp_down_s=float(rng.choice([0.0, 2.0, 1e-301])), on_s=float(rng.choice([7.0, 0.5])) if duty else None,
                   off_s=float(rng.choice([6.1234567, 0.25, 0.0])), offset_s=float(rng.choice([0.0, 1.0, -0.75])),
                   periodic_offset=periodic)
+    segments = [(float(rng.uniform(0.001, 10.0)), float(rng.uniform(1.0, 2000.0)), float(rng.uniform(1.0, 2000.0)))
+                for _ in range(int(rng.choice([1, 2, 3, 12])))]
+    clock = timing.PiecewiseClock(segments)
+    k = np.sort(rng.uniform(0.0, 1e7, n)) if seed % 3 else np.arange(n) * clock.phi_period / 97.0
     found = []
     for kernels in (False, True):
         with pytest.MonkeyPatch.context() as mp:
             (_kernels_throughout if kernels else _arrays_only)(mp)
-            found.append((timing.sweep_factor(sweep, t), timing.duty_envelope(t, **levels)))
-    (s0, e0), (s1, e1) = found
-    assert np.array_equal(s0, s1)
-    assert np.array_equal(e0, e1)
+            found.append((timing.sweep_factor(sweep, t), timing.duty_envelope(t, **levels), clock.time_of(k)))
+    for a, b in zip(*found, strict=True):
+        assert np.array_equal(a, b)
 
 
 def test_an_interruption_stops_outputs_dosed_side_by_side_at_their_next_chunk(monkeypatch):

@@ -129,6 +129,22 @@ def sweep_factor_into(t: np.ndarray, low: float, period_s: float, shift_s: float
 
 
 @njit(cache=True, nogil=True)
+def piecewise_time_of_into(k: np.ndarray, phi_period: float, period: float, phi0: np.ndarray, tau0: np.ndarray,
+                           f0: np.ndarray, slope: np.ndarray, out: np.ndarray) -> None:
+    """``_timing.PiecewiseClock.time_of`` of events ``k``, into ``out``: the same numbers, bit for bit."""
+    last = phi0.shape[0] - 1
+    for i in range(k.shape[0]):
+        m = math.floor(k[i] / phi_period)
+        r = k[i] - m * phi_period
+        j = 0
+        while j < last and r >= phi0[j + 1]:
+            j += 1
+        d = r - phi0[j]
+        u = 2.0 * d / (f0[j] + math.sqrt(max(f0[j] * f0[j] + 2.0 * slope[j] * d, 0.0)))
+        out[i] = m * period + tau0[j] + u
+
+
+@njit(cache=True, nogil=True)
 def duty_envelope_into(t: np.ndarray, ramp_up_s: float, ramp_down_s: float, on_s: float, off_s: float,
                        offset_s: float, periodic_offset: bool, snap_s: float, out: np.ndarray) -> None:
     """``_timing.duty_envelope`` with a duty cycle, at times ``t`` (s), into ``out``: the same numbers, bit for

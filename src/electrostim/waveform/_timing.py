@@ -154,6 +154,12 @@ class PiecewiseClock(_IndexedClock):
 
     def time_of(self, k: np.ndarray) -> np.ndarray:
         k = np.asarray(k, dtype=float)
+        kernels = _kernels_for(k) if k.ndim == 1 else None
+        if kernels is not None:
+            out = np.empty(k.shape)
+            kernels.piecewise_time_of_into(k, self.phi_period, self.period, self.phi0, self.tau0, self.f0, self.slope,
+                                           out)
+            return out
         m = np.floor(k / self.phi_period)
         r = k - m * self.phi_period
         j = _segment(self.phi0, r)
