@@ -1365,3 +1365,19 @@ def test_the_mean_of_drifting_level_factors_is_their_closed_form():
         expected = [on, on * m1 * m1, on * m2 * m1, on * m1 * m1]
         got = dose_module._level_means(g, region, 100.0)
         assert got == pytest.approx(expected, rel=1e-4), profile
+
+
+def test_the_highest_rate_of_a_day_is_the_clocks_not_the_rounding_of_pulse_times():
+    """The kind: the highest pulse rate was 1 / the shortest interval between two pulses' times, and a day's times
+    carry a rounding of about 1e-11 s: a 10 kHz carrier was reported at 10 000.00098 Hz, its 80-100 Hz beat sweep's
+    circuit at 10 099.99967 Hz. An interval within 1e-6 of one the clock sets is that one now; a burst's pulse
+    interval too."""
+    pulse = {"shape": "interferential", "mode": "quadripolar", "carrier_frequency_hz": 10000.0,
+             "beat_frequency_hz": 100.0}
+    program = make_program(pulse, duration_s=86400.0, modality="interferential", ramp_up_s=5.0, ramp_down_s=5.0,
+                           modulation=[{"kind": "frequency-sweep", "low_hz": 80.0, "high_hz": 100.0, "period_s": 6.0}])
+    a, b = es.compute_dose(program, level="max").outputs
+    assert (a.max_pulse_rate_hz, b.max_pulse_rate_hz) == (10000.0, 10100.0)
+    bursts = make_program({"shape": "symmetric-biphasic", "pulse_width_us": 100.0, "frequency_hz": 100.0},
+                          duration_s=3600.0, burst={"pulses_per_burst": 7, "burst_frequency_hz": 2.0})
+    assert es.compute_dose(bursts, level="max").outputs[0].max_pulse_rate_hz == 100.0

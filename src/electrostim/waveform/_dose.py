@@ -47,6 +47,8 @@ from ._timing import LOADED_KERNEL_MIN_TIMES, compiled_kernels, kernels_loaded
 
 __all__ = ["ElectrodeDose", "OutputDose", "Dose", "compute_dose", "DEFAULT_LOAD_OHM", "WINDOW_S", "RATE_BANDS_HZ"]
 
+#: an interval between pulses within this fraction of one the clock sets is that one, rounded in the pulses' times
+_ROUNDED_INTERVAL = 1e-6
 #: Standard test load of IEC 60601-2-10.
 DEFAULT_LOAD_OHM = 500.0
 #: Averaging window for "during stimulation" figures.
@@ -1219,8 +1221,10 @@ def compute_dose(
     # outputs with the same pulses but for a factor of their currents (channels alike but for their intensity) are
     # dosed once, at the highest current, and the others' figures scaled from it (by the factor, or its square)
     groups: dict[tuple, list[tuple[int, Any]]] = {}
+    nominal: list[list[float]] = []
     for i, g in enumerate(sched._dose_generators()):  # (levels faster than the pulses as their aliases)
         groups.setdefault(g.identity(amplitude=False), []).append((i, g))
+        nominal.append(g.shortest_intervals_s())
     loudest = [max((m[1] for m in members), key=lambda x: x.amplitude_ma) for members in groups.values()]
     for members, g, dosed in zip(groups.values(), loudest, _output_doses(loudest, window, sched.chunk_s, duration),
                                  strict=True):
@@ -1228,8 +1232,11 @@ def compute_dose(
             accs[i] = (dosed if other.amplitude_ma == g.amplitude_ma
                        else dosed.scaled(other.amplitude_ma / g.amplitude_ma))
     outs = []
-    for o, amp, acc in zip(sched.outputs, sched.amplitudes_ma, accs):
+    for o, amp, acc, intervals in zip(sched.outputs, sched.amplitudes_ma, accs, nominal, strict=True):
         assert acc is not None  # every output has one: repeating or streamed
+        # the shortest interval between pulses, as the clock sets it where the pulses' times round it (a day's times
+        # carry a rounding of 1e-11 s: a 10 kHz carrier read as 10 000.001 Hz)
+        min_dt = next((x for x in intervals if abs(acc.min_dt - x) <= _ROUNDED_INTERVAL * x), acc.min_dt)
         rms = math.sqrt(acc.win_max[0] * 1e-6 / window)
         rms_band = [math.sqrt(x * 1e-6 / window) for x in acc.band_max]
         rms_session = math.sqrt(acc.sum_i2t * 1e-6 / duration)
@@ -1262,7 +1269,7 @@ def compute_dose(
                 channel=program.channels[o.channel_index].label,
                 amplitude_ma=amp,
                 pulse_count=acc.count,
-                max_pulse_rate_hz=round(1.0 / acc.min_dt, 6) if acc.min_dt not in (0.0, math.inf) else 0.0,
+                max_pulse_rate_hz=round(1.0 / min_dt, 6) if min_dt not in (0.0, math.inf) else 0.0,
                 peak_current_ma=acc.peak,
                 peak_voltage_v=acc.peak * 1e-3 * load_ohm,
                 max_phase_charge_uc=acc.max_q,

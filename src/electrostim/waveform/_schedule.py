@@ -616,6 +616,14 @@ class _OutputGenerator:
         shortest = _interval_range(self.clock)[0] if self.n_inner == 1 else 0.0
         return [Region(start, period, stop, drift, shortest, rigid, samples, rate, split[1])]
 
+    def shortest_intervals_s(self) -> list[float]:
+        """The shortest interval (s) of its clock, and a burst's pulse interval: what the shortest interval between
+        two of its pulses is, but for rounding in their times (an edge or a phase's end may part pulses further)."""
+        found = [_interval_range(self.clock)[0]]
+        if self.inner_hz and self.n_inner > 1:
+            found.append(1.0 / self.inner_hz)
+        return found
+
     def longest_gap_s(self) -> float:
         """The longest time (s) between two pulses between the ramps: the clock's longest interval, or with a duty
         cycle an off phase and an interval on each side (inf where an on phase may hold no pulse)."""
@@ -997,6 +1005,9 @@ class _PhasedGenerator:
         assert region is not None
         start, g = self._holding(region)
         return g.level_factors(names, t - start)
+
+    def shortest_intervals_s(self) -> list[float]:
+        return [x for _, _, _, g in self.parts for x in g.shortest_intervals_s()]
 
     def longest_gap_s(self) -> float:
         return max(g.longest_gap_s() for _, _, _, g in self.parts)
