@@ -1381,3 +1381,16 @@ def test_the_highest_rate_of_a_day_is_the_clocks_not_the_rounding_of_pulse_times
     bursts = make_program({"shape": "symmetric-biphasic", "pulse_width_us": 100.0, "frequency_hz": 100.0},
                           duration_s=3600.0, burst={"pulses_per_burst": 7, "burst_frequency_hz": 2.0})
     assert es.compute_dose(bursts, level="max").outputs[0].max_pulse_rate_hz == 100.0
+
+
+def test_a_dose_at_the_channels_highest_amplitudes_names_that_level():
+    """The kind: a dose given explicit amplitudes said "explicit", though ``es.assess`` doses each channel at its
+    highest (``check --json`` said "level": "explicit"). Amplitudes that are each channel's highest (or starting
+    value) name that level; others stay "explicit"."""
+    program = make_program({"shape": "symmetric-biphasic", "pulse_width_us": 200.0, "frequency_hz": 80.0},
+                           amplitude_ma=10.0, max_ma=30.0, channels=2)
+    assert es.assess(program).dose.level == "max"
+    assert es.compute_dose(program, amplitude_ma=30.0).level == "max"
+    assert es.compute_dose(program, amplitude_ma={"ch1": 30.0}).level == "explicit"  # ch2 at its starting 10 mA
+    assert es.compute_dose(program, amplitude_ma=10.0).level == "default"
+    assert es.compute_dose(program, amplitude_ma=12.0).level == "explicit"

@@ -1293,12 +1293,22 @@ def compute_dose(
     outs = [_at_set_voltage(o, sched, load_ohm) for o in outs]
     return Dose(
         program=program.id,
-        level=sched.level if amplitude_ma is None and schedule is None else "explicit",
+        level=sched.level if amplitude_ma is None and schedule is None else _level_of(program, sched),
         load_ohm=load_ohm,
         window_s=window,
         session_duration_s=duration,
         outputs=outs,
     )
+
+
+def _level_of(program: Program, sched: Schedule) -> str:
+    """The level whose amplitudes a schedule of explicit amplitudes has, if it has one ("max" or "default", as
+    ``es.assess`` doses each channel at its highest), else "explicit"."""
+    for level in ("max", "default"):
+        at = [getattr(program.channels[o.channel_index].stimulus.amplitude, f"{level}_ma") for o in sched.outputs]
+        if at == sched.amplitudes_ma:
+            return level
+    return "explicit"
 
 
 def _at_set_voltage(dose: OutputDose, sched: Schedule, load_ohm: float) -> OutputDose:
