@@ -1394,3 +1394,16 @@ def test_a_dose_at_the_channels_highest_amplitudes_names_that_level():
     assert es.compute_dose(program, amplitude_ma={"ch1": 30.0}).level == "explicit"  # ch2 at its starting 10 mA
     assert es.compute_dose(program, amplitude_ma=10.0).level == "default"
     assert es.compute_dose(program, amplitude_ma=12.0).level == "explicit"
+
+
+def test_a_drifting_period_of_millions_of_events_is_not_bounded_at_once():
+    """The kind: a region whose pulses drift was bounded from two of its periods and a window held at once: a
+    premodulated 20 kHz carrier whose beat is swept over 3598.7655 s held 144 million carrier cycles in one array
+    (gigabytes, and a stop signal waited for it). Such a region is not made now: the output is dosed pulse by pulse,
+    chunk by chunk."""
+    pulse = {"shape": "interferential", "mode": "premodulated", "carrier_frequency_hz": 19987.0,
+             "beat_frequency_hz": 100.0}
+    program = make_program(pulse, duration_s=86400.0, modality="interferential", modulation=[
+        {"kind": "frequency-sweep", "low_hz": 80.0, "high_hz": 100.0, "period_s": 3598.7655, "profile": "sawtooth"}])
+    (g,) = es.Schedule(program, level="max")._dose_generators()
+    assert g.regions() == []

@@ -564,13 +564,7 @@ def _repeating_dose(g: Any, window: float, chunk_s: float, duration: float,
         else:
             # past the windows of a period, the next pulse: within the longest gap between two (at most P)
             margin = min(period, g.longest_gap_s()) + drift
-            t = g.window(a + period, a + 2 * period).time_s
-            shift = 0.0
-            if len(t):
-                gaps = np.diff(np.concatenate([t, [t[0] + period]]))
-                k = int(np.argmax(gaps))
-                shift = float(t[k] + gaps[k] / 2.0 - (a + period))
-            c1 = a + period + shift
+            c1 = a + period + _widest_gap_middle(g, a + period, a + 2 * period, max(chunk_s, 1e-6))
             # the periods [c1 + kP, c1 + (k + 1)P), k < N, end where windows that start there still end within b
             n_periods = math.floor((b - window - margin - c1) / period + 1e-9)
             s0 = c1 + n_periods * period
@@ -629,6 +623,33 @@ def _repeating_dose(g: Any, window: float, chunk_s: float, duration: float,
     acc.count = int(round(total[0]))
     acc.sum_net, acc.sum_i2t, acc.sum_absq = float(total[1]), float(total[2]), float(total[3])
     return acc
+
+
+def _widest_gap_middle(g: Any, lo: float, hi: float, chunk_s: float) -> float:
+    """Where, after ``lo`` (s), the middle of the widest gap between two pulses of ``[lo, hi)`` lies, the gap from
+    the last to the first one ``hi - lo`` later counted (0 without pulses): read chunk by chunk."""
+    first = last = None
+    widest, middle = -1.0, 0.0
+    n = max(1, math.ceil((hi - lo) / chunk_s - 1e-9))
+    for k in range(n):
+        _stop_if_asked()
+        t = g.window(lo + k * chunk_s, hi if k == n - 1 else lo + (k + 1) * chunk_s).time_s
+        if not t.shape[0]:
+            continue
+        if first is None:
+            first = float(t[0])
+        gaps = np.diff(t if last is None else np.concatenate([[last], t]))
+        if gaps.shape[0]:
+            j = int(np.argmax(gaps))
+            if gaps[j] > widest:
+                widest, middle = float(gaps[j]), float((t[j] if last is None else np.concatenate([[last], t])[j])
+                                                       + gaps[j] / 2.0)
+        last = float(t[-1])
+    if first is None or last is None:
+        return 0.0
+    if first + (hi - lo) - last > widest:  # (the gap across the period's end, as the first pulse repeats)
+        middle = last + (first + (hi - lo) - last) / 2.0
+    return middle - lo
 
 
 def _pulses_near(g: Any, lo: float, hi: float, *, first: bool, n: int = 2) -> np.ndarray:

@@ -136,6 +136,9 @@ _JOIN_EVENTS = 250_000
 _MAX_SAMPLES = 64
 _MAX_BOUND_EVENTS = 2_000_000
 _MAX_PROGRAM_BOUND_EVENTS = 8_000_000
+#: a region whose levels repeat while its events drift is bounded from two of its periods and a window: not where
+#: they hold more events than this (each bound holds them at once)
+_MAX_REGION_EVENTS = 8_000_000
 
 
 @dataclass(frozen=True)
@@ -612,6 +615,8 @@ class _OutputGenerator:
         if self.levels_jump():  # a pulse that drifts across an on/off edge or a jump: as few as the samples allow
             need = float(_MAX_SAMPLES)
         events = Schedule._event_rate_of(self.stim) * (2.0 * period + 1.0 + 3.0 * drift)
+        if events > _MAX_REGION_EVENTS:  # each bound would hold millions of events at once: every pulse, in chunks
+            return []
         samples = max(1, min(math.ceil(need - 1e-9), int(self.bound_events // max(events, 1.0))))
         shortest = _interval_range(self.clock)[0] if self.n_inner == 1 else 0.0
         return [Region(start, period, stop, drift, shortest, rigid, samples, rate, split[1])]
