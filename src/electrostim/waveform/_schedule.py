@@ -532,7 +532,9 @@ class _OutputGenerator:
     def _split_levels(self) -> tuple[tuple[float, float, float, float], tuple[tuple[str, float, float], ...]] | None:
         """:meth:`quasi`'s figures and the level factors that drift against its period: the period is that of the
         clock's profile (a swept or random rate, a premodulated beat) and of as many level factors as share a
-        multiple of at most an hour with it (the duty cycle first, then the sweeps of amplitude and width)."""
+        multiple of at most an hour with it (the duty cycle first, then the sweeps of amplitude and width), a
+        multiple of a minute or four of the factor's periods, or one holding at most ``_JOIN_EVENTS`` events; a
+        whole number of at least ``_MIN_SHIFTED_PERIOD_S`` where factors drift."""
         st = self.stim
         parts = _level_parts(st)
         if any(seconds < _interval_range(self.clock)[0] for _, _, seconds, _ in parts):
@@ -600,7 +602,8 @@ class _OutputGenerator:
         events drift (:meth:`quasi`), evaluated at enough clock phases that the levels change by at most
         ``_BOUND_TOLERANCE`` between two (and a window's bound is at most that much of 1 s longer); level
         factors of a period that shares no multiple of at most an hour with the rest drift too
-        (``Region.shifted``)."""
+        (``Region.shifted``). None of the latter where two periods and a window hold more than
+        ``_MAX_REGION_EVENTS`` events (each bound would hold them at once): every pulse is dosed then."""
         rep = self.repeat()
         split = self._split_levels()
         q = None if split is None else split[0]
