@@ -43,7 +43,7 @@ from pydantic import BaseModel, ConfigDict
 
 from ..program import VOLTAGE_LOAD_OHM, Program
 from ._schedule import _BOUND_TOLERANCE, SHAPE_SINE, SHAPE_SPIKE, SPIKE_TIME_CONSTANTS, PulseChunk, Schedule
-from ._timing import LOADED_KERNEL_MIN_TIMES, compiled_kernels, kernels_loaded
+from ._timing import LOADED_KERNEL_MIN_TIMES, compiled_kernels, dosing, kernels_loaded
 
 __all__ = ["ElectrodeDose", "OutputDose", "Dose", "compute_dose", "DEFAULT_LOAD_OHM", "WINDOW_S", "RATE_BANDS_HZ"]
 
@@ -1123,6 +1123,11 @@ def _widen_bands(acc: _OutputAccumulator, c: PulseChunk, extra_s: np.ndarray) ->
 def _output_dose(g: Any, window: float, chunk_s: float, duration: float, share: float = 1.0) -> _OutputAccumulator:
     """The figures of one output: from its repeat period where it has one and is long, else every pulse (``share``:
     the output's share of the refinement of drifting levels, see ``_shifted_bounds``)."""
+    with dosing():
+        return _dose_of(g, window, chunk_s, duration, share)
+
+
+def _dose_of(g: Any, window: float, chunk_s: float, duration: float, share: float) -> _OutputAccumulator:
     exact = all(r.drift_s == 0 for r in g.regions())
     enough = g.expected_events() >= (REPEAT_MIN_EVENTS / 10 if exact else REPEAT_MIN_EVENTS)
     acc = _repeating_dose(g, window, chunk_s, duration, share) if enough else None

@@ -8,8 +8,11 @@ drops an event at a window edge. Times are in seconds, rates in hertz.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -356,9 +359,24 @@ def compiled_kernels() -> Any:
     return _kernels
 
 
+_dosing = threading.local()
+
+
 def kernels_loaded() -> bool:
-    """Whether the numba kernels are loaded already (then shorter arrays take them too)."""
-    return "electrostim.waveform._kernels" in sys.modules
+    """Whether this thread computes a dose (:func:`dosing`) and the numba kernels are loaded already: shorter arrays
+    take them too then (not while pulses are delivered, where a kernel's first call would hold the interpreter)."""
+    return getattr(_dosing, "on", False) and "electrostim.waveform._kernels" in sys.modules
+
+
+@contextlib.contextmanager
+def dosing() -> Iterator[None]:
+    """Within it, this thread computes a dose (see :func:`kernels_loaded`)."""
+    before = getattr(_dosing, "on", False)
+    _dosing.on = True
+    try:
+        yield
+    finally:
+        _dosing.on = before
 
 
 def _kernels_for(t: np.ndarray) -> Any:
