@@ -43,7 +43,7 @@ from pydantic import BaseModel, ConfigDict
 
 from ..program import VOLTAGE_LOAD_OHM, Program
 from ._schedule import _BOUND_TOLERANCE, SHAPE_SINE, SHAPE_SPIKE, SPIKE_TIME_CONSTANTS, PulseChunk, Schedule
-from ._timing import LOADED_KERNEL_MIN_TIMES, compiled_kernels, dosing, kernels_loaded
+from ._timing import LOADED_KERNEL_MIN_TIMES, compiled_kernels, dosing, short_arrays_take_kernels
 
 __all__ = ["ElectrodeDose", "OutputDose", "Dose", "compute_dose", "DEFAULT_LOAD_OHM", "WINDOW_S", "RATE_BANDS_HZ"]
 
@@ -270,7 +270,7 @@ class _OutputAccumulator:
         pending = self.last_t is not None  # the last pulse seen, its rate still open
         g0 = float(t[0]) - self.last_t if (n and self.last_t is not None) else math.inf
         # (a long output, or a chunk of many pulses once numba is loaded: the same figures)
-        many = self.count >= KERNEL_MIN_PULSES or (n >= LOADED_KERNEL_MIN_TIMES and kernels_loaded())
+        many = self.count >= KERNEL_MIN_PULSES or (n >= LOADED_KERNEL_MIN_TIMES and short_arrays_take_kernels())
         kernels = _kernels() if many else None
         if n:
             k0 = self.tail_t.shape[0]

@@ -362,15 +362,16 @@ def compiled_kernels() -> Any:
 _dosing = threading.local()
 
 
-def kernels_loaded() -> bool:
-    """Whether this thread computes a dose (:func:`dosing`) and the numba kernels are loaded already: shorter arrays
-    take them too then (not while pulses are delivered, where a kernel's first call would hold the interpreter)."""
+def short_arrays_take_kernels() -> bool:
+    """Whether arrays of ``LOADED_KERNEL_MIN_TIMES`` take the kernels: where this thread computes a dose
+    (:func:`dosing`) and the numba kernels are loaded already (not while pulses are delivered, where a kernel's first
+    call would hold the interpreter)."""
     return getattr(_dosing, "on", False) and "electrostim.waveform._kernels" in sys.modules
 
 
 @contextlib.contextmanager
 def dosing() -> Iterator[None]:
-    """Within it, this thread computes a dose (see :func:`kernels_loaded`)."""
+    """Within it, this thread computes a dose (see :func:`short_arrays_take_kernels`)."""
     before = getattr(_dosing, "on", False)
     _dosing.on = True
     try:
@@ -381,7 +382,7 @@ def dosing() -> Iterator[None]:
 
 def _kernels_for(t: np.ndarray) -> Any:
     """The level kernels for times ``t`` (contiguous, many), or None: the array forms then."""
-    if t.size < (LOADED_KERNEL_MIN_TIMES if kernels_loaded() else KERNEL_MIN_TIMES) or not t.flags.c_contiguous:
+    if t.size < (LOADED_KERNEL_MIN_TIMES if short_arrays_take_kernels() else KERNEL_MIN_TIMES) or not t.flags.c_contiguous:
         return None
     return compiled_kernels()
 
