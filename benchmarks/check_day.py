@@ -40,15 +40,15 @@ period holding tens of millions of pulses:
 (v) premodulated interferential current, its beat swept over 6.1234567 s and its amplitude over 5.1234567 s;
 
 and programs of many drifting outputs or phases (which share the events the bounds and sums may take), and a
-sweep faster than the pulses (dosed from its alias, ``_OutputGenerator.for_dose``):
+sweep as fast as the pulses allow (a modulation must span two of their intervals, an on or off time one):
 
 (w) premodulated interferential current on 16 channels, each carrier (4000-5500 Hz) and beat sweep (over
     6.1234567-7.6234567 s) its own;
 (x) premodulated interferential current in 32 phases of 45 min, each beat sweep over a period of its own;
-(y) 1000 Hz pulses under a triangle amplitude sweep of 0.000123456789 s (the pulses meet it as a 10 ms sweep);
+(y) 1000 Hz pulses under a sawtooth amplitude sweep of 0.0020001234567 s (two pulse intervals and a little);
 
 and level factors whose common multiple with the rest holds many events (they drift against a short period
-instead), many outputs whose every level factor drifts, and a rate profile shorter than a pulse interval:
+instead), many outputs whose every level factor drifts, and rate profiles and levels as fast as allowed:
 
 (z) premodulated interferential current (10 000 Hz, 100 Hz beat), 3.3333 s on / 1.2345 s off and an amplitude sweep
     of 5.1234567 s (their common multiple with the beat: 228.39 s, 2.3e6 carrier cycles);
@@ -58,8 +58,9 @@ instead), many outputs whose every level factor drifts, and a rate profile short
 (zc) 16 channels of premodulated interferential current (about 20 000 Hz), each beat swept over a period of its
     own, with an amplitude sweep and a duty cycle of its own;
 (zd) 16 channels of monophasic pulses swept 667-2000 Hz over 6.1 ms, under sweeps of amplitude and width and duty
-    cycles of 3-8 ms (levels faster than the pulses);
-(ze) the same at 32-97 Hz (a rate profile and levels faster than a pulse interval: every pulse is streamed).
+    cycles of 4.8-8 ms (levels of a few pulse intervals);
+(ze) 16 channels at 32-97 Hz, each rate sweep over two intervals at its lowest rate and a little, sweeps of amplitude
+    and width over 2.1 and 2.4 such intervals, 1.33 on and 1.01 off (as fast as the pulses allow).
 
 Run from the repository root::
 
@@ -106,13 +107,13 @@ CASES = {
         "open-premodulated-two", 1),
     "(w) premodulated interferential, 16 channels, each carrier and odd beat sweep its own": ("open-premodulated", 16),
     "(x) premodulated interferential in 32 phases, each odd beat sweep its own": ("open-phases", 32),
-    "(y) 1000 Hz under an amplitude sweep faster than the pulses": ("open-faster-sweep", 1),
+    "(y) 1000 Hz under a sawtooth sweep of two pulse intervals and a little": ("open-fastest-sweep", 1),
     "(z) premodulated interferential, duty cycle and amplitude sweep with a long common period": ("open-long-common", 1),
     "(za) the same, its beat swept over an odd period, with ramps": ("open-long-common-swept", 1),
     "(zb) 16 channels at 333-1000 Hz, every level factor drifting": ("open-drifting-levels", 16),
     "(zc) 16 premodulated channels at 20 kHz, every level factor drifting": ("open-drifting-premodulated", 16),
-    "(zd) 16 channels, rate and levels faster than the pulses": ("open-fast-levels", 16),
-    "(ze) 16 channels at 32-97 Hz, rate profile and levels faster than a pulse interval": ("open-faster-levels", 16),
+    "(zd) 16 channels at 667-2000 Hz, rate and levels of a few pulse intervals": ("open-fast-levels", 16),
+    "(ze) 16 channels at 32-97 Hz, rate and levels as fast as the pulses allow": ("open-fastest-levels", 16),
 }
 ODD_S = 6.1234567
 BUILT = {
@@ -185,7 +186,8 @@ def open_program(kind: str, channels: int):
     stimuli = {
         "open-long-sweep": [{"pulse": _pulses(1000.0, 100.0), "modulation": [_sweep(3600.0)]}],
         "open-fast-sweep": [{"pulse": _pulses(10000.0, 20.0), "modulation": [_sweep(600.0)]}],
-        "open-faster-sweep": [{"pulse": _pulses(1000.0, 100.0), "modulation": [_sweep(0.000123456789)]}],
+        "open-fastest-sweep": [{"pulse": _pulses(1000.0, 100.0),
+                                "modulation": [{**_sweep(0.0020001234567), "profile": "sawtooth"}]}],
         "open-incommensurate": [{"pulse": _pulses(150.0 + i, 200.0), "duty_cycle": {"on_s": 7.0, "off_s": ODD_S},
                                  "modulation": [_sweep(6.7654321)]} for i in range(channels)],
         "open-narrow-random": [{"pulse": _pulses(100.0, 200.0),
@@ -224,15 +226,17 @@ def open_program(kind: str, channels: int):
                                               "profile": "sawtooth" if i % 2 else "triangle"},
                                              {**_sweep(0.0051234567 + 0.00031 * i), "profile": "sawtooth"},
                                              {"kind": "width-sweep", "low_percent": 20.0, "period_s": 0.0073890561}],
-                              "duty_cycle": {"on_s": 0.0033333 + 0.00017 * i, "off_s": 0.0012345 + 0.00003 * i}}
+                              "duty_cycle": {"on_s": 0.0033333 + 0.00017 * i, "off_s": 0.0015345 + 0.00003 * i}}
                              for i in range(channels)],
-        "open-faster-levels": [{"pulse": _pulses(97.31 + 3.3 * i, 50.0),
-                                "modulation": [{**_beat_sweep(32.43667 + i, 97.31 + 3.3 * i, 0.0061234567 + 0.00098 * i),
-                                                "profile": "sawtooth" if i % 2 else "triangle"},
-                                               {**_sweep(0.0051234567 + 0.00031 * i), "profile": "sawtooth"},
-                                               {"kind": "width-sweep", "low_percent": 20.0, "period_s": 0.0073890561}],
-                                "duty_cycle": {"on_s": 0.0033333 + 0.00017 * i, "off_s": 0.0012345 + 0.00003 * i}}
-                               for i in range(channels)],
+        "open-fastest-levels": [{"pulse": _pulses(97.31 + 3.3 * i, 50.0),
+                                 "modulation": [{**_beat_sweep(32.43667 + i, 97.31 + 3.3 * i,
+                                                               2.0001234567 / (32.43667 + i)),
+                                                 "profile": "sawtooth" if i % 2 else "triangle"},
+                                                {**_sweep(2.1234567 / (32.43667 + i)), "profile": "sawtooth"},
+                                                {"kind": "width-sweep", "low_percent": 20.0,
+                                                 "period_s": 2.3890561 / (32.43667 + i)}],
+                                 "duty_cycle": {"on_s": 1.3333 / (32.43667 + i), "off_s": 1.012345 / (32.43667 + i)}}
+                                for i in range(channels)],
         "open-two-sweeps": [{"pulse": _pulses(150.0 + i, 200.0),
                              "modulation": [_sweep(6.7654321), {"kind": "width-sweep", "low_percent": 40.0,
                                                                 "period_s": 5.1234567}]} for i in range(channels)],

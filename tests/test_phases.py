@@ -160,7 +160,7 @@ def _shifted_phase_pulses(program: es.Program, level: str = "max") -> es.PulseCh
     return whole.select(np.lexsort((whole.output, whole.time_s)))
 
 
-_rates = st.sampled_from([2.0, 7.5, 20.0, 33.0, 50.0, 100.0])
+_rates = st.sampled_from([5.0, 7.5, 20.0, 33.0, 50.0, 100.0])  # (a duty cycle of 0.3 s on and 0.2 s off holds an interval)
 _phase = st.fixed_dictionaries({
     "duration_s": st.sampled_from([0.4, 1.0, 1.7, 3.0]),
     "intensity_percent": st.sampled_from([0.0, 35.0, 60.0, 100.0]),

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import example, given
+from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
 import electrostim as es
@@ -226,6 +226,7 @@ def test_windows_skip_off_phases_but_no_pulse(on, off, rate, burst, seq, cuts, c
     found: a window ending a rounding error past the start of an on phase (chunks of 0.07 s against a 0.3 s
     cycle) lost the pulse there."""
     extra = {"burst": {"pulses_per_burst": 3, "burst_frequency_hz": min(rate, 10.0)}} if burst else {}
+    assume(min(on, off) * (min(rate, 10.0) if burst else rate) >= 1.0)  # (on and off times hold an interval)
     pulse = {"shape": "symmetric-biphasic", "pulse_width_us": 100, "frequency_hz": 100.0 if burst else rate}
     ramp = on / 4 if ramps else 0.0  # (a ramp starts an on phase at 0: no pulse on its first instant)
     p = make_program(pulse, duration_s=20.0, channels=2, duty_cycle={"on_s": on, "off_s": off}, ramp_up_s=ramp,

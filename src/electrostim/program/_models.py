@@ -573,6 +573,39 @@ class Stimulus(_Model):
         return self
 
     @model_validator(mode="after")
+    def _slower_than_the_pulses(self) -> Stimulus:
+        # what the modulations act on samples them: pulses, bursts, or an interferential current's carrier cycles.
+        # A modulation faster than half their lowest rate is met at levels, rates and on/off states its profile
+        # does not follow (aliasing: the Nyquist-Shannon sampling theorem), so it is not what was written
+        if self.pulse.shape == "interferential":
+            rate, what = self.pulse.carrier_frequency_hz, "carrier cycle"
+        else:
+            rate, what = self.min_repetition_hz, self.repetition_name
+        interval = 1.0 / rate
+        one = f"one {what} interval is {interval:.6g} s at {rate:g} Hz, the lowest {what} rate"
+        slack = 1.0 - 1e-9
+        for m in self.modulation:
+            if isinstance(m, FrequencySweep | AmplitudeSweep | WidthSweep) and m.period_s < 2.0 * interval * slack:
+                met = "rates" if m.kind == "frequency-sweep" else "levels"
+                raise ValueError(
+                    f"{m.kind} period_s must span at least two {what} intervals, >= {2.0 * interval:.6g} s ({one}): "
+                    f"a faster sweep is met at {met} its profile does not follow; given {m.period_s:g} s")
+            if isinstance(m, AlternatingFrequency) and m.dwell_s < interval * slack:
+                raise ValueError(
+                    f"alternating-frequency dwell_s must hold at least one {what} interval, >= {interval:.6g} s "
+                    f"({one}); given {m.dwell_s:g} s")
+        dc = self.duty_cycle
+        if dc is not None:
+            for name, value in (("on_s", dc.on_s), ("off_s", dc.off_s)):
+                if 0.0 < value < interval * slack:
+                    zero = " (or 0: no off time)" if name == "off_s" else ""
+                    raise ValueError(
+                        f"duty_cycle.{name} must hold at least one {what} interval, >= {interval:.6g} s{zero} "
+                        f"({one}): a shorter one is met at on/off times the duty cycle does not have; "
+                        f"given {value:g} s")
+        return self
+
+    @model_validator(mode="after")
     def _voltage_needs_monophasic(self) -> Stimulus:
         # a voltage-controlled output is a high-voltage pulsed current stimulator: monophasic pulses only
         if self.amplitude.voltage_controlled and self.pulse.shape != "monophasic":
@@ -604,6 +637,23 @@ class Stimulus(_Model):
         if self.burst is not None:
             return self.burst.burst_frequency_hz
         return self.pulse.frequency_hz
+
+    @property
+    def min_repetition_hz(self) -> float:
+        """Lowest repetition rate the modulation reaches (Hz)."""
+        fm = self.frequency_modulation
+        if fm is None:
+            return self.nominal_repetition_hz
+        if isinstance(fm, AlternatingFrequency):
+            return min(fm.frequencies_hz)
+        return fm.low_hz
+
+    @property
+    def repetition_name(self) -> str:
+        """What repeats at the repetition rate: ``"pulse"``, ``"burst"`` (bursts, sine bursts) or ``"beat"``."""
+        if self.burst is not None or self.pulse.shape == "sine-burst":
+            return "burst"
+        return "beat" if self.pulse.shape == "interferential" else "pulse"
 
     @property
     def max_repetition_hz(self) -> float:

@@ -1248,7 +1248,7 @@ def compute_dose(
     # dosed once, at the highest current, and the others' figures scaled from it (by the factor, or its square)
     groups: dict[tuple, list[tuple[int, Any]]] = {}
     nominal: list[list[float]] = []
-    for i, g in enumerate(sched._dose_generators()):  # (levels faster than the pulses as their aliases)
+    for i, g in enumerate(sched._dose_generators()):
         groups.setdefault(g.identity(amplitude=False), []).append((i, g))
         nominal.append(g.shortest_intervals_s())
     loudest = [max((m[1] for m in members), key=lambda x: x.amplitude_ma) for members in groups.values()]

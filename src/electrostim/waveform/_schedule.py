@@ -419,22 +419,6 @@ class _OutputGenerator:
         sine = self.shape in ("sine-burst", "interferential")
         return {name: np.ones(np.shape(t)) if sine and name == "width" else f[name](t) for name in names}
 
-    def for_dose(self) -> _OutputGenerator:
-        """This output as its pulses meet its levels: each triangle sweep of amplitude or width faster than two
-        pulse intervals of a constant rate replaced by its alias (:func:`_alias_sweep`), slower, with the same
-        value at every pulse (its dose is then taken from periods, not from every pulse). Only the pulses are the
-        same: the levels between them are not the output's."""
-        if not isinstance(self.clock, ConstantClock) or self.n_inner != 1:
-            return self
-        interval, st = 1.0 / self.clock.f, self.stim
-        mods = [(_alias_sweep(m, interval) or m) if m.kind in ("amplitude-sweep", "width-sweep") else m
-                for m in st.modulation]
-        if all(a is b for a, b in zip(mods, st.modulation, strict=True)):
-            return self
-        g = copy.copy(self)
-        g.stim = st.model_copy(update={"modulation": mods})
-        return g
-
     def breakpoints(self, t0: float, t1: float, which: frozenset[str] | None = None) -> np.ndarray:
         """Times in (t0, t1) where an envelope or modulation changes slope or jumps: with t0 and t1, where the
         lowest value of their product over [t0, t1] lies (each factor is linear between them). ``which`` keeps
@@ -984,10 +968,6 @@ class _PhasedGenerator:
         return [replace(r, start_s=start + r.start_s, stop_s=min(start + r.stop_s, stop) - r.period_s)
                 for start, stop, factor, g in self.parts for r in g.regions() if factor > 0]
 
-    def for_dose(self) -> _PhasedGenerator:
-        """Each phase's generator as its pulses meet its levels (``_OutputGenerator.for_dose``)."""
-        return _PhasedGenerator(self.index, [(start, stop, factor, g.for_dose()) for start, stop, factor, g in self.parts])
-
     def with_shifts(self, shifts: Mapping[str, float], region: Region | None = None) -> _PhasedGenerator:
         """This output with the level factors of the phase that holds ``region`` shifted (see
         ``_OutputGenerator.with_shifts``; those of every phase without a region)."""
@@ -1058,34 +1038,6 @@ class _PhasedGenerator:
     def amplitude_ma(self) -> float:
         """The highest current (mA) of the phases' outputs."""
         return max((g.amplitude_ma for _, _, _, g in self.parts), default=0.0)
-
-
-#: a triangle sweep is replaced by its alias (for the dose) where it is faster than this many pulse intervals, and
-#: the alias is slower
-_ALIAS_BELOW_INTERVALS = 2.0
-
-
-def _alias_sweep(m: Any, interval_s: float) -> Any:
-    """The alias of a triangle sweep of amplitude or width ``m`` met by pulses every ``interval_s`` from time 0, or
-    None.
-
-    Pulse ``k`` meets the sweep at phase ``frac(phi + k rho)``, ``phi`` its phase at time 0 (``phase_deg`` / 360) and
-    ``rho = frac(interval_s / period_s)``: the phase at which the same sweep of period ``interval_s / rho`` meets it.
-    A triangle is symmetric (``tri(1 - x) = tri(x)``): where ``rho`` is above 1/2 it is met as the sweep of period
-    ``interval_s / (1 - rho)`` from ``1 - phi``, so that the alias is at least two intervals long. None where the
-    sweep is not faster than ``_ALIAS_BELOW_INTERVALS`` intervals, where the pulses meet it at one phase (``rho``
-    0: they repeat with it, see ``_OutputGenerator.repeat``), or for a sawtooth (met at more than half its period
-    a pulse, it would run the other way; at less, its jump, which the bounds of drifting pulses charge as a
-    change over a second, would be charged at most pulses)."""
-    if m.profile != "triangle" or m.period_s >= _ALIAS_BELOW_INTERVALS * interval_s:
-        return None
-    rho = math.fmod(interval_s / m.period_s, 1.0)
-    phi = (getattr(m, "phase_deg", 0.0) / 360.0) % 1.0
-    if rho > 0.5:
-        rho, phi = 1.0 - rho, (1.0 - phi) % 1.0
-    if rho <= 0.0:
-        return None
-    return m.model_copy(update={"period_s": interval_s / rho, "phase_deg": 360.0 * phi})
 
 
 def _share_bound_events(outputs: list, parts: list[_OutputGenerator]) -> None:
@@ -1270,11 +1222,10 @@ class Schedule:
         return [_PhasedGenerator(o.index, p) for o, p in zip(self.outputs, parts)]
 
     def _dose_generators(self) -> list:
-        """The generators as the dose takes them: each with its level factors faster than its pulses as their
-        aliases (``_OutputGenerator.for_dose``: the same pulses), the distinct outputs (and phases) sharing the
-        events the bounds of their drifting regions may evaluate (``_MAX_PROGRAM_BOUND_EVENTS``; outputs alike but
-        for their intensity are dosed once)."""
-        gens = [g.for_dose() for g in self._generators()]
+        """The generators as the dose takes them: the distinct outputs (and phases) sharing the events the bounds
+        of their drifting regions may evaluate (``_MAX_PROGRAM_BOUND_EVENTS``; outputs alike but for their
+        intensity are dosed once)."""
+        gens = self._generators()
         parts = [g for p in gens for _, _, factor, g in p.parts if factor > 0] if len(self.spans) > 1 else gens
         _share_bound_events(gens, parts)
         return gens
