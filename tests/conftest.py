@@ -77,8 +77,11 @@ def make_program(
     pads: list[dict[str, Any]] | None = None,
     **stimulus: Any,
 ) -> es.Program:
-    """A validated program with ``channels`` identical channels."""
+    """A validated program with ``channels`` identical channels. Under a frequency modulation, which sets the rate,
+    a nominal rate (pulse, burst or beat) outside its range is set to the nearest end of it (a program must have
+    it inside)."""
     max_ma = amplitude_ma if max_ma is None else max_ma
+    pulse, stimulus = _rate_within_modulation(dict(pulse), dict(stimulus))
     n_pads = 4 if pulse.get("shape") == "interferential" and pulse.get("mode", "quadripolar") == "quadripolar" else 2
     data = {
         "id": "test-program",
@@ -91,6 +94,24 @@ def make_program(
         ],
     }
     return es.validate_program(data)
+
+
+def _rate_within_modulation(pulse: dict[str, Any], stimulus: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    fm = next((m for m in stimulus.get("modulation", []) if m.get("kind") in
+               ("frequency-sweep", "random-frequency", "alternating-frequency")), None)
+    if fm is None:
+        return pulse, stimulus
+    low, high = ((min(fm["frequencies_hz"]), max(fm["frequencies_hz"])) if "frequencies_hz" in fm
+                 else (fm["low_hz"], fm["high_hz"]))
+    if "burst" in stimulus:
+        burst = dict(stimulus["burst"])
+        burst["burst_frequency_hz"] = min(max(burst["burst_frequency_hz"], low), high)
+        stimulus["burst"] = burst
+    else:
+        key = "beat_frequency_hz" if pulse.get("shape") == "interferential" else "frequency_hz"
+        if key in pulse:
+            pulse[key] = min(max(pulse[key], low), high)
+    return pulse, stimulus
 
 
 @pytest.fixture

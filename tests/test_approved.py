@@ -61,8 +61,10 @@ def _program(**stimulus) -> es.Program:
 
 
 def test_a_swept_rate_is_refused_for_a_device_that_runs_one_rate():
-    """The case: 125 Hz nominal, swept 2-10 Hz, 500 µs, 130 mA on 1.3 cm pads: the RehaStim2 would fire 125 Hz."""
-    p = _program(modulation=[{"kind": "frequency-sweep", "low_hz": 2.0, "high_hz": 10.0, "period_s": 10.0}])
+    """The case: 125 Hz nominal, swept 2-10 Hz, 500 µs, 130 mA on 1.3 cm pads: the RehaStim2 would fire 125 Hz (a
+    nominal rate must now lie within the sweep: 10 Hz, which it would fire as well)."""
+    p = _program(pulse={"shape": "symmetric-biphasic", "pulse_width_us": 500.0, "frequency_hz": 10.0},
+                 modulation=[{"kind": "frequency-sweep", "low_hz": 2.0, "high_hz": 10.0, "period_s": 10.0}])
     for device in ("rehastim2", "p24"):
         a = es.assess(p, device=device)
         assert a.verdict == "refused", device

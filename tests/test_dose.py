@@ -621,7 +621,7 @@ def test_a_premodulated_beat_completes_whole_cycles_in_each_sweep():
 
     for low, high, period in [(1.37, 100.0, 6.1234567), (80.0, 150.0, 6.0), (1.0, 2.0, 0.7), (90.0, 110.0, 1.01)]:
         sweep = es.validate_program(make_program(
-            {"shape": "interferential", "mode": "premodulated", "carrier_frequency_hz": 4000.0, "beat_frequency_hz": 100.0},
+            {"shape": "interferential", "mode": "premodulated", "carrier_frequency_hz": 4000.0, "beat_frequency_hz": high},
             modality="interferential", modulation=[{"kind": "frequency-sweep", "low_hz": low, "high_hz": high,
                                                      "period_s": period}]).model_dump(mode="python"), source="t")
         fm = sweep.channels[0].stimulus.frequency_modulation

@@ -146,8 +146,8 @@ def test_property_an_output_streamed_through_the_kernels_ends_in_the_same_state(
 @given(seed=st.integers(0, 2**32 - 1), duty=st.booleans(), profile=st.sampled_from(["triangle", "sawtooth"]),
        periodic=st.booleans())
 def test_property_the_level_kernels_give_the_array_forms_numbers_bit_for_bit(seed, duty, profile, periodic):
-    """The levels (sweep factors, duty envelopes) and a swept rate's event times, through the kernels and the
-    array forms: the same numbers."""
+    """The levels (sweep factors, duty envelopes) and a swept rate's event times and phases, through the kernels
+    and the array forms: the same numbers."""
     rng = np.random.default_rng(seed)
     n = 5000
     t = np.sort(rng.uniform(-5.0, 86400.0, n)) if seed % 2 else np.arange(n) / rng.uniform(1.0, 12000.0)
@@ -167,7 +167,8 @@ def test_property_the_level_kernels_give_the_array_forms_numbers_bit_for_bit(see
     for kernels in (False, True):
         with pytest.MonkeyPatch.context() as mp:
             (_kernels_throughout if kernels else _arrays_only)(mp)
-            found.append((timing.sweep_factor(sweep, t), timing.duty_envelope(t, **levels), clock.time_of(k)))
+            found.append((timing.sweep_factor(sweep, t), timing.duty_envelope(t, **levels), clock.time_of(k),
+                          clock.phase(t)))
     for a, b in zip(*found, strict=True):
         assert np.array_equal(a, b)
 

@@ -172,7 +172,17 @@ _phase = st.fixed_dictionaries({
         "modulation": st.sampled_from([[], [{"kind": "amplitude-sweep", "low_percent": 40, "period_s": 0.7}],
                                        [{"kind": "frequency-sweep", "low_hz": 5, "high_hz": 60, "period_s": 0.9}]]),
     }),
-})
+}).map(lambda ph: _rate_within_sweep(ph))
+
+
+def _rate_within_sweep(phase: dict) -> dict:
+    """A phase whose rate is swept has its nominal rate within the sweep (as a program must)."""
+    stim = phase["stimulus"]
+    for m in stim["modulation"]:
+        if m["kind"] == "frequency-sweep":
+            pulse = {**stim["pulse"], "frequency_hz": min(max(stim["pulse"]["frequency_hz"], m["low_hz"]), m["high_hz"])}
+            return {**phase, "stimulus": {**stim, "pulse": pulse}}
+    return phase
 
 
 @settings(max_examples=60, deadline=None)

@@ -14,7 +14,8 @@ Each kind of fault has the reported case as a test and a property over its kind:
 - only a regular file of at most 1 MB is read, nested at most 16 levels;
 - the TOML in README.md and docs/*.md is valid;
 - one problem is one line, for validation and for options;
-- a sine carrier's dose counts carrier cycles, and says so.
+- a sine carrier's dose counts carrier cycles, and says so;
+- a nominal rate (pulse, burst, beat) lies within the frequency modulation that sets it.
 """
 
 from __future__ import annotations
@@ -861,3 +862,60 @@ def test_mixed_outputs_say_both(monkeypatch):
     assert "pulses (or carrier cycles) in session" in table
     counts = [o["counts"] for o in assessment_json(a)["dose"]["outputs"]]
     assert counts == ["carrier cycles", "pulses"]
+
+
+# ---------------------------------------------------------------- a nominal rate within its frequency modulation
+
+
+def test_a_rate_outside_its_sweep_is_refused(tmp_path):
+    """The reported case: 50 Hz pulses under an 80-100 Hz frequency sweep were valid; the sweep set the rate and the
+    50 Hz shown was never delivered."""
+    text = KNEE.replace("frequency_hz = 100", "frequency_hz = 50") + (
+        '\n[[stimulus.modulation]]\nkind = "frequency-sweep"\nlow_hz = 80\nhigh_hz = 100\nperiod_s = 6\n')
+    with pytest.raises(ProgramError) as info:
+        _load_text(tmp_path, text)
+    message = str(info.value)
+    assert "\n" not in message
+    assert "pulse.frequency_hz must lie within the frequency-sweep's low_hz-high_hz, 80-100 Hz" in message
+    assert "given 50 Hz" in message
+
+
+_RATED = {  # a stimulus, the field of its nominal rate, and that rate's key in it
+    "pulse.frequency_hz": ({"shape": "symmetric-biphasic", "pulse_width_us": 50.0, "frequency_hz": 0.0}, {}, "tens"),
+    "burst.burst_frequency_hz": ({"shape": "symmetric-biphasic", "pulse_width_us": 50.0, "frequency_hz": 1000.0},
+                                 {"burst": {"pulses_per_burst": 3, "burst_frequency_hz": 0.0}}, "tens"),
+    "pulse.beat_frequency_hz": ({"shape": "interferential", "mode": "premodulated", "carrier_frequency_hz": 4000.0,
+                                 "beat_frequency_hz": 0.0}, {}, "interferential"),
+}
+
+
+@settings(max_examples=120, deadline=None)
+@given(field=st.sampled_from(sorted(_RATED)), kind=st.sampled_from(["frequency-sweep", "random-frequency",
+                                                                    "alternating-frequency"]),
+       low=st.floats(2.0, 40.0), span=st.floats(1.0, 40.0), rate=st.floats(1.0, 100.0))
+def test_property_a_nominal_rate_outside_its_frequency_modulation_is_refused(field, kind, low, span, rate):
+    """A pulse, burst or beat rate outside the range of the frequency modulation that sets it is refused in one
+    line naming the field, the range and the rate; inside it, the program is valid."""
+    assume(not (field == "pulse.beat_frequency_hz" and kind == "random-frequency"))
+    high = low + span
+    assume(min(abs(rate - low), abs(rate - high)) > 1e-6 * high)
+    pulse, extra, modality = _RATED[field]
+    pulse, extra = dict(pulse), {k: dict(v) for k, v in extra.items()}
+    if "burst" in extra:
+        extra["burst"]["burst_frequency_hz"] = rate
+    else:
+        pulse["beat_frequency_hz" if pulse["shape"] == "interferential" else "frequency_hz"] = rate
+    fm = ({"kind": kind, "frequencies_hz": [low, high], "dwell_s": 5.0} if kind == "alternating-frequency" else
+          {"kind": kind, "low_hz": low, "high_hz": high, **({"period_s": 6.0} if kind == "frequency-sweep" else {})})
+    pads = [{"site": "knee", "width_cm": 5, "height_cm": 5}] * 2
+    data = {"id": "rated", "name": "rated", "modality": modality, "session_duration_s": 60.0,
+            "channels": [{"label": "a", "electrodes": pads, "stimulus": {
+                "pulse": pulse, "amplitude": {"default_ma": 5.0, "max_ma": 10.0}, "modulation": [fm], **extra}}]}
+    if low <= rate <= high:
+        validate_program(data)
+        return
+    with pytest.raises(ProgramError) as info:
+        validate_program(data)
+    message = str(info.value)
+    assert "\n" not in message and f"{field} must lie within" in message, message
+    assert f"{low:g}-{high:g} Hz" in message and f"given {rate:g} Hz" in message, message

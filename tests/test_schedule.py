@@ -181,7 +181,7 @@ def test_charge_balanced_pulses_have_zero_net_charge(pw, f, amp, gap, ratio, sha
     mod = []
     if sweep and f >= 4:
         mod.append({"kind": "amplitude-sweep", "low_percent": 30, "period_s": 1.3})
-    if wsweep:
+    if wsweep and f >= 3:  # (a sweep spans two intervals at least)
         mod.append({"kind": "width-sweep", "low_percent": 40, "period_s": 0.7})
     p = make_program(pulse, amplitude_ma=amp, duration_s=3.0, ramp_up_s=0.5, modulation=mod)
     c = all_pulses(p)

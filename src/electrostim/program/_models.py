@@ -573,6 +573,24 @@ class Stimulus(_Model):
         return self
 
     @model_validator(mode="after")
+    def _rate_within_its_modulation(self) -> Stimulus:
+        # a frequency modulation sets the rate: a nominal rate outside its range would be shown and never delivered
+        fm = self.frequency_modulation
+        if fm is None:
+            return self
+        if isinstance(fm, AlternatingFrequency):
+            low, high, what = min(fm.frequencies_hz), max(fm.frequencies_hz), "alternating-frequency's frequencies_hz"
+        else:
+            low, high, what = fm.low_hz, fm.high_hz, f"{fm.kind}'s low_hz-high_hz"
+        rate = self.nominal_repetition_hz
+        if not low * (1 - 1e-9) <= rate <= high * (1 + 1e-9):
+            field = ("burst.burst_frequency_hz" if self.burst is not None else
+                     "pulse.beat_frequency_hz" if self.pulse.shape == "interferential" else "pulse.frequency_hz")
+            raise ValueError(f"{field} must lie within the {what}, {low:g}-{high:g} Hz, which sets the rate (a rate "
+                             f"outside would be shown and never delivered); given {rate:g} Hz")
+        return self
+
+    @model_validator(mode="after")
     def _slower_than_the_pulses(self) -> Stimulus:
         # what the modulations act on samples them: pulses, bursts, or an interferential current's carrier cycles.
         # A modulation faster than half their lowest rate is met at levels, rates and on/off states its profile

@@ -1130,11 +1130,12 @@ def _output_dose(g: Any, window: float, chunk_s: float, duration: float, share: 
 def _dose_of(g: Any, window: float, chunk_s: float, duration: float, share: float) -> _OutputAccumulator:
     exact = all(r.drift_s == 0 for r in g.regions())
     enough = g.expected_events() >= (REPEAT_MIN_EVENTS / 10 if exact else REPEAT_MIN_EVENTS)
-    acc = _repeating_dose(g, window, chunk_s, duration, share) if enough else None
-    if acc is None:  # every pulse, chunk by chunk (chunks of about the schedule's events, of this output alone)
+    # chunks of about the schedule's events, of this output alone
+    own = max(chunk_s, min(STREAM_EVENTS_PER_CHUNK * duration / max(g.expected_events(), 1.0), duration), 1e-6)
+    acc = _repeating_dose(g, window, own, duration, share) if enough else None
+    if acc is None:  # every pulse, chunk by chunk
         acc = _OutputAccumulator(window)
-        own = STREAM_EVENTS_PER_CHUNK * duration / max(g.expected_events(), 1.0)
-        _stream(acc, g, 0.0, duration, max(chunk_s, min(own, duration), 1e-6), final=True)
+        _stream(acc, g, 0.0, duration, own, final=True)
     return acc
 
 

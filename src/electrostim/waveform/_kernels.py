@@ -145,6 +145,21 @@ def piecewise_time_of_into(k: np.ndarray, phi_period: float, period: float, phi0
 
 
 @njit(cache=True, nogil=True)
+def piecewise_phase_into(t: np.ndarray, phi_period: float, period: float, phi0: np.ndarray, tau0: np.ndarray,
+                         f0: np.ndarray, slope: np.ndarray, out: np.ndarray) -> None:
+    """``_timing.PiecewiseClock.phase`` at times ``t`` (s), into ``out``: the same numbers, bit for bit."""
+    last = tau0.shape[0] - 1
+    for i in range(t.shape[0]):
+        m = math.floor(t[i] / period)
+        tau = t[i] - m * period
+        j = 0
+        while j < last and tau >= tau0[j + 1]:
+            j += 1
+        u = tau - tau0[j]
+        out[i] = m * phi_period + phi0[j] + f0[j] * u + 0.5 * slope[j] * u * u
+
+
+@njit(cache=True, nogil=True)
 def duty_envelope_into(t: np.ndarray, ramp_up_s: float, ramp_down_s: float, on_s: float, off_s: float,
                        offset_s: float, periodic_offset: bool, snap_s: float, out: np.ndarray) -> None:
     """``_timing.duty_envelope`` with a duty cycle, at times ``t`` (s), into ``out``: the same numbers, bit for

@@ -116,6 +116,11 @@ class PiecewiseClock(_IndexedClock):
 
     def phase(self, t: np.ndarray) -> np.ndarray:
         t = np.asarray(t, dtype=float)
+        kernels = _kernels_for(t) if t.ndim == 1 else None
+        if kernels is not None:
+            out = np.empty(t.shape)
+            kernels.piecewise_phase_into(t, self.phi_period, self.period, self.phi0, self.tau0, self.f0, self.slope, out)
+            return out
         m = np.floor(t / self.period)
         tau = t - m * self.period
         j = _segment(self.tau0, tau)
