@@ -578,10 +578,9 @@ class Stimulus(_Model):
         fm = self.frequency_modulation
         if fm is None:
             return self
-        if isinstance(fm, AlternatingFrequency):
-            low, high, what = min(fm.frequencies_hz), max(fm.frequencies_hz), "alternating-frequency's frequencies_hz"
-        else:
-            low, high, what = fm.low_hz, fm.high_hz, f"{fm.kind}'s low_hz-high_hz"
+        low, high = self.repetition_range_hz
+        what = ("alternating-frequency's frequencies_hz" if isinstance(fm, AlternatingFrequency)
+                else f"{fm.kind}'s low_hz-high_hz")
         rate = self.nominal_repetition_hz
         if not low * (1 - 1e-9) <= rate <= high * (1 + 1e-9):
             field = ("burst.burst_frequency_hz" if self.burst is not None else
@@ -657,14 +656,25 @@ class Stimulus(_Model):
         return self.pulse.frequency_hz
 
     @property
-    def min_repetition_hz(self) -> float:
-        """Lowest repetition rate the modulation reaches (Hz)."""
+    def repetition_range_hz(self) -> tuple[float, float]:
+        """The lowest and the highest repetition rate (Hz): the nominal one, or those the frequency modulation
+        reaches (it sets the rate)."""
         fm = self.frequency_modulation
         if fm is None:
-            return self.nominal_repetition_hz
+            return self.nominal_repetition_hz, self.nominal_repetition_hz
         if isinstance(fm, AlternatingFrequency):
-            return min(fm.frequencies_hz)
-        return fm.low_hz
+            return min(fm.frequencies_hz), max(fm.frequencies_hz)
+        return fm.low_hz, fm.high_hz
+
+    @property
+    def min_repetition_hz(self) -> float:
+        """Lowest repetition rate the modulation reaches (Hz)."""
+        return self.repetition_range_hz[0]
+
+    @property
+    def max_repetition_hz(self) -> float:
+        """Highest repetition rate the modulation reaches."""
+        return self.repetition_range_hz[1]
 
     @property
     def repetition_name(self) -> str:
@@ -672,16 +682,6 @@ class Stimulus(_Model):
         if self.burst is not None or self.pulse.shape == "sine-burst":
             return "burst"
         return "beat" if self.pulse.shape == "interferential" else "pulse"
-
-    @property
-    def max_repetition_hz(self) -> float:
-        """Highest repetition rate the modulation reaches."""
-        fm = self.frequency_modulation
-        if fm is None:
-            return self.nominal_repetition_hz
-        if isinstance(fm, AlternatingFrequency):
-            return max(fm.frequencies_hz)
-        return fm.high_hz
 
 
 class Channel(_Model):

@@ -128,17 +128,23 @@ def sweep_factor_into(t: np.ndarray, low: float, period_s: float, shift_s: float
         out[i] = low + (1.0 - low) * x
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _segment_of(starts: np.ndarray, x: float) -> int:
+    """The last of the increasing ``starts`` at or before ``x`` (0 before the first), as ``_timing._segment``."""
+    j = 0
+    while j < starts.shape[0] - 1 and x >= starts[j + 1]:
+        j += 1
+    return j
+
+
 @njit(cache=True, nogil=True)
 def piecewise_time_of_into(k: np.ndarray, phi_period: float, period: float, phi0: np.ndarray, tau0: np.ndarray,
                            f0: np.ndarray, slope: np.ndarray, out: np.ndarray) -> None:
     """``_timing.PiecewiseClock.time_of`` of events ``k``, into ``out``: the same numbers, bit for bit."""
-    last = phi0.shape[0] - 1
     for i in range(k.shape[0]):
         m = math.floor(k[i] / phi_period)
         r = k[i] - m * phi_period
-        j = 0
-        while j < last and r >= phi0[j + 1]:
-            j += 1
+        j = _segment_of(phi0, r)
         d = r - phi0[j]
         u = 2.0 * d / (f0[j] + math.sqrt(max(f0[j] * f0[j] + 2.0 * slope[j] * d, 0.0)))
         out[i] = m * period + tau0[j] + u
@@ -148,13 +154,10 @@ def piecewise_time_of_into(k: np.ndarray, phi_period: float, period: float, phi0
 def piecewise_phase_into(t: np.ndarray, phi_period: float, period: float, phi0: np.ndarray, tau0: np.ndarray,
                          f0: np.ndarray, slope: np.ndarray, out: np.ndarray) -> None:
     """``_timing.PiecewiseClock.phase`` at times ``t`` (s), into ``out``: the same numbers, bit for bit."""
-    last = tau0.shape[0] - 1
     for i in range(t.shape[0]):
         m = math.floor(t[i] / period)
         tau = t[i] - m * period
-        j = 0
-        while j < last and tau >= tau0[j + 1]:
-            j += 1
+        j = _segment_of(tau0, tau)
         u = tau - tau0[j]
         out[i] = m * phi_period + phi0[j] + f0[j] * u + 0.5 * slope[j] * u * u
 
