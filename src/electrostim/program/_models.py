@@ -568,7 +568,9 @@ class Stimulus(_Model):
         elif p.shape == "interferential":
             if rate >= p.carrier_frequency_hz / 4:
                 raise ValueError(
-                    f"beat frequency up to {rate:g} Hz is too close to the carrier ({p.carrier_frequency_hz:g} Hz)"
+                    f"beat frequency must stay below a quarter of the carrier ({p.carrier_frequency_hz:g} Hz), "
+                    f"< {p.carrier_frequency_hz / 4:g} Hz, or the beat is too close to the carrier; given up to "
+                    f"{rate:g} Hz"
                 )
         return self
 
@@ -865,9 +867,10 @@ def _resolve_phases(data: dict[str, Any]) -> dict[str, Any]:
     data["phases"] = resolved
     if "session_duration_s" not in data:
         durations = [ph.get("duration_s") if isinstance(ph, dict) else None for ph in resolved]
-        if resolved and all(isinstance(d, int | float) and not isinstance(d, bool) for d in durations):
+        if resolved and all(isinstance(d, int | float) and not isinstance(d, bool) and 0 < d <= MAX_SESSION_S
+                            for d in durations):
             data["session_duration_s"] = float(sum(durations))  # type: ignore[arg-type]
-        elif resolved:  # a phase's duration is reported on its own; the session's is not "missing" too
+        elif resolved:  # a phase's duration is reported on its own; the session's (left out) is not reported too
             data["session_duration_s"] = 1.0
     return data
 

@@ -273,11 +273,18 @@ def _level_parts(st) -> list[tuple[str, Fraction | None, float, float]]:
     return parts
 
 
-def _highest_over(t: np.ndarray, end: np.ndarray, factors: list[Any], corners: np.ndarray) -> np.ndarray:
-    """The highest product of ``factors`` over each ``[t, end]``, each factor linear between ``corners`` (where it
-    may jump): split at a corner inside, on each side the product is at most that of each factor's highest there
-    (at that side's ends), never one factor's highest on one side times another's on the other; 1 where two
-    corners lie inside."""
+#: a factor's value just left of a corner is taken this much (s) before it (a time within a rounding of the corner
+#: may be read on either side of it), plus what it climbs over that time at its steepest
+_LEFT_OF_CORNER_S = 1e-9
+
+
+def _highest_over(t: np.ndarray, end: np.ndarray, factors: list[Any], corners: np.ndarray,
+                  slope: float = 0.0) -> np.ndarray:
+    """The highest product of ``factors`` (each at most 1) over each ``[t, end]``, each factor linear between
+    ``corners`` (where it may jump) and changing by at most ``slope`` per s between them: split at a corner inside,
+    on each side the product is at most that of each factor's highest there (at that side's ends; just left of the
+    corner, its value ``_LEFT_OF_CORNER_S`` before it raised by what the slope adds over that time), never one
+    factor's highest on one side times another's on the other; 1 where two corners lie inside."""
     corners = np.unique(corners)
     first = np.searchsorted(corners, t, side="right")
     n_inside = np.searchsorted(corners, end, side="right") - first
@@ -288,7 +295,8 @@ def _highest_over(t: np.ndarray, end: np.ndarray, factors: list[Any], corners: n
     top = np.prod([np.maximum(f(t), f(end)) for f in factors], axis=0)
     if one.shape[0]:
         a, b, cc = t[one], end[one], c[one]
-        left = np.prod([np.maximum(f(a), f(cc - 1e-9)) for f in factors], axis=0)
+        lift = slope * _LEFT_OF_CORNER_S * (1.0 + 1e-6)
+        left = np.prod([np.maximum(f(a), np.minimum(f(cc - _LEFT_OF_CORNER_S) + lift, 1.0)) for f in factors], axis=0)
         right = np.prod([np.maximum(f(cc), f(b)) for f in factors], axis=0)
         top[one] = np.maximum(left, right)
     top[n_inside > 1] = 1.0
@@ -808,10 +816,11 @@ class _OutputGenerator:
         # never one factor's highest on one side times the other's on the other (1 where two corners lie inside);
         # a factor whose shift is widened is bounded on its own, over its drift and its width
         reach = 2 * drift_s + 1.0 + max(widths.values(), default=0.0)
+        slope = self.level_rate()  # (the fastest a level factor changes between its corners, per s)
         dc = self.stim.duty_cycle
         if dc is not None and dc.off_s > 0:  # the events (bursts) no drift or shift brings into an on phase go first
             on = _highest_over(start, start + d + self.span_s + widths.get("duty", 0.0), [self.envelope],
-                               self.breakpoints(t0 - reach, t1 + reach, frozenset({"duty"})))
+                               self.breakpoints(t0 - reach, t1 + reach, frozenset({"duty"})), slope)
             if not on.all():
                 k, start, d = k[on > 0], start[on > 0], d[on > 0]
         if self.n_inner > 1:  # the pulses of a burst drift with it
@@ -835,11 +844,11 @@ class _OutputGenerator:
         def highest(named: dict[str, Any]) -> np.ndarray:
             fixed = {k: f for k, f in named.items() if k not in widths}
             top = (_highest_over(t, t + d, list(fixed.values()), self.breakpoints(t0 - reach, t1 + reach,
-                                                                                  frozenset(fixed)))
+                                                                                  frozenset(fixed)), slope)
                    if fixed else np.ones(t.shape))
             for name in (k for k in named if k in widths):  # over its drift and its width
                 top = top * _highest_over(t, t + d + widths[name], [named[name]],
-                                          self.breakpoints(t0 - reach, t1 + reach, frozenset({name})))
+                                          self.breakpoints(t0 - reach, t1 + reach, frozenset({name})), slope)
             return top
 
         st = self.stim
