@@ -1269,6 +1269,93 @@ def test_property_the_bounds_of_the_fastest_levels_are_never_below_every_pulse(p
             assert getattr(b, key) == pytest.approx(getattr(a, key), rel=5e-3, abs=1e-9), key
 
 
+@st.composite
+def slow_level_programs(draw):
+    """Single pulses (or an interferential current's carrier cycles) at a constant rate under slow levels: sweeps of
+    amplitude and width of 100-2000 s (triangle or sawtooth, any phase), a duty cycle of long on and off times with
+    ramps, or none (the session's ramps); delayed or alternating channels."""
+    shape = draw(st.sampled_from(["symmetric-biphasic", "asymmetric-biphasic", "monophasic", "hvpc", "interferential"]))
+    rate = draw(st.sampled_from([1000.0, 2000.0, 997.3]))
+    pads = [pad(w=8, h=8)] * 2
+    modality = "tens"
+    if shape == "interferential":
+        pulse = {"shape": "interferential", "mode": "quadripolar", "carrier_frequency_hz": 4000.0,
+                 "beat_frequency_hz": 100.0}
+        pads, modality = pads * 2, "interferential"
+    elif shape == "hvpc":
+        pulse = {"shape": "monophasic", "phase_shape": "spike", "pulse_width_us": 20.0, "twin_peak_spacing_us": 50.0,
+                 "frequency_hz": rate}
+        modality = "hvpc"
+    else:
+        pulse = {"shape": shape, "pulse_width_us": 100.0, "frequency_hz": rate}
+        if shape == "asymmetric-biphasic":
+            pulse["second_phase_ratio"] = 3.0
+    modulation = [{"kind": "amplitude-sweep", "low_percent": draw(st.sampled_from([0.0, 40.0])),
+                   "period_s": draw(st.floats(100.0, 2000.0)), "profile": draw(st.sampled_from(["triangle", "sawtooth"])),
+                   "phase_deg": draw(st.sampled_from([0.0, 123.4]))}]
+    if shape != "interferential" and draw(st.booleans()):
+        modulation.append({"kind": "width-sweep", "low_percent": 30.0, "period_s": draw(st.floats(100.0, 2000.0)),
+                           "profile": draw(st.sampled_from(["triangle", "sawtooth"]))})
+    extra: dict = {"ramp_up_s": draw(st.sampled_from([0.0, 1.3, 60.0])), "ramp_down_s": draw(st.sampled_from([0.0, 2.1]))}
+    if draw(st.booleans()):
+        extra["duty_cycle"] = {"on_s": draw(st.floats(70.0, 400.0)), "off_s": draw(st.sampled_from([0.0, 33.3, 123.4]))}
+    duration = draw(st.sampled_from([300.0, 1000.0]))
+    channels = draw(st.integers(1, 2))
+    stim = {"pulse": pulse, "amplitude": {"default_ma": 10.0, "max_ma": 40.0} if modality != "hvpc"
+            else {"default_v": 50.0, "max_v": 150.0}, "modulation": modulation, **extra}
+    data = {"schema_version": 1, "id": "slow", "name": "slow levels", "modality": modality, "session_duration_s": duration,
+            "sequencing": draw(st.sampled_from(["synchronous"] + (["delayed"] if channels > 1 else [])
+                                               + (["alternating"] if channels > 1 and "duty_cycle" in extra else []))),
+            "sequencing_delay_s": 7.7,
+            "channels": [{"label": f"c{i}", "electrodes": pads, "stimulus": stim} for i in range(channels)]}
+    return es.validate_program(data, source="slow levels")
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(program=slow_level_programs())
+def test_property_slow_levels_are_dosed_from_their_corners(program):
+    """The kind: levels whose periods share no multiple within an hour and are too long to drift (a duty cycle of
+    3600 s on and 1234.567 s off with 600 s ramps under a 3599.9 s amplitude sweep) had no region: every pulse was
+    streamed, 42 s for a day of 20 kHz. Between the corners of slow levels every factor is linear: the session's
+    sums are taken in closed form (those of every pulse, to a pulse at a corner), and window and per-pulse figures
+    from the most pulses a window holds, each at the highest levels: at or above every pulse's."""
+    import electrostim.waveform._dose as dose_module
+
+    gens = es.Schedule(program)._dose_generators()
+    assume(any(dose_module._slow_levels(g, 1.0, program.session_duration_s) for g in gens))
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        exact, bound = _dose_both_ways(program, monkeypatch)
+    for a, b in zip(exact.outputs, bound.outputs, strict=True):
+        for key in _WINDOW_FIGURES + _PULSE_FIGURES:
+            assert getattr(b, key) >= getattr(a, key) * (1 - 1e-9) - 1e-12, (a.label, key, getattr(a, key), getattr(b, key))
+        corners = 4 * len(es.Schedule(program)._generators()[0].breakpoints(0.0, program.session_duration_s)) + 4
+        assert abs(b.pulse_count - a.pulse_count) <= corners, a.label
+        for key in _SESSION_FIGURES + ("net_charge_session_uc",):
+            assert getattr(b, key) == pytest.approx(getattr(a, key), rel=corners / max(a.pulse_count, 1), abs=1e-9), \
+                (a.label, key)
+
+
+def test_a_day_of_slow_levels_is_dosed_from_their_corners_within_their_change_over_a_window(monkeypatch):
+    """The reported case, over two hours (a day of every pulse takes a minute): 20 kHz, 3600 s on / 1234.567 s off
+    with 600 s ramps, an amplitude sweep of 3599.9 s. Window figures within 0.1 % of every pulse's (the sweep
+    changes by 0.03 % over a window at its top), session figures as every pulse's."""
+    import electrostim.waveform._dose as dose_module
+
+    program = make_program({"shape": "symmetric-biphasic", "pulse_width_us": 10.0, "frequency_hz": 20000.0},
+                           amplitude_ma=10.0, max_ma=30.0, duration_s=7200.0, modality="tens",
+                           duty_cycle={"on_s": 3600.0, "off_s": 1234.567}, ramp_up_s=600.0, ramp_down_s=600.0,
+                           modulation=[{"kind": "amplitude-sweep", "low_percent": 50.0, "period_s": 3599.9}])
+    (g,) = es.Schedule(program)._dose_generators()
+    assert g.regions() == [] and dose_module._slow_levels(g, 1.0, 7200.0)
+    exact, bound = _dose_both_ways(program, monkeypatch)
+    a, b = exact.outputs[0], bound.outputs[0]
+    for key in _WINDOW_FIGURES + _PULSE_FIGURES:
+        assert getattr(a, key) * (1 - 1e-9) - 1e-12 <= getattr(b, key) <= getattr(a, key) * 1.001 + 1e-12, key
+    assert abs(b.pulse_count - a.pulse_count) <= 8
+    for key in _SESSION_FIGURES:
+        assert getattr(b, key) == pytest.approx(getattr(a, key), rel=1e-6), key
+
+
 @pytest.mark.parametrize("pulse", [
     {"shape": "asymmetric-biphasic", "pulse_width_us": 100.0, "second_phase_ratio": 3.0, "frequency_hz": 1000.7},
     {"shape": "symmetric-biphasic", "pulse_width_us": 100.0, "frequency_hz": 1000.7},

@@ -43,7 +43,7 @@ from pydantic import BaseModel, ConfigDict
 
 from ..program import VOLTAGE_LOAD_OHM, Program
 from ._schedule import _BOUND_TOLERANCE, SHAPE_SINE, SHAPE_SPIKE, SPIKE_TIME_CONSTANTS, PulseChunk, Schedule
-from ._timing import LOADED_KERNEL_MIN_TIMES, compiled_kernels, dosing, short_arrays_take_kernels
+from ._timing import LOADED_KERNEL_MIN_TIMES, ConstantClock, compiled_kernels, dosing, short_arrays_take_kernels
 
 __all__ = ["ElectrodeDose", "OutputDose", "Dose", "compute_dose", "DEFAULT_LOAD_OHM", "WINDOW_S", "RATE_BANDS_HZ"]
 
@@ -1120,6 +1120,113 @@ def _widen_bands(acc: _OutputAccumulator, c: PulseChunk, extra_s: np.ndarray) ->
             acc.band_max[edge:edge + 2] = np.maximum(acc.band_max[edge:edge + 2], top)
 
 
+#: a sweep at least this many windows long is slow: over a window its level changes little (a full triangle of 100
+#: windows by 2 % at most), so a window at the highest level of every factor bounds any window closely
+_SLOW_SWEEP_WINDOWS = 100.0
+#: at most this many corners of the levels in a session (its cells: see :func:`_slow_levels_dose`)
+_MAX_SLOW_CELLS = 2_000_000
+
+
+def _slow_levels(g: Any, window: float, duration: float) -> bool:
+    """Whether :func:`_slow_levels_dose` takes output ``g``: single pulses (or carrier cycles of an interferential
+    circuit) at a constant rate, without a premodulated beat, not in phases, whose sweeps of amplitude and width
+    are slow (at least ``_SLOW_SWEEP_WINDOWS`` windows) and whose duty cycle, if any, holds a window between its
+    ramps; with at most ``_MAX_SLOW_CELLS`` corners of its levels in the session."""
+    if hasattr(g, "parts") or not isinstance(g.clock, ConstantClock) or g.n_inner != 1:
+        return False
+    if getattr(g, "beat_clock", None) is not None or g.shape == "sine-burst":
+        return False
+    st = g.stim
+    corners = 4.0
+    for m in (st.amplitude_modulation, st.width_modulation):
+        if m is not None:
+            if m.period_s < _SLOW_SWEEP_WINDOWS * window:
+                return False
+            corners += 2.0 * duration / m.period_s + 2.0
+    dc = st.duty_cycle
+    if dc is not None:
+        if dc.on_s - st.ramp_up_s - st.ramp_down_s < window:
+            return False
+        corners += 4.0 * duration / dc.cycle_s + 4.0
+    return corners <= _MAX_SLOW_CELLS
+
+
+def _power_sums(n: np.ndarray, degree: int) -> np.ndarray:
+    """``sum over j < n of (j / n)**m`` for m = 0 .. ``degree`` (at most 5), one row per ``n`` (Faulhaber's
+    formulas; 0 where ``n`` is 0)."""
+    N = np.maximum(n - 1.0, 0.0)  # sums of j**m over j = 1 .. N
+    S = [n.copy(), N * (N + 1) / 2, N * (N + 1) * (2 * N + 1) / 6, (N * (N + 1) / 2) ** 2,
+         N * (N + 1) * (2 * N + 1) * (3 * N * N + 3 * N - 1) / 30, N * N * (N + 1) ** 2 * (2 * N * N + 2 * N - 1) / 12]
+    safe = np.maximum(n, 1.0)
+    return np.stack([S[m] / safe ** m for m in range(degree + 1)], axis=1)
+
+
+def _slow_levels_dose(g: Any, window: float, duration: float) -> _OutputAccumulator:
+    """The dose figures of an output whose levels are slow (:func:`_slow_levels`), from its levels' corners alone.
+
+    Its pulses are at ``k / f``; between two corners of its levels (a ramp's ends, an on/off edge, a sweep's turn)
+    every level factor is linear in time, so over the pulses there the sums of a pulse's terms (∫i²dt: the
+    amplitude factor squared times the width factor; charges: their product) are polynomials in ``j / n`` (``n``
+    pulses, ``j`` the pulse's place), summed in closed form (:func:`_power_sums`): the session's sums, to the
+    rounding of a pulse at a corner. A window holds at most ``N`` pulses (``f`` times its length, rounded up), each
+    at most the pulse at every factor's highest (1): window and per-pulse figures are those of ``N`` such pulses,
+    upper bounds within what the slow levels change over a window (a sweep of 100 windows: 2 % in ∫i²dt at most).
+    Where an on/off edge may leave a pulse alone, the bands of the rates it can then have are charged too."""
+    f = g.clock.f
+    interval = 1.0 / f
+    t_one = np.zeros(1)
+    half = np.full(1, 0.5e6 * interval * (1.0 + 1e-12)) if g.shape == "interferential" else None
+    top = g._chunk(0.0, interval, t_one, half, np.full(1, g.amplitude_ma), np.ones(1))
+    acc = _OutputAccumulator(window)
+    acc.add(top, final=True)  # the per-pulse figures of the pulse at the highest levels
+    q1, q2, net, i2t, _ = (float(x[0]) for x in pulse_terms(top))
+    wf = window * f
+    n_window = math.floor(wf + 1e-6) + 1 if abs(wf - round(wf)) < 1e-6 else math.ceil(wf)
+    acc.win_max = np.array([n_window * i2t, n_window * (q1 + q2), max(0.0, n_window * net)])
+    acc.win_min_net = min(0.0, n_window * net)
+    acc.band_max = np.zeros(_N_BANDS)
+    acc.band_max[_band_of_interval(interval)] = acc.win_max[0]
+    lone = _lone_bands(g)
+    if lone is not None:
+        acc.band_max[lone[0]:lone[1] + 1] = acc.win_max[0]
+    acc.min_dt = interval
+    # the session's sums: the cells between the corners of the levels, each factor linear there
+    edges = np.unique(np.concatenate([[0.0, duration], g.breakpoints(0.0, duration)]))
+    u, v = edges[:-1], edges[1:]
+    k0 = np.ceil(u * f - 1e-9)
+    k1 = np.ceil(v * f - 1e-9)  # the cell's pulses: k0 .. k1 - 1
+    n = np.maximum(k1 - k0, 0.0)
+    first, last = k0 * interval, (k0 + np.maximum(n - 1.0, 0.0)) * interval
+    mid = 0.5 * (u + v)
+    # each factor's value at the cell's first pulse and its change up to the pulse n places on (x = j / n: 0 .. 1)
+    lines = []
+    for factor in (g.envelope, g.amplitude_factor, g.width_factor):
+        a, b = factor(mid - 0.25 * (v - u)), factor(mid + 0.25 * (v - u))
+        slope = (b - a) / (0.5 * (v - u))
+        at_first = a + slope * (first - (mid - 0.25 * (v - u)))
+        lines.append(np.stack([at_first, slope * n * interval], axis=1))
+    env, amp, width = lines
+    level = _poly_product(env, amp)  # the current's factor
+    sums = _power_sums(n, 5)
+    on = (g.envelope(mid) > 0) | (g.envelope(first) > 0) | (g.envelope(last) > 0)
+    count = float(n[on].sum())
+    lin = _poly_product(level, width)
+    sq = _poly_product(_poly_product(level, level), width)
+    sum_lin = float(np.einsum("ij,ij->", lin, sums[:, :lin.shape[1]]))
+    sum_sq = float(np.einsum("ij,ij->", sq, sums[:, :sq.shape[1]]))
+    acc.count = int(round(count))
+    acc.sum_i2t, acc.sum_absq, acc.sum_net = i2t * sum_sq, (q1 + q2) * sum_lin, net * sum_lin
+    return acc
+
+
+def _poly_product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row by row, the coefficients (lowest first) of the product of two polynomials."""
+    out = np.zeros((a.shape[0], a.shape[1] + b.shape[1] - 1))
+    for i in range(a.shape[1]):
+        out[:, i:i + b.shape[1]] += a[:, i:i + 1] * b
+    return out
+
+
 def _output_dose(g: Any, window: float, chunk_s: float, duration: float, share: float = 1.0) -> _OutputAccumulator:
     """The figures of one output: from its repeat period where it has one and is long, else every pulse (``share``:
     the output's share of the refinement of drifting levels, see ``_shifted_bounds``)."""
@@ -1133,6 +1240,8 @@ def _dose_of(g: Any, window: float, chunk_s: float, duration: float, share: floa
     # chunks of about the schedule's events, of this output alone
     own = max(chunk_s, min(STREAM_EVENTS_PER_CHUNK * duration / max(g.expected_events(), 1.0), duration), 1e-6)
     acc = _repeating_dose(g, window, own, duration, share) if enough else None
+    if acc is None and enough and _slow_levels(g, window, duration):  # levels too slow to repeat within the session
+        acc = _slow_levels_dose(g, window, duration)
     if acc is None:  # every pulse, chunk by chunk
         acc = _OutputAccumulator(window)
         _stream(acc, g, 0.0, duration, own, final=True)
