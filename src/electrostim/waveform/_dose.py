@@ -1120,6 +1120,9 @@ def _widen_bands(acc: _OutputAccumulator, c: PulseChunk, extra_s: np.ndarray) ->
             acc.band_max[edge:edge + 2] = np.maximum(acc.band_max[edge:edge + 2], top)
 
 
+#: an output with at least this many pulses in its session whose levels are slow and have no region is dosed from
+#: their corners (:func:`_slow_levels_dose`; fewer: every pulse)
+SLOW_LEVELS_MIN_EVENTS = 2_000_000
 #: a sweep at least this many windows long is slow: over a window its level changes little (a full triangle of 100
 #: windows by 2 % at most), so a window at the highest level of every factor bounds any window closely
 _SLOW_SWEEP_WINDOWS = 100.0
@@ -1240,7 +1243,8 @@ def _dose_of(g: Any, window: float, chunk_s: float, duration: float, share: floa
     # chunks of about the schedule's events, of this output alone
     own = max(chunk_s, min(STREAM_EVENTS_PER_CHUNK * duration / max(g.expected_events(), 1.0), duration), 1e-6)
     acc = _repeating_dose(g, window, own, duration, share) if enough else None
-    if acc is None and enough and _slow_levels(g, window, duration):  # levels too slow to repeat within the session
+    if acc is None and enough and g.expected_events() >= SLOW_LEVELS_MIN_EVENTS and _slow_levels(g, window, duration):
+        # levels too slow to repeat within a long session: from their corners (a short one: every pulse, exact)
         acc = _slow_levels_dose(g, window, duration)
     if acc is None:  # every pulse, chunk by chunk
         acc = _OutputAccumulator(window)
