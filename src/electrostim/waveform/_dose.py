@@ -1239,11 +1239,12 @@ def _output_dose(g: Any, window: float, chunk_s: float, duration: float, share: 
 
 def _dose_of(g: Any, window: float, chunk_s: float, duration: float, share: float) -> _OutputAccumulator:
     exact = all(r.drift_s == 0 for r in g.regions())
-    enough = g.expected_events() >= (REPEAT_MIN_EVENTS / 10 if exact else REPEAT_MIN_EVENTS)
+    events = g.expected_events()
+    enough = events >= (REPEAT_MIN_EVENTS / 10 if exact else REPEAT_MIN_EVENTS)
     # chunks of about the schedule's events, of this output alone
-    own = max(chunk_s, min(STREAM_EVENTS_PER_CHUNK * duration / max(g.expected_events(), 1.0), duration), 1e-6)
+    own = max(chunk_s, min(STREAM_EVENTS_PER_CHUNK * duration / max(events, 1.0), duration), 1e-6)
     acc = _repeating_dose(g, window, own, duration, share) if enough else None
-    if acc is None and enough and g.expected_events() >= SLOW_LEVELS_MIN_EVENTS and _slow_levels(g, window, duration):
+    if acc is None and enough and events >= SLOW_LEVELS_MIN_EVENTS and _slow_levels(g, window, duration):
         # levels too slow to repeat within a long session: from their corners (a short one: every pulse, exact)
         acc = _slow_levels_dose(g, window, duration)
     if acc is None:  # every pulse, chunk by chunk
