@@ -60,7 +60,16 @@ instead), many outputs whose every level factor drifts, and rate profiles and le
 (zd) 16 channels of monophasic pulses swept 667-2000 Hz over 6.1 ms, under sweeps of amplitude and width and duty
     cycles of 4.8-8 ms (levels of a few pulse intervals);
 (ze) 16 channels at 32-97 Hz, each rate sweep over two intervals at its lowest rate and a little, sweeps of amplitude
-    and width over 2.1 and 2.4 such intervals, 1.33 on and 1.01 off (as fast as the pulses allow).
+    and width over 2.1 and 2.4 such intervals, 1.33 on and 1.01 off (as fast as the pulses allow);
+
+and levels too slow to repeat within the day over clocks other than a constant rate:
+
+(zf) 16 channels at a random 10-20 kHz (each its own seed), 2345.6 s on and 123.4-138.4 s off with 10 s ramps, under
+    amplitude sweeps of 3333.3-3348.3 s;
+(zg) 8 channels of quadripolar interferential current (about 19 750 Hz), each beat swept 1-250 Hz over about an hour
+    and its amplitude over about as long, 1000 s on / 7.7 s off with ramps of 100 and 50 s;
+(zh) 20 kHz pulses in 32 phases of 45 min, each with a duty cycle (about 2000 s on, 1.3 s off, 300 s ramps up) and an
+    amplitude sweep (about 1778 s) of its own.
 
 Run from the repository root::
 
@@ -114,6 +123,9 @@ CASES = {
     "(zc) 16 premodulated channels at 20 kHz, every level factor drifting": ("open-drifting-premodulated", 16),
     "(zd) 16 channels at 667-2000 Hz, rate and levels of a few pulse intervals": ("open-fast-levels", 16),
     "(ze) 16 channels at 32-97 Hz, rate and levels as fast as the pulses allow": ("open-fastest-levels", 16),
+    "(zf) 16 channels at a random 10-20 kHz under slow duty cycles and sweeps": ("open-slow-random", 16),
+    "(zg) 8 quadripolar interferential channels at 20 kHz, beat swept over an hour": ("open-slow-ifc", 8),
+    "(zh) 20 kHz in 32 phases, each with slow levels of its own": ("open-slow-phases", 32),
 }
 ODD_S = 6.1234567
 BUILT = {
@@ -173,6 +185,16 @@ def open_program(kind: str, channels: int):
         return es.validate_program({"schema_version": 1, "id": f"{kind}-day", "name": f"{kind} for a day",
                                     "modality": "interferential", "stimulus": stim, "channels": [chan],
                                     "phases": phases}, source=kind)
+    if kind == "open-slow-phases":
+        stim = {"pulse": _pulses(20000.0, 10.0), "amplitude": {"default_ma": 10.0, "max_ma": 30.0}}
+        phases = [{"name": f"phase {i + 1}", "duration_s": DAY_S / channels,
+                   "stimulus": {"duty_cycle": {"on_s": 1999.0 + i, "off_s": 1.3}, "ramp_up_s": 300.0,
+                                "modulation": [{**_sweep(1777.7 + i), "low_percent": 20.0}]}} for i in range(channels)]
+        chan = {"label": "ch-1", "electrodes": [{"site": "quadriceps", "shape": "rectangle", "width_cm": 5.0,
+                                                 "height_cm": 5.0}] * 2}
+        return es.validate_program({"schema_version": 1, "id": f"{kind}-day", "name": f"{kind} for a day",
+                                    "modality": "tens", "stimulus": stim, "channels": [chan], "phases": phases},
+                                   source=kind)
     if kind.startswith("open-ifc"):
         data = es.load_program("ifc-knee").model_dump(mode="python")
         first = data["channels"][0]
@@ -237,15 +259,26 @@ def open_program(kind: str, channels: int):
                                                  "period_s": 2.3890561 / (32.43667 + i)}],
                                  "duty_cycle": {"on_s": 1.3333 / (32.43667 + i), "off_s": 1.012345 / (32.43667 + i)}}
                                 for i in range(channels)],
+        "open-slow-random": [{"pulse": _pulses(15000.0, 10.0),
+                              "modulation": [{"kind": "random-frequency", "low_hz": 10000.0, "high_hz": 20000.0, "seed": i},
+                                             {**_sweep(3333.3 + i), "low_percent": 10.0}],
+                              "duty_cycle": {"on_s": 2345.6, "off_s": 123.4 + i}, "ramp_up_s": 10.0}
+                             for i in range(channels)],
+        "open-slow-ifc": [{"pulse": {"shape": "interferential", "mode": "quadripolar",
+                                     "carrier_frequency_hz": 19750.0 - i, "beat_frequency_hz": 100.0},
+                           "modulation": [_beat_sweep(1.0, 250.0, 3600.0 - i), {**_sweep(3599.0 - 0.7 * i), "low_percent": 5.0}],
+                           "duty_cycle": {"on_s": 1000.0 + i, "off_s": 7.7}, "ramp_up_s": 100.0, "ramp_down_s": 50.0}
+                          for i in range(channels)],
         "open-two-sweeps": [{"pulse": _pulses(150.0 + i, 200.0),
                              "modulation": [_sweep(6.7654321), {"kind": "width-sweep", "low_percent": 40.0,
                                                                 "period_s": 5.1234567}]} for i in range(channels)],
     }[kind]
+    pads = 4 if stimuli[0]["pulse"].get("mode") == "quadripolar" else 2
     chans = [{"label": f"ch-{i + 1}", "electrodes": [{"site": "quadriceps", "shape": "rectangle", "width_cm": 8.0,
-                                                      "height_cm": 8.0}] * 2,
+                                                      "height_cm": 8.0}] * pads,
               "stimulus": {**st, "amplitude": {"default_ma": 10.0, "max_ma": 50.0}}} for i, st in enumerate(stimuli)]
-    premodulated = stimuli[0]["pulse"].get("mode") == "premodulated"
-    modality = "interferential" if premodulated else "nmes" if "duty_cycle" in stimuli[0] else "tens"
+    interferential = stimuli[0]["pulse"].get("shape") == "interferential"
+    modality = "interferential" if interferential else "nmes" if "duty_cycle" in stimuli[0] else "tens"
     return es.validate_program({"schema_version": 1, "id": f"{kind}-day", "name": f"{kind} for a day",
                                 "modality": modality,
                                 "session_duration_s": DAY_S, "channels": chans}, source=kind)

@@ -1589,3 +1589,89 @@ def test_a_drifting_period_of_millions_of_events_is_not_bounded_at_once():
         {"kind": "frequency-sweep", "low_hz": 80.0, "high_hz": 100.0, "period_s": 3598.7655, "profile": "sawtooth"}])
     (g,) = es.Schedule(program, level="max")._dose_generators()
     assert g.regions() == []
+
+
+@st.composite
+def slow_clock_programs(draw):
+    """Slow levels (sweeps of 100-600 s, long duty cycles with ramps, the session's ramps) over every clock whose
+    events the corners of the levels sum: a random rate's repeating sequence, bursts, sine bursts, a rate swept
+    slowly (pulses across rate bands, bursts, a quadripolar interferential circuit's beat); alone or in phases."""
+    kind = draw(st.sampled_from(["random", "bursts", "russian", "swept", "swept-low", "swept-bursts", "swept-ifc"]))
+    pads, modality, extra = [pad(w=8, h=8)] * 2, "tens", {}
+    pulse: dict = {"shape": draw(st.sampled_from(["symmetric-biphasic", "monophasic"])), "pulse_width_us": 100.0,
+                   "frequency_hz": 1000.0}
+    modulation: list[dict] = []
+    if kind == "random":
+        modulation.append({"kind": "random-frequency", "low_hz": 700.0, "high_hz": draw(st.sampled_from([1300.0, 1700.0])),
+                           "seed": draw(st.integers(0, 9))})
+    elif kind in ("bursts", "swept-bursts"):
+        pulse.update(frequency_hz=2000.0, pulse_width_us=50.0)
+        extra["burst"] = {"pulses_per_burst": draw(st.integers(2, 5)), "burst_frequency_hz": draw(st.sampled_from([97.3, 100.0]))}
+    elif kind == "russian":
+        pulse = {"shape": "sine-burst", "carrier_frequency_hz": 2500.0, "frequency_hz": 50.0, "burst_duty_percent": 50.0}
+        modality = "russian"
+    elif kind == "swept-ifc":
+        pulse = {"shape": "interferential", "mode": "quadripolar", "carrier_frequency_hz": 4000.0, "beat_frequency_hz": 100.0}
+        pads, modality = pads * 2, "interferential"
+    if kind.startswith("swept"):
+        low, high = {"swept": (300.0, 2000.0), "swept-low": (2.0, 450.0), "swept-bursts": (60.0, 140.0),
+                     "swept-ifc": (1.0, 150.0)}[kind]
+        if kind == "swept-ifc":
+            pulse["beat_frequency_hz"] = low
+        elif "burst" in extra:
+            extra["burst"]["burst_frequency_hz"] = low
+        else:
+            pulse["frequency_hz"] = low
+        modulation.append({"kind": "frequency-sweep", "low_hz": low, "high_hz": high,
+                           "period_s": draw(st.floats(100.0, 600.0)), "profile": draw(st.sampled_from(["triangle", "sawtooth"]))})
+    modulation.append({"kind": "amplitude-sweep", "low_percent": draw(st.sampled_from([0.0, 40.0])),
+                       "period_s": draw(st.floats(100.0, 600.0)), "profile": draw(st.sampled_from(["triangle", "sawtooth"])),
+                       "phase_deg": draw(st.sampled_from([0.0, 123.4]))})
+    if "pulse_width_us" in pulse and draw(st.booleans()):
+        modulation.append({"kind": "width-sweep", "low_percent": 30.0, "period_s": draw(st.floats(100.0, 600.0))})
+    extra.update(ramp_up_s=draw(st.sampled_from([0.0, 1.3, 30.0])), ramp_down_s=draw(st.sampled_from([0.0, 2.1])))
+    if draw(st.booleans()):
+        extra["duty_cycle"] = {"on_s": draw(st.floats(60.0, 200.0)), "off_s": draw(st.sampled_from([0.0, 13.3, 61.7]))}
+    stim = {"pulse": pulse, "amplitude": {"default_ma": 10.0, "max_ma": 40.0}, "modulation": modulation, **extra}
+    data: dict = {"id": "slow", "name": "slow levels", "modality": modality, "stimulus": stim,
+                  "channels": [{"label": "c0", "electrodes": pads}]}
+    if draw(st.booleans()):  # in phases: each its own length, intensity and amplitude sweep
+        data["phases"] = [{"name": f"p{i}", "duration_s": draw(st.floats(150.0, 400.0)),
+                           "intensity_percent": draw(st.sampled_from([100.0, 70.0])),
+                           "stimulus": {"modulation": [m if m["kind"] != "amplitude-sweep" else
+                                                       {**m, "period_s": draw(st.floats(100.0, 600.0))}
+                                                       for m in modulation]}}
+                          for i in range(draw(st.integers(2, 3)))]
+    else:
+        data["session_duration_s"] = draw(st.sampled_from([300.0, 700.0]))
+    return es.validate_program(data, source="slow clocks")
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(program=slow_clock_programs())
+def test_property_slow_levels_over_any_clock_are_dosed_from_their_corners(program):
+    """The kind: slow levels that never repeat within a session over a clock other than a constant rate (a random
+    rate, bursts, a slowly swept rate, an interferential circuit's swept beat) or in phases were streamed pulse by
+    pulse: a day of 16 random-rate outputs at 10-20 kHz took 115 s, 8 quadripolar outputs under a beat swept over an
+    hour more than 120 s, 32 phases of such levels 40 s. Their sums now come from the corners of the levels (moments
+    of the events in closed form, or by Euler-Maclaurin for a swept rate: those of every pulse, to a pulse at a
+    corner), their window and per-pulse figures from the pulses at the highest levels (at or above every pulse's)."""
+    import electrostim.waveform._dose as dose_module
+
+    gens = es.Schedule(program)._dose_generators()
+    parts = [p for g in gens for p in ([q for _, _, _, q in g.parts] if hasattr(g, "parts") else [g])]
+    assume(any(dose_module._slow_levels(p, 1.0, p.session_s) for p in parts))
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setattr(dose_module, "SLOW_LEVELS_MIN_EVENTS", 0)  # (short sessions: from the corners too)
+        exact, bound = _dose_both_ways(program, monkeypatch)
+    corners = 4 * sum(len(p.breakpoints(0.0, p.session_s)) + 4 for p in parts)
+    for a, b in zip(exact.outputs, bound.outputs, strict=True):
+        for key in _WINDOW_FIGURES + _PULSE_FIGURES:
+            assert getattr(b, key) >= getattr(a, key) * (1 - 1e-9) - 1e-12, (a.label, key, getattr(a, key), getattr(b, key))
+        for key in ("rms_current_ma", "average_current_ma", "average_power_mw", "peak_current_ma",
+                    "max_phase_charge_uc", "max_energy_per_pulse_mj"):  # (not a band a lone pulse may be charged to)
+            assert getattr(b, key) <= getattr(a, key) * 1.3 + 1e-9, (a.label, key, getattr(a, key), getattr(b, key))
+        assert abs(b.pulse_count - a.pulse_count) <= corners, a.label
+        for key in _SESSION_FIGURES + ("net_charge_session_uc",):
+            assert getattr(b, key) == pytest.approx(getattr(a, key), rel=corners / max(a.pulse_count, 1), abs=1e-9), \
+                (a.label, key)

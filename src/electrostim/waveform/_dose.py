@@ -36,14 +36,24 @@ import math
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any, NamedTuple
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from ..program import VOLTAGE_LOAD_OHM, Program
-from ._schedule import _BOUND_TOLERANCE, SHAPE_SINE, SHAPE_SPIKE, SPIKE_TIME_CONSTANTS, PulseChunk, Schedule
-from ._timing import LOADED_KERNEL_MIN_TIMES, ConstantClock, compiled_kernels, dosing, short_arrays_take_kernels
+from ._moments import periodic_moments, poly_product, slow_rate_hz, swept_moments
+from ._schedule import _BOUND_TOLERANCE, SHAPE_SINE, SHAPE_SPIKE, SPIKE_TIME_CONSTANTS, PulseChunk, Region, Schedule, _longest_pulse_s
+from ._timing import (
+    LOADED_KERNEL_MIN_TIMES,
+    ConstantClock,
+    PiecewiseClock,
+    RandomClock,
+    compiled_kernels,
+    dosing,
+    short_arrays_take_kernels,
+)
 
 __all__ = ["ElectrodeDose", "OutputDose", "Dose", "compute_dose", "DEFAULT_LOAD_OHM", "WINDOW_S", "RATE_BANDS_HZ"]
 
@@ -234,13 +244,16 @@ class _OutputAccumulator:
         #: leave out the window that starts at the first pulse (its pulse's previous neighbour was not seen)
         self.skip_first_window = False
 
-    def scaled(self, factor: float) -> _OutputAccumulator:
+    def scaled(self, factor: float, charge: float | None = None, i2t: float | None = None) -> _OutputAccumulator:
         """The figures of the same pulses with every current ``factor`` times as high (charges by the factor,
-        ∫i²dt by its square; counts and rates as they are)."""
+        ∫i²dt by its square; counts and rates as they are); or with currents, charges and ∫i²dt each scaled by its
+        own factor (``charge``, ``i2t``: pulses whose widths change too)."""
         out = copy.copy(self)
-        f, f2 = float(factor), float(factor) ** 2
-        for name in ("peak", "max_q", "max_net", "net_extreme", "sum_net", "sum_absq", "win_min_net"):
+        f = float(factor) if charge is None else float(charge)
+        f2 = float(factor) ** 2 if i2t is None else float(i2t)
+        for name in ("max_q", "max_net", "net_extreme", "sum_net", "sum_absq", "win_min_net"):
             setattr(out, name, getattr(self, name) * f)
+        out.peak = self.peak * float(factor)
         out.sum_i2t, out.max_i2t = self.sum_i2t * f2, self.max_i2t * f2
         out.win_max = self.win_max * np.array([f2, f, f])
         out.band_max = self.band_max * f2
@@ -503,10 +516,10 @@ def _period_phases(g: Any, r: Any, start_s: float, n_periods: int) -> np.ndarray
     return np.where(phases >= 1.0, 0.0, phases)
 
 
-def _repeating_dose(g: Any, window: float, chunk_s: float, duration: float,
-                    share: float = 1.0) -> _OutputAccumulator | None:
-    """The dose figures of one output from its regions (see ``_OutputGenerator.regions``; a multi-phase output
-    has one per phase), or None when none is long enough to save work.
+def _repeating_dose(g: Any, window: float, chunk_s: float, duration: float, share: float = 1.0,
+                    regions: list[Region] | None = None) -> _OutputAccumulator | None:
+    """The dose figures of one output from its ``regions`` (by default ``_OutputGenerator.regions``; a multi-phase
+    output has one per phase), or None when none is long enough to save work.
 
     In a region whose pulses in ``[a, b)`` repeat every ``P`` (drift 0), ``c`` lies mid-way between the first
     two pulses of the region and ``X`` mid-way between the last two that lie a window (``W``) before the last
@@ -534,14 +547,25 @@ def _repeating_dose(g: Any, window: float, chunk_s: float, duration: float,
     charged to the bands of the rates it can then have (``lone_rate_range_hz``).
     Only the samples whose phases some period meets are evaluated (a clock whose periods keep nearly one phase
     needs one). The bounds stand for every window from ``a + P`` on: the first pass streams the windows before
-    ``c``, mid-way between two pulses of the second period, and on only until they are complete. Sums are each period's at the phase it meets the levels at, the periods whose phases lie within
-    1/1024 or so of one another summed as one (``_MAX_SUM_BINS``).
+    ``c``, mid-way between two pulses of the second period, and on only until they are complete. Sums are each
+    period's at the phase it meets the levels at, the periods whose phases lie within 1/1024 or so of one another
+    summed as one (``_MAX_SUM_BINS``).
+
+    A slow region (``Region.slow``: levels too slow to repeat, see :func:`_slow_levels`) is summed from the corners
+    of its levels from its start ``a`` to ``s0``, a window and twice its clock's longest interval and burst before
+    its end (:func:`_slow_sums`), and its windows that start there are bounded by its pulses at the highest levels
+    (:func:`_slow_bound`); the pass before it streams on until the windows that start before ``a`` are complete.
     """
     jumps: list[tuple[float, float, float, int, float, Any, float]] = []  # cut, resume at, c1, N, P, region, x
-    for r in g.regions():
+
+    def plan(r: Region) -> tuple[float, float, float, int, float, Any, float] | None:
         a, period, b, drift = r.start_s, r.period_s, r.stop_s, r.drift_s
+        if r.slow:  # its windows stay clear of its end (a pulse past a window's last, that sets its rate, inside)
+            part_g = g.part_at(a)[2] if hasattr(g, "parts") else g
+            s0 = b - window - 2.0 * (part_g.longest_interval_s() + _longest_burst_s(part_g))
+            return (a, s0, a, 0, 0.0, r, 0.0) if s0 > a + window and not (jumps and a < jumps[-1][1]) else None
         if period <= 0:
-            continue
+            return None
         if drift == 0:
             # pulses that repeat exactly: c1 lies mid-way between the first two pulses of [a, b), so the
             # windows that start at the pulses of [c1, c1 + P) see their previous neighbours; they stand for
@@ -551,10 +575,10 @@ def _repeating_dose(g: Any, window: float, chunk_s: float, duration: float,
             c1 = _mid_gap(g, a, b, first=True)
             e = _pulses_near(g, a, b, first=False, n=1)
             if c1 is None or e.shape[0] == 0:
-                continue
+                return None
             resume = _mid_gap(g, c1, float(e[0]) - window, first=False)
             if resume is None or resume <= c1 + period + window:
-                continue
+                return None
             n_periods = math.floor((resume - c1) / period)
             x = resume - c1 - n_periods * period
             if x >= period - 1e-9 * period:  # (rounding) the resume point is a whole number of periods on
@@ -571,12 +595,22 @@ def _repeating_dose(g: Any, window: float, chunk_s: float, duration: float,
             cut = max(a + 2 * period + window + 2 * margin, c1 + period)
             x = 0.0
             if n_periods < (_MIN_SHIFTED_PERIODS if r.shifted else 4):
-                continue
+                return None
         if cut >= s0 or cut >= duration:
-            continue
+            return None
         if jumps and (cut <= jumps[-1][1] or c1 < jumps[-1][1]):
-            continue  # overlaps the previous region's second pass (regions are in order)
-        jumps.append((cut, s0, c1, n_periods, period, r, x))
+            return None  # overlaps the previous region's second pass (regions are in order)
+        return (cut, s0, c1, n_periods, period, r, x)
+
+    slow = _slow_region(window)
+    for r in (g.regions() if regions is None else regions):
+        planned = plan(r)
+        if planned is None and not r.slow:  # a region too short to save work: the corners of slow levels instead
+            start, _, part_g = g.part_at(r.start_s) if hasattr(g, "parts") else (0.0, 1.0, g)
+            alt = slow(part_g)
+            planned = plan(replace(alt[0], start_s=start, stop_s=start + alt[0].stop_s)) if alt else None
+        if planned is not None:
+            jumps.append(planned)
     if not jumps:
         return None
     # regions whose pulses drift share the output's share of sums, and those whose level factors drift its share of
@@ -592,23 +626,30 @@ def _repeating_dose(g: Any, window: float, chunk_s: float, duration: float,
         acc = _OutputAccumulator(window)
         acc.skip_first_window = k > 0
         total += _stream(acc, g, t0, c1, chunk, final=False)
-        if r.drift_s == 0:
+        if r.drift_s == 0 and not r.slow:
             part = _stream(acc, g, c1, c1 + x, chunk, final=False)
             one = part + _stream(acc, g, c1 + x, c1 + period, chunk, final=False)
             _stream(acc, g, c1 + period, cut, chunk, final=False)
-        else:  # the windows from a + P on are bounded (below): on only until those before c1 are complete
-            cut = c1
+        else:  # the windows from a + P on (a slow region's from a) are bounded (below): on until those before c1 are
+            cut = c1  # complete
         # on (past off phases) until the next pulse completes the windows that no bound stands for: those of
         # [c1, c1 + P) where the pulses repeat, those before c1 where they drift (a window is complete when a pulse
         # past its end is seen: after an off phase longer than the pass, that is the next on phase's first)
-        step, complete_to = window, c1 + period if r.drift_s == 0 else c1
+        step, complete_to = window, c1 + period if r.drift_s == 0 and not r.slow else c1
         while acc.tail_t.shape[0] and acc.tail_t[0] < complete_to:
             if cut >= s0:  # every pulse instead (where they repeat, not reached: the window at the first pulse past
                 return None  # X is complete before e; where they drift, the next on phase starts past the last pass)
             _stream(acc, g, cut, min(s0, cut + step), chunk, final=False)
             cut, step = min(s0, cut + step), 2.0 * step
         accs.append(acc)
-        if r.drift_s == 0:
+        if r.slow:
+            start, factor, part_g = g.part_at(c1) if hasattr(g, "parts") else (0.0, 1.0, g)
+            if factor != 1.0:  # a phase's intensity
+                part_g = copy.copy(part_g)
+                part_g.amplitude_ma *= factor
+            total += _slow_sums(part_g, c1 - start, s0 - start)
+            accs.append(_slow_bound(part_g, window, c1 - start, r.stop_s - start, chunk))
+        elif r.drift_s == 0:
             total += n_periods * one + part
         else:
             total += _drifting_sums(g, r, c1, n_periods, chunk, duration, share, sums_share)
@@ -1120,114 +1161,320 @@ def _widen_bands(acc: _OutputAccumulator, c: PulseChunk, extra_s: np.ndarray) ->
             acc.band_max[edge:edge + 2] = np.maximum(acc.band_max[edge:edge + 2], top)
 
 
-#: an output with at least this many pulses in its session whose levels are slow and have no region is dosed from
-#: their corners (:func:`_slow_levels_dose`; fewer: every pulse)
+#: an output (or a phase) with at least this many pulses, whose levels are slow and that has no region of its own, is
+#: dosed from the corners of its levels (:func:`_slow_region`; fewer: every pulse)
 SLOW_LEVELS_MIN_EVENTS = 2_000_000
-#: a sweep at least this many windows long is slow: over a window its level changes little (a full triangle of 100
-#: windows by 2 % at most), so a window at the highest level of every factor bounds any window closely
+#: a sweep (of amplitude, width or rate) at least this many windows long is slow: over a window its level changes
+#: little (a full triangle of 100 windows by 2 % at most), so a window at the highest level of every factor bounds
+#: any window closely
 _SLOW_SWEEP_WINDOWS = 100.0
-#: at most this many corners of the levels in a session (its cells: see :func:`_slow_levels_dose`)
+#: at most this many corners of the levels (cells) in a span, and this many events of a period held over them
 _MAX_SLOW_CELLS = 2_000_000
+_MAX_SLOW_HELD = 4_000_000
 
 
-def _slow_levels(g: Any, window: float, duration: float) -> bool:
-    """Whether :func:`_slow_levels_dose` takes output ``g``: single pulses (or carrier cycles of an interferential
-    circuit) at a constant rate, without a premodulated beat, not in phases, whose sweeps of amplitude and width
-    are slow (at least ``_SLOW_SWEEP_WINDOWS`` windows) and whose duty cycle, if any, holds a window between its
-    ramps; with at most ``_MAX_SLOW_CELLS`` corners of its levels in the session."""
-    if hasattr(g, "parts") or not isinstance(g.clock, ConstantClock) or g.n_inner != 1:
+def _places(g: Any) -> tuple[float, np.ndarray, np.ndarray] | None:
+    """``(P, τ, cycle)``: the events of an output whose clock repeats (a constant or random rate) lie at ``m P + τ_p``
+    (τ increasing, in ``[0, P)``: a burst's pulses each a place), each carrier cycle lasting ``cycle_p`` (s); None
+    for a swept rate."""
+    clock = g.clock
+    if isinstance(clock, ConstantClock):
+        period, starts, intervals = 1.0 / clock.f, np.zeros(1), np.full(1, 1.0 / clock.f)
+    elif isinstance(clock, RandomClock):
+        period, starts, intervals = clock.period, clock.starts, clock.intervals
+    else:
+        return None
+    offsets = np.arange(g.n_inner, dtype=float) / g.inner_hz if g.n_inner > 1 else np.zeros(1)
+    tau = np.mod((starts[:, None] + offsets[None, :]).ravel(), period)
+    order = np.argsort(tau, kind="stable")
+    return period, tau[order], np.repeat(intervals, offsets.shape[0])[order]
+
+
+def _slow_levels(g: Any, window: float, span: float) -> bool:
+    """Whether output generator ``g`` (a phase's, in its own time) is dosed from the corners of its levels over its
+    ``span`` s (:func:`_slow_sums`, :func:`_slow_bound`): single pulses, bursts, sine bursts or carrier cycles (no
+    premodulated beat) at a constant or random rate, or at a rate swept slowly (at least ``_SLOW_SWEEP_WINDOWS``
+    windows), whose sweeps of amplitude and width are slow too and whose duty cycle, if any, holds a window between
+    its ramps; with at most ``_MAX_SLOW_CELLS`` corners (cells) and ``_MAX_SLOW_HELD`` events of a period held
+    over them."""
+    if getattr(g, "beat_clock", None) is not None:
         return False
-    if getattr(g, "beat_clock", None) is not None or g.shape == "sine-burst":
-        return False
-    st = g.stim
+    st, clock = g.stim, g.clock
     corners = 4.0
+    places = 1.0
+    if isinstance(clock, ConstantClock | RandomClock):
+        held = float((clock.CYCLE if isinstance(clock, RandomClock) else 1) * g.n_inner)
+    elif type(clock) is PiecewiseClock and clock.period >= _SLOW_SWEEP_WINDOWS * window:
+        held, places = 1.0, float(g.n_inner)
+        corners += clock.tau0.shape[0] * (span / clock.period + 2.0)
+    else:
+        return False
     for m in (st.amplitude_modulation, st.width_modulation):
         if m is not None:
             if m.period_s < _SLOW_SWEEP_WINDOWS * window:
                 return False
-            corners += 2.0 * duration / m.period_s + 2.0
+            corners += 2.0 * span / m.period_s + 2.0
     dc = st.duty_cycle
     if dc is not None:
         if dc.on_s - st.ramp_up_s - st.ramp_down_s < window:
             return False
-        corners += 4.0 * duration / dc.cycle_s + 4.0
-    return corners <= _MAX_SLOW_CELLS
+        corners += 4.0 * span / dc.cycle_s + 4.0
+    return corners * places <= _MAX_SLOW_CELLS and corners * held <= _MAX_SLOW_HELD
 
 
-def _power_sums(n: np.ndarray, degree: int) -> np.ndarray:
-    """``sum over j < n of (j / n)**m`` for m = 0 .. ``degree`` (at most 5), one row per ``n`` (Faulhaber's
-    formulas; 0 where ``n`` is 0)."""
-    N = np.maximum(n - 1.0, 0.0)  # sums of j**m over j = 1 .. N
-    S = [n.copy(), N * (N + 1) / 2, N * (N + 1) * (2 * N + 1) / 6, (N * (N + 1) / 2) ** 2,
-         N * (N + 1) * (2 * N + 1) * (3 * N * N + 3 * N - 1) / 30, N * N * (N + 1) ** 2 * (2 * N * N + 2 * N - 1) / 12]
-    safe = np.maximum(n, 1.0)
-    return np.stack([S[m] / safe ** m for m in range(degree + 1)], axis=1)
+def _slow_region(window: float) -> Any:
+    """The fallback of ``regions``: a slow region over the whole of an output (or phase) without one, where it has
+    ``SLOW_LEVELS_MIN_EVENTS`` events and slow levels (none else)."""
+    def fallback(g: Any) -> list[Region]:
+        if g.expected_events() < SLOW_LEVELS_MIN_EVENTS or not _slow_levels(g, window, g.session_s):
+            return []
+        return [Region(0.0, 0.0, g.session_s, slow=True)]
+    return fallback
 
 
-def _slow_levels_dose(g: Any, window: float, duration: float) -> _OutputAccumulator:
-    """The dose figures of an output whose levels are slow (:func:`_slow_levels`), from its levels' corners alone.
+def _longest_burst_s(g: Any) -> float:
+    """How long a burst (a pulse, a carrier cycle) of output ``g`` lasts at most (s)."""
+    parts = [p for _, _, _, p in g.parts] if hasattr(g, "parts") else [g]
+    return max(p.span_s + _longest_pulse_s(p.stim.pulse) for p in parts)
 
-    Its pulses are at ``k / f``; between two corners of its levels (a ramp's ends, an on/off edge, a sweep's turn)
-    every level factor is linear in time, so over the pulses there the sums of a pulse's terms (∫i²dt: the
-    amplitude factor squared times the width factor; charges: their product) are polynomials in ``j / n`` (``n``
-    pulses, ``j`` the pulse's place), summed in closed form (:func:`_power_sums`): the session's sums, to the
-    rounding of a pulse at a corner. A window holds at most ``N`` pulses (``f`` times its length, rounded up), each
-    at most the pulse at every factor's highest (1): window and per-pulse figures are those of ``N`` such pulses,
-    upper bounds within what the slow levels change over a window (a sweep of 100 windows: 2 % in ∫i²dt at most).
-    Where an on/off edge may leave a pulse alone, the bands of the rates it can then have are charged too."""
-    f = g.clock.f
-    interval = 1.0 / f
-    t_one = np.zeros(1)
-    half = np.full(1, 0.5e6 * interval * (1.0 + 1e-12)) if g.shape == "interferential" else None
-    top = g._chunk(0.0, interval, t_one, half, np.full(1, g.amplitude_ma), np.ones(1))
+
+def _half_us(g: Any, longest_s: float, until_s: float | None = None) -> float | None:
+    """A carrier cycle's half-width (µs) at its longest (``longest_s``; with ``until_s``, as long as the rounding of
+    times up to then can make it: a cycle's length is the difference of two times), a sine burst's; None for
+    pulses."""
+    if g.shape == "interferential":
+        return 0.5e6 * longest_s if until_s is None else 0.5e6 * (longest_s + 2.0 * float(np.spacing(until_s))) * (1.0 + 1e-12)
+    return 0.5e6 / g.inner_hz if g.shape == "sine-burst" else None
+
+
+def _top(g: Any, half_us: float | None) -> PulseChunk:
+    """One pulse (a carrier cycle of half-width ``half_us``) at the highest of every level."""
+    return g._chunk(0.0, 1.0, np.zeros(1), None if half_us is None else np.full(1, half_us), np.full(1, g.amplitude_ma),
+                    np.ones(1))
+
+
+def _line(factor: Any, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """A level factor, linear over each ``[lo, hi)``: its value at ``lo`` and its change to ``hi`` (read inside, at
+    the quarters, clear of a jump at either end)."""
+    quarter = 0.25 * (hi - lo)
+    f1, f2 = factor(lo + quarter), factor(hi - quarter)
+    return np.stack([1.5 * f1 - 0.5 * f2, 2.0 * (f2 - f1)], axis=1)
+
+
+def _slow_sums(g: Any, a: float, b: float) -> np.ndarray:
+    """The sums (count, net charge, ∫i²dt, |charge|) of the pulses of generator ``g`` in ``[a, b)`` (its own time)
+    whose levels are slow (:func:`_slow_levels`), from their corners.
+
+    Between two corners (a ramp's ends, an on/off edge, a sweep's turn; a swept rate's too) every level factor is
+    linear, so a pulse's ∫i²dt there (its current's factor squared times its width's, times a carrier cycle's length)
+    and its charges (their product) are polynomials of degree 5 and 3 in the pulse's place in the span, summed over
+    the span's events by their moments (``waveform._moments``: in closed form for a repeating clock, by
+    Euler-Maclaurin for a swept rate, a burst's pulses each a place of its own). A pulse whose envelope is 0 (at a
+    ramp's start) is not counted, as it is not delivered."""
+    clock = g.clock
+    sine = g.shape in ("sine-burst", "interferential")
+    places = _places(g)
+    spans: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+    if places is not None:
+        period, tau, cycle = places
+        longest = float(cycle.max())
+        weights = np.stack([np.ones(tau.shape), cycle / longest if g.shape == "interferential" else np.ones(tau.shape)])
+        edges = np.unique(np.concatenate([[a, b], g.breakpoints(a, b)]))
+        u, v = edges[:-1], edges[1:]
+        moments, first = periodic_moments(period, tau, weights, u, v)
+        spans.append((u, v, moments[0][:, 0], moments[1], first))
+    else:  # a slow swept rate: a burst's pulses place by place, each over its own cells in the clock's time
+        longest = 1.0 / clock.rate_range(a - g.span_s - 1.0, b + 1.0)[0]
+        for delta in (np.arange(g.n_inner, dtype=float) / g.inner_hz if g.n_inner > 1 else np.zeros(1)):
+            lo, hi = a - delta, b - delta
+            turns = _clock_corners(clock, lo, hi)
+            edges = np.unique(np.concatenate([[lo, hi], g.breakpoints(a, b) - delta, turns[(turns > lo) & (turns < hi)]]))
+            u, v = edges[:-1], edges[1:]
+            rate = _line(clock.rate, u, v)
+            moments, events, first = swept_moments(clock.time_of, clock.phase, rate[:, 0], rate[:, 1] / (v - u), u, v,
+                                                   cycle_weight_s=longest if g.shape == "interferential" else None)
+            spans.append((u + delta, v + delta, events, moments, first + delta))
+    q1, q2, net, i2t, _ = (float(x[0]) for x in pulse_terms(_top(g, _half_us(g, longest))))
+    count = sum_lin = sum_sq = 0.0
+    for u, v, n_events, moments, first in spans:
+        env = _line(g.envelope, u, v)
+        level = poly_product(env, _line(g.amplitude_factor, u, v))
+        width = np.tile([1.0, 0.0], (u.shape[0], 1)) if sine else _line(g.width_factor, u, v)
+        on = (env[:, 0] > 0) | (env[:, 0] + env[:, 1] > 0)
+        lin = poly_product(level, width)
+        sq = poly_product(poly_product(level, level), width)
+        sum_lin += float(np.einsum("ij,ij->", lin[on], moments[on, :lin.shape[1]]))
+        sum_sq += float(np.einsum("ij,ij->", sq[on], moments[on]))
+        at_start = first[on & np.isfinite(first)]  # (a first event at a ramp's start has an envelope of 0)
+        count += float(n_events[on].sum()) - float(np.count_nonzero(g.envelope(at_start) <= 0))
+    return np.array([count, net * sum_lin, i2t * sum_sq, (q1 + q2) * sum_lin])
+
+
+def _clock_corners(clock: PiecewiseClock, lo: float, hi: float) -> np.ndarray:
+    """The corners of a swept rate's profile about ``[lo, hi]`` (s), and where its rate crosses ``slow_rate_hz`` of
+    its slope (below it, a span's events are summed one by one: see ``waveform._moments``)."""
+    k = np.arange(math.floor(lo / clock.period) - 1, math.ceil(hi / clock.period) + 2, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cross = np.array([(slow_rate_hz(x) - f) / x if x else -1.0 for f, x in zip(clock.f0, clock.slope)])
+    inside = (cross > 0) & (cross < clock.dur)
+    offsets = np.concatenate([clock.tau0, (clock.tau0 + cross)[inside]])
+    return np.sort((k[:, None] * clock.period + offsets[None, :]).ravel())
+
+
+def _events_in(rate_hz: np.ndarray, length_s: float) -> np.ndarray:
+    """The most events at rates up to ``rate_hz`` a span of ``length_s`` holds (one at its start)."""
+    x = length_s * np.asarray(rate_hz, dtype=float)
+    return np.where(np.abs(x - np.round(x)) < 1e-6, np.floor(x + 1e-6) + 1.0, np.ceil(x))
+
+
+#: a slow output's bounds are taken over spans of a window and a quarter, starting a quarter of a window apart (the
+#: windows that start in a quarter end within its span)
+_BOUND_STEPS = 4
+
+
+def _span_maxima(factor: Any, a: float, b: float, window: float, corners: np.ndarray, slope: float) -> np.ndarray:
+    """The highest a piecewise-linear ``factor`` reaches over each span ``[a + i d, a + i d + W + d]`` (``d`` a
+    ``_BOUND_STEPS``-th of the window ``W``, up to ``b`` at most; i from 0 until ``a + i d`` reaches ``b``): at the
+    ends or on either side of a corner inside (its left side read 1 ns before it, raised by ``slope`` over that)."""
+    step = window / _BOUND_STEPS
+    n = max(1, math.ceil((b - a) / step - 1e-9))
+    v = factor(np.minimum(a + step * np.arange(n + _BOUND_STEPS + 1, dtype=float), b))
+    top = v[:n].copy()
+    for shift in range(1, _BOUND_STEPS + 2):
+        np.maximum(top, v[shift:shift + n], out=top)
+    corners = corners[(corners > a) & (corners < b)]
+    if corners.shape[0]:
+        at = np.maximum(factor(corners), factor(corners - 1e-9) + slope * 1e-9)
+        i = np.floor((corners - a) / step).astype(np.int64)
+        for shift in range(_BOUND_STEPS + 1):
+            j = i - shift
+            ok = (j >= 0) & (j < n)
+            np.maximum.at(top, j[ok], at[ok])
+    return top
+
+
+def _spans_holding(t: np.ndarray, a: float, n: int, window: float) -> np.ndarray:
+    """The spans of :func:`_span_maxima` (their indices) that hold any of the instants ``t``."""
+    i = np.floor((t - a) / (window / _BOUND_STEPS)).astype(np.int64)
+    j = np.concatenate([i - shift for shift in range(_BOUND_STEPS + 1)])
+    return np.unique(j[(j >= 0) & (j < n)])
+
+
+def _swept_bound(g: Any, window: float, a: float, b: float) -> _OutputAccumulator:
+    """:func:`_slow_bound` of a slowly swept rate: window by window (each ``[a + i W, a + (i + 1) W)`` holds the
+    starts of windows that end before ``a + (i + 2) W``), the most bursts (pulses) the highest rate over two
+    windows lets a window hold, each at the highest levels there and a carrier cycle as long as at the lowest rate;
+    a rate band charged with those the highest rate a window holding a pulse of that band can reach lets it hold
+    (the band's edge and the sweep's change over a window and two intervals)."""
+    clock = g.clock
     acc = _OutputAccumulator(window)
-    acc.add(top, final=True)  # the per-pulse figures of the pulse at the highest levels
-    q1, q2, net, i2t, _ = (float(x[0]) for x in pulse_terms(top))
-    wf = window * f
-    n_window = math.floor(wf + 1e-6) + 1 if abs(wf - round(wf)) < 1e-6 else math.ceil(wf)
-    acc.win_max = np.array([n_window * i2t, n_window * (q1 + q2), max(0.0, n_window * net)])
-    acc.win_min_net = min(0.0, n_window * net)
+    k = np.arange(math.floor((a - g.span_s) / clock.period) - 1, math.ceil(b / clock.period) + 2, dtype=float)
+    turns = (k[:, None] * clock.period + clock.tau0[None, :]).ravel()
+    slope = float(np.abs(clock.slope).max())
+    high = _span_maxima(clock.rate, a, b, window, turns, slope) + slope * g.span_s  # (a burst's start: its span before)
+    low = np.maximum(-_span_maxima(lambda t: -clock.rate(t), a, b, window, turns, slope) - slope * g.span_s, 1e-300)
+    n = high.shape[0]
+    current, width = _level_maxima(g, window, a, b)
+    # a carrier cycle's terms grow with its length: as at the lowest rate, its times rounded as late as b
+    spacing = 2.0 * float(np.spacing(b))
+    stretch = (1.0 / low + spacing) / (1.0 + spacing) if g.shape == "interferential" else np.ones(n)
+    q1, q2, net, i2t, _ = (float(x[0]) for x in pulse_terms(_top(g, _half_us(g, 1.0, b))))  # (a cycle of 1 s)
+    i2t_each = i2t * current ** 2 * width * stretch
+    q_each = (q1 + q2) * current * width * stretch
+    net_each = net * current * width * stretch
+    count = _events_in(high, window + g.span_s) * g.n_inner
+    one = _OutputAccumulator(window)
+    one.add(_top(g, _half_us(g, float(np.max(1.0 / low)), b)), final=True)  # the pulse at the highest levels
+    lv, q_level, i2t_level = float(current.max()), float((current * width).max()), float((current ** 2 * width).max())
+    acc.peak, acc.max_q, acc.max_i2t = one.peak * lv, one.max_q * q_level, one.max_i2t * i2t_level
+    acc.max_net, acc.net_extreme = one.max_net * q_level, one.net_extreme * q_level
+    acc.win_max = np.array([float((count * i2t_each).max()), float((count * q_each).max()),
+                            max(0.0, float((count * net_each).max()))])
+    acc.win_min_net = min(0.0, float((count * net_each).min()))
     acc.band_max = np.zeros(_N_BANDS)
-    acc.band_max[_band_of_interval(interval)] = acc.win_max[0]
-    lone = _lone_bands(g)
-    if lone is not None:
-        acc.band_max[lone[0]:lone[1] + 1] = acc.win_max[0]
-    acc.min_dt = interval
-    # the session's sums: the cells between the corners of the levels, each factor linear there
-    edges = np.unique(np.concatenate([[0.0, duration], g.breakpoints(0.0, duration)]))
-    u, v = edges[:-1], edges[1:]
-    k0 = np.ceil(u * f - 1e-9)
-    k1 = np.ceil(v * f - 1e-9)  # the cell's pulses: k0 .. k1 - 1
-    n = np.maximum(k1 - k0, 0.0)
-    first, last = k0 * interval, (k0 + np.maximum(n - 1.0, 0.0)) * interval
-    mid = 0.5 * (u + v)
-    # each factor's value at the cell's first pulse and its change up to the pulse n places on (x = j / n: 0 .. 1)
-    lines = []
-    for factor in (g.envelope, g.amplitude_factor, g.width_factor):
-        a, b = factor(mid - 0.25 * (v - u)), factor(mid + 0.25 * (v - u))
-        slope = (b - a) / (0.5 * (v - u))
-        at_first = a + slope * (first - (mid - 0.25 * (v - u)))
-        lines.append(np.stack([at_first, slope * n * interval], axis=1))
-    env, amp, width = lines
-    level = _poly_product(env, amp)  # the current's factor
-    sums = _power_sums(n, 5)
-    on = (g.envelope(mid) > 0) | (g.envelope(first) > 0) | (g.envelope(last) > 0)
-    count = float(n[on].sum())
-    lin = _poly_product(level, width)
-    sq = _poly_product(_poly_product(level, level), width)
-    sum_lin = float(np.einsum("ij,ij->", lin, sums[:, :lin.shape[1]]))
-    sum_sq = float(np.einsum("ij,ij->", sq, sums[:, :sq.shape[1]]))
-    acc.count = int(round(count))
-    acc.sum_i2t, acc.sum_absq, acc.sum_net = i2t * sum_sq, (q1 + q2) * sum_lin, net * sum_lin
+    if g.n_inner > 1:  # a burst's pulses are each other's nearest neighbours
+        acc.band_max[_band_of_interval(1.0 / g.inner_hz)] = acc.win_max[0]
+        acc.min_dt = 1.0 / g.inner_hz
+    else:
+        reach = slope * (window + 2.0 / low)
+        ends = clock.f0 + clock.slope * clock.dur
+        jumps = np.flatnonzero(np.abs(clock.f0 - np.roll(ends, 1)) > 1e-9 * clock.f0)
+        if jumps.shape[0]:  # a rate that jumps (a sawtooth's return): a window holding it may hold any rate it jumps from
+            reach[_spans_holding((k[:, None] * clock.period + clock.tau0[jumps][None, :]).ravel(), a, n, window)] = math.inf
+        edges = [0.0, *(e * (1.0 + _BAND_REL_TOL) for e in RATE_BANDS_HZ), math.inf]
+        for band in range(_N_BANDS):
+            holds = (high > edges[band]) & (low <= edges[band + 1])
+            if holds.any():
+                n_band = _events_in(np.minimum(high, edges[band + 1] + reach), window)
+                acc.band_max[band] = float((n_band * i2t_each)[holds].max())
+        acc.min_dt = 1.0 / float(high.max())
+    _charge_lone_bands(acc, g)
+    _charge_ramp_starts(acc, g, window, a, b, count * i2t_each)
     return acc
 
 
-def _poly_product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Row by row, the coefficients (lowest first) of the product of two polynomials."""
-    out = np.zeros((a.shape[0], a.shape[1] + b.shape[1] - 1))
-    for i in range(a.shape[1]):
-        out[:, i:i + b.shape[1]] += a[:, i:i + 1] * b
-    return out
+def _slow_bound(g: Any, window: float, a: float, b: float, chunk_s: float) -> _OutputAccumulator:
+    """Window and per-pulse figures that bound those of generator ``g`` (slow levels, :func:`_slow_levels`) over
+    ``[a, b)``: its pulses at the highest levels. A repeating clock's: every window of two of its periods (from
+    ``a``), each pulse at the highest every level reaches over ``[a, b]``. A swept rate's: see
+    :func:`_swept_bound`. Upper bounds, within what the slow levels change over a window; where an on/off edge may
+    leave a pulse alone, the bands of the rates it can then have are charged too."""
+    places = _places(g)
+    if places is None:
+        return _swept_bound(g, window, a, b)
+    acc = _OutputAccumulator(window)
+    top = g.without(frozenset({"duty", "amplitude", "width"}))
+    acc.skip_first_window = True  # (its first pulse's previous neighbour is not seen: a period later, it is)
+    length = 2.0 * places[0] + window + 2.0 * (g.longest_interval_s() + _longest_burst_s(g))
+    start = a if top.periodic else max(a, top.offset_s)  # (a delayed output's pulses start at its offset)
+    _stream(acc, top, start, min(b, start + length), chunk_s, final=True)
+    if g.shape == "interferential":  # a later carrier cycle, its times rounded more, may be a little longer
+        one = _OutputAccumulator(window)
+        one.add(_top(g, _half_us(g, float(places[2].max()), b)), final=True)
+        acc.peak, acc.max_q, acc.max_i2t = max(acc.peak, one.peak), max(acc.max_q, one.max_q), max(acc.max_i2t,
+                                                                                                   one.max_i2t)
+    _charge_lone_bands(acc, g)
+    current, width = _level_maxima(g, window, a, b)  # (each window and pulse lies in one of their spans)
+    top_i2t = float(acc.win_max[0])
+    acc = acc.scaled(float(current.max()), float((current * width).max()), float((current * current * width).max()))
+    _charge_ramp_starts(acc, g, window, a, b, top_i2t * current * current * width)
+    return acc
+
+
+def _charge_ramp_starts(acc: _OutputAccumulator, g: Any, window: float, a: float, b: float, win_i2t: np.ndarray) -> None:
+    """A burst of two pulses whose first lies on a ramp's start (its envelope 0: not delivered) leaves its second
+    alone, its rate set by the gap to the next burst: charge the bands of those rates the highest window (``win_i2t``,
+    per span of two windows from ``a``) of the spans holding a ramp's start."""
+    if g.n_inner != 2:
+        return
+    starts = g.ramp_starts(a, b)
+    if not starts.shape[0]:
+        return
+    near = _spans_holding(starts, a, win_i2t.shape[0], window)
+    if not near.shape[0]:
+        return
+    shortest, longest = g.clock_interval_range_s()
+    lo, hi = _band_of_interval(longest - g.span_s), _band_of_interval(shortest - g.span_s)
+    acc.band_max[lo:hi + 1] = np.maximum(acc.band_max[lo:hi + 1], float(win_i2t[near].max()))
+
+
+def _charge_lone_bands(acc: _OutputAccumulator, g: Any) -> None:
+    """Charge the bands of a pulse that on/off edges may leave alone (``_lone_bands``) the highest window."""
+    lone = _lone_bands(g)
+    if lone is not None:
+        acc.band_max[lone[0]:lone[1] + 1] = np.maximum(acc.band_max[lone[0]:lone[1] + 1], acc.win_max[0])
+
+
+def _level_maxima(g: Any, window: float, a: float, b: float) -> tuple[np.ndarray, np.ndarray]:
+    """The highest current factor (envelope times amplitude sweep, at most 1) and width factor over each span of
+    :func:`_span_maxima` from ``a`` to ``b`` (each factor at its highest there)."""
+    corners = g.breakpoints(a - window, b + window)
+    rate = g.level_rate()
+    current = np.minimum(1.0, _span_maxima(g.envelope, a, b, window, corners, rate)
+                         * _span_maxima(g.amplitude_factor, a, b, window, corners, rate))
+    width = (np.ones(current.shape) if g.shape in ("sine-burst", "interferential")
+             else np.minimum(1.0, _span_maxima(g.width_factor, a, b, window, corners, rate)))
+    return current, width
 
 
 def _output_dose(g: Any, window: float, chunk_s: float, duration: float, share: float = 1.0) -> _OutputAccumulator:
@@ -1238,15 +1485,14 @@ def _output_dose(g: Any, window: float, chunk_s: float, duration: float, share: 
 
 
 def _dose_of(g: Any, window: float, chunk_s: float, duration: float, share: float) -> _OutputAccumulator:
-    exact = all(r.drift_s == 0 for r in g.regions())
+    # where an output (a phase) has no region of its own and its levels are slow: one dosed from their corners
+    regions = g.regions(_slow_region(window))
+    exact = all(r.drift_s == 0 and not r.slow for r in regions)
     events = g.expected_events()
     enough = events >= (REPEAT_MIN_EVENTS / 10 if exact else REPEAT_MIN_EVENTS)
     # chunks of about the schedule's events, of this output alone
     own = max(chunk_s, min(STREAM_EVENTS_PER_CHUNK * duration / max(events, 1.0), duration), 1e-6)
-    acc = _repeating_dose(g, window, own, duration, share) if enough else None
-    if acc is None and enough and events >= SLOW_LEVELS_MIN_EVENTS and _slow_levels(g, window, duration):
-        # levels too slow to repeat within a long session: from their corners (a short one: every pulse, exact)
-        acc = _slow_levels_dose(g, window, duration)
+    acc = _repeating_dose(g, window, own, duration, share, regions) if enough and regions else None
     if acc is None:  # every pulse, chunk by chunk
         acc = _OutputAccumulator(window)
         _stream(acc, g, 0.0, duration, own, final=True)

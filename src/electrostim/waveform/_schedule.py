@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, fields, replace
 from fractions import Fraction
 from typing import Any, cast
@@ -169,6 +169,9 @@ class Region:
         ``k period_s`` modulo their own period (s, the second of each triple); the third is
         the fastest each changes (a fraction of its highest, per s; an on/off edge or a
         sawtooth jump counts as a change over 1 s).
+    slow : bool
+        Whether the stretch is dosed from the corners of its slow levels instead (no period: ``period_s`` 0; see
+        ``waveform._dose``), a region the dose adds where an output (or phase) has none of its own.
     """
 
     start_s: float
@@ -180,6 +183,7 @@ class Region:
     samples: int = 1
     level_rate: float = 0.0
     shifted: tuple[tuple[str, float, float], ...] = ()
+    slow: bool = False
 
 
 def _interval_range(clock: Any) -> tuple[float, float]:
@@ -588,14 +592,18 @@ class _OutputGenerator:
         return (own is None or own > _MAX_REPEAT_S
                 or float(own) * Schedule._event_rate_of(self.stim) > _CLOCK_IN_PERIOD_EVENTS)
 
-    def regions(self) -> list[Region]:
-        """Where this output is dosed from one period: where its pulses repeat (:meth:`repeat`; the exact period
+    def regions(self, fallback: Callable[[_OutputGenerator], list[Region]] | None = None) -> list[Region]:
+        """Where this output is dosed from one period (``fallback(self)`` where it has none): where its pulses repeat (:meth:`repeat`; the exact period
         where it is short, its pulses being streamed over a few periods), else where its levels repeat while its
         events drift (:meth:`quasi`), evaluated at enough clock phases that the levels change by at most
         ``_BOUND_TOLERANCE`` between two (and a window's bound is at most that much of 1 s longer); level
         factors of a period that shares no multiple of at most an hour with the rest drift too
         (``Region.shifted``). None of the latter where two periods and a window hold more than
         ``_MAX_REGION_EVENTS`` events (each bound would hold them at once): every pulse is dosed then."""
+        own = self._regions()
+        return own if own or fallback is None else fallback(self)
+
+    def _regions(self) -> list[Region]:
         rep = self.repeat()
         split = self._split_levels()
         q = None if split is None else split[0]
@@ -624,10 +632,33 @@ class _OutputGenerator:
             found.append(1.0 / self.inner_hz)
         return found
 
+    def ramp_starts(self, t0: float, t1: float) -> np.ndarray:
+        """The instants in ``[t0, t1)`` (s) where the output's envelope starts a ramp up from 0 (its session's start,
+        each on phase's): a pulse there is not delivered."""
+        st = self.stim
+        if st.ramp_up_s <= 0:
+            return np.zeros(0)
+        dc = st.duty_cycle
+        if dc is None:
+            t = np.array([self.offset_s])
+        else:
+            origin = self._duty_offset_s()
+            k0 = math.floor((t0 - origin) / dc.cycle_s) if self.periodic else max(0, math.floor((t0 - origin) / dc.cycle_s))
+            t = origin + dc.cycle_s * np.arange(k0, math.ceil((t1 - origin) / dc.cycle_s) + 1, dtype=float)
+        return t[(t >= t0) & (t < t1)]
+
+    def clock_interval_range_s(self) -> tuple[float, float]:
+        """The clock's shortest and longest interval (s): between two pulses (bursts) of an on phase."""
+        return _interval_range(self.clock)
+
+    def longest_interval_s(self) -> float:
+        """The clock's longest interval (s): between two pulses (bursts) of an on phase."""
+        return _interval_range(self.clock)[1]
+
     def longest_gap_s(self) -> float:
         """The longest time (s) between two pulses between the ramps: the clock's longest interval, or with a duty
         cycle an off phase and an interval on each side (inf where an on phase may hold no pulse)."""
-        longest = _interval_range(self.clock)[1]
+        longest = self.longest_interval_s()
         dc = self.stim.duty_cycle
         if dc is None:
             return longest
@@ -971,11 +1002,16 @@ class _PhasedGenerator:
             width = min(width, wf * _pulse_width_us(g) / ref if ref > 0 else 1.0)
         return level, width
 
-    def regions(self) -> list[Region]:
-        """The regions of every phase (see ``_OutputGenerator.regions``), in session time, each ending a period
-        before its phase does (the last pulses of a phase have the next phase's first as a neighbour)."""
+    def regions(self, fallback: Callable[[_OutputGenerator], list[Region]] | None = None) -> list[Region]:
+        """The regions of every phase (see ``_OutputGenerator.regions``; ``fallback`` for a phase's generator where
+        it has none), in session time, each ending a period before its phase does (the last pulses of a phase have
+        the next phase's first as a neighbour)."""
         return [replace(r, start_s=start + r.start_s, stop_s=min(start + r.stop_s, stop) - r.period_s)
-                for start, stop, factor, g in self.parts for r in g.regions() if factor > 0]
+                for start, stop, factor, g in self.parts if factor > 0 for r in g.regions(fallback)]
+
+    def part_at(self, t_s: float) -> tuple[float, float, _OutputGenerator]:
+        """The start (s), intensity factor and generator of the phase that holds ``t_s``."""
+        return next((start, factor, g) for start, stop, factor, g in self.parts if start <= t_s < stop)
 
     def with_shifts(self, shifts: Mapping[str, float], region: Region | None = None) -> _PhasedGenerator:
         """This output with the level factors of the phase that holds ``region`` shifted (see
@@ -987,7 +1023,8 @@ class _PhasedGenerator:
 
     def _holding(self, region: Region) -> tuple[float, _OutputGenerator]:
         """The start (s) and generator of the phase that holds ``region``."""
-        return next((start, g) for start, stop, _, g in self.parts if start <= region.start_s < stop)
+        start, _, g = self.part_at(region.start_s)
+        return start, g
 
     def without(self, names: frozenset[str], region: Region | None = None) -> _PhasedGenerator:
         """This output with the level factors ``names`` of the phase that holds ``region`` held at 1 (see
