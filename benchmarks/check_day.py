@@ -69,7 +69,9 @@ and levels too slow to repeat within the day over clocks other than a constant r
 (zg) 8 channels of quadripolar interferential current (about 19 750 Hz), each beat swept 1-250 Hz over about an hour
     and its amplitude over about as long, 1000 s on / 7.7 s off with ramps of 100 and 50 s;
 (zh) 20 kHz pulses in 32 phases of 45 min, each with a duty cycle (about 2000 s on, 1.3 s off, 300 s ramps up) and an
-    amplitude sweep (about 1778 s) of its own.
+    amplitude sweep (about 1778 s) of its own;
+(zi) 16 channels, each rate swept from 2-3 Hz to about 20 000 Hz as a sawtooth over about an hour, under an amplitude
+    sweep of about 3333 s.
 
 Run from the repository root::
 
@@ -126,6 +128,7 @@ CASES = {
     "(zf) 16 channels at a random 10-20 kHz under slow duty cycles and sweeps": ("open-slow-random", 16),
     "(zg) 8 quadripolar interferential channels at 20 kHz, beat swept over an hour": ("open-slow-ifc", 8),
     "(zh) 20 kHz in 32 phases, each with slow levels of its own": ("open-slow-phases", 32),
+    "(zi) 16 channels swept 2-20 000 Hz as a sawtooth over about an hour": ("open-slow-sawtooth", 16),
 }
 ODD_S = 6.1234567
 BUILT = {
@@ -269,6 +272,10 @@ def open_program(kind: str, channels: int):
                            "modulation": [_beat_sweep(1.0, 250.0, 3600.0 - i), {**_sweep(3599.0 - 0.7 * i), "low_percent": 5.0}],
                            "duty_cycle": {"on_s": 1000.0 + i, "off_s": 7.7}, "ramp_up_s": 100.0, "ramp_down_s": 50.0}
                           for i in range(channels)],
+        "open-slow-sawtooth": [{"pulse": _pulses(100.0, 10.0),
+                                "modulation": [{**_beat_sweep(2.0 + 0.1 * i, 20000.0 - i, 3600.0 - 0.7 * i),
+                                                "profile": "sawtooth"}, {**_sweep(3333.0 + i), "low_percent": 10.0}]}
+                               for i in range(channels)],
         "open-two-sweeps": [{"pulse": _pulses(150.0 + i, 200.0),
                              "modulation": [_sweep(6.7654321), {"kind": "width-sweep", "low_percent": 40.0,
                                                                 "period_s": 5.1234567}]} for i in range(channels)],

@@ -1675,3 +1675,42 @@ def test_property_slow_levels_over_any_clock_are_dosed_from_their_corners(progra
         for key in _SESSION_FIGURES + ("net_charge_session_uc",):
             assert getattr(b, key) == pytest.approx(getattr(a, key), rel=corners / max(a.pulse_count, 1), abs=1e-9), \
                 (a.label, key)
+
+
+def test_a_carrier_cycle_late_in_a_day_is_as_long_as_its_clock_sets_it():
+    """The kind: a carrier cycle's length was the difference of the times of its ends, whose rounding grows over a
+    day (1.5e-11 s at 86 400 s): a cycle late in the day came out up to 5e-8 longer than one early on, so the highest
+    charge per phase of every cycle (a premodulated 4 kHz day, 300 s on / 0 s off) lay above what the periods early in
+    the session bound it by. A constant or random rate's cycle now has the length its clock sets."""
+    program = make_program({"shape": "interferential", "mode": "premodulated", "carrier_frequency_hz": 4000.0,
+                            "beat_frequency_hz": 100.0}, amplitude_ma=10.0, duration_s=86400.0, modality="interferential",
+                           duty_cycle={"on_s": 300.0, "off_s": 0.0}, ramp_down_s=5.0)
+    (g,) = es.Schedule(program)._dose_generators()
+    early, late = g.window(1.0, 1.01), g.window(86399.0, 86399.01)
+    assert len(early) and len(late)
+    assert np.all(early.first_width_us == 0.5e6 / 4000.0) and np.all(late.first_width_us == 0.5e6 / 4000.0)
+
+
+def test_a_costly_drifting_region_of_slow_levels_is_dosed_from_their_corners(monkeypatch):
+    """The kind: quadripolar 4 kHz under a 333.3 s amplitude sweep and 777 s on / 0 s off with a 50 s ramp: the
+    duty cycle drifts against the sweep's period, which holds 1.3 million carrier cycles: bounding and summing it
+    took 5.9 s for a day. Slow levels whose drifting region holds more than 250 000 events a period are dosed from
+    their corners: at or above every pulse's window figures, and the session's sums of every pulse."""
+    import electrostim.waveform._dose as dose_module
+
+    program = make_program({"shape": "interferential", "mode": "quadripolar", "carrier_frequency_hz": 4000.0,
+                            "beat_frequency_hz": 100.0}, amplitude_ma=77.0, duration_s=3600.0, modality="interferential",
+                           duty_cycle={"on_s": 777.0, "off_s": 0.0}, ramp_up_s=50.0,
+                           modulation=[{"kind": "amplitude-sweep", "low_percent": 60.0, "period_s": 333.3,
+                                        "phase_deg": 270.0}])
+    g = es.Schedule(program)._dose_generators()[0]
+    (r,) = g.regions()
+    assert r.shifted and g.event_rate() * r.period_s > dose_module._SLOW_INSTEAD_EVENTS
+    monkeypatch.setattr(dose_module, "SLOW_LEVELS_MIN_EVENTS", 0)
+    exact, fast = _dose_both_ways(program, monkeypatch)
+    for a, b in zip(exact.outputs, fast.outputs, strict=True):
+        for key in _WINDOW_FIGURES + _PULSE_FIGURES:
+            assert getattr(a, key) * (1 - 1e-9) - 1e-12 <= getattr(b, key) <= getattr(a, key) * 1.02 + 1e-12, key
+        assert abs(b.pulse_count - a.pulse_count) <= 8
+        for key in _SESSION_FIGURES:
+            assert getattr(b, key) == pytest.approx(getattr(a, key), rel=1e-7), key

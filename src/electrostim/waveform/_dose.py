@@ -604,9 +604,11 @@ def _repeating_dose(g: Any, window: float, chunk_s: float, duration: float, shar
 
     slow = _slow_region(window)
     for r in (g.regions() if regions is None else regions):
-        planned = plan(r)
+        start, _, part_g = g.part_at(r.start_s) if hasattr(g, "parts") else (0.0, 1.0, g)
+        # a drifting region whose period holds many events is costly to bound and sum: slow levels from their corners
+        costly = (r.drift_s > 0 or bool(r.shifted)) and part_g.event_rate() * r.period_s > _SLOW_INSTEAD_EVENTS
+        planned = None if costly and not r.slow and slow(part_g) else plan(r)
         if planned is None and not r.slow:  # a region too short to save work: the corners of slow levels instead
-            start, _, part_g = g.part_at(r.start_s) if hasattr(g, "parts") else (0.0, 1.0, g)
             alt = slow(part_g)
             planned = plan(replace(alt[0], start_s=start, stop_s=start + alt[0].stop_s)) if alt else None
         if planned is not None:
@@ -1168,6 +1170,9 @@ SLOW_LEVELS_MIN_EVENTS = 2_000_000
 #: little (a full triangle of 100 windows by 2 % at most), so a window at the highest level of every factor bounds
 #: any window closely
 _SLOW_SWEEP_WINDOWS = 100.0
+#: an output (or phase) whose levels are slow is dosed from their corners rather than from a drifting region whose
+#: period holds more events than this
+_SLOW_INSTEAD_EVENTS = 250_000
 #: at most this many corners of the levels (cells) in a span, and this many events of a period held over them
 _MAX_SLOW_CELLS = 2_000_000
 _MAX_SLOW_HELD = 4_000_000
@@ -1311,11 +1316,12 @@ def _slow_sums(g: Any, a: float, b: float) -> np.ndarray:
 
 
 def _clock_corners(clock: PiecewiseClock, lo: float, hi: float) -> np.ndarray:
-    """The corners of a swept rate's profile about ``[lo, hi]`` (s), and where its rate crosses ``slow_rate_hz`` of
-    its slope (below it, a span's events are summed one by one: see ``waveform._moments``)."""
+    """The corners of a swept rate's profile about ``[lo, hi]`` (s), and where its rate crosses twice
+    ``slow_rate_hz`` of its slope (below that a span's events may be summed one by one, see ``waveform._moments``:
+    a few thousand at most; above it, none is)."""
     k = np.arange(math.floor(lo / clock.period) - 1, math.ceil(hi / clock.period) + 2, dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):
-        cross = np.array([(slow_rate_hz(x) - f) / x if x else -1.0 for f, x in zip(clock.f0, clock.slope)])
+        cross = np.array([(2.0 * slow_rate_hz(x) - f) / x if x else -1.0 for f, x in zip(clock.f0, clock.slope)])
     inside = (cross > 0) & (cross < clock.dur)
     offsets = np.concatenate([clock.tau0, (clock.tau0 + cross)[inside]])
     return np.sort((k[:, None] * clock.period + offsets[None, :]).ravel())
@@ -1407,7 +1413,8 @@ def _swept_bound(g: Any, window: float, a: float, b: float) -> _OutputAccumulato
             if holds.any():
                 n_band = _events_in(np.minimum(high, edges[band + 1] + reach), window)
                 acc.band_max[band] = float((n_band * i2t_each)[holds].max())
-        acc.min_dt = 1.0 / float(high.max())
+        on = current > 0  # (the rates of spans the duty cycle keeps off are never delivered)
+        acc.min_dt = 1.0 / float(high[on].max()) if on.any() else math.inf
     _charge_lone_bands(acc, g)
     _charge_ramp_starts(acc, g, window, a, b, count * i2t_each)
     return acc

@@ -33,8 +33,8 @@ DEGREE = 5
 #: a span of a swept rate with fewer events than this is summed event by event
 MIN_EM_EVENTS = 16
 #: and one where the rate changes by more than this fraction of itself from one event to the next (its events are
-#: then too unlike their neighbours for the end corrections: a sweep's slow end, at most ``1 / EM_MAX_CHANGE`` events
-#: once its spans are cut where the rate crosses ``sqrt(slope / EM_MAX_CHANGE)``, see :func:`slow_rate_hz`)
+#: then too unlike their neighbours for the end corrections: a sweep's slow end, at most ``4 / EM_MAX_CHANGE`` events
+#: once its spans are cut where the rate crosses twice ``sqrt(slope / EM_MAX_CHANGE)``, see :func:`slow_rate_hz`)
 EM_MAX_CHANGE = 1e-3
 
 _BINOMIAL = np.array([[math.comb(k, i) for i in range(DEGREE + 1)] for k in range(DEGREE + 1)], dtype=float)

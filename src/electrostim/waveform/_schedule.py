@@ -711,6 +711,10 @@ class _OutputGenerator:
 
 
 
+    def event_rate(self) -> float:
+        """About how many pulses (or carrier cycles) this output delivers a second, at its highest."""
+        return Schedule._event_rate_of(self.stim)
+
     def expected_events(self) -> float:
         """About how many pulses (or carrier cycles) this output delivers in its session."""
         return Schedule._event_rate_of(self.stim) * self.session_s
@@ -733,8 +737,13 @@ class _OutputGenerator:
         """Event times in [t0, t1), and each carrier cycle's half-width in µs (sine shapes); the clock at
         ``phase`` (see :meth:`_clock_events`)."""
         if self.shape == "interferential":
-            _, t, following = self._clock_events(t0, t1, phase, following=True)
+            if isinstance(self.clock, ConstantClock):  # (its length as the clock sets it: not a difference of times,
+                t = self._clock_events(t0, t1, phase)[1]  # whose rounding grows over a day)
+                return t, np.full(t.shape, 0.5e6 / self.clock.f)
+            k, t, following = self._clock_events(t0, t1, phase, following=True)
             assert following is not None
+            if isinstance(self.clock, RandomClock):
+                return t, 0.5e6 * self.clock.intervals[np.mod(np.floor(k), RandomClock.CYCLE).astype(np.int64)]
             return t, (following - t) * 0.5e6
         if self.n_inner == 1:
             t = self._clock_events(t0, t1, phase)[1]
@@ -863,12 +872,12 @@ class _OutputGenerator:
         else:
             t = start
         if self.shape == "interferential" and dense:  # a cycle lasts at most as long as at the lowest rate here
-            half_us = np.full(t.shape, 0.5e6 / lowest_hz * (1.0 + 1e-12))
+            half_us = np.full(t.shape, 0.5e6 * (1.0 / lowest_hz + self._rounding_s()) * (1.0 + 1e-12))
         elif self.shape == "interferential":
             # a cycle that drifts over [t, t + d] lasts at most as long as the clock's longest interval over
             # [t, t + d + its own length]
             cycle_end = clock.time_of(k + phase + step + 1.0)
-            half_us = 0.5e6 / clock.lowest_rate(t, cycle_end) * (1.0 + 1e-12)
+            half_us = 0.5e6 * (1.0 / clock.lowest_rate(t, cycle_end) + self._rounding_s()) * (1.0 + 1e-12)
         elif self.shape == "sine-burst":
             half_us = np.full(t.shape, 0.5e6 / cast(float, self.inner_hz))
 
@@ -899,6 +908,11 @@ class _OutputGenerator:
         extra = np.zeros(int(keep.sum())) if isinstance(clock, ConstantClock) else d[keep]
         return (self._chunk(t0, t1, t[keep], None if half_us is None else half_us[keep], amp[keep], wfac[keep]),
                 extra)
+
+    def _rounding_s(self) -> float:
+        """How much longer the rounding of two times within the session can make a carrier cycle of a swept rate
+        (the difference of the times of its ends; a constant or random rate's is set without it)."""
+        return 0.0 if isinstance(self.clock, ConstantClock | RandomClock) else 2.0 * float(np.spacing(self.session_s))
 
     def _chunk(self, t0: float, t1: float, t: np.ndarray, half_us: np.ndarray | None, amp: np.ndarray,
                wfac: np.ndarray) -> PulseChunk:
