@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import random
 
 import numpy as np
 import pytest
@@ -433,3 +434,17 @@ def test_a_program_of_pulses_and_carrier_phases_says_it_counts_both():
     kinds = _app._carrier_kinds(p, 0)
     assert kinds == {True, False}
     assert _app._dose_word(kinds, "phase", "half-cycle") == "phase (or half-cycle)"
+
+
+def test_phases_whose_durations_sum_to_a_day_but_for_their_rounding_make_a_day():
+    """The kind: 32 phases scaled to a day summed to 86400.00000000001 s in floating point and were refused with a
+    message about session_duration_s, which the program does not write. Their sum is taken as a day; a sum truly
+    over a day is refused, naming the phases."""
+    rng = random.Random(6)
+    weights = [rng.uniform(1.0, 2.0) for _ in range(32)]
+    durations = [86400.0 * w / sum(weights) for w in weights]  # (a day, split in proportion)
+    assert math.fsum(durations) > 86400.0
+    p = phased([{"name": f"p{k}", "duration_s": d} for k, d in enumerate(durations)])
+    assert p.session_duration_s == 86400.0
+    with pytest.raises(es.ProgramError, match=r"phases: their durations sum to 86401 s, .* at most 86400 s"):
+        phased([{"name": "a", "duration_s": 86400.0}, {"name": "b", "duration_s": 1.0}])

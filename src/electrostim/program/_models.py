@@ -869,7 +869,13 @@ def _resolve_phases(data: dict[str, Any]) -> dict[str, Any]:
         durations = [ph.get("duration_s") if isinstance(ph, dict) else None for ph in resolved]
         if resolved and all(isinstance(d, int | float) and not isinstance(d, bool) and 0 < d <= MAX_SESSION_S
                             for d in durations):
-            data["session_duration_s"] = float(sum(durations))  # type: ignore[arg-type]
+            total = math.fsum(durations)  # type: ignore[arg-type]
+            if total > MAX_SESSION_S * (1 + 1e-12):
+                raise PydanticCustomError("phases_too_long", "{message}", {
+                    "message": f"phases: their durations sum to {total:g} s, longer than a session may last: allowed "
+                               f"at most {MAX_SESSION_S:g} s in all, given {len(durations)} phases of {total:g} s"})
+            # durations that sum to the longest session but for their rounding take it (as _check_phases allows)
+            data["session_duration_s"] = min(total, MAX_SESSION_S)
         elif resolved:  # a phase's duration is reported on its own; the session's (left out) is not reported too
             data["session_duration_s"] = 1.0
     return data
