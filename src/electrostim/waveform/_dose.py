@@ -43,6 +43,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from ..program import VOLTAGE_LOAD_OHM, Program
+from ._moments import _BLOCK as _MOMENT_BLOCK
 from ._moments import periodic_moments, poly_product, slow_rate_hz, swept_moments
 from ._schedule import _BOUND_TOLERANCE, SHAPE_SINE, SHAPE_SPIKE, SPIKE_TIME_CONSTANTS, PulseChunk, Region, Schedule, _longest_pulse_s
 from ._timing import (
@@ -1173,7 +1174,8 @@ _SLOW_SWEEP_WINDOWS = 100.0
 #: an output (or phase) whose levels are slow is dosed from their corners rather than from a drifting region whose
 #: period holds more events than this
 _SLOW_INSTEAD_EVENTS = 250_000
-#: at most this many corners of the levels (cells) in a span, and this many events of a period held over them
+#: at most this many corners of the levels (cells) in a span, and this many blocks and events of a period held over
+#: them
 _MAX_SLOW_CELLS = 2_000_000
 _MAX_SLOW_HELD = 4_000_000
 
@@ -1207,8 +1209,9 @@ def _slow_levels(g: Any, window: float, span: float) -> bool:
     st, clock = g.stim, g.clock
     corners = 4.0
     places = 1.0
-    if isinstance(clock, ConstantClock | RandomClock):
-        held = float((clock.CYCLE if isinstance(clock, RandomClock) else 1) * g.n_inner)
+    if isinstance(clock, ConstantClock | RandomClock):  # a span holds a period's blocks and two blocks one by one
+        places = float((clock.CYCLE if isinstance(clock, RandomClock) else 1) * g.n_inner)
+        held, places = places / _MOMENT_BLOCK + 4.0 * _MOMENT_BLOCK, 1.0
     elif type(clock) is PiecewiseClock and clock.period >= _SLOW_SWEEP_WINDOWS * window:
         held, places = 1.0, float(g.n_inner)
         corners += clock.tau0.shape[0] * (span / clock.period + 2.0)

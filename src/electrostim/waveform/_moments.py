@@ -103,34 +103,79 @@ def periodic_moments(period_s: float, tau_s: np.ndarray, weights: np.ndarray, a:
     m_a, m_b = np.floor(a / period_s), np.floor(b / period_s)
     out = np.zeros((weights.shape[0], a.shape[0], DEGREE + 1))
     first = np.full(a.shape, np.inf)
-    # the first and last periods, event by event
-    for m, own in ((m_a, np.ones(a.shape, dtype=bool)), (m_b, m_b > m_a)):
-        t = m[:, None] * period_s + tau_s[None, :]
-        inside = (t >= a[:, None]) & (t < b[:, None]) & own[:, None]
-        first = np.minimum(first, np.where(inside, t, np.inf).min(axis=1))
-        s = np.where(inside, (t - a[:, None]) / span[:, None], 0.0)
-        term = inside.astype(float)
-        for k in q:
-            out[:, :, k] += (term @ weights.T).T
-            term = term * s
+    # the first and last periods: the places in [a - mP, b - mP) of each
+    for m, own, lo, hi in ((m_a, np.ones(a.shape, dtype=bool), a - m_a * period_s, np.minimum(b - m_a * period_s, period_s)),
+                           (m_b, m_b > m_a, np.zeros(a.shape), b - m_b * period_s)):
+        _partial_period(out, first, m * period_s, lo, hi, own, a, span, tau_s, weights)
     # the whole periods between: m = m_a + 1 .. m_b - 1, their events at s = α + j β + τ_p / (b - a), all terms >= 0
-    n = np.maximum(m_b - m_a - 1.0, 0.0)
-    whole = n > 0
-    if whole.any():
-        alpha = ((m_a + 1.0) * period_s - a) / span
-        beta = period_s / span
-        first = np.where(whole, np.minimum(first, (m_a + 1.0) * period_s + tau_s[0]), first)
+    rows = np.flatnonzero(m_b - m_a - 1.0 > 0)
+    if rows.shape[0]:
+        n = m_b[rows] - m_a[rows] - 1.0
+        L = span[rows]
+        alpha = ((m_a[rows] + 1.0) * period_s - a[rows]) / L
+        beta = period_s / L
+        first[rows] = np.minimum(first[rows], (m_a[rows] + 1.0) * period_s + tau_s[0])
         tau_q = (tau_s[None, :] ** q[:, None]) @ weights.T  # (6, W): Σ_p τ_p**q w_p
         # Σ_p (α + τ_p / L)**r w_p = Σ_i C(r, i) α**(r - i) L**-i Σ_p τ_p**i w_p
-        sig = np.zeros((weights.shape[0], a.shape[0], DEGREE + 1))
+        sig = np.zeros((weights.shape[0], rows.shape[0], DEGREE + 1))
         for r in q:
             for i in range(r + 1):
-                sig[:, :, r] += _BINOMIAL[r, i] * (alpha ** (r - i) * span ** -float(i))[None, :] * tau_q[i][:, None]
+                sig[:, :, r] += _BINOMIAL[r, i] * (alpha ** (r - i) * L ** -float(i))[None, :] * tau_q[i][:, None]
         sums = power_sums(n)  # Σ_j j**i over the whole periods
         for k in q:
             for i in range(k + 1):
-                out[:, :, k] += np.where(whole, _BINOMIAL[k, i] * beta ** i * sums[:, i], 0.0)[None, :] * sig[:, :, k - i]
+                out[:, rows, k] += (_BINOMIAL[k, i] * beta ** i * sums[:, i])[None, :] * sig[:, :, k - i]
     return out, first
+
+
+#: a period's places are summed in blocks of this many (each block's own powers about its first place, all terms >= 0),
+#: those of a block only partly in a span one by one
+_BLOCK = 64
+
+
+def _partial_period(out: np.ndarray, first: np.ndarray, start: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+                    own: np.ndarray, a: np.ndarray, span: np.ndarray, tau: np.ndarray, weights: np.ndarray) -> None:
+    """Add to ``out`` the moments of the events ``start + τ_p`` with ``τ_p`` in ``[lo, hi)`` (per span, where
+    ``own``), and lower ``first`` to the first of them: the places of whole blocks by their power sums about the
+    block's first place, the others one by one."""
+    q = np.arange(DEGREE + 1)
+    i_lo = np.where(own, np.searchsorted(tau, lo, side="left"), 0)
+    i_hi = np.where(own, np.searchsorted(tau, hi, side="left"), 0)
+    has = i_hi > i_lo
+    first[has] = np.minimum(first[has], start[has] + tau[i_lo[has]])
+    n_blocks = math.ceil(tau.shape[0] / _BLOCK)
+    b_lo, b_hi = -(-i_lo // _BLOCK), i_hi // _BLOCK  # the whole blocks [b_lo, b_hi)
+    whole = has & (b_hi > b_lo)
+    # the places outside whole blocks: [i_lo, b_lo B) and [b_hi B, i_hi), or [i_lo, i_hi) within two blocks
+    ranges = [(i_lo, np.where(whole, b_lo * _BLOCK, i_hi)), (np.where(whole, b_hi * _BLOCK, i_hi), i_hi)]
+    j = np.arange(2 * _BLOCK)
+    for r0, r1 in ranges:
+        rows = np.flatnonzero(has & (r1 > r0))
+        if not rows.shape[0]:
+            continue
+        idx = r0[rows][:, None] + j[None, :]
+        keep = idx < r1[rows][:, None]
+        idx = np.where(keep, idx, 0)
+        s = np.where(keep, (start[rows][:, None] + tau[idx] - a[rows][:, None]) / span[rows][:, None], 0.0)
+        term = keep.astype(float)
+        for k in q:
+            out[:, rows, k] += np.einsum("rj,wrj->wr", term, weights[:, idx])
+            term = term * s
+    rows = np.flatnonzero(whole)
+    if not rows.shape[0]:
+        return
+    starts = np.arange(n_blocks) * _BLOCK
+    origin = tau[starts]
+    local = tau - np.repeat(origin, np.diff(np.append(starts, tau.shape[0])))
+    block = np.add.reduceat(weights[:, :, None] * (local[:, None] ** q[None, :])[None, :, :], starts, axis=1)  # (W, nb, 6)
+    blocks = np.arange(n_blocks)
+    inside = (blocks[None, :] >= b_lo[rows][:, None]) & (blocks[None, :] < b_hi[rows][:, None])
+    L = span[rows][:, None]
+    beta = np.where(inside, (start[rows][:, None] + origin[None, :] - a[rows][:, None]) / L, 0.0)  # (rows, nb) >= 0
+    for k in q:
+        for r in range(k + 1):
+            coef = np.where(inside, _BINOMIAL[k, r] * beta ** (k - r) / L ** r, 0.0)
+            out[:, rows, k] += np.einsum("rb,wb->wr", coef, block[:, :, r])
 
 
 def swept_moments(time_of, phase, rate_at_s: np.ndarray, slope_hz_per_s: np.ndarray, a: np.ndarray, b: np.ndarray,
