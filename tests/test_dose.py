@@ -1594,8 +1594,9 @@ def test_a_drifting_period_of_millions_of_events_is_not_bounded_at_once():
 @st.composite
 def slow_clock_programs(draw):
     """Slow levels (sweeps of 100-600 s, long duty cycles with ramps, the session's ramps) over every clock whose
-    events the corners of the levels sum: a random rate's repeating sequence, bursts, sine bursts, a rate swept
-    slowly (pulses across rate bands, bursts, a quadripolar interferential circuit's beat); alone or in phases."""
+    events the corners of the levels sum: a random rate's repeating sequence, bursts, sine bursts (at a random rate
+    too), a rate swept slowly (pulses across rate bands, bursts, a quadripolar interferential circuit's beat); alone
+    or in phases."""
     kind = draw(st.sampled_from(["random", "bursts", "russian", "swept", "swept-low", "swept-bursts", "swept-ifc"]))
     pads, modality, extra = [pad(w=8, h=8)] * 2, "tens", {}
     pulse: dict = {"shape": draw(st.sampled_from(["symmetric-biphasic", "monophasic"])), "pulse_width_us": 100.0,
@@ -1610,6 +1611,8 @@ def slow_clock_programs(draw):
     elif kind == "russian":
         pulse = {"shape": "sine-burst", "carrier_frequency_hz": 2500.0, "frequency_hz": 50.0, "burst_duty_percent": 50.0}
         modality = "russian"
+        if draw(st.booleans()):  # a random burst rate: its sequence's bursts' cycles, 102 400 places a period
+            modulation.append({"kind": "random-frequency", "low_hz": 20.0, "high_hz": 50.0, "seed": draw(st.integers(0, 9))})
     elif kind == "swept-ifc":
         pulse = {"shape": "interferential", "mode": "quadripolar", "carrier_frequency_hz": 4000.0, "beat_frequency_hz": 100.0}
         pads, modality = pads * 2, "interferential"
