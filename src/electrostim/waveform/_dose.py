@@ -563,7 +563,7 @@ def _repeating_dose(g: Any, window: float, chunk_s: float, duration: float, shar
         a, period, b, drift = r.start_s, r.period_s, r.stop_s, r.drift_s
         if r.slow:  # its windows stay clear of its end (a pulse past a window's last, that sets its rate, inside)
             part_g = g.part_at(a)[2] if hasattr(g, "parts") else g
-            s0 = b - window - 2.0 * (part_g.longest_interval_s() + _longest_burst_s(part_g))
+            s0 = b - window - 2.0 * (part_g.clock_interval_range_s()[1] + _longest_burst_s(part_g))
             return (a, s0, a, 0, 0.0, r, 0.0) if s0 > a + window and not (jumps and a < jumps[-1][1]) else None
         if period <= 0:
             return None
@@ -1246,12 +1246,11 @@ def _longest_burst_s(g: Any) -> float:
     return max(p.span_s + _longest_pulse_s(p.stim.pulse) for p in parts)
 
 
-def _half_us(g: Any, longest_s: float, until_s: float | None = None) -> float | None:
-    """A carrier cycle's half-width (µs) at its longest (``longest_s``; with ``until_s``, as long as the rounding of
-    times up to then can make it: a cycle's length is the difference of two times), a sine burst's; None for
-    pulses."""
+def _half_us(g: Any, longest_s: float, bound: bool = False) -> float | None:
+    """A carrier cycle's half-width (µs) at its longest (``longest_s``; for a ``bound``, as long as the rounding of
+    times can make a swept rate's: ``cycle_rounding_s``), a sine burst's; None for pulses."""
     if g.shape == "interferential":
-        return 0.5e6 * longest_s if until_s is None else 0.5e6 * (longest_s + 2.0 * float(np.spacing(until_s))) * (1.0 + 1e-12)
+        return 0.5e6 * (longest_s + g.cycle_rounding_s()) * (1.0 + 1e-12) if bound else 0.5e6 * longest_s
     return 0.5e6 / g.inner_hz if g.shape == "sine-burst" else None
 
 
@@ -1384,16 +1383,16 @@ def _swept_bound(g: Any, window: float, a: float, b: float) -> _OutputAccumulato
     low = np.maximum(-_span_maxima(lambda t: -clock.rate(t), a, b, window, turns, slope) - slope * g.span_s, 1e-300)
     n = high.shape[0]
     current, width = _level_maxima(g, window, a, b)
-    # a carrier cycle's terms grow with its length: as at the lowest rate, its times rounded as late as b
-    spacing = 2.0 * float(np.spacing(b))
-    stretch = (1.0 / low + spacing) / (1.0 + spacing) if g.shape == "interferential" else np.ones(n)
-    q1, q2, net, i2t, _ = (float(x[0]) for x in pulse_terms(_top(g, _half_us(g, 1.0, b))))  # (a cycle of 1 s)
+    # a carrier cycle's terms grow with its length: as at the lowest rate, its times rounded (cycle_rounding_s)
+    rounding = g.cycle_rounding_s()
+    stretch = (1.0 / low + rounding) / (1.0 + rounding) if g.shape == "interferential" else np.ones(n)
+    q1, q2, net, i2t, _ = (float(x[0]) for x in pulse_terms(_top(g, _half_us(g, 1.0, bound=True))))  # (a 1 s cycle)
     i2t_each = i2t * current ** 2 * width * stretch
     q_each = (q1 + q2) * current * width * stretch
     net_each = net * current * width * stretch
     count = _events_in(high, window + g.span_s) * g.n_inner
     one = _OutputAccumulator(window)
-    one.add(_top(g, _half_us(g, float(np.max(1.0 / low)), b)), final=True)  # the pulse at the highest levels
+    one.add(_top(g, _half_us(g, float(np.max(1.0 / low)), bound=True)), final=True)  # the pulse at the highest levels
     lv, q_level, i2t_level = float(current.max()), float((current * width).max()), float((current ** 2 * width).max())
     acc.peak, acc.max_q, acc.max_i2t = one.peak * lv, one.max_q * q_level, one.max_i2t * i2t_level
     acc.max_net, acc.net_extreme = one.max_net * q_level, one.net_extreme * q_level
@@ -1435,14 +1434,9 @@ def _slow_bound(g: Any, window: float, a: float, b: float, chunk_s: float) -> _O
     acc = _OutputAccumulator(window)
     top = g.without(frozenset({"duty", "amplitude", "width"}))
     acc.skip_first_window = True  # (its first pulse's previous neighbour is not seen: a period later, it is)
-    length = 2.0 * places[0] + window + 2.0 * (g.longest_interval_s() + _longest_burst_s(g))
+    length = 2.0 * places[0] + window + 2.0 * (g.clock_interval_range_s()[1] + _longest_burst_s(g))
     start = a if top.periodic else max(a, top.offset_s)  # (a delayed output's pulses start at its offset)
-    _stream(acc, top, start, min(b, start + length), chunk_s, final=True)
-    if g.shape == "interferential":  # a later carrier cycle, its times rounded more, may be a little longer
-        one = _OutputAccumulator(window)
-        one.add(_top(g, _half_us(g, float(places[2].max()), b)), final=True)
-        acc.peak, acc.max_q, acc.max_i2t = max(acc.peak, one.peak), max(acc.max_q, one.max_q), max(acc.max_i2t,
-                                                                                                   one.max_i2t)
+    _stream(acc, top, start, min(b, start + length), chunk_s, final=True)  # (a repeating clock's cycles as it sets them)
     _charge_lone_bands(acc, g)
     current, width = _level_maxima(g, window, a, b)  # (each window and pulse lies in one of their spans)
     top_i2t = float(acc.win_max[0])

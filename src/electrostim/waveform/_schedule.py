@@ -651,14 +651,10 @@ class _OutputGenerator:
         """The clock's shortest and longest interval (s): between two pulses (bursts) of an on phase."""
         return _interval_range(self.clock)
 
-    def longest_interval_s(self) -> float:
-        """The clock's longest interval (s): between two pulses (bursts) of an on phase."""
-        return _interval_range(self.clock)[1]
-
     def longest_gap_s(self) -> float:
         """The longest time (s) between two pulses between the ramps: the clock's longest interval, or with a duty
         cycle an off phase and an interval on each side (inf where an on phase may hold no pulse)."""
-        longest = self.longest_interval_s()
+        longest = self.clock_interval_range_s()[1]
         dc = self.stim.duty_cycle
         if dc is None:
             return longest
@@ -717,7 +713,7 @@ class _OutputGenerator:
 
     def expected_events(self) -> float:
         """About how many pulses (or carrier cycles) this output delivers in its session."""
-        return Schedule._event_rate_of(self.stim) * self.session_s
+        return self.event_rate() * self.session_s
 
     # -- event times -------------------------------------------------------------
     def _clock_events(self, t0: float, t1: float, phase: float = 0.0,
@@ -872,12 +868,12 @@ class _OutputGenerator:
         else:
             t = start
         if self.shape == "interferential" and dense:  # a cycle lasts at most as long as at the lowest rate here
-            half_us = np.full(t.shape, 0.5e6 * (1.0 / lowest_hz + self._rounding_s()) * (1.0 + 1e-12))
+            half_us = np.full(t.shape, 0.5e6 * (1.0 / lowest_hz + self.cycle_rounding_s()) * (1.0 + 1e-12))
         elif self.shape == "interferential":
             # a cycle that drifts over [t, t + d] lasts at most as long as the clock's longest interval over
             # [t, t + d + its own length]
             cycle_end = clock.time_of(k + phase + step + 1.0)
-            half_us = 0.5e6 * (1.0 / clock.lowest_rate(t, cycle_end) + self._rounding_s()) * (1.0 + 1e-12)
+            half_us = 0.5e6 * (1.0 / clock.lowest_rate(t, cycle_end) + self.cycle_rounding_s()) * (1.0 + 1e-12)
         elif self.shape == "sine-burst":
             half_us = np.full(t.shape, 0.5e6 / cast(float, self.inner_hz))
 
@@ -909,7 +905,7 @@ class _OutputGenerator:
         return (self._chunk(t0, t1, t[keep], None if half_us is None else half_us[keep], amp[keep], wfac[keep]),
                 extra)
 
-    def _rounding_s(self) -> float:
+    def cycle_rounding_s(self) -> float:
         """How much longer the rounding of two times within the session can make a carrier cycle of a swept rate
         (the difference of the times of its ends; a constant or random rate's is set without it)."""
         return 0.0 if isinstance(self.clock, ConstantClock | RandomClock) else 2.0 * float(np.spacing(self.session_s))
