@@ -71,7 +71,10 @@ and levels too slow to repeat within the day over clocks other than a constant r
 (zh) 20 kHz pulses in 32 phases of 45 min, each with a duty cycle (about 2000 s on, 1.3 s off, 300 s ramps up) and an
     amplitude sweep (about 1778 s) of its own;
 (zi) 16 channels, each rate swept from 2-3 Hz to about 20 000 Hz as a sawtooth over about an hour, under an amplitude
-    sweep of about 3333 s.
+    sweep of about 3333 s;
+(zj) premodulated interferential current (4000 Hz), its beat swept 1-150 Hz over 1800 s and its amplitude over
+    1200 s, 1200 s on / 60 s off with ramps of 60 s;
+(zk) the same on 16 channels, each carrier (4000-19 000 Hz), beat sweep, amplitude sweep and duty cycle its own.
 
 Run from the repository root::
 
@@ -129,6 +132,8 @@ CASES = {
     "(zg) 8 quadripolar interferential channels at 20 kHz, beat swept over an hour": ("open-slow-ifc", 8),
     "(zh) 20 kHz in 32 phases, each with slow levels of its own": ("open-slow-phases", 32),
     "(zi) 16 channels swept 2-20 000 Hz as a sawtooth over about an hour": ("open-slow-sawtooth", 16),
+    "(zj) premodulated interferential, beat swept 1-150 Hz over 1800 s, slow levels": ("open-slow-premodulated", 1),
+    "(zk) 16 premodulated channels at 4-19 kHz, each beat swept over about 1800 s": ("open-slow-premodulated", 16),
 }
 ODD_S = 6.1234567
 BUILT = {
@@ -276,6 +281,10 @@ def open_program(kind: str, channels: int):
                                 "modulation": [{**_beat_sweep(2.0 + 0.1 * i, 20000.0 - i, 3600.0 - 0.7 * i),
                                                 "profile": "sawtooth"}, {**_sweep(3333.0 + i), "low_percent": 10.0}]}
                                for i in range(channels)],
+        "open-slow-premodulated": [_premodulated(4000.0 + 1000.0 * i, 150.0,
+                                                 [_beat_sweep(1.0, 150.0, 1800.0 + 11.1 * i),
+                                                  {**_sweep(1200.0 + 3.7 * i), "low_percent": 50.0}],
+                                                 1200.0 + 7.3 * i, 60.0, (60.0, 60.0)) for i in range(channels)],
         "open-two-sweeps": [{"pulse": _pulses(150.0 + i, 200.0),
                              "modulation": [_sweep(6.7654321), {"kind": "width-sweep", "low_percent": 40.0,
                                                                 "period_s": 5.1234567}]} for i in range(channels)],

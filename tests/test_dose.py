@@ -1595,9 +1595,10 @@ def test_a_drifting_period_of_millions_of_events_is_not_bounded_at_once():
 def slow_clock_programs(draw):
     """Slow levels (sweeps of 100-600 s, long duty cycles with ramps, the session's ramps) over every clock whose
     events the corners of the levels sum: a random rate's repeating sequence, bursts, sine bursts (at a random rate
-    too), a rate swept slowly (pulses across rate bands, bursts, a quadripolar interferential circuit's beat); alone
-    or in phases."""
-    kind = draw(st.sampled_from(["random", "bursts", "russian", "swept", "swept-low", "swept-bursts", "swept-ifc"]))
+    too), a rate swept slowly (pulses across rate bands, bursts, a quadripolar interferential circuit's beat), a
+    premodulated carrier under a constant or swept beat; alone or in phases."""
+    kind = draw(st.sampled_from(["random", "bursts", "russian", "swept", "swept-low", "swept-bursts", "swept-ifc",
+                                 "premodulated", "premodulated-swept"]))
     pads, modality, extra = [pad(w=8, h=8)] * 2, "tens", {}
     pulse: dict = {"shape": draw(st.sampled_from(["symmetric-biphasic", "monophasic"])), "pulse_width_us": 100.0,
                    "frequency_hz": 1000.0}
@@ -1616,6 +1617,14 @@ def slow_clock_programs(draw):
     elif kind == "swept-ifc":
         pulse = {"shape": "interferential", "mode": "quadripolar", "carrier_frequency_hz": 4000.0, "beat_frequency_hz": 100.0}
         pads, modality = pads * 2, "interferential"
+    elif kind.startswith("premodulated"):  # a constant beat (its common period with the carrier, or by its means)
+        pulse = {"shape": "interferential", "mode": "premodulated", "carrier_frequency_hz": draw(st.sampled_from([2000.0, 4000.0])),
+                 "beat_frequency_hz": draw(st.sampled_from([0.1234, 1.3, 7.7, 100.0, 250.0]))}
+        modality = "interferential"
+        if kind == "premodulated-swept":  # or swept (by its means)
+            pulse.update(carrier_frequency_hz=4000.0, beat_frequency_hz=(low := draw(st.sampled_from([5.0, 10.0]))))
+            modulation.append({"kind": "frequency-sweep", "low_hz": low, "high_hz": 150.0, "period_s": draw(st.floats(100.0, 600.0)),
+                               "profile": draw(st.sampled_from(["triangle", "sawtooth"]))})
     if kind.startswith("swept"):
         low, high = {"swept": (300.0, 2000.0), "swept-low": (2.0, 450.0), "swept-bursts": (60.0, 140.0),
                      "swept-ifc": (1.0, 150.0)}[kind]
@@ -1666,6 +1675,7 @@ def test_property_slow_levels_over_any_clock_are_dosed_from_their_corners(progra
     assume(any(dose_module._slow_levels(p, 1.0, p.session_s) for p in parts))
     with pytest.MonkeyPatch.context() as monkeypatch:
         monkeypatch.setattr(dose_module, "SLOW_LEVELS_MIN_EVENTS", 0)  # (short sessions: from the corners too)
+        monkeypatch.setattr(dose_module, "_SLOW_INSTEAD_EVENTS", 0)  # (and rather than from a drifting region)
         exact, bound = _dose_both_ways(program, monkeypatch)
     corners = 4 * sum(len(p.breakpoints(0.0, p.session_s)) + 4 for p in parts)
     for a, b in zip(exact.outputs, bound.outputs, strict=True):

@@ -45,7 +45,18 @@ from pydantic import BaseModel, ConfigDict
 from ..program import VOLTAGE_LOAD_OHM, Program
 from ._moments import _BLOCK as _MOMENT_BLOCK
 from ._moments import periodic_moments, poly_product, slow_rate_hz, swept_moments
-from ._schedule import _BOUND_TOLERANCE, SHAPE_SINE, SHAPE_SPIKE, SPIKE_TIME_CONSTANTS, PulseChunk, Region, Schedule, _longest_pulse_s
+from ._schedule import (
+    _BOUND_TOLERANCE,
+    SHAPE_SINE,
+    SHAPE_SPIKE,
+    SPIKE_TIME_CONSTANTS,
+    PulseChunk,
+    Region,
+    Schedule,
+    _clock_period,
+    _lcm,
+    _longest_pulse_s,
+)
 from ._timing import (
     LOADED_KERNEL_MIN_TIMES,
     ConstantClock,
@@ -555,7 +566,8 @@ def _repeating_dose(g: Any, window: float, chunk_s: float, duration: float, shar
     A slow region (``Region.slow``: levels too slow to repeat, see :func:`_slow_levels`) is summed from the corners
     of its levels from its start ``a`` to ``s0``, a window and twice its clock's longest interval and burst before
     its end (:func:`_slow_sums`), and its windows that start there are bounded by its pulses at the highest levels
-    (:func:`_slow_bound`); the pass before it streams on until the windows that start before ``a`` are complete.
+    (:func:`_slow_bound`); the pass before it streams on until the windows that start before ``a`` are complete, and
+    the one at its first pulse (whose rate its previous neighbour, in the phase before, may set).
     """
     jumps: list[tuple[float, float, float, int, float, Any, float]] = []  # cut, resume at, c1, N, P, region, x
 
@@ -639,6 +651,9 @@ def _repeating_dose(g: Any, window: float, chunk_s: float, duration: float, shar
         # [c1, c1 + P) where the pulses repeat, those before c1 where they drift (a window is complete when a pulse
         # past its end is seen: after an off phase longer than the pass, that is the next on phase's first)
         step, complete_to = window, c1 + period if r.drift_s == 0 and not r.slow else c1
+        if r.slow:  # and the window at a slow region's first pulse, whose previous neighbour (a phase's) lies before it
+            first = _pulses_near(g, c1, s0, first=True, n=1)
+            complete_to = float(np.nextafter(first[0], math.inf)) if first.shape[0] else c1
         while acc.tail_t.shape[0] and acc.tail_t[0] < complete_to:
             if cut >= s0:  # every pulse instead (where they repeat, not reached: the window at the first pulse past
                 return None  # X is complete before e; where they drift, the next on phase starts past the last pass)
@@ -1197,20 +1212,53 @@ def _places(g: Any) -> tuple[float, np.ndarray, np.ndarray] | None:
     return period, tau[order], np.repeat(intervals, offsets.shape[0])[order]
 
 
+#: a constant beat's envelope repeats with its carrier over their common period, whose carrier cycles are then places
+#: of their own (:func:`_beat_places`) where it holds at most this many
+_MAX_BEAT_PLACES = 1 << 20
+#: a premodulated beat swept, or whose common period with the carrier is longer: summed by its means where it stays
+#: below this fraction of the carrier (their harmonics fold onto the carrier's rate by 0.82 (r / f)² at most: 0.3 %)
+_MAX_SWEPT_BEAT = 1.0 / 16.0
+_MAX_BEAT_CHANGE = 0.2
+
+
+def _beat_places(g: Any) -> tuple[float, np.ndarray, np.ndarray, np.ndarray] | None:
+    """``(P, τ, cycle, envelope)``: the carrier cycles of a premodulated output under a constant beat over their
+    common period ``P`` (as :func:`_places`), each with the beat's ``|sin π Ψ|`` and ``sin² π Ψ`` at its middle
+    (shape (2, K)); None where the beat is swept, or that period holds more than ``_MAX_BEAT_PLACES`` cycles."""
+    beat = getattr(g, "beat_clock", None)
+    if not isinstance(beat, ConstantClock):
+        return None
+    own, theirs = _clock_period(g.clock), _clock_period(beat)
+    if own is None or theirs is None:
+        return None
+    common = _lcm(own, theirs)
+    count = common / own
+    if count.denominator != 1 or count > _MAX_BEAT_PLACES:
+        return None
+    cycle = 1.0 / g.clock.f
+    tau = np.arange(int(count), dtype=float) * cycle
+    envelope = np.abs(np.sin(np.pi * beat.phase(tau + 0.5 * cycle)))
+    return float(common), tau, np.full(tau.shape, cycle), np.stack([envelope, envelope * envelope])
+
+
 def _slow_levels(g: Any, window: float, span: float) -> bool:
     """Whether output generator ``g`` (a phase's, in its own time) is dosed from the corners of its levels over its
-    ``span`` s (:func:`_slow_sums`, :func:`_slow_bound`): single pulses, bursts, sine bursts or carrier cycles (no
-    premodulated beat) at a constant or random rate, or at a rate swept slowly (at least ``_SLOW_SWEEP_WINDOWS``
+    ``span`` s (:func:`_slow_sums`, :func:`_slow_bound`): single pulses, bursts, sine bursts or carrier cycles (a
+    premodulated beat's too, :func:`_beat_excess`) at a constant or random rate, or at a rate swept slowly (at least ``_SLOW_SWEEP_WINDOWS``
     windows), whose sweeps of amplitude and width are slow too and whose duty cycle, if any, holds a window between
     its ramps; with at most ``_MAX_SLOW_CELLS`` corners (cells) and ``_MAX_SLOW_HELD`` events of a period held
     over them."""
-    if getattr(g, "beat_clock", None) is not None:
-        return False
     st, clock = g.stim, g.clock
+    beat = getattr(g, "beat_clock", None)
+    beat_places = _beat_places(g)
+    if beat is not None and beat_places is None and not _summed_beat(g, window):
+        return False
     corners = 4.0
     places = 1.0
     if isinstance(clock, ConstantClock | RandomClock):  # a span holds a period's blocks and two blocks one by one
         places = float((clock.CYCLE if isinstance(clock, RandomClock) else 1) * g.n_inner)
+        if beat_places is not None:
+            places = float(beat_places[1].shape[0])
         held, places = places / _MOMENT_BLOCK + 4.0 * _MOMENT_BLOCK, 1.0
     elif type(clock) is PiecewiseClock and clock.period >= _SLOW_SWEEP_WINDOWS * window:
         held, places = 1.0, float(g.n_inner)
@@ -1228,6 +1276,23 @@ def _slow_levels(g: Any, window: float, span: float) -> bool:
             return False
         corners += 4.0 * span / dc.cycle_s + 4.0
     return corners * places <= _MAX_SLOW_CELLS and corners * held <= _MAX_SLOW_HELD
+
+
+def _summed_beat(g: Any, window: float) -> bool:
+    """Whether a premodulated beat is summed by its means (:func:`_beat_excess`) and bounded per window
+    (:func:`_beat_shares`) closely: at a constant carrier, below ``_MAX_SWEPT_BEAT`` of it; swept, changing by at
+    most a fifth over a beat cycle (its slope over its lowest rate squared, ``_MAX_BEAT_CHANGE``: a cycle's mean then
+    stays close to a constant beat's), and either slow to change over a window (its slope times a window squared at
+    most 0.2 Hz) or at least 4 beats a window."""
+    beat, clock = g.beat_clock, g.clock
+    if not isinstance(clock, ConstantClock):
+        return False
+    if isinstance(beat, ConstantClock):
+        return beat.f <= _MAX_SWEPT_BEAT * clock.f
+    low, high = beat.rate_range(0.0, beat.period)
+    steepest = float(np.abs(beat.slope).max())
+    return (high <= _MAX_SWEPT_BEAT * clock.f and steepest <= _MAX_BEAT_CHANGE * low * low
+            and (steepest * window * window <= 0.2 or low * window >= 4.0))
 
 
 def _slow_region(window: float) -> Any:
@@ -1268,6 +1333,75 @@ def _line(factor: Any, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     return np.stack([1.5 * f1 - 0.5 * f2, 2.0 * (f2 - f1)], axis=1)
 
 
+#: a premodulated carrier cycle's current is its peak times ``|sin(π Ψ)|``, Ψ the beat's phase at the cycle's middle:
+#: over a beat cycle that is on average 2/π of the peak (its charges) and 1/2 of its square (its ∫i²dt)
+_BEAT_MEANS = (2.0 / math.pi, 0.5)
+
+
+def _beat_rate(beat: Any, t: np.ndarray) -> np.ndarray:
+    """The beat's rate (Hz) at times ``t`` (s): constant, or swept."""
+    return np.full(np.shape(t), beat.f) if isinstance(beat, ConstantClock) else beat.rate(t)
+
+
+#: the harmonics of ``|sin π x| - 2/π`` taken, ``-4 cos(2 π m x) / (π (4 m² - 1))`` (those left out weigh under 1e-4 of
+#: the charge of a beat cycle at each corner); ``sin² π x - 1/2`` is ``-cos(2 π x) / 2``
+_BEAT_HARMONICS = 64
+_HARMONIC_WEIGHTS = (-4.0 / (np.pi * (4.0 * np.arange(1, _BEAT_HARMONICS + 1, dtype=float) ** 2 - 1.0)), np.array([-0.5]))
+_GAUSS = np.polynomial.legendre.leggauss(16)
+
+
+def _beat_excess(beat: Any, fc: float, mid: float, u: np.ndarray, v: np.ndarray, polys: tuple[np.ndarray, ...]
+                 ) -> list[float]:
+    """What a premodulated envelope adds to the sums of carrier cycles over its means (``_BEAT_MEANS``) between
+    corners ``[u, v)`` of slow levels: ``Σ_k P(t_k) (|sin π Ψ_k| - 2/π)`` for the first polynomial of ``polys``
+    (rows: coefficients in ``s = (t - u) / (v - u)``), ``Σ_k P(t_k) (sin² π Ψ_k - 1/2)`` for the second; Ψ_k the
+    beat's phase at the middle (``mid``, s) of the carrier cycle at ``t_k = k / fc``.
+
+    Each envelope is a sum of harmonics ``w_m cos(2 π m Ψ)`` (``_HARMONIC_WEIGHTS``). At the carrier's cycles a
+    harmonic is ``cos θ_m(t_k)`` with ``θ_m = 2 π (m Ψ(t + mid) - j fc t)``, ``j`` the whole number that brings its
+    rate ``ν = 2 π (m r - j fc)`` (``r`` the beat's rate) within half the carrier's (the samples alias it there), and
+    its sum is ``fc ∫ P cos θ_m dt`` to about a cycle at either end: by parts until the polynomial is spent,
+    ``Re [e^{iθ} Σ_n (-1)^n P⁽ⁿ⁾ / (iν)^(n+1)]`` from ``u`` to ``v`` (exact for a constant beat; a swept beat's rate
+    taken as it is at each end, see :func:`_summed_beat`), or by 16-point Gauss-Legendre over a span that the
+    harmonic turns less than once over. Returns one sum per polynomial."""
+    length = v - u
+    out = []
+    for poly, weights in zip(polys, _HARMONIC_WEIGHTS, strict=True):
+        m = np.arange(1, weights.shape[0] + 1, dtype=float)
+        ends = []
+        for t, s in ((u, 0.0), (v, 1.0)):
+            psi, rate = beat.phase(t + mid), _beat_rate(beat, t + mid)
+            j = np.round(np.outer(rate, m) / fc)
+            nu = 2.0 * np.pi * (np.outer(rate, m) - j * fc)
+            carrier = fc * t - np.floor(fc * t)
+            theta = 2.0 * np.pi * (np.mod(np.outer(psi - np.floor(psi), m), 1.0) - np.mod(j * carrier[:, None], 1.0))
+            series = np.zeros(nu.shape, dtype=complex)
+            deriv = poly.copy()  # (the derivatives of P in s, then at s: in t)
+            for n in range(poly.shape[1]):
+                at = deriv @ (s ** np.arange(deriv.shape[1])) / length ** n
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    series += (-1.0) ** n * at[:, None] / (1j * nu) ** (n + 1)
+                deriv = deriv[:, 1:] * np.arange(1, deriv.shape[1])
+            ends.append((np.real(np.exp(1j * theta) * series), np.abs(nu) * length[:, None]))
+        (low, turn_u), (high, turn_v) = ends
+        slow = (turn_u < 2.0 * np.pi) | (turn_v < 2.0 * np.pi)
+        total = np.where(slow, 0.0, high - low) @ weights
+        slow_rows, slow_cols = np.nonzero(slow)
+        if slow_rows.shape[0]:  # a harmonic that turns less than once over its span: summed by quadrature
+            nodes, gw = _GAUSS
+            t = u[slow_rows, None] + length[slow_rows, None] * 0.5 * (nodes[None, :] + 1.0)
+            psi = beat.phase((t + mid).ravel()).reshape(t.shape)
+            jj = np.round(_beat_rate(beat, u[slow_rows] + mid) * m[slow_cols] / fc)
+            carrier = fc * t - np.floor(fc * t)
+            theta = 2.0 * np.pi * (np.mod(m[slow_cols, None] * (psi - np.floor(psi)), 1.0) - np.mod(jj[:, None] * carrier, 1.0))
+            sv = 0.5 * (nodes + 1.0)
+            pv = poly[slow_rows] @ (sv[None, :] ** np.arange(poly.shape[1])[:, None])
+            quad = 0.5 * length[slow_rows] * ((pv * np.cos(theta)) @ gw)
+            np.add.at(total, slow_rows, weights[slow_cols] * quad)
+        out.append(fc * float(total.sum()))
+    return out
+
+
 def _slow_sums(g: Any, a: float, b: float) -> np.ndarray:
     """The sums (count, net charge, ∫i²dt, |charge|) of the pulses of generator ``g`` in ``[a, b)`` (its own time)
     whose levels are slow (:func:`_slow_levels`), from their corners.
@@ -1277,19 +1411,26 @@ def _slow_sums(g: Any, a: float, b: float) -> np.ndarray:
     and its charges (their product) are polynomials of degree 5 and 3 in the pulse's place in the span, summed over
     the span's events by their moments (``waveform._moments``: in closed form for a repeating clock, by
     Euler-Maclaurin for a swept rate, a burst's pulses each a place of its own). A pulse whose envelope is 0 (at a
-    ramp's start) is not counted, as it is not delivered."""
+    ramp's start) is not counted, as it is not delivered. A premodulated beat's envelope is summed by its means and
+    what it has run above them at the corners (:func:`_beat_excess`)."""
     clock = g.clock
+    beat = getattr(g, "beat_clock", None)
     sine = g.shape in ("sine-burst", "interferential")
     places = _places(g)
+    beat_places = _beat_places(g)
     spans: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+    lin_row = sq_row = 0  # (a premodulated beat's envelope: its own weights for the charges and for ∫i²dt)
     if places is not None:
-        period, tau, cycle = places
+        period, tau, cycle = places if beat_places is None else beat_places[:3]
         longest = float(cycle.max())
         weights = np.stack([np.ones(tau.shape), cycle / longest if g.shape == "interferential" else np.ones(tau.shape)])
+        if beat_places is not None:
+            weights = np.concatenate([weights, weights[1] * beat_places[3]])
+            lin_row, sq_row = 1, 2
         edges = np.unique(np.concatenate([[a, b], g.breakpoints(a, b)]))
         u, v = edges[:-1], edges[1:]
         moments, first = periodic_moments(period, tau, weights, u, v)
-        spans.append((u, v, moments[0][:, 0], moments[1], first))
+        spans.append((u, v, moments[0][:, 0], moments[1:], first))
     else:  # a slow swept rate: a burst's pulses place by place, each over its own cells in the clock's time
         longest = 1.0 / clock.rate_range(a - g.span_s - 1.0, b + 1.0)[0]
         for delta in (np.arange(g.n_inner, dtype=float) / g.inner_hz if g.n_inner > 1 else np.zeros(1)):
@@ -1300,7 +1441,7 @@ def _slow_sums(g: Any, a: float, b: float) -> np.ndarray:
             rate = _line(clock.rate, u, v)
             moments, events, first = swept_moments(clock.time_of, clock.phase, rate[:, 0], rate[:, 1] / (v - u), u, v,
                                                    cycle_weight_s=longest if g.shape == "interferential" else None)
-            spans.append((u + delta, v + delta, events, moments, first + delta))
+            spans.append((u + delta, v + delta, events, moments[None], first + delta))
     q1, q2, net, i2t, _ = (float(x[0]) for x in pulse_terms(_top(g, _half_us(g, longest))))
     count = sum_lin = sum_sq = 0.0
     for u, v, n_events, moments, first in spans:
@@ -1310,8 +1451,16 @@ def _slow_sums(g: Any, a: float, b: float) -> np.ndarray:
         on = (env[:, 0] > 0) | (env[:, 0] + env[:, 1] > 0)
         lin = poly_product(level, width)
         sq = poly_product(poly_product(level, level), width)
-        sum_lin += float(np.einsum("ij,ij->", lin[on], moments[on, :lin.shape[1]]))
-        sum_sq += float(np.einsum("ij,ij->", sq[on], moments[on]))
+        s_lin = float(np.einsum("ij,ij->", lin[on], moments[lin_row][on, :lin.shape[1]]))
+        s_sq = float(np.einsum("ij,ij->", sq[on], moments[sq_row][on]))
+        if beat is not None and beat_places is None:  # a beat summed by its means (at a constant carrier)
+            assert places is not None
+            mid = 0.5 * float(places[2].max())  # (the beat is read at a carrier cycle's middle)
+            excess = _beat_excess(beat, 1.0 / places[0], mid, u[on], v[on], (lin[on], sq[on]))
+            s_lin = _BEAT_MEANS[0] * s_lin + excess[0]
+            s_sq = _BEAT_MEANS[1] * s_sq + excess[1]
+        sum_lin += s_lin
+        sum_sq += s_sq
         at_start = first[on & np.isfinite(first)]  # (a first event at a ramp's start has an envelope of 0)
         count += float(n_events[on].sum()) - float(np.count_nonzero(g.envelope(at_start) <= 0))
     return np.array([count, net * sum_lin, i2t * sum_sq, (q1 + q2) * sum_lin])
@@ -1432,7 +1581,10 @@ def _slow_bound(g: Any, window: float, a: float, b: float, chunk_s: float) -> _O
     if places is None:
         return _swept_bound(g, window, a, b)
     acc = _OutputAccumulator(window)
+    beat = getattr(g, "beat_clock", None)
     top = g.without(frozenset({"duty", "amplitude", "width"}))
+    if beat is not None:  # every carrier cycle at its peak: the beat's share of a window is taken below
+        top.beat_clock = None
     acc.skip_first_window = True  # (its first pulse's previous neighbour is not seen: a period later, it is)
     length = 2.0 * places[0] + window + 2.0 * (g.clock_interval_range_s()[1] + _longest_burst_s(g))
     start = a if top.periodic else max(a, top.offset_s)  # (a delayed output's pulses start at its offset)
@@ -1440,9 +1592,65 @@ def _slow_bound(g: Any, window: float, a: float, b: float, chunk_s: float) -> _O
     _charge_lone_bands(acc, g)
     current, width = _level_maxima(g, window, a, b)  # (each window and pulse lies in one of their spans)
     top_i2t = float(acc.win_max[0])
+    top = acc
     acc = acc.scaled(float(current.max()), float((current * width).max()), float((current * current * width).max()))
+    if beat is not None:  # a window's cycles under the beat: at most a share of their peaks' ∫i²dt, per span
+        share = _beat_shares(g, window, a, b)
+        f2, f1 = float((current * current * width * share).max()), float((current * width * np.sqrt(share)).max())
+        acc.win_max = top.win_max * np.array([f2, f1, f1])
+        acc.win_min_net = top.win_min_net * f1
+        acc.band_max = top.band_max * f2
     _charge_ramp_starts(acc, g, window, a, b, top_i2t * current * current * width)
     return acc
+
+
+def _beat_shares(g: Any, window: float, a: float, b: float) -> np.ndarray:
+    """The most a window's carrier cycles under a premodulated beat carry of their ∫i²dt at their peaks (a share,
+    at most 1), per span of :func:`_span_maxima` from ``a`` to ``b``; their charges carry at most its square root
+    (Cauchy-Schwarz).
+
+    A window holds at most ``N`` consecutive cycles ``k`` (more cycles, a larger sum), whose ``sin² π Ψ_k`` sum to
+    ``N/2 - Σ cos(2 π Ψ_k) / 2``, Ψ the beat's phase. The cosines' sum is bounded two ways, the lower taken:
+
+    - against its chord over the window, Ψ bends by at most ``M (t - t0)(t1 - t) / 2`` (``M`` the steepest slope of
+      the beat's rate, Hz/s), which moves the sum by at most ``π M (N L²/6 + L²/4)`` (``L = N / f``, ``f`` the
+      carrier); along the chord, at a rate ``r`` between the span's lowest and highest beat, the sum is a Dirichlet
+      kernel ``|sin(π N r/f) / sin(π r/f)|``: at most ``s / sin(π r_low / f)``, ``s`` the highest
+      ``|sin(π N r/f)|`` over the span's rates (not where the span holds a jump of the rate: a sawtooth's return);
+    - Kusmin-Landau: over each stretch where the beat's rate only rises or only falls, at most
+      ``cot(π r_low / (2 f))`` (the beat stays below a quarter of the carrier), one stretch more for each corner of
+      its profile in the span."""
+    beat, fc = g.beat_clock, float(g.clock.f)
+    n = float(_events_in(np.array([fc]), window)[0])
+    length = n / fc
+    mid = 0.5 / fc  # (the beat is read at a cycle's middle)
+    steps = max(1, math.ceil((b - a) / (window / _BOUND_STEPS) - 1e-9))
+    pieces = np.ones(steps)
+    bend = np.zeros(steps)
+    if isinstance(beat, ConstantClock):
+        low = high = np.full(steps, beat.f)
+    else:
+        k = np.arange(math.floor(a / beat.period) - 1, math.ceil((b + window) / beat.period) + 2, dtype=float)
+        corners = (k[:, None] * beat.period + beat.tau0[None, :]).ravel() - mid
+        steepest = float(np.abs(beat.slope).max())
+        high = _span_maxima(lambda t: beat.rate(t + mid), a, b, window, corners, steepest)
+        low = -_span_maxima(lambda t: -beat.rate(t + mid), a, b, window, corners, steepest)
+        near = np.floor((corners - a) / (window / _BOUND_STEPS)).astype(np.int64)
+        for shift in range(_BOUND_STEPS + 1):  # (the spans holding each corner: see _spans_holding)
+            j = near - shift
+            np.add.at(pieces, j[(j >= 0) & (j < steps)], 1.0)
+        bend[:] = np.pi * steepest * (n * length * length / 6.0 + length * length / 4.0)
+        ends = beat.f0 + beat.slope * beat.dur
+        jumping = np.abs(beat.f0 - np.roll(ends, 1)) > 1e-9 * beat.f0
+        jumps = (k[:, None] * beat.period + beat.tau0[jumping][None, :]).ravel() - mid
+        bend[_spans_holding(jumps, a, steps, window)] = math.inf
+    x_low, x_high = low * length, high * length
+    peaked = np.ceil(x_low - 0.5) + 0.5 <= x_high
+    s = np.where(peaked, 1.0, np.maximum(np.abs(np.sin(np.pi * x_low)), np.abs(np.sin(np.pi * x_high))))
+    kernel = s / np.sin(np.pi * low / fc) + bend
+    landau = pieces / np.tan(0.5 * np.pi * low / fc)
+    return np.minimum(1.0, 0.5 + 0.5 * np.minimum(kernel, landau) / n)
+
 
 
 def _charge_ramp_starts(acc: _OutputAccumulator, g: Any, window: float, a: float, b: float, win_i2t: np.ndarray) -> None:
