@@ -1727,3 +1727,60 @@ def test_a_costly_drifting_region_of_slow_levels_is_dosed_from_their_corners(mon
         assert abs(b.pulse_count - a.pulse_count) <= 8
         for key in _SESSION_FIGURES:
             assert getattr(b, key) == pytest.approx(getattr(a, key), rel=1e-7), key
+
+
+def test_a_slow_phase_s_first_pulse_is_banded_by_its_neighbour_in_the_phase_before(monkeypatch):
+    """The kind: a phase dosed from the corners of its slow levels bounded its windows from its own pulses alone; its
+    first pulse's rate is set by its previous neighbour, the last of the phase before (two random rates of 700-1300 Hz
+    meet 0.65 ms apart: 1531 Hz), so the window there, the only one in the band above 1500 Hz, lay below every
+    pulse's (11.151 against 11.156 mA). That window is now streamed with the pass before the phase."""
+    import electrostim.waveform._dose as dose_module
+
+    def modulation(period_s):
+        return [{"kind": "random-frequency", "low_hz": 700.0, "high_hz": 1300.0, "seed": 5},
+                {"kind": "amplitude-sweep", "low_percent": 0.0, "period_s": period_s, "phase_deg": 123.4}]
+
+    stim = {"pulse": {"shape": "symmetric-biphasic", "pulse_width_us": 100.0, "frequency_hz": 1000.0},
+            "amplitude": {"default_ma": 10.0, "max_ma": 40.0}, "modulation": modulation(100.0)}
+    program = es.validate_program({
+        "id": "junction", "name": "two phases of slow levels", "modality": "tens", "stimulus": stim,
+        "channels": [{"label": "c0", "electrodes": [pad(w=8, h=8)] * 2}],
+        "phases": [{"name": f"p{i}", "duration_s": 150.0, "stimulus": {"modulation": modulation(period)}}
+                   for i, period in enumerate((180.75, 250.0))]})
+    monkeypatch.setattr(dose_module, "SLOW_LEVELS_MIN_EVENTS", 0)
+    monkeypatch.setattr(dose_module, "_SLOW_INSTEAD_EVENTS", 0)
+    exact, bound = _dose_both_ways(program, monkeypatch)
+    (a,), (b,) = exact.outputs, bound.outputs
+    assert a.max_pulse_rate_hz > 1500.0 and a.rms_current_above_1500hz_ma > 0
+    assert b.rms_current_above_1500hz_ma >= a.rms_current_above_1500hz_ma * (1 - 1e-9)
+
+
+def test_a_premodulated_day_under_a_slow_beat_sweep_is_dosed_from_the_corners_of_its_levels(monkeypatch):
+    """The kind: premodulated interferential current whose beat is swept slowly (1-150 Hz over 1800 s) under slow
+    levels (an amplitude sweep of 1200 s, 1200 s on / 60 s off, 60 s ramps) had no repeat period within an hour and
+    was streamed carrier cycle by carrier cycle: a day at 4 kHz took 12 s to check, 16 such channels over 7 minutes.
+    It is now dosed from the corners of its levels (the beat's envelope by its means and its harmonics at the corners);
+    the same program over 40 minutes, against every carrier cycle: sums to 1e-5, window figures at or above."""
+    import electrostim.waveform._dose as dose_module
+
+    def program(duration_s):
+        return make_program({"shape": "interferential", "mode": "premodulated", "carrier_frequency_hz": 4000.0,
+                             "beat_frequency_hz": 150.0}, amplitude_ma=40.0, duration_s=duration_s,
+                            modality="interferential", duty_cycle={"on_s": 1200.0, "off_s": 60.0}, ramp_up_s=60.0,
+                            ramp_down_s=60.0, modulation=[{"kind": "frequency-sweep", "low_hz": 1.0, "high_hz": 150.0,
+                                                           "period_s": 1800.0},
+                                                          {"kind": "amplitude-sweep", "low_percent": 50.0,
+                                                           "period_s": 1200.0}])
+
+    (g,) = es.Schedule(program(86400.0))._dose_generators()
+    assert g.regions(dose_module._slow_region(1.0)) == [es.waveform._schedule.Region(0.0, 0.0, 86400.0, slow=True)]
+    monkeypatch.setattr(dose_module, "SLOW_LEVELS_MIN_EVENTS", 0)
+    (g,) = es.Schedule(program(2400.0))._dose_generators()
+    assert [r.slow for r in g.regions(dose_module._slow_region(1.0))] == [True]
+    exact, bound = _dose_both_ways(program(2400.0), monkeypatch)
+    (a,), (b,) = exact.outputs, bound.outputs
+    assert b.pulse_count == a.pulse_count
+    for key in _SESSION_FIGURES:
+        assert getattr(b, key) == pytest.approx(getattr(a, key), rel=1e-5), key
+    for key in _WINDOW_FIGURES + _PULSE_FIGURES:
+        assert getattr(b, key) >= getattr(a, key) * (1 - 1e-9), key
