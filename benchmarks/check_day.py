@@ -74,7 +74,9 @@ and levels too slow to repeat within the day over clocks other than a constant r
     sweep of about 3333 s;
 (zj) premodulated interferential current (4000 Hz), its beat swept 1-150 Hz over 1800 s and its amplitude over
     1200 s, 1200 s on / 60 s off with ramps of 60 s;
-(zk) the same on 16 channels, each carrier (4000-19 000 Hz), beat sweep, amplitude sweep and duty cycle its own.
+(zk) the same on 16 channels, each carrier (4000-19 000 Hz), beat sweep, amplitude sweep and duty cycle its own;
+(zl) 16 channels alternating 16 rates of 0.5-20 000 Hz every 2.003-2.3 s (each its own dwell), under width sweeps
+    of 4.1-4.4 s (the rate's slow dwells among fast ones).
 
 Run from the repository root::
 
@@ -134,6 +136,7 @@ CASES = {
     "(zi) 16 channels swept 2-20 000 Hz as a sawtooth over about an hour": ("open-slow-sawtooth", 16),
     "(zj) premodulated interferential, beat swept 1-150 Hz over 1800 s, slow levels": ("open-slow-premodulated", 1),
     "(zk) 16 premodulated channels at 4-19 kHz, each beat swept over about 1800 s": ("open-slow-premodulated", 16),
+    "(zl) 16 channels alternating 0.5-20 000 Hz, each dwell and width sweep its own": ("open-alternating-wide", 16),
 }
 ODD_S = 6.1234567
 BUILT = {
@@ -285,6 +288,13 @@ def open_program(kind: str, channels: int):
                                                  [_beat_sweep(1.0, 150.0, 1800.0 + 11.1 * i),
                                                   {**_sweep(1200.0 + 3.7 * i), "low_percent": 50.0}],
                                                  1200.0 + 7.3 * i, 60.0, (60.0, 60.0)) for i in range(channels)],
+        "open-alternating-wide": [{"pulse": _pulses(100.0, 20.0),
+                                   "modulation": [{"kind": "alternating-frequency", "dwell_s": 2.003 + 0.0191 * i,
+                                                   "frequencies_hz": [2.0, 3.7, 100.0, 997.0, 20000.0, 13.3, 4999.0, 7.1,
+                                                                      19999.0, 61.0, 1234.5, 0.5, 17000.0, 250.0,
+                                                                      9999.0, 3.0]},
+                                                  {"kind": "width-sweep", "low_percent": 50.0, "period_s": 4.1 + 0.0191 * i}]}
+                                  for i in range(channels)],
         "open-two-sweeps": [{"pulse": _pulses(150.0 + i, 200.0),
                              "modulation": [_sweep(6.7654321), {"kind": "width-sweep", "low_percent": 40.0,
                                                                 "period_s": 5.1234567}]} for i in range(channels)],

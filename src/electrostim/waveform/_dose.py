@@ -41,6 +41,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
+from threadpoolctl import threadpool_limits
 
 from ..program import VOLTAGE_LOAD_OHM, Program
 from ._moments import _BLOCK as _MOMENT_BLOCK
@@ -864,8 +865,16 @@ def _shifted_sums(g: Any, r: Any, c1: float, n_periods: int, chunk: float, per_p
         return scale * sum((stream(config) for config in configs), np.zeros(4))
     held = None
     if per_period <= _MAX_HELD_EVENTS and not _clock_shifts(r):
-        dense = r.level_rate * r.drift_s < _SLOW_LEVELS and per_period >= _DENSE_PERIOD_EVENTS
-        held = _PeriodSums(g, r, c1, chunk, 1 if dense else _HELD_PHASES)
+        dense = per_period >= _DENSE_PERIOD_EVENTS
+        held = _PeriodSums(g, r, c1, chunk, 1) if dense else None
+        if held is not None and r.level_rate * r.drift_s >= _SLOW_LEVELS:
+            # the clock phase moves a pulse by up to its own interval: one phase, where the levels change by less than
+            # _SLOW_LEVELS over the intervals of all but _SPARSE_SHARE of the pulses (a rate that dwells a while on
+            # a low one among high ones)
+            t = held.phases[0][0]
+            dense = t.shape[0] > 1 and np.count_nonzero(np.diff(t) * r.level_rate >= _SLOW_LEVELS) <= _SPARSE_SHARE * t.shape[0]
+        if not dense:
+            held = _PeriodSums(g, r, c1, chunk, _HELD_PHASES)
     total_bins, phases = streamed, 0
     if held is not None:
         phases = len(held.phases)
@@ -905,11 +914,13 @@ def _shifted_sums(g: Any, r: Any, c1: float, n_periods: int, chunk: float, per_p
 
 #: a region's sums hold the pulses of a period of at most ``_MAX_HELD_EVENTS`` events (:class:`_PeriodSums`) at
 #: ``_HELD_PHASES`` clock phases, at one where its levels change by less than ``_SLOW_LEVELS`` of their highest over
-#: an interval of its clock and its periods hold at least ``_DENSE_PERIOD_EVENTS`` events; the sums of an output then
+#: an interval of its clock (over their own interval for all but ``_SPARSE_SHARE`` of its pulses) and its periods hold
+#: at least ``_DENSE_PERIOD_EVENTS`` events; the sums of an output then
 #: evaluate about ``_SUM_POINTS`` values (factors and terms)
 _MAX_HELD_EVENTS = 2_000_000
 _HELD_PHASES = 8
 _SLOW_LEVELS = 0.1
+_SPARSE_SHARE = 1e-4
 _DENSE_PERIOD_EVENTS = 1000.0
 _SUM_POINTS = 64_000_000
 _MIN_HELD_CELLS = 8
@@ -1729,8 +1740,10 @@ def _output_doses(gens: list[Any], window: float, chunk_s: float, duration: floa
     stop = threading.Event()
     pool = ThreadPoolExecutor(max_workers=min(len(gens), cores), thread_name_prefix="electrostim dose")
     try:
-        futures = [pool.submit(_asked_to_stop_by, stop, _output_dose, g, window, chunk_s, duration, share) for g in gens]
-        return [f.result() for f in futures]
+        with threadpool_limits(1):  # (each thread one BLAS thread: the cores are the threads')
+            futures = [pool.submit(_asked_to_stop_by, stop, _output_dose, g, window, chunk_s, duration, share)
+                       for g in gens]
+            return [f.result() for f in futures]
     except BaseException:  # an error or an interruption (Ctrl-C): the others stop at their next chunk
         stop.set()
         raise
