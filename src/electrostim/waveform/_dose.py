@@ -751,7 +751,13 @@ def _drifting_sums(g: Any, r: Any, c1: float, n_periods: int, chunk: float, dura
     bins = int(min(_MAX_SUM_BINS, max(4, 16 * part, _SUM_EVENTS * part // max(per_period, 1.0))))
     which = np.floor(phases * bins).astype(np.int64)
     first = np.unique(which, return_index=True)[1]
-    counts = np.bincount(which, minlength=bins)[which[first]] * (n_periods / phases.shape[0])
+    # each period of a bin as the first's, of as many events as the clock fires at its own phase (see _PeriodSums.whole)
+    fired = g.clock_events_between(c1, c1 + r.period_s, phases)
+    lead = np.zeros(bins, dtype=np.int64)
+    lead[which[first]] = first
+    own = fired[lead[which]]
+    ratio = np.where(own > 0, fired / np.maximum(own, 1.0), 1.0)
+    counts = np.bincount(which, weights=ratio, minlength=bins)[which[first]] * (n_periods / phases.shape[0])
     return sum((n * _stream(None, g, c1, c1 + r.period_s, chunk, final=False, phase=float(phases[i]))
                 for i, n in zip(first, counts, strict=True)), np.zeros(4))
 
@@ -904,12 +910,15 @@ def _shifted_sums(g: Any, r: Any, c1: float, n_periods: int, chunk: float, per_p
     means /= counts[:, None]
     if held is None:
         return scale * (counts @ np.array([stream(m) for m in means]))
-    total = scale * (counts @ held.at(g, r, means))
+    # a cell's periods each of as many events as the clock fires at its own phase (not at their mean phase)
+    fired = np.bincount(which, weights=held.whole(g, configs[:, 0], held.held_of(configs[:, 0]))) / counts
+    total = scale * (counts @ held.at(g, r, means, fired))
     # the correction: the exact mean over every configuration less the grid's (the midpoint rule: each cell at its
-    # centre, weighed by its volume), times the periods
+    # centre, weighed by its volume), times the periods; the events each phase fires on average in both
     centres = (np.stack(np.meshgrid(*[np.arange(b) for b in bins], indexing="ij"), axis=-1).reshape(-1, bins.shape[0])
                + 0.5) / bins
-    return total + n_periods * (held.mean(g, r, c1) - held.at(g, r, centres).mean(axis=0))
+    grid = held.at(g, r, centres, held.mean_whole(held.held_of(centres[:, 0])))
+    return total + n_periods * (held.mean(g, r, c1) - grid.mean(axis=0))
 
 
 #: a region's sums hold the pulses of a period of at most ``_MAX_HELD_EVENTS`` events (:class:`_PeriodSums`) at
@@ -947,11 +956,33 @@ class _PeriodSums:
         n = max(1, math.ceil(r.period_s / chunk - 1e-9))
         cuts = [c1 + r.period_s * k / n for k in range(n)] + [c1 + r.period_s]
         self.phases = []
+        self.span = (c1, cuts[-1])
+        #: how many events the clock fires over the period at each held phase (off phases included)
+        self.fired = g.clock_events_between(c1, cuts[-1], (np.arange(n_phases) + 0.5) / n_phases)
+        self.fired_mean = float(g.clock_events_between(c1, cuts[-1])[0])
         for k in range(n_phases):
             c = PulseChunk.concatenate([neutral.window(a, b, (k + 0.5) / n_phases) for a, b in itertools.pairwise(cuts)],
                                        c1, cuts[-1])
             q1, q2, net, i2t, _ = pulse_terms(c)
             self.phases.append((c.time_s, np.ones(len(c)), net, i2t, q1 + q2))
+
+    def held_of(self, phases: np.ndarray) -> np.ndarray:
+        """The held phase (its index) that stands for each of the clock ``phases``: the nearest."""
+        return np.minimum(len(self.phases) - 1, (phases * len(self.phases)).astype(np.int64))
+
+    def mean_whole(self, which: np.ndarray) -> np.ndarray:
+        """:meth:`whole` on average over every clock phase, for the held phases ``which``."""
+        return np.where(self.fired[which] > 0, self.fired_mean / np.maximum(self.fired[which], 1.0), 1.0)
+
+    def whole(self, g: Any, phases: np.ndarray, which: np.ndarray) -> np.ndarray:
+        """What a period's sums at each clock phase of ``phases`` are of those at the held phase ``which`` stands for
+        it: as many events as the clock fires over the period at the one against the other. A period that holds a
+        fraction of an event more than whole ones fires one more at some phases than at others (63 or 64 bursts of
+        12 carrier cycles where a sweep's three periods hold 63.63); the sums are those of the held phase's events,
+        each as it is (the levels hardly change over an interval where one phase stands for many)."""
+        fired = g.clock_events_between(*self.span, phases)
+        held = self.fired[which]
+        return np.where(held > 0, fired / np.maximum(held, 1.0), 1.0)
 
     def binned(self, size: int) -> _PeriodSums:
         """Every ``size`` neighbouring pulses held as one, at their middle time, their terms summed: the levels, slow
@@ -964,12 +995,13 @@ class _PeriodSums:
             held.phases.append((t[middle], *(np.add.reduceat(a, starts) for a in terms)))
         return held
 
-    def at(self, g: Any, r: Any, configs: np.ndarray) -> np.ndarray:
+    def at(self, g: Any, r: Any, configs: np.ndarray, whole: np.ndarray | None = None) -> np.ndarray:
         """The sums of the period at each of ``configs`` (rows of :func:`_period_configs`), one row each: each
         factor at the pulses' times shifted as the configuration shifts it (``with_shifts``: evaluated that much
-        later), in batches of about ``_BATCH_POINTS`` values."""
+        later), in batches of about ``_BATCH_POINTS`` values; each of as many events as the clock fires at its phase
+        (:meth:`whole`), or ``whole`` times the held phase's."""
         out = np.zeros((configs.shape[0], 4))
-        which = np.minimum(len(self.phases) - 1, (configs[:, 0] * len(self.phases)).astype(np.int64))
+        which = self.held_of(configs[:, 0])
         for k, (t, pulses, net, i2t, absq) in enumerate(self.phases):
             rows = np.flatnonzero(which == k)
             step = max(1, _BATCH_POINTS // max(t.shape[0], 1))
@@ -991,12 +1023,15 @@ class _PeriodSums:
                 assert lin is not None  # (a region's factors drift: one at least)
                 sq = lin if current is None else current * lin  # (∫i²dt: the current's factors squared)
                 out[batch] = np.column_stack([count, lin @ net, sq @ i2t, lin @ absq])
-        return out
+        return out * (self.whole(g, configs[:, 0], which) if whole is None else whole)[:, None]
 
     def mean(self, g: Any, r: Any, c1: float) -> np.ndarray:
         """The sums of the period averaged over the clock phases held and every shift of its drifting factors (see
         :func:`_level_means`)."""
-        held = np.mean([[a.sum() for a in terms] for _, *terms in self.phases], axis=0)
+        # each held phase's sums, of as many events as the clock fires on average over every phase (see whole)
+        scale = self.mean_whole(np.arange(len(self.phases)))
+        held = np.mean([np.array([a.sum() for a in terms]) * k for (_, *terms), k in zip(self.phases, scale, strict=True)],
+                       axis=0)
         return held * _level_means(g, r, c1)
 
 

@@ -715,6 +715,21 @@ class _OutputGenerator:
         """About how many pulses (or carrier cycles) this output delivers in its session."""
         return self.event_rate() * self.session_s
 
+    def clock_events_between(self, t0: float, t1: float, phases: np.ndarray | None = None) -> np.ndarray:
+        """How many pulses (a burst's each) the clock fires in ``[t0, t1)`` at each of the clock ``phases`` (see
+        :meth:`_clock_events`; off phases included): a burst's pulse ``i`` lies there where its burst starts at a
+        clock phase ``j + phase`` in ``[Ψ(t0 - i/f), Ψ(t1 - i/f))``, ``f`` the rate inside a burst. Without
+        ``phases``: their mean over every phase (a real number, shape (1,))."""
+        delta = np.arange(self.n_inner, dtype=float) / self.inner_hz if self.inner_hz and self.n_inner > 1 else np.zeros(1)
+        hi, lo = self.clock.phase(t1 - delta), self.clock.phase(t0 - delta)
+        if phases is None:
+            return np.array([float((hi - lo).sum())])
+        # ceil(x - phase) is floor(x) + 1 where the phase lies below x's fraction, floor(x) else
+        phases = np.asarray(phases, dtype=float)
+        fh, fl = np.sort(hi - np.floor(hi)), np.sort(lo - np.floor(lo))
+        above = fh.shape[0] - np.searchsorted(fh, phases, side="right") - (fl.shape[0] - np.searchsorted(fl, phases, side="right"))
+        return float((np.floor(hi) - np.floor(lo)).sum()) + above
+
     # -- event times -------------------------------------------------------------
     def _clock_events(self, t0: float, t1: float, phase: float = 0.0,
                       following: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
@@ -1083,6 +1098,10 @@ class _PhasedGenerator:
 
     def expected_events(self) -> float:
         return sum(g.expected_events() for _, _, _, g in self.parts)
+
+    def clock_events_between(self, t0: float, t1: float, phases: np.ndarray | None = None) -> np.ndarray:
+        start, _, _, g = self._parts(t0, t0)[0]  # (a region lies in one phase)
+        return g.clock_events_between(t0 - start, t1 - start, phases)
 
     def identity(self, amplitude: bool = True) -> tuple:
         # without amplitude: every phase's current a factor of the channel's (:attr:`amplitude_ma`)
