@@ -1065,8 +1065,10 @@ _MIN_SHIFTED_PERIODS = 64
 #: the most pulses, and the most evaluations, the refinement of an output's cells of drifting configurations may take
 _MAX_REFINE_EVENTS = 4_000_000
 _MAX_REFINE_CELLS = 160
-#: a split that leaves its halves' excess below this fraction of the cell's went well
+#: a split that leaves its halves' excess below this fraction of the cell's went well; a cell is split across the
+#: dimension its levels change most over, and across the next where they change at least ``_MINOR_SPLIT`` as much
 _USEFUL_SPLIT = 0.8
+_MINOR_SPLIT = 0.1
 
 
 class _Cell(NamedTuple):
@@ -1172,7 +1174,7 @@ def _shifted_bounds(g: Any, r: Any, window: float, n_periods: int, share: float 
         # and (a shift that moves the levels less may raise a window's bound more) the next where both change
         prefer = cells[worst].prefer
         dims = [prefer] if prefer >= 0 and spread[prefer] > 0 else [int(j) for j in np.argsort(-spread)[:2]
-                                                                     if spread[j] > 0]
+                                                                     if spread[j] > _MINOR_SPLIT * spread.max()]
         best: list[_Cell] = []
         for dim in dims:
             cut = float(np.median(box[:, dim]))
