@@ -214,3 +214,20 @@ def test_an_interruption_stops_outputs_dosed_side_by_side_at_their_next_chunk(mo
     workers = min(4, os.cpu_count() or 1)
     assert len(after) <= workers, after  # (the whole day is hundreds of chunks an output)
     assert not any(t.name.startswith("electrostim dose") for t in threading.enumerate())
+
+
+@settings(max_examples=60, deadline=None)
+@given(corners=st.lists(st.floats(0.0, 10.0), max_size=300).map(lambda v: np.unique(np.array(v, dtype=float))),
+       times=st.lists(st.floats(-1.0, 11.0), max_size=300).map(lambda v: np.sort(np.array(v, dtype=float))),
+       on_corners=st.booleans())
+def test_property_corners_up_to_each_time_counts_as_a_binary_search(corners, times, on_corners):
+    """How many corners of a level lie at or before each pulse's time (``_schedule._corners_up_to``: one pass over
+    both where they are about as many, the kernel ``corners_up_to_into``) is what a binary search for each gives,
+    times on a corner too."""
+    from electrostim.waveform._schedule import _corners_up_to
+
+    if on_corners and corners.shape[0]:
+        times = np.sort(np.concatenate([times, corners[::3]]))
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(timing, "KERNEL_MIN_TIMES", 1)
+        assert np.array_equal(_corners_up_to(corners, times), np.searchsorted(corners, times, side="right"))

@@ -20,7 +20,8 @@ import numpy as np
 
 from .._jit import njit
 
-__all__ = ["duty_envelope_into", "neighbour_intervals", "ramp_envelope_into", "sweep_factor_into", "terms_into", "window_pass"]
+__all__ = ["corners_up_to_into", "duty_envelope_into", "neighbour_intervals", "ramp_envelope_into", "sweep_factor_into",
+           "terms_into", "window_pass"]
 
 
 @njit(cache=True, nogil=True)
@@ -272,3 +273,15 @@ def neighbour_intervals(t: np.ndarray, g0: float, m: np.ndarray, k: int, end: in
             hi = max(hi, x)
             lo = min(lo, x)
     return d_min, hi, lo
+
+
+@njit(cache=True, nogil=True)
+def corners_up_to_into(corners: np.ndarray, x: np.ndarray, out: np.ndarray) -> None:
+    """How many of the increasing ``corners`` lie at or before each of the increasing times ``x``, into ``out``: as
+    ``searchsorted(corners, x, side="right")``, in one pass over both (the count never moves back)."""
+    j = 0
+    m = corners.shape[0]
+    for i in range(x.shape[0]):
+        while j < m and corners[j] <= x[i]:
+            j += 1
+        out[i] = j

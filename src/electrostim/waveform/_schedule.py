@@ -26,6 +26,7 @@ from ._timing import (
     PiecewiseClock,
     RandomClock,
     ShiftedClock,
+    _kernels_for,
     duty_envelope,
     make_clock,
     sweep_factor,
@@ -282,6 +283,20 @@ def _level_parts(st) -> list[tuple[str, Fraction | None, float, float]]:
 _LEFT_OF_CORNER_S = 1e-9
 
 
+def _corners_up_to(corners: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """How many of the increasing ``corners`` lie at or before each of the times ``x`` (``searchsorted``, side
+    right): where ``x`` is increasing and far longer, by where each corner falls among them (one pass over ``x``)."""
+    if x.shape[0] > 1 and bool(np.all(x[1:] >= x[:-1])):
+        if x.shape[0] > 8 * corners.shape[0]:
+            return np.cumsum(np.bincount(np.searchsorted(x, corners, side="left"), minlength=x.shape[0] + 1)[:-1])
+        kernels = _kernels_for(x)
+        if kernels is not None:  # as many corners as times, or more: one pass over both
+            out = np.empty(x.shape, dtype=np.int64)
+            kernels.corners_up_to_into(np.ascontiguousarray(corners, dtype=float), x, out)
+            return out
+    return np.searchsorted(corners, x, side="right")
+
+
 def _highest_over(t: np.ndarray, end: np.ndarray, factors: list[Any], corners: np.ndarray,
                   slope: float = 0.0) -> np.ndarray:
     """The highest product of ``factors`` (each at most 1) over each ``[t, end]``, each factor linear between
@@ -290,8 +305,8 @@ def _highest_over(t: np.ndarray, end: np.ndarray, factors: list[Any], corners: n
     corner, its value ``_LEFT_OF_CORNER_S`` before it raised by what the slope adds over that time), never one
     factor's highest on one side times another's on the other; 1 where two corners lie inside."""
     corners = np.unique(corners)
-    first = np.searchsorted(corners, t, side="right")
-    n_inside = np.searchsorted(corners, end, side="right") - first
+    first = _corners_up_to(corners, t)
+    n_inside = _corners_up_to(corners, end) - first
     c = corners[np.minimum(first, corners.shape[0] - 1)] if corners.shape[0] else t
     one = np.flatnonzero(n_inside == 1)  # the few events with one corner inside their span
     # each factor at the two ends of every span, and at either side of the corner only where one lies inside (the
