@@ -1814,3 +1814,37 @@ def test_a_period_that_holds_a_fraction_of_an_event_more_is_summed_at_every_phas
     assert b.pulse_count == pytest.approx(a.pulse_count, rel=2e-5)
     for key in _SESSION_FIGURES:
         assert getattr(b, key) == pytest.approx(getattr(a, key), rel=2e-5), key
+
+
+@st.composite
+def jumping_rate_programs(draw):
+    """Rates that jump (alternating rates far apart, or a sawtooth sweep) under an amplitude sweep of odd period: the
+    events drift against the levels, and the interval across each jump with them."""
+    if draw(st.booleans()):
+        rates = draw(st.lists(st.sampled_from([0.5, 3.0, 7.0, 100.0, 2000.0, 20000.0]), min_size=2, max_size=4, unique=True))
+        rate = {"kind": "alternating-frequency", "frequencies_hz": rates, "dwell_s": draw(st.floats(2.1, 3.3))}
+    else:
+        rate = {"kind": "frequency-sweep", "low_hz": draw(st.sampled_from([2.0, 50.0])), "high_hz": 3000.0,
+                "period_s": draw(st.floats(1.3, 4.1)), "profile": "sawtooth"}
+    pulse = {"shape": "symmetric-biphasic", "pulse_width_us": 20.0, "frequency_hz": 7.0}
+    sweep = {"kind": "amplitude-sweep", "low_percent": 10.0, "period_s": draw(st.floats(4.1, 6.7)),
+             "profile": draw(st.sampled_from(["triangle", "sawtooth"]))}
+    return make_program(pulse, amplitude_ma=30.0, duration_s=1200.0, modality="tens", modulation=[rate, sweep])
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(program=jumping_rate_programs())
+def test_property_a_jump_of_the_rate_charges_every_band_its_drifting_interval_can_reach(program):
+    """The kind: where the rate jumps (alternating 0.5, 7, 20 000 and 3 Hz every 2.77 s) the interval from the last
+    pulse before the jump to the first after it mixes the two rates' (the fraction of an event the old rate had run,
+    at the new): it drifts against the levels from period to period and takes any value between them. The bounds of
+    a drifting region charged only the bands their sampled periods held: the band of 400-1500 Hz read 0 against
+    31.6 mA from every pulse. Every band between the rates on either side of a jump is now charged the highest
+    bounding window."""
+    (g,) = es.Schedule(program)._dose_generators()
+    assume(any(r.drift_s > 0 for r in g.regions()))
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        exact, bound = _dose_both_ways(program, monkeypatch)
+    for a, b in zip(exact.outputs, bound.outputs, strict=True):
+        for key in _WINDOW_FIGURES + _PULSE_FIGURES:
+            assert getattr(b, key) >= getattr(a, key) * (1 - 1e-9) - 1e-12, (key, getattr(a, key), getattr(b, key))

@@ -812,6 +812,10 @@ def _bound_at(g: Any, r: Any, window: float, lo: float, hi: float, phase: float,
     if lone_bands is not None:
         a, b = lone_bands
         bound.band_max[a:b + 1] = np.maximum(bound.band_max[a:b + 1], bound.win_max[0])
+    if r.drift_s > 0:  # across a jump of the rate, drifting events take any interval between the two rates'
+        for low_hz, high_hz in g.rate_jumps_hz():
+            a, b = _band_of_interval(1.0 / low_hz), _band_of_interval(1.0 / high_hz)
+            bound.band_max[a:b + 1] = np.maximum(bound.band_max[a:b + 1], bound.win_max[0])
     if r.shortest_s > 0:
         bound.min_dt = min(bound.min_dt, r.shortest_s)
     if widths and widths.get("clock", 0.0) > 0:  # a drifting rate profile: every band of its rates here

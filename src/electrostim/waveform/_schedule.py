@@ -703,6 +703,18 @@ class _OutputGenerator:
             high = max(high, 1.0 / max(shortest - self.span_s, 1e-300))
         return low, high
 
+    def rate_jumps_hz(self) -> list[tuple[float, float]]:
+        """The rates (Hz, lower and higher) on either side of each jump of the clock's rate (an alternating rate's
+        change of dwell, a sawtooth's return). The interval across a jump is a mix of the two rates' (the fraction
+        of an event the old rate had run, at the new): any between them, as the events drift against the jump. A
+        burst's pulses keep their own neighbours."""
+        clock = self.clock
+        if self.n_inner > 1 or not isinstance(clock, PiecewiseClock):
+            return []
+        before = np.roll(clock.f0 + clock.slope * clock.dur, 1)
+        jumps = np.abs(clock.f0 - before) > 1e-9 * clock.f0
+        return [(float(min(a, b)), float(max(a, b))) for a, b in zip(before[jumps], clock.f0[jumps], strict=True)]
+
     def phase_advance(self, t_s: float, period_s: float) -> float:
         """How many events (a real number) the clock fires from ``t_s`` to ``t_s + period_s``."""
         return float(self.clock.phase(np.array(t_s + period_s)) - self.clock.phase(np.array(t_s)))
@@ -1088,6 +1100,9 @@ class _PhasedGenerator:
 
     def levels_jump(self) -> bool:
         return any(g.levels_jump() for _, _, _, g in self.parts)
+
+    def rate_jumps_hz(self) -> list[tuple[float, float]]:
+        return [jump for _, _, _, g in self.parts for jump in g.rate_jumps_hz()]
 
     def lone_rate_range_hz(self) -> tuple[float, float] | None:
         ranges = [r for _, _, _, g in self.parts if (r := g.lone_rate_range_hz()) is not None]
