@@ -1848,3 +1848,40 @@ def test_property_a_jump_of_the_rate_charges_every_band_its_drifting_interval_ca
     for a, b in zip(exact.outputs, bound.outputs, strict=True):
         for key in _WINDOW_FIGURES + _PULSE_FIGURES:
             assert getattr(b, key) >= getattr(a, key) * (1 - 1e-9) - 1e-12, (key, getattr(a, key), getattr(b, key))
+
+
+@pytest.mark.parametrize("budget", [0.0, -0.5, 1.5, math.nan, math.inf])
+def test_a_dose_budget_out_of_range_is_refused_in_one_line(budget):
+    """``compute_dose(..., budget=)`` (a phase dosed on its own takes its part of the bounds' and sums' events) is a
+    share: 0 < budget <= 1; anything else is refused naming what is allowed and what was given."""
+    from electrostim.errors import OptionError
+
+    program = es.load_program("tens-conventional")
+    with pytest.raises(OptionError, match=r"budget.*0 < budget <= 1.*got") as info:
+        es.compute_dose(program, budget=budget)
+    assert "\n" not in str(info.value)
+
+
+def test_a_phase_dosed_to_name_where_a_reason_holds_takes_its_part_of_the_budget(monkeypatch):
+    """The kind: a program of many phases that breaches a limit had each phase dosed again, on its own, with the whole
+    budget of the bounds and sums of drifting outputs (32 phases of 16 channels: 6.4 s on top of the 2.4 s of the
+    dose). Each phase now takes its part (1 / the phases), as it does in the whole program's dose."""
+    import electrostim.safety._assess as assess_module
+
+    budgets = []
+    real = assess_module.compute_dose
+
+    def spy(*args, **kwargs):
+        budgets.append(kwargs.get("budget", 1.0))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(assess_module, "compute_dose", spy)
+    phases = [{"name": f"p{i}", "duration_s": 60.0} for i in range(4)]
+    program = es.validate_program({
+        "id": "phased-breach", "name": "four phases of monophasic pulses", "modality": "tens", "phases": phases,
+        "stimulus": {"pulse": {"shape": "monophasic", "pulse_width_us": 200.0, "frequency_hz": 100.0},
+                     "amplitude": {"default_ma": 30.0, "max_ma": 60.0}},
+        "channels": [{"label": "a", "electrodes": [pad(w=5, h=5)] * 2}]})
+    result = es.assess(program)
+    assert not result.ok
+    assert budgets.count(0.25) == 4  # (each phase, at its part)

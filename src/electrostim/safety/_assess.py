@@ -482,7 +482,8 @@ def _per_phase(program: Program, dev: DeviceProfile, patient: Patient | None = N
 def _name_phases(program: Program, reasons: list[Reason], amps: dict[str, float], load: float) -> list[Reason]:
     """The dose reasons of a multi-phase program, each naming the phases it holds in.
 
-    Each phase is dosed on its own (at its part of the intensity); a reason of the whole
+    Each phase is dosed on its own (at its part of the intensity, with its part of the
+    budget of the bounds and sums, as in the whole program's dose); a reason of the whole
     session names the phases whose own dose breaches the same rule on the same output,
     or says that it arises only in a window across a boundary between phases.
     """
@@ -494,7 +495,7 @@ def _name_phases(program: Program, reasons: list[Reason], amps: dict[str, float]
         if span.intensity_percent <= 0:
             continue
         part = compute_dose(span.program, amplitude_ma={k: v * span.intensity_percent / 100.0 for k, v in amps.items()},
-                            load_ohm=load)
+                            load_ohm=load, budget=1.0 / len(spans))
         for r in _limit_reasons(part):
             names = held.setdefault((r.rule, r.output), [])
             if span.name not in names:

@@ -1775,12 +1775,13 @@ STREAM_EVENTS_PER_CHUNK = 131_072
 PARALLEL_MIN_EVENTS = 2_000_000
 
 
-def _output_doses(gens: list[Any], window: float, chunk_s: float, duration: float) -> list[_OutputAccumulator]:
+def _output_doses(gens: list[Any], window: float, chunk_s: float, duration: float,
+                  budget: float = 1.0) -> list[_OutputAccumulator]:
     """:func:`_output_dose` of each generator; side by side where they are several and long (the kernels and
     NumPy's long operations let go of the interpreter), in order of the generators either way."""
     cores = os.cpu_count() or 1
     # the outputs share the refinement of drifting levels (short arrays: the interpreter, not the cores, bounds it)
-    share = 1.0 / max(len(gens), 1)
+    share = budget / max(len(gens), 1)
     if len(gens) < 2 or cores < 2 or sum(g.expected_events() for g in gens) < PARALLEL_MIN_EVENTS:
         return [_output_dose(g, window, chunk_s, duration, share) for g in gens]
     stop = threading.Event()
@@ -1825,6 +1826,8 @@ def compute_dose(
     amplitude_ma=None,
     load_ohm: float = DEFAULT_LOAD_OHM,
     schedule: Schedule | None = None,
+    *,
+    budget: float = 1.0,
 ) -> Dose:
     """Dose of a program, per output and per electrode, into ``load_ohm``.
 
@@ -1839,6 +1842,10 @@ def compute_dose(
         Resistive load for energy and power (500 Ω, the IEC test load, by default).
     schedule : Schedule, optional
         A schedule to use instead of building one.
+    budget : float
+        The share (0 < budget <= 1) of the events and phases that the bounds and sums of outputs whose pulses drift
+        against their levels may take: a part of a larger program (a phase dosed on its own) takes its part, as it
+        does in the whole program's dose.
 
     Returns
     -------
@@ -1872,6 +1879,10 @@ def compute_dose(
         from ..errors import OptionError
 
         raise OptionError(f"Invalid value for 'load_ohm': allowed > 0 Ω, but got {load_ohm!r}.")
+    if not 0.0 < budget <= 1.0:
+        from ..errors import OptionError
+
+        raise OptionError(f"Invalid value for 'budget': allowed 0 < budget <= 1, but got {budget!r}.")
     sched = schedule if schedule is not None else Schedule(program, level=level, amplitude_ma=amplitude_ma)
     duration = sched.duration_s
     window = min(WINDOW_S, duration)
@@ -1883,9 +1894,11 @@ def compute_dose(
     for i, g in enumerate(sched._dose_generators()):
         groups.setdefault(g.identity(amplitude=False), []).append((i, g))
         nominal.append(g.shortest_intervals_s())
+        for part in ([p for _, _, _, p in g.parts] if hasattr(g, "parts") else [g]):
+            part.bound_events *= budget
     loudest = [max((m[1] for m in members), key=lambda x: x.amplitude_ma) for members in groups.values()]
-    for members, g, dosed in zip(groups.values(), loudest, _output_doses(loudest, window, sched.chunk_s, duration),
-                                 strict=True):
+    doses = _output_doses(loudest, window, sched.chunk_s, duration, budget)
+    for members, g, dosed in zip(groups.values(), loudest, doses, strict=True):
         for i, other in members:
             accs[i] = (dosed if other.amplitude_ma == g.amplitude_ma
                        else dosed.scaled(other.amplitude_ma / g.amplitude_ma))
