@@ -285,7 +285,8 @@ _LEFT_OF_CORNER_S = 1e-9
 
 def _corners_up_to(corners: np.ndarray, x: np.ndarray) -> np.ndarray:
     """How many of the increasing ``corners`` lie at or before each of the times ``x`` (``searchsorted``, side
-    right): where ``x`` is increasing and far longer, by where each corner falls among them (one pass over ``x``)."""
+    right). Where ``x`` is increasing: far longer, by where each corner falls among them (one pass over ``x``); about
+    as long or shorter, by the kernel ``corners_up_to_into`` (one pass over both)."""
     if x.shape[0] > 1 and bool(np.all(x[1:] >= x[:-1])):
         if x.shape[0] > 8 * corners.shape[0]:
             return np.cumsum(np.bincount(np.searchsorted(x, corners, side="left"), minlength=x.shape[0] + 1)[:-1])
