@@ -1885,3 +1885,35 @@ def test_a_phase_dosed_to_name_where_a_reason_holds_takes_its_part_of_the_budget
     result = es.assess(program)
     assert not result.ok
     assert budgets.count(0.25) == 4  # (each phase, at its part)
+
+
+def test_many_exactly_repeating_phases_of_slow_levels_are_dosed_from_their_corners(monkeypatch):
+    """The kind: phases whose pulses repeat exactly, each over a long period of slow levels (a premodulated carrier
+    under an amplitude sweep of 150 s: 600 000 carrier cycles a period), streamed a period each: 16 channels in 32
+    such phases streamed 32 million cycles (3.9 s to check). Once an output's exact periods hold more than its share
+    of ``_MAX_EXACT_EVENTS`` in all, those of slow levels are dosed from their corners (here the share is made small,
+    so that three phases show it): window figures at or above every cycle's, sums those of every cycle."""
+    import electrostim.waveform._dose as dose_module
+
+    stim = {"pulse": {"shape": "interferential", "mode": "premodulated", "carrier_frequency_hz": 4000.0,
+                      "beat_frequency_hz": 100.0},
+            "amplitude": {"default_ma": 10.0, "max_ma": 40.0},
+            "modulation": [{"kind": "amplitude-sweep", "low_percent": 40.0, "period_s": 150.0}]}
+    phases = [{"name": f"p{i}", "duration_s": 600.0, "intensity_percent": 100.0 - 10.0 * i} for i in range(3)]
+    program = es.validate_program({"id": "exact-phases", "name": "three exact phases", "modality": "interferential",
+                                   "stimulus": stim, "phases": phases,
+                                   "channels": [{"label": "a", "electrodes": [pad(w=5, h=5)] * 2}]})
+    (g,) = es.Schedule(program)._dose_generators()
+    assert all(r.drift_s == 0 and not r.shifted and not r.slow for r in g.regions())
+    calls: list[int] = []
+    real = dose_module._slow_sums
+    monkeypatch.setattr(dose_module, "_slow_sums", lambda *a: (calls.append(1), real(*a))[1])
+    monkeypatch.setattr(dose_module, "_MAX_EXACT_EVENTS", 1_000_000)
+    exact, bound = _dose_both_ways(program, monkeypatch)
+    assert len(calls) == 3
+    (a,), (b,) = exact.outputs, bound.outputs
+    assert b.pulse_count == a.pulse_count
+    for key in _SESSION_FIGURES:
+        assert getattr(b, key) == pytest.approx(getattr(a, key), rel=1e-9), key
+    for key in _WINDOW_FIGURES + _PULSE_FIGURES:
+        assert getattr(b, key) >= getattr(a, key) * (1 - 1e-9), key

@@ -579,7 +579,12 @@ def _repeating_dose(g: Any, window: float, chunk_s: float, duration: float, shar
         a, period, b, drift = r.start_s, r.period_s, r.stop_s, r.drift_s
         if r.slow:  # its windows stay clear of its end (a pulse past a window's last, that sets its rate, inside)
             part_g = g.part_at(a)[2] if hasattr(g, "parts") else g
-            s0 = b - window - 2.0 * (part_g.clock_interval_range_s()[1] + _longest_burst_s(part_g))
+            reach = part_g.clock_interval_range_s()[1] + _longest_burst_s(part_g)
+            s0 = b - window - 2.0 * reach
+            # the last pass starts mid-way between two pulses (none lies near the cut, which the rounding of a time
+            # could count on both sides of it: a day's times are rounded otherwise in the phase's own time)
+            mid = _mid_gap(g, s0 - 2.0 * reach, s0, first=False)
+            s0 = s0 if mid is None else mid
             return (a, s0, a, 0, 0.0, r, 0.0) if s0 > a + window and not (jumps and a < jumps[-1][1]) else None
         if period <= 0:
             return None
@@ -620,10 +625,20 @@ def _repeating_dose(g: Any, window: float, chunk_s: float, duration: float, shar
         return (cut, s0, c1, n_periods, period, r, x)
 
     slow = _slow_region(window)
-    for r in (g.regions() if regions is None else regions):
+    regions = g.regions() if regions is None else regions
+
+    def part_of(r: Region) -> tuple[float, Any]:
         start, _, part_g = g.part_at(r.start_s) if hasattr(g, "parts") else (0.0, 1.0, g)
+        return start, part_g
+
+    # regions that repeat exactly stream a period each: where their periods hold more than the output's share of
+    # _MAX_EXACT_EVENTS in all (many phases of long periods), those of slow levels are dosed from their corners instead
+    exact = [r for r in regions if r.drift_s == 0 and not r.shifted and not r.slow and r.period_s > 0]
+    many = sum(part_of(r)[1].event_rate() * r.period_s for r in exact) > _MAX_EXACT_EVENTS * share
+    for r in regions:
+        start, part_g = part_of(r)
         # a drifting region whose period holds many events is costly to bound and sum: slow levels from their corners
-        costly = (r.drift_s > 0 or bool(r.shifted)) and part_g.event_rate() * r.period_s > _SLOW_INSTEAD_EVENTS
+        costly = (r.drift_s > 0 or bool(r.shifted) or many) and part_g.event_rate() * r.period_s > _SLOW_INSTEAD_EVENTS
         planned = None if costly and not r.slow and slow(part_g) else plan(r)
         if planned is None and not r.slow:  # a region too short to save work: the corners of slow levels instead
             alt = slow(part_g)
@@ -1246,6 +1261,9 @@ _SLOW_SWEEP_WINDOWS = 100.0
 #: an output (or phase) whose levels are slow is dosed from their corners rather than from a drifting region whose
 #: period holds more events than this
 _SLOW_INSTEAD_EVENTS = 250_000
+#: a program's regions that repeat exactly stream a period each while their periods hold at most this many events in
+#: all (each output its share); beyond, those of slow levels are dosed from their corners (see ``_repeating_dose``)
+_MAX_EXACT_EVENTS = 8_000_000
 #: at most this many corners of the levels (cells) in a span, and this many blocks and events of a period held over
 #: them
 _MAX_SLOW_CELLS = 2_000_000
