@@ -637,8 +637,12 @@ def _repeating_dose(g: Any, window: float, chunk_s: float, duration: float, shar
     many = sum(part_of(r)[1].event_rate() * r.period_s for r in exact) > _MAX_EXACT_EVENTS * share
     for r in regions:
         start, part_g = part_of(r)
-        # a drifting region whose period holds many events is costly to bound and sum: slow levels from their corners
-        costly = (r.drift_s > 0 or bool(r.shifted) or many) and part_g.event_rate() * r.period_s > _SLOW_INSTEAD_EVENTS
+        # a drifting region whose period holds many events is costly to bound and sum: slow levels from their corners;
+        # an exact one too where there are many and its period's events outnumber the corners' spans (4 a window)
+        events = part_g.event_rate() * r.period_s
+        drifts = r.drift_s > 0 or bool(r.shifted)
+        costly = events > _SLOW_INSTEAD_EVENTS and (
+            drifts or (many and events > _SPAN_EVENTS * _BOUND_STEPS * part_g.session_s / window))
         planned = None if costly and not r.slow and slow(part_g) else plan(r)
         if planned is None and not r.slow:  # a region too short to save work: the corners of slow levels instead
             alt = slow(part_g)
@@ -1264,6 +1268,8 @@ _SLOW_INSTEAD_EVENTS = 250_000
 #: a program's regions that repeat exactly stream a period each while their periods hold at most this many events in
 #: all (each output its share); beyond, those of slow levels are dosed from their corners (see ``_repeating_dose``)
 _MAX_EXACT_EVENTS = 8_000_000
+#: (where an exact region's period holds more events than this many per span the corners' bounds take)
+_SPAN_EVENTS = 16.0
 #: at most this many corners of the levels (cells) in a span, and this many blocks and events of a period held over
 #: them
 _MAX_SLOW_CELLS = 2_000_000
