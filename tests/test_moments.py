@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -79,3 +80,23 @@ def test_power_sums_are_faulhabers():
         if exact is not None:
             assert row.tolist() == exact
     assert power_sums(np.array([1e6]))[0, 5] == __import__("pytest").approx((1e6 - 1) ** 6 / 6, rel=1e-5)
+
+
+@pytest.mark.parametrize("places", [5000, 40960, 300000])
+def test_a_long_period_s_places_are_summed_in_blocks_of_their_own_size(places):
+    """A period of many places (a premodulated sweep's carrier cycles: 720 000) is summed in blocks of about
+    sqrt(places / 2), not 64: the moments are those of every event."""
+    rng = np.random.default_rng(places)
+    period = 7.3
+    tau = np.sort(rng.uniform(0.0, period, places))
+    weights = rng.uniform(0.5, 1.5, (2, places))
+    a, b = np.array([0.37, 12.1, 3.0]), np.array([9.91, 40.7, 3.01])
+    moments, _ = periodic_moments(period, tau, weights, a, b)
+    for i in range(3):
+        k = np.arange(math.floor(a[i] / period) - 1, math.floor(b[i] / period) + 2, dtype=float)
+        t = (k[:, None] * period + tau[None, :]).ravel()
+        w = np.tile(weights, (1, k.shape[0]))
+        inside = (t >= a[i]) & (t < b[i])
+        s = (t[inside] - a[i]) / (b[i] - a[i])
+        expected = np.array([[np.sum(w[r][inside] * s ** q) for q in range(6)] for r in range(2)])
+        np.testing.assert_allclose(moments[:, i, :], expected, rtol=1e-10, atol=1e-9)

@@ -41,6 +41,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
+from scipy.ndimage import maximum_filter1d
 from threadpoolctl import threadpool_limits
 
 from ..program import VOLTAGE_LOAD_OHM, Program
@@ -1273,7 +1274,7 @@ _SPAN_EVENTS = 16.0
 #: at most this many corners of the levels (cells) in a span, and this many blocks and events of a period held over
 #: them
 _MAX_SLOW_CELLS = 2_000_000
-_MAX_SLOW_HELD = 4_000_000
+_MAX_SLOW_HELD = 8_000_000
 
 
 def _places(g: Any) -> tuple[float, np.ndarray, np.ndarray] | None:
@@ -1303,13 +1304,18 @@ _MAX_BEAT_CHANGE = 0.2
 
 
 def _beat_places(g: Any) -> tuple[float, np.ndarray, np.ndarray, np.ndarray] | None:
-    """``(P, τ, cycle, envelope)``: the carrier cycles of a premodulated output under a constant beat over their
-    common period ``P`` (as :func:`_places`), each with the beat's ``|sin π Ψ|`` and ``sin² π Ψ`` at its middle
-    (shape (2, K)); None where the beat is swept, or that period holds more than ``_MAX_BEAT_PLACES`` cycles."""
+    """``(P, τ, cycle, envelope)``: the carrier cycles of a premodulated output under a constant beat, or a beat
+    swept over a whole number of its cycles a sweep, over their common period ``P`` with the carrier (as
+    :func:`_places`), each with the beat's ``|sin π Ψ|`` and ``sin² π Ψ`` at its middle (shape (2, K)); None where
+    that period holds more than ``_MAX_BEAT_PLACES`` cycles."""
     beat = getattr(g, "beat_clock", None)
-    if not isinstance(beat, ConstantClock):
+    own = _clock_period(g.clock)
+    if isinstance(beat, ConstantClock):
+        theirs = _clock_period(beat)
+    elif isinstance(beat, PiecewiseClock) and abs(beat.phi_period - round(beat.phi_period)) <= 1e-9 * beat.phi_period:
+        theirs = _clock_period(beat)  # (a swept beat of whole cycles a sweep: its envelope repeats with the sweep)
+    else:
         return None
-    own, theirs = _clock_period(g.clock), _clock_period(beat)
     if own is None or theirs is None:
         return None
     common = _lcm(own, theirs)
@@ -1676,13 +1682,43 @@ def _slow_bound(g: Any, window: float, a: float, b: float, chunk_s: float) -> _O
     top = acc
     acc = acc.scaled(float(current.max()), float((current * width).max()), float((current * current * width).max()))
     if beat is not None:  # a window's cycles under the beat: at most a share of their peaks' ∫i²dt, per span
-        share = _beat_shares(g, window, a, b)
-        f2, f1 = float((current * current * width * share).max()), float((current * width * np.sqrt(share)).max())
+        shares = _beat_window_shares(g, window, a, b, current.shape[0])
+        if shares is None:
+            share = _beat_shares(g, window, a, b)
+            shares = share, np.sqrt(share)
+        f2, f1 = float((current * current * width * shares[0]).max()), float((current * width * shares[1]).max())
         acc.win_max = top.win_max * np.array([f2, f1, f1])
         acc.win_min_net = top.win_min_net * f1
         acc.band_max = top.band_max * f2
     _charge_ramp_starts(acc, g, window, a, b, top_i2t * current * current * width)
     return acc
+
+
+def _beat_window_shares(g: Any, window: float, a: float, b: float, steps: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """Under a beat whose envelope repeats with the carrier (:func:`_beat_places`): per span of :func:`_span_maxima`
+    (``steps`` of them from ``a``), the highest share of their peaks' ∫i²dt and charge that the cycles of a window
+    starting in the span's first quarter carry, ``Σ sin² π Ψ_k`` and ``Σ |sin π Ψ_k|`` over the window's most
+    cycles ``N`` (more cycles, larger sums), over ``N``: every window of the common period summed (a running sum),
+    the most over the starts a span holds taken (a running maximum). None without such a period."""
+    places = _beat_places(g)
+    if places is None:
+        return None
+    period, tau, cycle, envelope = places
+    k_count = tau.shape[0]
+    fc = 1.0 / float(cycle[0])
+    n = int(_events_in(np.array([fc]), window)[0])
+    step = window / _BOUND_STEPS
+    reach = math.ceil(step * fc) + 2  # (the starts a span's first quarter holds, and one before)
+    out = []
+    for row in (envelope[1], envelope[0]):
+        tiled = np.concatenate([row, np.resize(row, n + reach + 1)])
+        sums = np.concatenate([[0.0], np.cumsum(tiled)])
+        windows = sums[n:n + k_count + reach] - sums[:k_count + reach]  # the window from each start, a period and on
+        highest = maximum_filter1d(windows, size=reach, origin=-(reach // 2))[:k_count]  # over starts k .. k + reach
+        starts = a + step * np.arange(steps, dtype=float)
+        k0 = np.mod(np.floor(np.mod(starts, period) * fc).astype(np.int64) - 1, k_count)
+        out.append(np.minimum(1.0, highest[k0] / n))
+    return out[0], out[1]
 
 
 def _beat_shares(g: Any, window: float, a: float, b: float) -> np.ndarray:

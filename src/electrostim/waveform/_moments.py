@@ -128,9 +128,15 @@ def periodic_moments(period_s: float, tau_s: np.ndarray, weights: np.ndarray, a:
     return out, first
 
 
-#: a period's places are summed in blocks of this many (each block's own powers about its first place, all terms >= 0),
-#: those of a block only partly in a span one by one
+#: a period's places are summed in blocks of at least this many (each block's own powers about its first place, all
+#: terms >= 0), those of a block only partly in a span one by one; a period of ``K`` places takes blocks of about
+#: ``sqrt(K / 2)`` (the fewest blocks and places one by one together), a power of two
 _BLOCK = 64
+
+
+def _block_of(places: int) -> int:
+    """The block size of a period of ``places`` places (see ``_BLOCK``)."""
+    return max(_BLOCK, 1 << max(0, round(math.log2(max(places, 1) / 2.0) / 2.0)))
 
 
 def _partial_period(out: np.ndarray, first: np.ndarray, start: np.ndarray, lo: np.ndarray, hi: np.ndarray,
@@ -138,17 +144,18 @@ def _partial_period(out: np.ndarray, first: np.ndarray, start: np.ndarray, lo: n
     """Add to ``out`` the moments of the events ``start + τ_p`` with ``τ_p`` in ``[lo, hi)`` (per span, where
     ``own``), and lower ``first`` to the first of them: the places of whole blocks by their power sums about the
     block's first place, the others one by one."""
+    size = _block_of(tau.shape[0])  # (this period's blocks)
     q = np.arange(DEGREE + 1)
     i_lo = np.where(own, np.searchsorted(tau, lo, side="left"), 0)
     i_hi = np.where(own, np.searchsorted(tau, hi, side="left"), 0)
     has = i_hi > i_lo
     first[has] = np.minimum(first[has], start[has] + tau[i_lo[has]])
-    n_blocks = math.ceil(tau.shape[0] / _BLOCK)
-    b_lo, b_hi = -(-i_lo // _BLOCK), i_hi // _BLOCK  # the whole blocks [b_lo, b_hi)
+    n_blocks = math.ceil(tau.shape[0] / size)
+    b_lo, b_hi = -(-i_lo // size), i_hi // size  # the whole blocks [b_lo, b_hi)
     whole = has & (b_hi > b_lo)
     # the places outside whole blocks: [i_lo, b_lo B) and [b_hi B, i_hi), or [i_lo, i_hi) within two blocks
-    ranges = [(i_lo, np.where(whole, b_lo * _BLOCK, i_hi)), (np.where(whole, b_hi * _BLOCK, i_hi), i_hi)]
-    j = np.arange(2 * _BLOCK)
+    ranges = [(i_lo, np.where(whole, b_lo * size, i_hi)), (np.where(whole, b_hi * size, i_hi), i_hi)]
+    j = np.arange(2 * size)
     for r0, r1 in ranges:
         rows = np.flatnonzero(has & (r1 > r0))
         if not rows.shape[0]:
@@ -164,7 +171,7 @@ def _partial_period(out: np.ndarray, first: np.ndarray, start: np.ndarray, lo: n
     rows = np.flatnonzero(whole)
     if not rows.shape[0]:
         return
-    starts = np.arange(n_blocks) * _BLOCK
+    starts = np.arange(n_blocks) * size
     origin = tau[starts]
     local = tau - np.repeat(origin, np.diff(np.append(starts, tau.shape[0])))
     block = np.add.reduceat(weights[:, :, None] * (local[:, None] ** q[None, :])[None, :, :], starts, axis=1)  # (W, nb, 6)
