@@ -1303,29 +1303,32 @@ _MAX_SWEPT_BEAT = 1.0 / 16.0
 _MAX_BEAT_CHANGE = 0.2
 
 
-def _beat_places(g: Any) -> tuple[float, np.ndarray, np.ndarray, np.ndarray] | None:
-    """``(P, τ, cycle, envelope)``: the carrier cycles of a premodulated output under a constant beat, or a beat
-    swept over a whole number of its cycles a sweep, over their common period ``P`` with the carrier (as
-    :func:`_places`), each with the beat's ``|sin π Ψ|`` and ``sin² π Ψ`` at its middle (shape (2, K)); None where
-    that period holds more than ``_MAX_BEAT_PLACES`` cycles."""
+def _beat_cycles(g: Any) -> int | None:
+    """How many carrier cycles the common period of a premodulated output's carrier and beat holds (a constant beat,
+    or a beat swept over a whole number of its cycles a sweep: its envelope repeats with the sweep); None where they
+    have none, or it holds more than ``_MAX_BEAT_PLACES``."""
     beat = getattr(g, "beat_clock", None)
-    own = _clock_period(g.clock)
-    if isinstance(beat, ConstantClock):
-        theirs = _clock_period(beat)
-    elif isinstance(beat, PiecewiseClock) and abs(beat.phi_period - round(beat.phi_period)) <= 1e-9 * beat.phi_period:
-        theirs = _clock_period(beat)  # (a swept beat of whole cycles a sweep: its envelope repeats with the sweep)
-    else:
+    whole = isinstance(beat, PiecewiseClock) and abs(beat.phi_period - round(beat.phi_period)) <= 1e-9 * beat.phi_period
+    if not (isinstance(beat, ConstantClock) or whole):
         return None
+    own, theirs = _clock_period(g.clock), _clock_period(beat)
     if own is None or theirs is None:
         return None
-    common = _lcm(own, theirs)
-    count = common / own
-    if count.denominator != 1 or count > _MAX_BEAT_PLACES:
+    count = _lcm(own, theirs) / own
+    return int(count) if count.denominator == 1 and count <= _MAX_BEAT_PLACES else None
+
+
+def _beat_places(g: Any) -> tuple[float, np.ndarray, np.ndarray, np.ndarray] | None:
+    """``(P, τ, cycle, envelope)``: the carrier cycles of a premodulated output over the common period ``P`` of its
+    carrier and beat (:func:`_beat_cycles`; as :func:`_places`), each with the beat's ``|sin π Ψ|`` and
+    ``sin² π Ψ`` at its middle (shape (2, K)); None where there is none."""
+    count = _beat_cycles(g)
+    if count is None:
         return None
     cycle = 1.0 / g.clock.f
-    tau = np.arange(int(count), dtype=float) * cycle
-    envelope = np.abs(np.sin(np.pi * beat.phase(tau + 0.5 * cycle)))
-    return float(common), tau, np.full(tau.shape, cycle), np.stack([envelope, envelope * envelope])
+    tau = np.arange(count, dtype=float) * cycle
+    envelope = np.abs(np.sin(np.pi * g.beat_clock.phase(tau + 0.5 * cycle)))
+    return count * cycle, tau, np.full(tau.shape, cycle), np.stack([envelope, envelope * envelope])
 
 
 def _slow_levels(g: Any, window: float, span: float) -> bool:
@@ -1337,15 +1340,15 @@ def _slow_levels(g: Any, window: float, span: float) -> bool:
     over them."""
     st, clock = g.stim, g.clock
     beat = getattr(g, "beat_clock", None)
-    beat_places = _beat_places(g)
-    if beat is not None and beat_places is None and not _summed_beat(g, window):
+    beat_cycles = _beat_cycles(g)
+    if beat is not None and beat_cycles is None and not _summed_beat(g, window):
         return False
     corners = 4.0
     places = 1.0
     if isinstance(clock, ConstantClock | RandomClock):  # a span holds a period's blocks and two blocks one by one
         places = float((clock.CYCLE if isinstance(clock, RandomClock) else 1) * g.n_inner)
-        if beat_places is not None:
-            places = float(beat_places[1].shape[0])
+        if beat_cycles is not None:
+            places = float(beat_cycles)
         held, places = places / _MOMENT_BLOCK + 4.0 * _MOMENT_BLOCK, 1.0
     elif type(clock) is PiecewiseClock and clock.period >= _SLOW_SWEEP_WINDOWS * window:
         held, places = 1.0, float(g.n_inner)
@@ -1425,9 +1428,11 @@ def _line(factor: Any, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
 _BEAT_MEANS = (2.0 / math.pi, 0.5)
 
 
-def _beat_rate(beat: Any, t: np.ndarray) -> np.ndarray:
-    """The beat's rate (Hz) at times ``t`` (s): constant, or swept."""
-    return np.full(np.shape(t), beat.f) if isinstance(beat, ConstantClock) else beat.rate(t)
+def _aliased_phase(psi: np.ndarray, m: np.ndarray, j: np.ndarray, t: np.ndarray, fc: float) -> np.ndarray:
+    """``2 π (m Ψ - j fc t)`` modulo 2 π (rad): harmonic ``m`` of a beat at phase ``psi`` as the carrier's cycles at
+    ``fc`` (Hz) sample it, brought down by ``j`` of its rate (each of shape ``psi``'s broadcast with ``m``, ``j``)."""
+    carrier = fc * t - np.floor(fc * t)
+    return 2.0 * np.pi * (np.mod(m * (psi - np.floor(psi)), 1.0) - np.mod(j * carrier, 1.0))
 
 
 #: the harmonics of ``|sin π x| - 2/π`` taken, ``-4 cos(2 π m x) / (π (4 m² - 1))`` (those left out weigh under 1e-4 of
@@ -1457,11 +1462,10 @@ def _beat_excess(beat: Any, fc: float, mid: float, u: np.ndarray, v: np.ndarray,
         m = np.arange(1, weights.shape[0] + 1, dtype=float)
         ends = []
         for t, s in ((u, 0.0), (v, 1.0)):
-            psi, rate = beat.phase(t + mid), _beat_rate(beat, t + mid)
+            psi, rate = beat.phase(t + mid), beat.rate(t + mid)
             j = np.round(np.outer(rate, m) / fc)
             nu = 2.0 * np.pi * (np.outer(rate, m) - j * fc)
-            carrier = fc * t - np.floor(fc * t)
-            theta = 2.0 * np.pi * (np.mod(np.outer(psi - np.floor(psi), m), 1.0) - np.mod(j * carrier[:, None], 1.0))
+            theta = _aliased_phase(psi[:, None], m[None, :], j, t[:, None], fc)
             series = np.zeros(nu.shape, dtype=complex)
             deriv = poly.copy()  # (the derivatives of P in s, then at s: in t)
             for n in range(poly.shape[1]):
@@ -1478,9 +1482,8 @@ def _beat_excess(beat: Any, fc: float, mid: float, u: np.ndarray, v: np.ndarray,
             nodes, gw = _GAUSS
             t = u[slow_rows, None] + length[slow_rows, None] * 0.5 * (nodes[None, :] + 1.0)
             psi = beat.phase((t + mid).ravel()).reshape(t.shape)
-            jj = np.round(_beat_rate(beat, u[slow_rows] + mid) * m[slow_cols] / fc)
-            carrier = fc * t - np.floor(fc * t)
-            theta = 2.0 * np.pi * (np.mod(m[slow_cols, None] * (psi - np.floor(psi)), 1.0) - np.mod(jj[:, None] * carrier, 1.0))
+            jj = np.round(beat.rate(u[slow_rows] + mid) * m[slow_cols] / fc)
+            theta = _aliased_phase(psi, m[slow_cols, None], jj[:, None], t, fc)
             sv = 0.5 * (nodes + 1.0)
             pv = poly[slow_rows] @ (sv[None, :] ** np.arange(poly.shape[1])[:, None])
             quad = 0.5 * length[slow_rows] * ((pv * np.cos(theta)) @ gw)
@@ -1709,14 +1712,14 @@ def _beat_window_shares(g: Any, window: float, a: float, b: float, steps: int) -
     n = int(_events_in(np.array([fc]), window)[0])
     step = window / _BOUND_STEPS
     reach = math.ceil(step * fc) + 2  # (the starts a span's first quarter holds, and one before)
+    starts = a + step * np.arange(steps, dtype=float)
+    k0 = np.mod(np.floor(np.mod(starts, period) * fc).astype(np.int64) - 1, k_count)  # (a span's first start, and one before)
     out = []
     for row in (envelope[1], envelope[0]):
         tiled = np.concatenate([row, np.resize(row, n + reach + 1)])
         sums = np.concatenate([[0.0], np.cumsum(tiled)])
         windows = sums[n:n + k_count + reach] - sums[:k_count + reach]  # the window from each start, a period and on
         highest = maximum_filter1d(windows, size=reach, origin=-(reach // 2))[:k_count]  # over starts k .. k + reach
-        starts = a + step * np.arange(steps, dtype=float)
-        k0 = np.mod(np.floor(np.mod(starts, period) * fc).astype(np.int64) - 1, k_count)
         out.append(np.minimum(1.0, highest[k0] / n))
     return out[0], out[1]
 

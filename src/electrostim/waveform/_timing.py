@@ -67,6 +67,10 @@ class ConstantClock(_IndexedClock):
     def phase(self, t: np.ndarray) -> np.ndarray:
         return np.asarray(t, dtype=float) * self.f
 
+    def rate(self, t: np.ndarray) -> np.ndarray:
+        """The rate (Hz) at times ``t``: the same throughout."""
+        return np.full(np.shape(t), self.f)
+
     def lowest_rate(self, t0: np.ndarray, t1: np.ndarray) -> np.ndarray:
         """The lowest rate (Hz) over each ``[t0, t1]``: the rate."""
         return np.full(np.shape(t0), self.f)
