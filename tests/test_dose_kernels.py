@@ -231,3 +231,35 @@ def test_property_corners_up_to_each_time_counts_as_a_binary_search(corners, tim
     with pytest.MonkeyPatch.context() as m:
         m.setattr(timing, "KERNEL_MIN_TIMES", 1)
         assert np.array_equal(_corners_up_to(corners, times), np.searchsorted(corners, times, side="right"))
+
+
+@settings(max_examples=150, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 400), rates=st.sampled_from(["one", "bands", "near edges"]),
+       drifts=st.booleans(), widen=st.booleans())
+def test_property_bounding_windows_through_the_kernel_are_those_of_the_array_forms(seed, n, rates, drifts, widen):
+    """The windows of a chunk of bounding pulses, each longer by its drift (``extra_s``) and each pulse's rate widened
+    to its smoothly changing neighbours' (``widen``), are the same through the kernel ``bound_window_pass`` as
+    through the array forms (``_windows_by_arrays`` and ``_widen_bands``): highest window sums, lowest net charge and
+    every band's highest window, for rates in one band, across the bands, and near the bands' edges."""
+    from electrostim.waveform import _kernels
+
+    rng = np.random.default_rng(seed)
+    if rates == "one":
+        d = np.full(n, 1.0 / rng.uniform(2.0, 300.0))
+    elif rates == "bands":
+        d = rng.choice([1 / 50, 1 / 1000, 1 / 3000, 1 / 5000], size=n) * rng.uniform(0.9, 1.1, size=n)
+    else:  # intervals within 0.2 % of a band's edge (1/400 s, 1/1500 s), each a little off its neighbours
+        d = rng.choice(dose_module._BAND_EDGES, size=n) * rng.uniform(0.998, 1.002, size=n)
+    t = np.cumsum(d) * rng.uniform(0.5, 30.0)
+    v = np.abs(rng.normal(size=(3, n)))
+    v[2] = rng.normal(size=n)
+    extra = rng.uniform(0.0, 0.01, size=n) if drifts else np.zeros(n)
+    local = np.minimum(np.r_[np.inf, np.diff(t)], np.r_[np.diff(t), np.inf])
+    bands = sum((local < edge).view(np.int8) for edge in dose_module._BAND_MIN_INTERVAL_S).astype(np.int8)
+    arrays, kernel = dose_module._OutputAccumulator(1.0), dose_module._OutputAccumulator(1.0)
+    arrays._windows_by_arrays(t, v, bands, True, None, extra)
+    if widen:
+        dose_module._widen_bands(arrays, t, v[0], extra)
+    assert kernel._bound_windows_in_one_pass(_kernels, t, v, extra, widen) == n
+    for name in ("win_max", "band_max", "win_min_net"):
+        assert np.allclose(getattr(kernel, name), getattr(arrays, name), rtol=1e-12, atol=0.0), name

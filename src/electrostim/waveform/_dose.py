@@ -88,6 +88,7 @@ _BAND_REL_TOL = 1e-6
 # band 0, at least [1] in band 1, else in band 2 (an interval of inf, a lone pulse: rate 0, band 0)
 _BAND_MIN_INTERVAL_S = tuple(1.0 / (edge * (1.0 + _BAND_REL_TOL)) for edge in RATE_BANDS_HZ)
 _N_BANDS = len(RATE_BANDS_HZ) + 1
+_BAND_EDGES = np.array(_BAND_MIN_INTERVAL_S)
 #: a spike phase of peak I and width w (decaying as I·e^(-k t / w), k = SPIKE_TIME_CONSTANTS) carries
 #: I·w·(1 - e^-k)/k of charge and I²·w·(1 - e^-2k)/(2k) of ∫i²dt
 _SPIKE_CHARGE = -math.expm1(-SPIKE_TIME_CONSTANTS) / SPIKE_TIME_CONSTANTS
@@ -273,7 +274,7 @@ class _OutputAccumulator:
         out.band_max = self.band_max * f2
         return out
 
-    def add(self, c: PulseChunk, final: bool, extra_s: np.ndarray | None = None) -> np.ndarray:
+    def add(self, c: PulseChunk, final: bool, extra_s: np.ndarray | None = None, widen: bool = False) -> np.ndarray:
         """Take the next chunk of this output's pulses; the chunk's sums of (count, net charge, ∫i²dt, |charge|).
 
         Parameters
@@ -286,9 +287,14 @@ class _OutputAccumulator:
         extra_s : numpy.ndarray, optional
             Per pulse, how much longer (s) the window starting at it is (bounding pulses
             that drift); only for one chunk given whole (``final``, nothing added before).
+        widen : bool
+            Whether each pulse stands for pulses whose rate may differ a little (bounding
+            pulses that drift: see :func:`_widen_bands`); only with ``extra_s``.
         """
         if extra_s is not None and (not final or self.count or extra_s.shape != c.time_s.shape):
             raise ValueError("extra_s: one whole chunk, given alone and final, one length per pulse")
+        if widen and extra_s is None:
+            raise ValueError("widen: only with extra_s")
         t = c.time_s
         n = t.shape[0]
         sums = np.zeros(4)
@@ -347,10 +353,14 @@ class _OutputAccumulator:
         N = T.shape[0]
         if N == 0:
             return sums
-        if extra_s is None and kernels is not None:
+        if extra_s is not None and kernels is not None and not self.skip_first_window:
+            done = self._bound_windows_in_one_pass(kernels, T, V, extra_s, widen)
+        elif extra_s is None and kernels is not None:
             done = self._windows_in_one_pass(kernels, T, V, B, final, uniform)
         else:
             done = self._windows_by_arrays(T, V, B, final, uniform, extra_s)
+            if widen and extra_s is not None:
+                _widen_bands(self, T, V[0], extra_s)
         # the tail: pulses of the windows still open, with the bands settled among them
         self.tail_t, self.tail_v = T[done:], V[:, done:]
         if B is not None:
@@ -418,6 +428,20 @@ class _OutputAccumulator:
             elif B is not None:
                 self.band_max = np.maximum(self.band_max, band_top)
         return int(done)
+
+    def _bound_windows_in_one_pass(self, kernels: Any, T: np.ndarray, V: np.ndarray, extra_s: np.ndarray,
+                                   widen: bool) -> int:
+        """:meth:`_windows_by_arrays` with ``extra_s`` (and :func:`_widen_bands` where ``widen``) by the numba
+        kernel, for one whole final chunk: the same figures."""
+        top = np.full(3, -np.inf)
+        band_top = np.full(_N_BANDS, -np.inf)
+        min_net = kernels.bound_window_pass(T, np.ascontiguousarray(V), np.ascontiguousarray(extra_s, dtype=np.float64),
+                                            self.w, _BAND_EDGES, widen, top, band_top)
+        if T.shape[0]:
+            self.win_max = np.maximum(self.win_max, top)
+            self.win_min_net = min(self.win_min_net, float(min_net))
+            self.band_max = np.maximum(self.band_max, band_top)
+        return int(T.shape[0])
 
     def _windows_by_arrays(self, T: np.ndarray, V: np.ndarray, B: np.ndarray | None, final: bool,
                            uniform: int | None, extra_s: np.ndarray | None) -> int:
@@ -518,6 +542,10 @@ _MAX_SUM_BINS = 1024
 #: periods' phases: a few thousandths of an event from each, seen within 3e-5 of every pulse's sums over two hours)
 _MAX_DRIFT_BINS = 256
 _SUM_EVENTS = 1_000_000
+#: a drifting period of at least this many events may be summed in one bin, at the mean of its periods' phases (where
+#: the region's share of the sums leaves no more: many drifting regions); each period's sums then differ from those at
+#: the mean phase by a small part of an event (seen within 4e-5 of every pulse's)
+_ONE_BIN_EVENTS = 10_000
 #: the phases of at most this many periods are looked at (evenly spread over the session beyond)
 _MAX_PHASES = 1_000_000
 
@@ -610,7 +638,7 @@ def _repeating_dose(g: Any, window: float, chunk_s: float, duration: float, shar
             s0 = resume
         else:
             # past the windows of a period, the next pulse: within the longest gap between two (at most P)
-            margin = min(period, g.longest_gap_s()) + drift
+            margin = min(period, _holding(g, r).longest_gap_s()) + drift
             c1 = a + period + _widest_gap_middle(g, a + period, a + 2 * period, max(chunk_s, 1e-6))
             # the periods [c1 + kP, c1 + (k + 1)P), k < N, end where windows that start there still end within b
             n_periods = math.floor((b - window - margin - c1) / period + 1e-9)
@@ -764,14 +792,15 @@ def _drifting_sums(g: Any, r: Any, c1: float, n_periods: int, chunk: float, dura
     """The sums of the ``n_periods`` periods of a drifting region from ``c1``: each period's at the clock phase
     it meets the levels at, periods of nearby phases (within 1/bins) summed as one, at the mean of their phases (``share``: the region's share
     of the output's bins, where its level factors drift; else ``sums_share``, its share of the program's drifting
-    regions: four of them or fewer take ``_SUM_EVENTS`` each, more share four times that; at least 4 bins, 16 where not
-    shared)."""
+    regions: four of them or fewer take ``_SUM_EVENTS`` each, more share four times that; at least 4 bins (one for
+    periods of ``_ONE_BIN_EVENTS``), 16 where not shared)."""
     per_period = g.expected_events() / max(duration, 1e-300) * r.period_s
     if r.shifted:
         return _shifted_sums(g, r, c1, n_periods, chunk, per_period, share)
     phases = _period_phases(g, r, c1, n_periods)
     part = min(1.0, 4.0 * sums_share)
-    bins = int(min(_MAX_DRIFT_BINS, max(4, 16 * part, _SUM_EVENTS * part // max(per_period, 1.0))))
+    fewest = 1 if per_period >= _ONE_BIN_EVENTS else 4
+    bins = int(min(_MAX_DRIFT_BINS, max(fewest, 16 * part, _SUM_EVENTS * part // max(per_period, 1.0))))
     which = np.minimum(np.floor(phases * bins).astype(np.int64), bins - 1)
     members = np.bincount(which, minlength=bins)
     used = np.flatnonzero(members)
@@ -803,8 +832,13 @@ def _drifting_bounds(g: Any, r: Any, window: float, n_periods: int, share: float
     if n_periods <= _MAX_PHASES:
         spans = [(float(phases[which == j].min()), float(np.ptp(phases[which == j])) + 1e-9)
                  for j in np.unique(which)]
-    lone_bands = _lone_bands(g)  # the bands of a pulse that on/off edges may leave alone
+    lone_bands = _lone_bands(_holding(g, r))  # the bands of a pulse that on/off edges may leave alone
     return [_bound_at(g, r, window, lo, hi, phase, step, lone_bands)[0] for phase, step in spans]
+
+
+def _holding(g: Any, r: Any) -> Any:
+    """The generator of the phase that holds region ``r`` (``g`` itself where the output has no phases)."""
+    return g.part_at(r.start_s)[2] if hasattr(g, "parts") else g
 
 
 def _lone_bands(g: Any) -> tuple[int, int] | None:
@@ -820,12 +854,12 @@ def _bound_at(g: Any, r: Any, window: float, lo: float, hi: float, phase: float,
     level factors widened by ``widths``, s: see ``window_bound``), and how many
     pulses that took."""
     _stop_if_asked()
+    own = _holding(g, r)  # (the bounded pulses lie in the phase that holds the region: its jumps, not others')
     bounding, extra = g.window_bound(lo, hi, phase, step, r.drift_s, widths)
     bound = _OutputAccumulator(window)
-    bound.add(bounding, final=True, extra_s=None if r.rigid else extra)
+    bound.add(bounding, final=True, extra_s=None if r.rigid else extra, widen=not r.rigid)
     if not r.rigid:
-        _widen_bands(bound, bounding, extra)
-        if g.levels_jump():  # at a jump of the rate or an edge a drifting pulse's nearest neighbour may change:
+        if own.levels_jump():  # at a jump of the rate or an edge a drifting pulse's nearest neighbour may change:
             has = bound.band_max > 0  # every band the output has there is charged the highest window
             bound.band_max[has] = np.maximum(bound.band_max[has], bound.win_max[0])
     # a pulse whose neighbours drift into an off phase may stand alone, at a rate an off phase sets
@@ -833,7 +867,7 @@ def _bound_at(g: Any, r: Any, window: float, lo: float, hi: float, phase: float,
         a, b = lone_bands
         bound.band_max[a:b + 1] = np.maximum(bound.band_max[a:b + 1], bound.win_max[0])
     if r.drift_s > 0:  # across a jump of the rate, drifting events take any interval between the two rates'
-        for low_hz, high_hz in g.rate_jumps_hz():
+        for low_hz, high_hz in own.rate_jumps_hz():
             a, b = _band_of_interval(1.0 / low_hz), _band_of_interval(1.0 / high_hz)
             bound.band_max[a:b + 1] = np.maximum(bound.band_max[a:b + 1], bound.win_max[0])
     if r.shortest_s > 0:
@@ -1142,7 +1176,7 @@ def _shifted_bounds(g: Any, r: Any, window: float, n_periods: int, share: float 
     period = r.period_s
     lo, hi = r.start_s + period - r.drift_s, r.start_s + 2 * period + window + 2 * r.drift_s
     configs = _period_configs(g, r, r.start_s + period, n_periods)
-    lone_bands = _lone_bands(g)
+    lone_bands = _lone_bands(_holding(g, r))
     # how much the levels change per unit of each dimension (a fraction of their highest)
     change = np.array([r.level_rate * r.drift_s] + [rate * own for _, own, rate in r.shifted])
     spent = 0
@@ -1226,12 +1260,12 @@ def _shifted_bounds(g: Any, r: Any, window: float, n_periods: int, share: float 
     return [c.bound for c in cells]
 
 
-def _widen_bands(acc: _OutputAccumulator, c: PulseChunk, extra_s: np.ndarray) -> None:
+def _widen_bands(acc: _OutputAccumulator, t: np.ndarray, i2t: np.ndarray, extra_s: np.ndarray) -> None:
     """Bounding pulses stand for pulses whose local rate may differ a little: a drifting pulse's shortest interval
     to a neighbour lies within those of its smoothly changing neighbours here (to 0.1 %). Where that
     range reaches across a band's edge, both bands of that edge are charged the highest window that holds such a
-    pulse (a rate band is judged at its strictest)."""
-    t = c.time_s
+    pulse (a rate band is judged at its strictest). ``t``: the pulses' times (s), ``i2t`` their ∫i²dt, ``extra_s``
+    how much longer (s) the window at each is."""
     if t.shape[0] < 3:
         return
     d = np.diff(t)
@@ -1243,7 +1277,6 @@ def _widen_bands(acc: _OutputAccumulator, c: PulseChunk, extra_s: np.ndarray) ->
         lo = np.where(smooth, np.minimum(lo, nb), lo)
         hi = np.where(smooth, np.maximum(hi, nb), hi)
     lo, hi = lo * (1 - 1e-3), hi * (1 + 1e-3)
-    i2t = pulse_terms(c)[3]
     cum = np.r_[0.0, np.cumsum(i2t)]
     stop = np.searchsorted(t, t + acc.w + extra_s - 1e-9, side="left")
     sums = cum[stop] - cum[:-1]

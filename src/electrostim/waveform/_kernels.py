@@ -20,7 +20,7 @@ import numpy as np
 
 from .._jit import njit
 
-__all__ = ["corners_up_to_into", "duty_envelope_into", "neighbour_intervals", "ramp_envelope_into", "sweep_factor_into",
+__all__ = ["bound_window_pass", "corners_up_to_into", "duty_envelope_into", "neighbour_intervals", "ramp_envelope_into", "sweep_factor_into",
            "terms_into", "window_pass"]
 
 
@@ -102,6 +102,95 @@ def window_pass(t: np.ndarray, v: np.ndarray, window_s: float, first: int, final
         if i < n_banded:
             at_start[bands[i]] += 1
     return n, min_net
+
+
+@njit(cache=True, nogil=True)
+def bound_window_pass(t: np.ndarray, v: np.ndarray, extra: np.ndarray, window_s: float, edges: np.ndarray,
+                      widen: bool, top: np.ndarray, band_top: np.ndarray) -> float:
+    """Figures of the windows ``[t_i, t_i + window_s + extra_i)`` of one whole chunk of bounding pulses: those of
+    ``_OutputAccumulator._windows_by_arrays`` with ``extra_s`` (and ``_widen_bands`` where ``widen``), in one pass.
+
+    Parameters
+    ----------
+    t : numpy.ndarray, shape (n,)
+        Pulse times (s), non-decreasing: the whole chunk (no pulse before or after it).
+    v : numpy.ndarray, shape (3, n)
+        Per pulse: ∫i²dt (mA²·µs), |charge| (µC), signed net charge (µC).
+    extra : numpy.ndarray, shape (n,)
+        How much longer (s) the window starting at each pulse is.
+    window_s : float
+        Window length (s); a pulse at a window's end (to 1 ns) lies past it.
+    edges : numpy.ndarray, shape (n_bands - 1,)
+        The shortest interval (s) of each rate band but the fastest, decreasing: a pulse lies in as many bands past
+        the first as edges lie above its shorter interval to a neighbour (an end's pulse: its one interval).
+    widen : bool
+        Whether a pulse stands for pulses whose rate may differ a little (``_widen_bands``): where its interval,
+        widened to its smoothly changing neighbours' and by 0.1 %, reaches across an edge, both bands of the edge
+        are raised to the highest window holding it.
+    top : numpy.ndarray, shape (3,)
+        Raised in place to the highest window sum of each row.
+    band_top : numpy.ndarray, shape (n_bands,)
+        Raised in place to the highest window ∫i²dt among windows holding a pulse of each band.
+
+    Returns
+    -------
+    float
+        The lowest window net charge (inf without pulses).
+    """
+    n = t.shape[0]
+    n_edges = edges.shape[0]
+    c = np.zeros((3, n + 1))
+    local = np.empty(n)
+    for i in range(n):
+        for r in range(3):
+            c[r, i + 1] = c[r, i] + v[r, i]
+        before = t[i] - t[i - 1] if i > 0 else np.inf
+        after = t[i + 1] - t[i] if i < n - 1 else np.inf
+        local[i] = min(before, after)
+    # per band, and per edge that a widened interval reaches across, how many such pulses lie before each
+    in_band = np.zeros((n_edges + 1, n + 1), np.int64)
+    across = np.zeros((n_edges, n + 1), np.int64)
+    for i in range(n):
+        band = 0
+        for e in range(n_edges):
+            if local[i] < edges[e]:
+                band += 1
+        for b in range(n_edges + 1):
+            in_band[b, i + 1] = in_band[b, i] + (1 if b == band else 0)
+        lo = hi = local[i]
+        if widen and n >= 3:
+            for nb in (local[i + 1] if i < n - 1 else local[n - 1], local[i - 1] if i > 0 else local[0]):
+                if nb <= local[i] * 1.5 and nb >= local[i] / 1.5:
+                    lo = min(lo, nb)
+                    hi = max(hi, nb)
+        lo, hi = lo * (1 - 1e-3), hi * (1 + 1e-3)
+        for e in range(n_edges):
+            near = widen and n >= 3 and lo < edges[e] and hi >= edges[e]
+            across[e, i + 1] = across[e, i] + (1 if near else 0)
+    min_net = np.inf
+    j0 = 0  # the first pulse at or past t_i + window_s (to 1 ns): it never moves back
+    for i in range(n):
+        while j0 < n and t[j0] < t[i] + window_s - 1e-9:
+            j0 += 1
+        edge = t[i] + window_s + extra[i] - 1e-9
+        j = j0 if extra[i] >= 0 else np.searchsorted(t, edge)  # and on over the window's extra length
+        while j < n and t[j] < edge:
+            j += 1
+        d0 = c[0, j] - c[0, i]
+        d1 = c[1, j] - c[1, i]
+        d2 = c[2, j] - c[2, i]
+        top[0] = max(top[0], d0)
+        top[1] = max(top[1], d1)
+        top[2] = max(top[2], d2)
+        min_net = min(min_net, d2)
+        for b in range(n_edges + 1):
+            if in_band[b, j] > in_band[b, i]:
+                band_top[b] = max(band_top[b], d0)
+        for e in range(n_edges):
+            if across[e, j] > across[e, i]:
+                band_top[e] = max(band_top[e], d0)
+                band_top[e + 1] = max(band_top[e + 1], d0)
+    return min_net
 
 
 @njit(cache=True, nogil=True, inline="always")
