@@ -1917,14 +1917,41 @@ def test_many_exactly_repeating_phases_of_slow_levels_are_dosed_from_their_corne
     (g,) = es.Schedule(program)._dose_generators()
     assert all(r.drift_s == 0 and not r.shifted and not r.slow for r in g.regions())
     calls: list[int] = []
-    real = dose_module._slow_sums
-    monkeypatch.setattr(dose_module, "_slow_sums", lambda *a: (calls.append(1), real(*a))[1])
+    summed: list[int] = []
+    real, real_sums = dose_module._slow_region_figures, dose_module._slow_sums
+    monkeypatch.setattr(dose_module, "_slow_region_figures", lambda *a: (calls.append(1), real(*a))[1])
+    monkeypatch.setattr(dose_module, "_slow_sums", lambda *a: (summed.append(1), real_sums(*a))[1])
     monkeypatch.setattr(dose_module, "_MAX_EXACT_EVENTS", 1_000_000)
     exact, bound = _dose_both_ways(program, monkeypatch)
     assert len(calls) == 3
+    assert len(summed) == 1  # (the phases are alike but for their intensity: dosed once, scaled)
     (a,), (b,) = exact.outputs, bound.outputs
     assert b.pulse_count == a.pulse_count
     for key in _SESSION_FIGURES:
         assert getattr(b, key) == pytest.approx(getattr(a, key), rel=1e-9), key
     for key in _WINDOW_FIGURES + _PULSE_FIGURES:
         assert getattr(b, key) >= getattr(a, key) * (1 - 1e-9), key
+
+
+def test_a_drifting_duty_cycle_of_no_off_time_refines_its_cells_without_error(monkeypatch):
+    """The kind: a region whose drifting level factor changes at an infinite rate (a duty cycle's edge: here an on
+    time of 1 s and no off time, a premodulated beat's period against it) had cells whose spread of levels was
+    infinite times zero: no dimension to split them across was found and the refinement failed (``max()`` of
+    nothing). Such a spread compares as a huge finite one; a cell whose levels change across none of its dimensions
+    is left whole. The bounds stand above every pulse's."""
+    pads = [{"site": "head", "shape": "disk", "diameter_cm": 3.2}]
+    premodulated = {"pulse": {"shape": "interferential", "mode": "premodulated", "carrier_frequency_hz": 2000.0,
+                              "beat_frequency_hz": 3.1015625},
+                    "amplitude": {"default_ma": 0.0, "max_ma": 10.0}, "ramp_down_s": 5e-324,
+                    "duty_cycle": {"on_s": 1.0, "off_s": 0.0}}
+    quadripolar = {"pulse": {"shape": "interferential", "mode": "quadripolar", "carrier_frequency_hz": 2000.0,
+                             "beat_frequency_hz": 1.0}, "amplitude": {"default_ma": 0.0, "max_ma": 10.0}}
+    program = es.validate_program({
+        "schema_version": 1, "id": "no-off-time", "name": "a duty cycle of no off time", "modality": "interferential",
+        "session_duration_s": 90.0,
+        "channels": [{"label": "ch-1", "electrodes": pads * 2, "stimulus": premodulated},
+                     {"label": "ch-2", "electrodes": pads * 4, "stimulus": quadripolar}]})
+    assert any(r.shifted and r.level_rate == math.inf for g in es.Schedule(program)._dose_generators()
+               for r in g.regions())
+    full, fast = _dose_both_ways(program, monkeypatch)
+    _assert_shifted_bounds(full, fast, program, slack=_shifted_slack(program))

@@ -204,11 +204,17 @@ def test_an_interruption_stops_outputs_dosed_side_by_side_at_their_next_chunk(mo
 
     def interrupted_result(self, timeout=None):
         started.wait(60)
-        interrupted.set()
         raise KeyboardInterrupt
+
+    shutdown = concurrent.futures.ThreadPoolExecutor.shutdown
+
+    def shut_down_once_told(self, *args, **kwargs):  # (the workers were told to stop just before: count from here)
+        interrupted.set()
+        return shutdown(self, *args, **kwargs)
 
     monkeypatch.setattr(_OutputGenerator, "window", counted)
     monkeypatch.setattr(concurrent.futures.Future, "result", interrupted_result)
+    monkeypatch.setattr(concurrent.futures.ThreadPoolExecutor, "shutdown", shut_down_once_told)
     with pytest.raises(KeyboardInterrupt):
         es.compute_dose(program, level="max")
     workers = min(4, os.cpu_count() or 1)

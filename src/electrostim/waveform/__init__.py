@@ -9,7 +9,17 @@ Examples
 100.0
 """
 
-from ._dose import DEFAULT_LOAD_OHM, RATE_BANDS_HZ, WINDOW_S, Dose, ElectrodeDose, OutputDose, compute_dose, pulse_terms
+from ._dose import (
+    DEFAULT_LOAD_OHM,
+    RATE_BANDS_HZ,
+    WINDOW_S,
+    Dose,
+    ElectrodeDose,
+    OutputDose,
+    compute_dose,
+    pulse_terms,
+    shared_region_figures,
+)
 from ._schedule import SHAPE_RECT, SHAPE_SINE, SHAPE_SPIKE, PulseChunk, Schedule, schedule
 
 __all__ = [
@@ -27,6 +37,7 @@ __all__ = [
     "compute_dose",
     "pulse_terms",
     "schedule",
+    "shared_region_figures",
     "render",
     "export_waveform",
     "plot_program",

@@ -30,12 +30,16 @@ rate in that band.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import itertools
 import math
 import os
 import threading
+from collections import OrderedDict
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextvars import ContextVar, copy_context
 from dataclasses import replace
 from typing import Any, NamedTuple
 
@@ -713,18 +717,15 @@ def _repeating_dose(g: Any, window: float, chunk_s: float, duration: float, shar
             cut, step = min(s0, cut + step), 2.0 * step
         accs.append(acc)
         if r.slow:
-            start, factor, part_g = g.part_at(c1) if hasattr(g, "parts") else (0.0, 1.0, g)
-            if factor != 1.0:  # a phase's intensity
-                part_g = copy.copy(part_g)
-                part_g.amplitude_ma *= factor
-            total += _slow_sums(part_g, c1 - start, s0 - start)
-            accs.append(_slow_bound(part_g, window, c1 - start, r.stop_s - start, chunk))
+            sums, bounds = _slow_region_figures(g, r, c1, s0, window, chunk)
+            total += sums
+            accs.extend(bounds)
         elif r.drift_s == 0:
             total += n_periods * one + part
         else:
-            total += _drifting_sums(g, r, c1, n_periods, chunk, duration, share, sums_share)
-            # every period whose windows start before s0: from a + P, one for each period up to s0 and one more
-            accs.extend(_drifting_bounds(g, r, window, math.ceil((s0 - r.start_s) / period), share))
+            sums, bounds = _drifting_region(g, r, c1, n_periods, s0, chunk, duration, window, share, sums_share)
+            total += sums
+            accs.extend(bounds)
         t0 = s0
     last = _OutputAccumulator(window)
     last.skip_first_window = True
@@ -734,6 +735,105 @@ def _repeating_dose(g: Any, window: float, chunk_s: float, duration: float, shar
     acc.count = int(round(total[0]))
     acc.sum_net, acc.sum_i2t, acc.sum_absq = float(total[1]), float(total[2]), float(total[3])
     return acc
+
+
+#: the figures of regions already dosed within a :func:`shared_region_figures` (:func:`_memo`), at most this many kept
+_REGION_MEMO_SIZE = 1024
+_region_memo: ContextVar[OrderedDict[tuple, tuple[float, np.ndarray, list[_OutputAccumulator]]] | None] = ContextVar(
+    "electrostim_region_memo", default=None)
+_region_memo_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def shared_region_figures() -> Iterator[None]:
+    """Within it, the doses computed (:func:`compute_dose`, in this thread and the threads it starts) share the figures
+    of alike regions of phases: a phase alike another but for its start and intensity, in the same dose or another
+    (the phases of a program dosed each on its own, to name those where a limit is breached), is dosed once.
+
+    Examples
+    --------
+    >>> import electrostim as es
+    >>> from electrostim.waveform import shared_region_figures
+    >>> with shared_region_figures():
+    ...     d = es.compute_dose(es.load_program("ems-strength-phases"))
+    >>> d.outputs[0].pulse_count > 0
+    True
+    """
+    token = _region_memo.set(OrderedDict()) if _region_memo.get() is None else None
+    try:
+        yield
+    finally:
+        if token is not None:
+            _region_memo.reset(token)
+
+
+def _memo(key: tuple, current: float, compute: Any) -> tuple[np.ndarray, list[_OutputAccumulator]]:
+    """The sums and bounds of a region of a phase (``compute()``, at the phase's highest ``current``, mA), or, within a
+    :func:`shared_region_figures`, those already found for a region of the same ``key`` (the phase's generator without
+    its current, the region in the phase's own time, the shares), scaled by the ratio of the currents: charges by it,
+    ∫i²dt by its square."""
+    memo = _region_memo.get()
+    if memo is None:
+        return compute()
+    with _region_memo_lock:
+        found = memo.get(key)
+        if found is not None:
+            memo.move_to_end(key)
+    if found is None or found[0] <= 0.0 < current:
+        sums, bounds = compute()
+        found = (current, sums, [b.scaled(1.0) for b in bounds])
+        with _region_memo_lock:
+            memo[key] = found
+            while len(memo) > _REGION_MEMO_SIZE:
+                memo.popitem(last=False)
+    had, sums, bounds = found
+    f = current / had if had > 0 else 0.0
+    if f == 1.0:
+        return sums.copy(), [b.scaled(1.0) for b in bounds]
+    return sums * np.array([1.0, f, f * f, f]), [b.scaled(f) for b in bounds]
+
+
+def _phase_holding(g: Any, t_s: float) -> tuple[float, Any]:
+    """The start (s) of the phase of ``g`` that holds ``t_s``, and its generator at the phase's intensity (``g``
+    itself, from 0, where the output has no phases)."""
+    start, factor, part_g = g.part_at(t_s) if hasattr(g, "parts") else (0.0, 1.0, g)
+    if factor != 1.0:  # a phase's intensity
+        part_g = copy.copy(part_g)
+        part_g.amplitude_ma *= factor
+    return start, part_g
+
+
+def _slow_region_figures(g: Any, r: Any, c1: float, s0: float, window: float,
+                         chunk: float) -> tuple[np.ndarray, list[_OutputAccumulator]]:
+    """The sums of a slow region from ``c1`` to ``s0`` (:func:`_slow_sums`) and the bound of its windows from ``c1``
+    (:func:`_slow_bound`), in the phase's own time: a phase alike another but for its start and intensity takes the
+    figures already found for it (:func:`_memo`)."""
+    start, part_g = _phase_holding(g, c1)
+    a, b, stop = c1 - start, s0 - start, r.stop_s - start
+    key = ("slow", part_g.identity(amplitude=False), round(a, 9), round(b, 9), round(stop, 9), window, chunk)
+    return _memo(key, part_g.amplitude_ma, lambda: (_slow_sums(part_g, a, b), [_slow_bound(part_g, window, a, stop, chunk)]))
+
+
+def _drifting_region(g: Any, r: Any, c1: float, n_periods: int, s0: float, chunk: float, duration: float,
+                     window: float, share: float, sums_share: float) -> tuple[np.ndarray, list[_OutputAccumulator]]:
+    """The sums of a drifting region's ``n_periods`` periods from ``c1`` (:func:`_drifting_sums`) and the bounds of its
+    windows from a period past its start to ``s0`` (:func:`_drifting_bounds`).
+
+    In a multi-phase program they are those of the phase's own generator in the phase's own time, at the phase's
+    intensity: a phase alike another but for its start and intensity (in this output or another, in this dose or an
+    earlier one: a phase dosed on its own to name the phases of a reason) takes the figures already found for it
+    (:func:`_memo`), to rounding those it would have found (the phase's times are rounded otherwise in the session's
+    time than in its own)."""
+    start, part_g = _phase_holding(g, r.start_s)
+    if hasattr(g, "parts"):
+        duration = part_g.session_s  # (the events per period of the phase's own rate)
+    local = replace(r, start_s=r.start_s - start, stop_s=r.stop_s - start)
+    key = ("drifting", part_g.identity(amplitude=False), local, round(c1 - start, 9), n_periods, round(s0 - start, 9),
+           chunk, duration, window, share, sums_share)
+    # every period whose windows start before s0: from a + P, one for each period up to s0 and one more
+    return _memo(key, part_g.amplitude_ma, lambda: (
+        _drifting_sums(part_g, local, c1 - start, n_periods, chunk, duration, share, sums_share),
+        _drifting_bounds(part_g, local, window, math.ceil((s0 - r.start_s) / r.period_s), share)))
 
 
 def _widest_gap_middle(g: Any, lo: float, hi: float, chunk_s: float) -> float:
@@ -1232,12 +1332,16 @@ def _shifted_bounds(g: Any, r: Any, window: float, n_periods: int, share: float 
             break
         low, size, members = cells[worst].low, cells[worst].size, cells[worst].members
         box = configs[members]
-        spread = change * np.ptp(box, axis=0)
+        # (a jump changes its factor at an infinite rate: a huge finite one, so that spreads compare)
+        spread = np.minimum(change, 1e300) * np.ptp(box, axis=0)
         # split across the dimension whose halves lie least above the highest reached: where the levels change most,
         # and (a shift that moves the levels less may raise a window's bound more) the next where both change
         prefer = cells[worst].prefer
         dims = [prefer] if prefer >= 0 and spread[prefer] > 0 else [int(j) for j in np.argsort(-spread)[:2]
                                                                      if spread[j] > _MINOR_SPLIT * spread.max()]
+        if not dims:  # its levels change across none of its dimensions: no split can lower its bound
+            cells[worst] = cells[worst]._replace(single=True)
+            continue
         best: list[_Cell] = []
         for dim in dims:
             cut = float(np.median(box[:, dim]))
@@ -1884,8 +1988,9 @@ def _output_doses(gens: list[Any], window: float, chunk_s: float, duration: floa
     pool = ThreadPoolExecutor(max_workers=min(len(gens), cores), thread_name_prefix="electrostim dose")
     try:
         with threadpool_limits(1):  # (each thread one BLAS thread: the cores are the threads')
-            futures = [pool.submit(_asked_to_stop_by, stop, _output_dose, g, window, chunk_s, duration, share)
-                       for g in gens]
+            # (each in a copy of this thread's context: the figures of alike regions shared, see shared_region_figures)
+            futures = [pool.submit(copy_context().run, _asked_to_stop_by, stop, _output_dose, g, window, chunk_s,
+                                   duration, share) for g in gens]
             return [f.result() for f in futures]
     except BaseException:  # an error or an interruption (Ctrl-C): the others stop at their next chunk
         stop.set()
@@ -1993,7 +2098,8 @@ def compute_dose(
         for part in ([p for _, _, _, p in g.parts] if hasattr(g, "parts") else [g]):
             part.bound_events *= budget
     loudest = [max((m[1] for m in members), key=lambda x: x.amplitude_ma) for members in groups.values()]
-    doses = _output_doses(loudest, window, sched.chunk_s, duration, budget)
+    with shared_region_figures():  # (alike phases dosed once)
+        doses = _output_doses(loudest, window, sched.chunk_s, duration, budget)
     for members, g, dosed in zip(groups.values(), loudest, doses, strict=True):
         for i, other in members:
             accs[i] = (dosed if other.amplitude_ma == g.amplitude_ma

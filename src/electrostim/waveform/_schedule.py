@@ -521,9 +521,11 @@ class _OutputGenerator:
 
     def identity(self, amplitude: bool = True) -> tuple:
         """What makes this output's pulses: two outputs of equal identity have the same pulses (but their index);
-        without ``amplitude``, the same pulses but for a factor of their currents (:attr:`amplitude_ma`)."""
+        without ``amplitude``, the same pulses but for a factor of their currents (:attr:`amplitude_ma`). Level
+        factors and a rate profile shifted (:meth:`with_shifts`) are part of it."""
         return (self.stim.model_dump_json(exclude=None if amplitude else {"amplitude"}),
-                self.amplitude_ma if amplitude else None, self.offset_s, self.periodic, self.session_s, self.circuit)
+                self.amplitude_ma if amplitude else None, self.offset_s, self.periodic, self.session_s, self.circuit,
+                tuple(sorted(self.shifts.items())), getattr(self.clock, "shift_s", 0.0))
 
     def quasi(self) -> tuple[float, float, float, float] | None:
         """``(start_s, period_s, stop_s, drift_s)`` where the output's levels repeat but its events may not.
