@@ -1955,3 +1955,42 @@ def test_a_drifting_duty_cycle_of_no_off_time_refines_its_cells_without_error(mo
                for r in g.regions())
     full, fast = _dose_both_ways(program, monkeypatch)
     _assert_shifted_bounds(full, fast, program, slack=_shifted_slack(program))
+
+
+def test_phases_alike_but_for_their_start_and_intensity_are_dosed_once(monkeypatch):
+    """The kind: a program whose phases repeat a few stimuli at other intensities (16 channels in 32 phases of 4
+    stimuli, breaching a limit: 3.9 s to check) dosed every phase's regions, and again each phase on its own to name
+    the phases of a reason. A phase alike another but for its start and intensity takes the figures found for it,
+    scaled by the ratio of the currents: here the drifting one of two stimuli in eight phases is summed twice (a region
+    of the whole program's phase, and a phase on its own, each at its share) instead of eight times, and every figure,
+    and the phases each reason names, are those found without sharing."""
+    import electrostim.waveform._dose as dose_module
+
+    swept = {"pulse": {"shape": "symmetric-biphasic", "pulse_width_us": 200.0, "frequency_hz": 100.0},
+             "modulation": [{"kind": "frequency-sweep", "low_hz": 5.0, "high_hz": 150.0, "period_s": 0.43},
+                            {"kind": "amplitude-sweep", "low_percent": 20.0, "period_s": 1.13}],
+             "amplitude": {"default_ma": 30.0, "max_ma": 60.0}}
+    pulsed = {**swept, "pulse": {"shape": "monophasic", "pulse_width_us": 300.0, "frequency_hz": 120.0},
+              "modulation": [{"kind": "amplitude-sweep", "low_percent": 50.0, "period_s": 0.77}]}
+    phases = [{"name": f"p{i}", "duration_s": 600.0, "intensity_percent": 40.0 + 7.0 * i,
+               "stimulus": swept if i % 2 else pulsed} for i in range(8)]
+    program = es.validate_program({
+        "id": "alike-phases", "name": "eight phases of two stimuli", "modality": "tens", "phases": phases,
+        "stimulus": swept, "channels": [{"label": "a", "electrodes": [pad(w=5, h=5)] * 2}]})
+    monkeypatch.setattr(dose_module, "REPEAT_MIN_EVENTS", 0)
+    calls: list[str] = []
+    real = dose_module._drifting_sums
+    monkeypatch.setattr(dose_module, "_drifting_sums", lambda *a: (calls.append("sums"), real(*a))[1])
+    shared = es.assess(program)
+    assert len(calls) == 2  # (one swept phase of the whole program, one on its own)
+    # without sharing: every phase's own
+    monkeypatch.setattr(dose_module, "_memo", lambda key, current, compute: compute())
+    calls.clear()
+    alone = es.assess(program)
+    assert len(calls) == 8  # (the four swept phases of the whole program, and each on its own)
+    assert [r.message for r in shared.reasons] == [r.message for r in alone.reasons]
+    assert any("phases 'p" in r.message for r in shared.reasons)
+    for a, b in zip(alone.dose.outputs, shared.dose.outputs, strict=True):
+        for key, value in a.model_dump().items():
+            if isinstance(value, float):
+                assert getattr(b, key) == pytest.approx(value, rel=1e-9, abs=1e-12), key

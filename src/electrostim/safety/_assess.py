@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict
 from .. import anatomy
 from ..errors import ProgramError, RefusedError, SafetyError
 from ..program import PULSED_SHAPES, VOLTAGE_LOAD_OHM, Electrode, Interferential, Patient, Program, SineBurst, validate_program
-from ..waveform import DEFAULT_LOAD_OHM, Dose, compute_dose, shared_region_figures
+from ..waveform import DEFAULT_LOAD_OHM, Dose, compute_dose, shared_dose_figures
 from ._tables import ConditionRule, DeviceProfile, PathRule, SiteRule, contraindication_tables, get_device, limit_rules, program_rules
 
 __all__ = ["Reason", "Assessment", "ApprovedPlan", "PlanEnvelope", "OutputEnvelope", "assess", "VERDICTS",
@@ -978,7 +978,7 @@ def assess(
         judged = _from_snapshot(snapshot[0])
     # every phase at the most it delivers: the whole session at each channel's maximum amplitude (a phase at
     # its intensity_percent of it), windows across the phases' boundaries included
-    with shared_region_figures():  # (a phase dosed on its own, to name it in a reason, takes the figures found for it)
+    with shared_dose_figures():  # (a phase dosed on its own, to name it in a reason, takes the figures found for it)
         dose = compute_dose(judged, amplitude_ma=amps, load_ohm=load)
         reasons += _non_finite_reasons(dose)
         reasons += _name_phases(judged, _limit_reasons(dose), amps, load)

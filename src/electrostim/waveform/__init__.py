@@ -18,7 +18,7 @@ from ._dose import (
     OutputDose,
     compute_dose,
     pulse_terms,
-    shared_region_figures,
+    shared_dose_figures,
 )
 from ._schedule import SHAPE_RECT, SHAPE_SINE, SHAPE_SPIKE, PulseChunk, Schedule, schedule
 
@@ -37,7 +37,7 @@ __all__ = [
     "compute_dose",
     "pulse_terms",
     "schedule",
-    "shared_region_figures",
+    "shared_dose_figures",
     "render",
     "export_waveform",
     "plot_program",

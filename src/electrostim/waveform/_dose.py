@@ -45,7 +45,6 @@ from typing import Any, NamedTuple
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
-from scipy.ndimage import maximum_filter1d
 from threadpoolctl import threadpool_limits
 
 from ..program import VOLTAGE_LOAD_OHM, Program
@@ -641,11 +640,15 @@ def _repeating_dose(g: Any, window: float, chunk_s: float, duration: float, shar
             cut = c1 + period + window  # and on, until the windows starting before c1 + P are complete
             s0 = resume
         else:
-            # past the windows of a period, the next pulse: within the longest gap between two (at most P)
-            margin = min(period, _holding(g, r).longest_gap_s()) + drift
-            c1 = a + period + _widest_gap_middle(g, a + period, a + 2 * period, max(chunk_s, 1e-6))
+            # past the windows of a period, the next pulse: within the longest gap between two (at most P); found in
+            # the phase's own time (phases alike but for their start are planned alike: see _drifting_region)
+            start, part_g = part_of(r)
+            la, lb = round(a - start, 9), round(b - start, 9)
+            margin = min(period, part_g.longest_gap_s()) + drift
+            lc1 = la + period + _widest_gap_middle(part_g, la + period, la + 2 * period, max(chunk_s, 1e-6))
             # the periods [c1 + kP, c1 + (k + 1)P), k < N, end where windows that start there still end within b
-            n_periods = math.floor((b - window - margin - c1) / period + 1e-9)
+            n_periods = math.floor((lb - window - margin - lc1) / period + 1e-9)
+            c1 = start + lc1
             s0 = c1 + n_periods * period
             cut = max(a + 2 * period + window + 2 * margin, c1 + period)
             x = 0.0
@@ -737,7 +740,7 @@ def _repeating_dose(g: Any, window: float, chunk_s: float, duration: float, shar
     return acc
 
 
-#: the figures of regions already dosed within a :func:`shared_region_figures` (:func:`_memo`), at most this many kept
+#: the figures of parts already dosed within a :func:`shared_dose_figures` (:func:`_memo`), at most this many kept
 _REGION_MEMO_SIZE = 1024
 _region_memo: ContextVar[OrderedDict[tuple, tuple[float, np.ndarray, list[_OutputAccumulator]]] | None] = ContextVar(
     "electrostim_region_memo", default=None)
@@ -745,16 +748,17 @@ _region_memo_lock = threading.Lock()
 
 
 @contextlib.contextmanager
-def shared_region_figures() -> Iterator[None]:
+def shared_dose_figures() -> Iterator[None]:
     """Within it, the doses computed (:func:`compute_dose`, in this thread and the threads it starts) share the figures
-    of alike regions of phases: a phase alike another but for its start and intensity, in the same dose or another
-    (the phases of a program dosed each on its own, to name those where a limit is breached), is dosed once.
+    of alike parts: a phase alike another but for its start and intensity, an output alike another but for its current,
+    in the same dose or another (the phases of a program dosed each on its own, to name those where a limit is
+    breached), is dosed once.
 
     Examples
     --------
     >>> import electrostim as es
-    >>> from electrostim.waveform import shared_region_figures
-    >>> with shared_region_figures():
+    >>> from electrostim.waveform import shared_dose_figures
+    >>> with shared_dose_figures():
     ...     d = es.compute_dose(es.load_program("ems-strength-phases"))
     >>> d.outputs[0].pulse_count > 0
     True
@@ -768,18 +772,18 @@ def shared_region_figures() -> Iterator[None]:
 
 
 def _memo(key: tuple, current: float, compute: Any) -> tuple[np.ndarray, list[_OutputAccumulator]]:
-    """The sums and bounds of a region of a phase (``compute()``, at the phase's highest ``current``, mA), or, within a
-    :func:`shared_region_figures`, those already found for a region of the same ``key`` (the phase's generator without
-    its current, the region in the phase's own time, the shares), scaled by the ratio of the currents: charges by it,
-    ∫i²dt by its square."""
+    """The sums and figures of a part of a dose (``compute()``: a region of a phase, or a whole output, at its highest
+    ``current``, mA), or, within a :func:`shared_dose_figures`, those already found for a part of the same ``key``
+    (its generator without its current, a region in its phase's own time, the shares), scaled by the ratio of the
+    currents: charges by it, ∫i²dt by its square (a part without current is computed, not kept)."""
     memo = _region_memo.get()
-    if memo is None:
+    if memo is None or not current > 0.0:
         return compute()
     with _region_memo_lock:
         found = memo.get(key)
         if found is not None:
             memo.move_to_end(key)
-    if found is None or found[0] <= 0.0 < current:
+    if found is None:
         sums, bounds = compute()
         found = (current, sums, [b.scaled(1.0) for b in bounds])
         with _region_memo_lock:
@@ -787,7 +791,7 @@ def _memo(key: tuple, current: float, compute: Any) -> tuple[np.ndarray, list[_O
             while len(memo) > _REGION_MEMO_SIZE:
                 memo.popitem(last=False)
     had, sums, bounds = found
-    f = current / had if had > 0 else 0.0
+    f = current / had
     if f == 1.0:
         return sums.copy(), [b.scaled(1.0) for b in bounds]
     return sums * np.array([1.0, f, f * f, f]), [b.scaled(f) for b in bounds]
@@ -827,7 +831,7 @@ def _drifting_region(g: Any, r: Any, c1: float, n_periods: int, s0: float, chunk
     start, part_g = _phase_holding(g, r.start_s)
     if hasattr(g, "parts"):
         duration = part_g.session_s  # (the events per period of the phase's own rate)
-    local = replace(r, start_s=r.start_s - start, stop_s=r.stop_s - start)
+    local = replace(r, start_s=round(r.start_s - start, 9), stop_s=round(r.stop_s - start, 9))
     key = ("drifting", part_g.identity(amplitude=False), local, round(c1 - start, 9), n_periods, round(s0 - start, 9),
            chunk, duration, window, share, sums_share)
     # every period whose windows start before s0: from a + P, one for each period up to s0 and one more
@@ -1851,6 +1855,8 @@ def _beat_window_shares(g: Any, window: float, a: float, b: float, steps: int) -
     reach = math.ceil(step * fc) + 2  # (the starts a span's first quarter holds, and one before)
     starts = a + step * np.arange(steps, dtype=float)
     k0 = np.mod(np.floor(np.mod(starts, period) * fc).astype(np.int64) - 1, k_count)  # (a span's first start, and one before)
+    from scipy.ndimage import maximum_filter1d  # (here: importing scipy.ndimage takes about 0.1 s)
+
     out = []
     for row in (envelope[1], envelope[0]):
         tiled = np.concatenate([row, np.resize(row, n + reach + 1)])
@@ -1950,7 +1956,9 @@ def _output_dose(g: Any, window: float, chunk_s: float, duration: float, share: 
     """The figures of one output: from its repeat period where it has one and is long, else every pulse (``share``:
     the output's share of the refinement of drifting levels, see ``_shifted_bounds``)."""
     with dosing():
-        return _dose_of(g, window, chunk_s, duration, share)
+        # an output alike one already dosed (within a shared_dose_figures) but for its current: its figures, scaled
+        key = ("output", g.identity(amplitude=False), window, chunk_s, duration, share)
+        return _memo(key, g.amplitude_ma, lambda: (np.zeros(4), [_dose_of(g, window, chunk_s, duration, share)]))[1][0]
 
 
 def _dose_of(g: Any, window: float, chunk_s: float, duration: float, share: float) -> _OutputAccumulator:
@@ -1988,7 +1996,7 @@ def _output_doses(gens: list[Any], window: float, chunk_s: float, duration: floa
     pool = ThreadPoolExecutor(max_workers=min(len(gens), cores), thread_name_prefix="electrostim dose")
     try:
         with threadpool_limits(1):  # (each thread one BLAS thread: the cores are the threads')
-            # (each in a copy of this thread's context: the figures of alike regions shared, see shared_region_figures)
+            # (each in a copy of this thread's context: the figures of alike regions shared, see shared_dose_figures)
             futures = [pool.submit(copy_context().run, _asked_to_stop_by, stop, _output_dose, g, window, chunk_s,
                                    duration, share) for g in gens]
             return [f.result() for f in futures]
@@ -2098,7 +2106,7 @@ def compute_dose(
         for part in ([p for _, _, _, p in g.parts] if hasattr(g, "parts") else [g]):
             part.bound_events *= budget
     loudest = [max((m[1] for m in members), key=lambda x: x.amplitude_ma) for members in groups.values()]
-    with shared_region_figures():  # (alike phases dosed once)
+    with shared_dose_figures():  # (alike phases dosed once)
         doses = _output_doses(loudest, window, sched.chunk_s, duration, budget)
     for members, g, dosed in zip(groups.values(), loudest, doses, strict=True):
         for i, other in members:
