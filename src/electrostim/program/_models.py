@@ -999,6 +999,7 @@ class Program(_Model):
             raise ValueError(f"session_duration_s ({self.session_duration_s:g} s) must equal the sum of the phases' "
                              f"durations ({total:g} s); leave it out to take the sum")
         names: dict[str, int] = {}
+        programs = []
         for k, ph in enumerate(self.phases):
             key = look_alike_key(ph.name)
             if key in names:
@@ -1013,11 +1014,18 @@ class Program(_Model):
                                      "amplitude is the channel's in every phase (run a phase at a part of it with "
                                      "intensity_percent)")
             try:
-                self._phase_program(ph)
+                programs.append(self._phase_program(ph))
             except ValidationError as exc:
                 _, problems = format_validation_error(exc, "", Program)
                 said = "; ".join(p if f == "(top level)" else f"{f}: {p}" for f, p, _ in problems)
                 raise ValueError(f"phase {k + 1} ({ph.name!r}): {said}") from None
+        self.__dict__["_phase_programs"] = (self._spans_key(), tuple(programs))  # (for phase_spans: validated once)
+
+    def _spans_key(self) -> tuple:
+        """What the phases' programs are made of: a copy with other phases, channels or program fields (pydantic's
+        model_copy(update=...)) makes its own."""
+        return (id(self.phases), id(self.channels), self.session_duration_s, self.sequencing, self.sequencing_delay_s,
+                self.modality, self.id, self.name)
 
     def _phase_program(self, phase: Phase) -> Program:
         data = self.model_dump(mode="python", exclude={"phases"})
@@ -1038,17 +1046,17 @@ class Program(_Model):
         """
         if not self.phases:
             return [PhaseSpan(0, "", 0.0, self.session_duration_s, 100.0, self)]
-        # made once per program (each phase's program is validated); a copy with other phases, channels or
-        # program fields (pydantic's model_copy(update=...)) makes its own
-        key = (id(self.phases), id(self.channels), self.session_duration_s, self.sequencing, self.sequencing_delay_s,
-               self.modality, self.id, self.name)
+        # made once per program (each phase's program is validated, when the program is: see _check_phases)
+        key = self._spans_key()
         cached = self.__dict__.get("_phase_spans")
         if cached is not None and cached[0] == key:
             return list(cached[1])
+        made = self.__dict__.get("_phase_programs")
+        programs = made[1] if made is not None and made[0] == key else [self._phase_program(ph) for ph in self.phases]
         spans, t = [], 0.0
         for k, ph in enumerate(self.phases):
             stop = self.session_duration_s if k == len(self.phases) - 1 else t + ph.duration_s
-            spans.append(PhaseSpan(k, ph.name, t, stop, ph.intensity_percent, self._phase_program(ph), len(self.phases)))
+            spans.append(PhaseSpan(k, ph.name, t, stop, ph.intensity_percent, programs[k], len(self.phases)))
             t = stop
         self.__dict__["_phase_spans"] = (key, tuple(spans))
         return spans
