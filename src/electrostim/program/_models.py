@@ -101,7 +101,9 @@ class _Model(BaseModel):
     def _plain_text(cls, v: Any, info: ValidationInfo) -> Any:
         # every text a person writes is shown on screens and in records: no NUL, no control or
         # bidirectional-override characters (they hide or reorder what is shown); names and
-        # labels are one line of visible text
+        # labels are one line of visible text (a phase's program holds the program's own texts, checked already)
+        if info.context is not None and info.context.get("texts_checked"):
+            return v
         what = cls._one_line.get(info.field_name or "")
         for text in (v if isinstance(v, list) else [v]):
             if isinstance(text, str):
@@ -1032,7 +1034,8 @@ class Program(_Model):
         data["session_duration_s"] = phase.duration_s
         for ch in data["channels"]:
             ch["stimulus"] = phase.channels[ch["label"]].stimulus.model_dump(mode="python")
-        return Program.model_validate(data)
+        # (every text in it is the program's or the phase's, checked with them)
+        return Program.model_validate(data, context={"texts_checked": True})
 
     @property
     def phase_spans(self) -> list[PhaseSpan]:

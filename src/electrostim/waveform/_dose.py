@@ -1288,11 +1288,15 @@ def _shifted_bounds(g: Any, r: Any, window: float, n_periods: int, share: float 
     complete = n_periods <= _MAX_PHASES  # every period's configuration is known: cells shrink to those met
     evaluations = 0
 
-    def evaluate(low: np.ndarray, size: np.ndarray, members: np.ndarray) -> _Cell:
+    def evaluate(low: np.ndarray, size: np.ndarray, members: np.ndarray,
+                 extent: tuple[np.ndarray, np.ndarray] | None = None) -> _Cell:
         nonlocal spent, evaluations
-        spread = np.ptp(configs[members], axis=0)
+        if extent is None:  # (the lowest and highest configuration of its members)
+            box = configs[members]
+            extent = box.min(axis=0), box.max(axis=0)
+        spread = extent[1] - extent[0]
         if complete:
-            low, size = configs[members].min(axis=0), spread + 1e-12
+            low, size = extent[0], spread + 1e-12
         widths = {name: float(size[1 + j]) * own for j, (name, own, _) in enumerate(r.shifted)}
         acc, n = _bound_at(_shifted(g, r, low), r, window, lo, hi, float(low[0]), float(size[0]), lone_bands, widths)
         spent += n
@@ -1316,8 +1320,12 @@ def _shifted_bounds(g: Any, r: Any, window: float, n_periods: int, share: float 
                     + [per_dim] * len(r.shifted))
     cells_of = np.ravel_multi_index(np.minimum(np.floor(configs * bins).astype(np.int64), bins - 1).T, bins)
     index, which = np.unique(cells_of, return_inverse=True)
-    of_cell = np.split(np.argsort(which, kind="stable"), np.cumsum(np.bincount(which))[:-1])
-    cells = [evaluate(np.array(np.unravel_index(index[j], bins)) / bins, 1.0 / bins, of_cell[j])
+    order = np.argsort(which, kind="stable")
+    starts = np.r_[0, np.cumsum(np.bincount(which))[:-1]]
+    of_cell = np.split(order, starts[1:])
+    by_cell = configs[order]  # each cell's lowest and highest configuration, for all cells at once
+    lows, highs = np.minimum.reduceat(by_cell, starts, axis=0), np.maximum.reduceat(by_cell, starts, axis=0)
+    cells = [evaluate(np.array(np.unravel_index(index[j], bins)) / bins, 1.0 / bins, of_cell[j], (lows[j], highs[j]))
              for j in range(index.shape[0])]
     if spent >= most_events or evaluations >= most_cells:  # no refinement left: what periods reach is not needed
         return [c.bound for c in cells]

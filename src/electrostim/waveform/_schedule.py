@@ -298,6 +298,15 @@ def _corners_up_to(corners: np.ndarray, x: np.ndarray) -> np.ndarray:
     return np.searchsorted(corners, x, side="right")
 
 
+def _product(arrays: Iterator[np.ndarray]) -> np.ndarray:
+    """The elementwise product of one or more arrays of one shape, in order (``np.prod`` of them stacked, without
+    the stack): a new array."""
+    out = np.array(next(arrays), dtype=float)
+    for a in arrays:
+        out *= a
+    return out
+
+
 def _highest_over(t: np.ndarray, end: np.ndarray, factors: list[Any], corners: np.ndarray,
                   slope: float = 0.0) -> np.ndarray:
     """The highest product of ``factors`` (each at most 1) over each ``[t, end]``, each factor linear between
@@ -312,12 +321,12 @@ def _highest_over(t: np.ndarray, end: np.ndarray, factors: list[Any], corners: n
     one = np.flatnonzero(n_inside == 1)  # the few events with one corner inside their span
     # each factor at the two ends of every span, and at either side of the corner only where one lies inside (the
     # same products as over all three spans, without computing the unused ones)
-    top = np.prod([np.maximum(f(t), f(end)) for f in factors], axis=0)
+    top = _product(np.maximum(f(t), f(end)) for f in factors)
     if one.shape[0]:
         a, b, cc = t[one], end[one], c[one]
         lift = slope * _LEFT_OF_CORNER_S * (1.0 + 1e-6)
-        left = np.prod([np.maximum(f(a), np.minimum(f(cc - _LEFT_OF_CORNER_S) + lift, 1.0)) for f in factors], axis=0)
-        right = np.prod([np.maximum(f(cc), f(b)) for f in factors], axis=0)
+        left = _product(np.maximum(f(a), np.minimum(f(cc - _LEFT_OF_CORNER_S) + lift, 1.0)) for f in factors)
+        right = _product(np.maximum(f(cc), f(b)) for f in factors)
         top[one] = np.maximum(left, right)
     top[n_inside > 1] = 1.0
     return top
