@@ -269,3 +269,58 @@ def test_property_bounding_windows_through_the_kernel_are_those_of_the_array_for
     assert kernel._bound_windows_in_one_pass(_kernels, t, v, extra, widen) == n
     for name in ("win_max", "band_max", "win_min_net"):
         assert np.allclose(getattr(kernel, name), getattr(arrays, name), rtol=1e-12, atol=0.0), name
+
+
+def test_a_part_another_thread_is_computing_is_waited_for_and_a_failed_one_computed_again():
+    """Within a shared dose (``shared_dose_figures``), a part of a dose that another thread is computing is waited
+    for, not computed twice (outputs dosed side by side meet the same phases), and taken scaled by the ratio of the
+    currents; where that computation fails, the thread that waited computes it itself."""
+    import contextvars
+    import threading
+
+    started, release = threading.Event(), threading.Event()
+    calls: list[str] = []
+    results: dict[str, object] = {}
+
+    def slow_part():
+        calls.append("computed")
+        started.set()
+        assert release.wait(60)
+        return np.array([10.0, 1.0, 1.0, 1.0]), [dose_module._OutputAccumulator(1.0)]
+
+    def failing_part():
+        calls.append("failed")
+        started.set()
+        assert release.wait(60)
+        raise RuntimeError("no figures")
+
+    def in_thread(name, current, compute):
+        def run():
+            try:
+                results[name] = dose_module._memo(("part",), current, compute)
+            except RuntimeError as exc:
+                results[name] = exc
+        thread = threading.Thread(target=contextvars.copy_context().run, args=(run,))
+        thread.start()
+        return thread
+
+    for first in (slow_part, failing_part):
+        calls.clear()
+        results.clear()
+        started.clear()
+        release.clear()
+        with dose_module.shared_dose_figures():
+            a = in_thread("a", 2.0, first)
+            assert started.wait(60)  # (the first is computing: the second finds it so)
+            b = in_thread("b", 4.0, slow_part)
+            release.set()
+            a.join(60)
+            b.join(60)
+        if first is slow_part:
+            assert calls == ["computed"]
+            sums, _ = results["b"]
+            assert list(sums) == [10.0, 2.0, 4.0, 2.0]  # (count as it is, charges x2, i2t x4)
+        else:
+            assert calls == ["failed", "computed"]
+            assert isinstance(results["a"], RuntimeError)
+            assert list(results["b"][0]) == [10.0, 1.0, 1.0, 1.0]

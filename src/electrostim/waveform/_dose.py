@@ -610,13 +610,14 @@ def _repeating_dose(g: Any, window: float, chunk_s: float, duration: float, shar
     def plan(r: Region) -> tuple[float, float, float, int, float, Any, float] | None:
         a, period, b, drift = r.start_s, r.period_s, r.stop_s, r.drift_s
         if r.slow:  # its windows stay clear of its end (a pulse past a window's last, that sets its rate, inside)
-            part_g = g.part_at(a)[2] if hasattr(g, "parts") else g
+            start, part_g = part_of(r)
             reach = part_g.clock_interval_range_s()[1] + _longest_burst_s(part_g)
-            s0 = b - window - 2.0 * reach
+            ls0 = round(b - start, 9) - window - 2.0 * reach
             # the last pass starts mid-way between two pulses (none lies near the cut, which the rounding of a time
-            # could count on both sides of it: a day's times are rounded otherwise in the phase's own time)
-            mid = _mid_gap(g, s0 - 2.0 * reach, s0, first=False)
-            s0 = s0 if mid is None else mid
+            # could count on both sides of it: a day's times are rounded otherwise in the phase's own time), found in
+            # the phase's own time (phases alike but for their start are planned alike: see _slow_region_figures)
+            mid = _mid_gap(part_g, ls0 - 2.0 * reach, ls0, first=False)
+            s0 = start + (ls0 if mid is None else mid)
             return (a, s0, a, 0, 0.0, r, 0.0) if s0 > a + window and not (jumps and a < jumps[-1][1]) else None
         if period <= 0:
             return None
@@ -742,7 +743,7 @@ def _repeating_dose(g: Any, window: float, chunk_s: float, duration: float, shar
 
 #: the figures of parts already dosed within a :func:`shared_dose_figures` (:func:`_memo`), at most this many kept
 _REGION_MEMO_SIZE = 1024
-_region_memo: ContextVar[OrderedDict[tuple, tuple[float, np.ndarray, list[_OutputAccumulator]]] | None] = ContextVar(
+_region_memo: ContextVar[OrderedDict[tuple, Any] | None] = ContextVar(
     "electrostim_region_memo", default=None)
 _region_memo_lock = threading.Lock()
 
@@ -775,21 +776,38 @@ def _memo(key: tuple, current: float, compute: Any) -> tuple[np.ndarray, list[_O
     """The sums and figures of a part of a dose (``compute()``: a region of a phase, or a whole output, at its highest
     ``current``, mA), or, within a :func:`shared_dose_figures`, those already found for a part of the same ``key``
     (its generator without its current, a region in its phase's own time, the shares), scaled by the ratio of the
-    currents: charges by it, ∫i²dt by its square (a part without current is computed, not kept)."""
+    currents: charges by it, ∫i²dt by its square (a part without current is computed, not kept). A part another
+    thread is computing is waited for, not computed twice (the wait ends when this dose is asked to stop)."""
     memo = _region_memo.get()
     if memo is None or not current > 0.0:
         return compute()
-    with _region_memo_lock:
-        found = memo.get(key)
-        if found is not None:
-            memo.move_to_end(key)
-    if found is None:
-        sums, bounds = compute()
-        found = (current, sums, [b.scaled(1.0) for b in bounds])
+    while True:
         with _region_memo_lock:
-            memo[key] = found
-            while len(memo) > _REGION_MEMO_SIZE:
-                memo.popitem(last=False)
+            found = memo.get(key)
+            if found is None:  # this thread computes it: the others wait
+                computing = memo[key] = threading.Event()
+            else:
+                memo.move_to_end(key)
+        if not isinstance(found, threading.Event):
+            break
+        while not found.wait(0.05):
+            _stop_if_asked()
+    if found is None:
+        try:
+            sums, bounds = compute()
+            found = (current, sums, [b.scaled(1.0) for b in bounds])
+            with _region_memo_lock:
+                memo[key] = found
+                while len(memo) > _REGION_MEMO_SIZE:
+                    oldest = next(iter(memo))
+                    if isinstance(memo[oldest], threading.Event):
+                        break  # (one being computed stays)
+                    memo.popitem(last=False)
+        finally:
+            with _region_memo_lock:
+                if memo.get(key) is computing:  # (it failed: the next that asks computes it)
+                    del memo[key]
+            computing.set()
     had, sums, bounds = found
     f = current / had
     if f == 1.0:
@@ -814,7 +832,7 @@ def _slow_region_figures(g: Any, r: Any, c1: float, s0: float, window: float,
     figures already found for it (:func:`_memo`)."""
     start, part_g = _phase_holding(g, c1)
     a, b, stop = c1 - start, s0 - start, r.stop_s - start
-    key = ("slow", part_g.identity(amplitude=False), round(a, 9), round(b, 9), round(stop, 9), window, chunk)
+    key = ("slow", part_g.identity(amplitude=False), round(a, 9), round(b, 9), round(stop, 9), window)
     return _memo(key, part_g.amplitude_ma, lambda: (_slow_sums(part_g, a, b), [_slow_bound(part_g, window, a, stop, chunk)]))
 
 
@@ -833,7 +851,7 @@ def _drifting_region(g: Any, r: Any, c1: float, n_periods: int, s0: float, chunk
         duration = part_g.session_s  # (the events per period of the phase's own rate)
     local = replace(r, start_s=round(r.start_s - start, 9), stop_s=round(r.stop_s - start, 9))
     key = ("drifting", part_g.identity(amplitude=False), local, round(c1 - start, 9), n_periods, round(s0 - start, 9),
-           chunk, duration, window, share, sums_share)
+           duration, window, share, sums_share)
     # every period whose windows start before s0: from a + P, one for each period up to s0 and one more
     return _memo(key, part_g.amplitude_ma, lambda: (
         _drifting_sums(part_g, local, c1 - start, n_periods, chunk, duration, share, sums_share),
