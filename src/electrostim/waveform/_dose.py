@@ -646,13 +646,23 @@ def _repeating_dose(g: Any, window: float, chunk_s: float, duration: float, shar
             start, part_g = part_of(r)
             la, lb = round(a - start, 9), round(b - start, 9)
             margin = min(period, part_g.longest_gap_s()) + drift
-            lc1 = la + period + _widest_gap_middle(part_g, la + period, la + 2 * period, max(chunk_s, 1e-6))
-            # the periods [c1 + kP, c1 + (k + 1)P), k < N, end where windows that start there still end within b
-            n_periods = math.floor((lb - window - margin - lc1) / period + 1e-9)
+            # (searched over a span that holds every width of gap the pulses have, where it is shorter than P)
+            span = _gap_span_s(part_g)
+            lc1 = la + period + (_widest_gap_middle(part_g, la + period, la + period + span, max(chunk_s, 1e-6), False)
+                                 if span < period else
+                                 _widest_gap_middle(part_g, la + period, la + 2 * period, max(chunk_s, 1e-6)))
+            # the periods [c1 + kP, c1 + (k + 1)P), k < N, end where windows that start there still end within b; and
+            # a part x of the next, to mid-way between two pulses at most that far (summed with the bins' periods)
+            end = lb - window - margin
+            n_periods = math.floor((end - lc1) / period + 1e-9)
+            whole = lc1 + n_periods * period
+            mid = (_mid_gap(part_g, max(whole, end - 2.0 * margin), end, first=False)
+                   if not r.shifted and end > whole and n_periods >= 4 else None)
+            lx = 0.0 if mid is None else max(0.0, mid - whole)
+            x = lx if lx < period else 0.0
             c1 = start + lc1
-            s0 = c1 + n_periods * period
+            s0 = c1 + n_periods * period + x
             cut = max(a + 2 * period + window + 2 * margin, c1 + period)
-            x = 0.0
             if n_periods < (_MIN_SHIFTED_PERIODS if r.shifted else 4):
                 return None
         if cut >= s0 or cut >= duration:
@@ -727,7 +737,7 @@ def _repeating_dose(g: Any, window: float, chunk_s: float, duration: float, shar
         elif r.drift_s == 0:
             total += n_periods * one + part
         else:
-            sums, bounds = _drifting_region(g, r, c1, n_periods, s0, chunk, duration, window, share, sums_share)
+            sums, bounds = _drifting_region(g, r, c1, n_periods, x, s0, chunk, duration, window, share, sums_share)
             total += sums
             accs.extend(bounds)
         t0 = s0
@@ -836,10 +846,11 @@ def _slow_region_figures(g: Any, r: Any, c1: float, s0: float, window: float,
     return _memo(key, part_g.amplitude_ma, lambda: (_slow_sums(part_g, a, b), [_slow_bound(part_g, window, a, stop, chunk)]))
 
 
-def _drifting_region(g: Any, r: Any, c1: float, n_periods: int, s0: float, chunk: float, duration: float,
+def _drifting_region(g: Any, r: Any, c1: float, n_periods: int, x: float, s0: float, chunk: float, duration: float,
                      window: float, share: float, sums_share: float) -> tuple[np.ndarray, list[_OutputAccumulator]]:
-    """The sums of a drifting region's ``n_periods`` periods from ``c1`` (:func:`_drifting_sums`) and the bounds of its
-    windows from a period past its start to ``s0`` (:func:`_drifting_bounds`).
+    """The sums of a drifting region's ``n_periods`` periods from ``c1`` and ``x`` (s) of the next
+    (:func:`_drifting_sums`), and the bounds of its windows from a period past its start to ``s0``
+    (:func:`_drifting_bounds`).
 
     In a multi-phase program they are those of the phase's own generator in the phase's own time, at the phase's
     intensity: a phase alike another but for its start and intensity (in this output or another, in this dose or an
@@ -850,17 +861,28 @@ def _drifting_region(g: Any, r: Any, c1: float, n_periods: int, s0: float, chunk
     if hasattr(g, "parts"):
         duration = part_g.session_s  # (the events per period of the phase's own rate)
     local = replace(r, start_s=round(r.start_s - start, 9), stop_s=round(r.stop_s - start, 9))
-    key = ("drifting", part_g.identity(amplitude=False), local, round(c1 - start, 9), n_periods, round(s0 - start, 9),
-           duration, window, share, sums_share)
+    key = ("drifting", part_g.identity(amplitude=False), local, round(c1 - start, 9), n_periods, round(x, 9),
+           round(s0 - start, 9), duration, window, share, sums_share)
     # every period whose windows start before s0: from a + P, one for each period up to s0 and one more
     return _memo(key, part_g.amplitude_ma, lambda: (
-        _drifting_sums(part_g, local, c1 - start, n_periods, chunk, duration, share, sums_share),
+        _drifting_sums(part_g, local, c1 - start, n_periods, chunk, duration, share, sums_share, x),
         _drifting_bounds(part_g, local, window, math.ceil((s0 - r.start_s) / r.period_s), share)))
 
 
-def _widest_gap_middle(g: Any, lo: float, hi: float, chunk_s: float) -> float:
+def _gap_span_s(g: Any) -> float:
+    """A span (s) over which the gaps between an output's pulses go through all their widths: a cycle of its duty
+    cycle and an off phase more, its clock's own period (a swept or random rate, an alternation) or interval,
+    and two of its longest intervals."""
+    longest = g.clock_interval_range_s()[1]
+    dc = g.stim.duty_cycle
+    duty = 0.0 if dc is None else dc.on_s + 2.0 * dc.off_s
+    return max(duty, float(getattr(g.clock, "period", 0.0)), longest) + 2.0 * longest + _longest_burst_s(g)
+
+
+def _widest_gap_middle(g: Any, lo: float, hi: float, chunk_s: float, wrap: bool = True) -> float:
     """Where, after ``lo`` (s), the middle of the widest gap between two pulses of ``[lo, hi)`` lies, the gap from
-    the last to the first one ``hi - lo`` later counted (0 without pulses): read chunk by chunk."""
+    the last to the first one ``hi - lo`` later counted where ``wrap`` (the pulses repeat every ``hi - lo``; 0
+    without pulses): read chunk by chunk."""
     first = last = None
     widest, middle = -1.0, 0.0
     n = max(1, math.ceil((hi - lo) / chunk_s - 1e-9))
@@ -880,7 +902,7 @@ def _widest_gap_middle(g: Any, lo: float, hi: float, chunk_s: float) -> float:
         last = float(t[-1])
     if first is None or last is None:
         return 0.0
-    if first + (hi - lo) - last > widest:  # (the gap across the period's end, as the first pulse repeats)
+    if wrap and first + (hi - lo) - last > widest:  # (the gap across the period's end, as the first pulse repeats)
         middle = last + (first + (hi - lo) - last) / 2.0
     return middle - lo
 
@@ -892,6 +914,7 @@ def _pulses_near(g: Any, lo: float, hi: float, *, first: bool, n: int = 2) -> np
     span, found = 1e-3, np.zeros(0)
     at = lo if first else hi
     while (at < hi if first else at > lo) and found.shape[0] < n:
+        _stop_if_asked()
         if first:
             t, at = g.window(at, min(hi, at + span)).time_s, min(hi, at + span)
             found = np.concatenate([found, t])
@@ -910,14 +933,16 @@ def _mid_gap(g: Any, lo: float, hi: float, *, first: bool) -> float | None:
 
 
 def _drifting_sums(g: Any, r: Any, c1: float, n_periods: int, chunk: float, duration: float,
-                   share: float = 1.0, sums_share: float = 1.0) -> np.ndarray:
+                   share: float = 1.0, sums_share: float = 1.0, x: float = 0.0) -> np.ndarray:
     """The sums of the ``n_periods`` periods of a drifting region from ``c1``: each period's at the clock phase
     it meets the levels at, periods of nearby phases (within 1/bins) summed as one, at the mean of their phases (``share``: the region's share
     of the output's bins, where its level factors drift; else ``sums_share``, its share of the program's drifting
     regions: four of them or fewer take ``_SUM_EVENTS`` each, more share four times that; at least 4 bins (one for
-    periods of ``_ONE_BIN_EVENTS``), 16 where not shared)."""
+    periods of ``_ONE_BIN_EVENTS``), 16 where not shared). And the sums of ``x`` (s, less than a period) of the period after them, from the stream of the bin that
+    holds its phase (split there), at that bin's phase, of as many events as the clock fires at its own."""
     per_period = g.expected_events() / max(duration, 1e-300) * r.period_s
     if r.shifted:
+        assert x == 0.0  # (see _repeating_dose)
         return _shifted_sums(g, r, c1, n_periods, chunk, per_period, share)
     phases = _period_phases(g, r, c1, n_periods)
     part = min(1.0, 4.0 * sums_share)
@@ -934,8 +959,20 @@ def _drifting_sums(g: Any, r: Any, c1: float, n_periods: int, chunk: float, dura
     fired = g.clock_events_between(c1, c1 + r.period_s, phases)
     ratio = np.where(own[which] > 0, fired / np.maximum(own[which], 1.0), 1.0)
     counts = np.bincount(which, weights=ratio, minlength=bins)[used] * (n_periods / phases.shape[0])
-    return sum((n * _stream(None, g, c1, c1 + r.period_s, chunk, final=False, phase=float(phase))
-                for phase, n in zip(mean, counts, strict=True)), np.zeros(4))
+    # the part period: at the phase the period after the last meets the levels at, in the bin that holds it
+    advance = g.phase_advance(c1, r.period_s)
+    last = float(np.mod(-n_periods * (advance - math.floor(advance)), 1.0)) if x > 0 else 0.0
+    part_bin = int(np.argmin(np.abs(mean - last)))
+    total = np.zeros(4)
+    for j, (phase, n) in enumerate(zip(mean, counts, strict=True)):
+        if j == part_bin and x > 0:
+            head = _stream(None, g, c1, c1 + x, chunk, final=False, phase=float(phase))
+            total += n * (head + _stream(None, g, c1 + x, c1 + r.period_s, chunk, final=False, phase=float(phase)))
+            fired, held = g.clock_events_between(c1, c1 + x, np.array([last, float(phase)]))
+            total += head * (fired / held if held > 0 else 1.0)
+        else:
+            total += n * _stream(None, g, c1, c1 + r.period_s, chunk, final=False, phase=float(phase))
+    return total
 
 
 def _drifting_bounds(g: Any, r: Any, window: float, n_periods: int, share: float = 1.0) -> list[_OutputAccumulator]:
@@ -1146,6 +1183,7 @@ class _PeriodSums:
         self.fired = g.clock_events_between(c1, cuts[-1], (np.arange(n_phases) + 0.5) / n_phases)
         self.fired_mean = float(g.clock_events_between(c1, cuts[-1])[0])
         for k in range(n_phases):
+            _stop_if_asked()
             c = PulseChunk.concatenate([neutral.window(a, b, (k + 0.5) / n_phases) for a, b in itertools.pairwise(cuts)],
                                        c1, cuts[-1])
             q1, q2, net, i2t, _ = pulse_terms(c)

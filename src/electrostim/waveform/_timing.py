@@ -44,6 +44,8 @@ class _IndexedClock:
         k0 = max(0, math.floor(float(self.phase(np.array(t0)))) - 1)
         k1 = math.ceil(float(self.phase(np.array(t1)))) + 1
         k = np.arange(k0, k1 + 1, dtype=np.float64)  # k1 only as the next of the last
+        if k.shape[0] == 0:  # (a span before the clock's first event)
+            return k, k, k
         t = self.time_of(k)
         inside = (t >= t0) & (t < t1)
         inside[-1] = False
