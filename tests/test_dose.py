@@ -1994,3 +1994,45 @@ def test_phases_alike_but_for_their_start_and_intensity_are_dosed_once(monkeypat
         for key, value in a.model_dump().items():
             if isinstance(value, float):
                 assert getattr(b, key) == pytest.approx(value, rel=1e-9, abs=1e-12), key
+
+
+def test_a_drifting_region_streams_about_one_period_pulse_by_pulse(monkeypatch):
+    """The kind: a drifting region streamed every pulse of its first period and up to a period past it to find where
+    its periods start (the widest gap of the second period), and up to a period more at its end (the part of a
+    period after its whole ones): about 2.5 periods pulse by pulse, for a region of a 22 s period (a rate swept
+    300-3000 Hz over 37 ms under an amplitude sweep of 59 ms) up to 66 s of its 900 s. The first period's cut is now
+    searched over a span that holds every width of its gaps, and the part of a period after the whole ones is summed
+    with them: the region streams its first period and a few windows pulse by pulse, its sums within 1e-6 of every
+    pulse's, its bounds above every pulse's."""
+    import electrostim.waveform._dose as dose_module
+
+    stim = {"pulse": {"shape": "symmetric-biphasic", "pulse_width_us": 50.0, "frequency_hz": 1000.0},
+            "modulation": [{"kind": "frequency-sweep", "low_hz": 300.0, "high_hz": 3000.0, "period_s": 0.0373},
+                           {"kind": "amplitude-sweep", "low_percent": 5.0, "period_s": 0.0591}],
+            "amplitude": {"default_ma": 10.0, "max_ma": 30.0}}
+    program = es.validate_program({"schema_version": 1, "id": "fast-sweeps", "name": "fast sweeps", "modality": "tens",
+                                   "session_duration_s": 900.0,
+                                   "channels": [{"label": "a", "electrodes": [pad(w=5, h=5)] * 2, "stimulus": stim}]})
+    (g,) = es.Schedule(program)._dose_generators()
+    (r,) = g.regions()
+    assert r.drift_s > 0 and not r.shifted and 20.0 < r.period_s < 25.0
+    monkeypatch.setattr(dose_module, "REPEAT_MIN_EVENTS", math.inf)
+    exact = es.compute_dose(program, level="max")
+    streamed: list[float] = []
+    real = dose_module._stream
+
+    def counted(acc, gen, t0, t1, *args, **kwargs):
+        if acc is not None:  # (pulse by pulse, windows and all; not a bin's sums)
+            streamed.append(t1 - t0)
+        return real(acc, gen, t0, t1, *args, **kwargs)
+
+    monkeypatch.setattr(dose_module, "_stream", counted)
+    monkeypatch.setattr(dose_module, "REPEAT_MIN_EVENTS", 0)
+    fast = es.compute_dose(program, level="max")
+    assert sum(streamed) < r.period_s + 5.0 * dose_module.WINDOW_S, sum(streamed)
+    (a,), (b,) = exact.outputs, fast.outputs
+    assert b.pulse_count == a.pulse_count
+    for key in _SESSION_FIGURES:
+        assert getattr(b, key) == pytest.approx(getattr(a, key), rel=1e-6), key
+    for key in _WINDOW_FIGURES + _PULSE_FIGURES:
+        assert getattr(b, key) >= getattr(a, key) * (1 - 1e-9), key
