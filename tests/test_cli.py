@@ -298,3 +298,48 @@ def test_output_files_need_an_existing_folder(tmp_path, args):
     new = tmp_path / "new" / "dir"
     line = _usage_error([a.format(new=new) for a in args], f"the folder {new} does not exist")
     assert "'--output'" in line and not (tmp_path / "new").exists()
+
+
+_ENDING_SCRIPT = """
+import atexit, sys, threading
+from electrostim import __main__ as entry
+from electrostim.cli import _app
+atexit.register(lambda: open(sys.argv[1], "w").write("exit handlers ran"))
+sys.stdout.write("x" * 100000)  # (buffered: flushed before the end)
+_app._ENDING["streams_only"] = True
+release = threading.Event()
+if sys.argv[2] == "thread":  # (another thread runs until released)
+    threading.Thread(target=release.wait).start()
+at_once = _app.ends_at_once()
+print(at_once, file=sys.stderr)
+release.set()
+if at_once:
+    entry._end_now(int(sys.argv[2]) if sys.argv[2].isdigit() else sys.argv[2])
+raise SystemExit(4)
+"""
+
+
+@pytest.mark.parametrize(("code", "status", "at_once"), [("3", 3, True), ("0", 0, True), ("a reason", 1, True),
+                                                        ("thread", 4, False)])
+def test_a_command_that_only_printed_ends_at_once_with_everything_said(code, status, at_once, tmp_path):
+    """``check`` (it writes only to its standard output and error) ends without tearing the interpreter down (a tenth
+    of a second or more once numba's compiler is loaded): its exit handlers run, its buffered output is complete,
+    its exit code is the command's (a text said on standard error and 1); not while another thread runs."""
+    marker = tmp_path / "ran"
+    proc = subprocess.run([sys.executable, "-c", _ENDING_SCRIPT, str(marker), code], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == status, proc.stderr
+    assert proc.stdout == "x" * 100000
+    assert proc.stderr.splitlines()[0] == str(at_once)
+    if code == "a reason":
+        assert proc.stderr.splitlines()[-1] == "a reason"
+    assert marker.read_text() == "exit handlers ran"
+
+
+def test_check_ends_with_its_whole_report_and_exit_code():
+    """The ``electrostim`` command's ``check`` ends at once (see above) with its whole report and its verdict's exit
+    code."""
+    proc = subprocess.run([sys.executable, "-m", "electrostim", "check", "tens-conventional", "--json"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["verdict"] == "ok"

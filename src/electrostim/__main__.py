@@ -14,8 +14,11 @@ pending then is handled as above.
 
 from __future__ import annotations
 
+import atexit
 import os
 import signal
+import sys
+from typing import NoReturn, cast
 
 _SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 
@@ -38,7 +41,32 @@ def main() -> None:
     install_signal_handlers()
     for s in ignored:
         signal.signal(s, signal.SIG_IGN)
-    cli_main()
+    try:
+        cli_main()
+    except SystemExit as exc:
+        from .cli._app import ends_at_once
+
+        if ends_at_once():
+            _end_now(exc.code)
+        raise
+
+
+def _end_now(code: object) -> NoReturn:
+    """End a command that wrote only to its standard output and error, its work done, without tearing the
+    interpreter down (a tenth of a second or more once numba's compiler is loaded): its exit handlers run and its
+    streams are flushed first; ``code`` as ``SystemExit`` takes it (None 0, a text said on standard error and 1)."""
+    if isinstance(code, str):
+        sys.stderr.write(code + "\n")
+        status = 1
+    else:
+        status = 0 if code is None else int(cast(int, code))
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # (a closed pipe: nothing more can reach it)
+            pass
+    os._exit(status)
 
 
 if __name__ == "__main__":

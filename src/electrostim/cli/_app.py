@@ -6,6 +6,7 @@ import json
 import os
 import re
 import sys
+import threading
 from collections.abc import Callable
 from enum import Enum, StrEnum
 from functools import wraps
@@ -559,6 +560,7 @@ def check(
     from ..program import load_patient_file
     from ..safety import assess
 
+    _ENDING["streams_only"] = True  # (it writes nothing but its output: see ends_at_once)
     p = _apply_overrides(_load(ref), amplitude_ma, electrode, site)
     pat = load_patient_file(patient) if patient else None
     a = assess(p, patient=pat, device=None if device is None else device.value)
@@ -772,6 +774,17 @@ def export(
     else:
         out.print(Text(f"wrote {path} ({info['format']}, {len(info['outputs'])} outputs, {info['duration_s']:g} s at "
                        f"{sample_rate_hz:g} Hz)"), soft_wrap=True)  # a file name is text, never markup
+
+
+#: how the command that ran may end (see :func:`ends_at_once`)
+_ENDING = {"streams_only": False}
+
+
+def ends_at_once() -> bool:
+    """Whether the command that ran wrote nothing but its standard output and error (``check``), and no other thread
+    runs: the process may then end without tearing the interpreter down (see ``electrostim.__main__``)."""
+    others = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
+    return _ENDING["streams_only"] and not others
 
 
 def main() -> None:
