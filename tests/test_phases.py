@@ -15,7 +15,7 @@ import random
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
@@ -27,6 +27,7 @@ from electrostim.session import Runner
 from electrostim.waveform import _dose as dose_module
 
 from .conftest import pad
+from .test_envelope_property import stimuli
 
 runner = CliRunner()
 
@@ -247,6 +248,65 @@ def test_the_dose_from_the_repeat_regions_of_each_phase_is_the_dose_pulse_by_pul
                 assert getattr(b, name) == pytest.approx(value, rel=1e-9, abs=1e-9), name
             elif isinstance(value, int):
                 assert getattr(b, name) == value, name
+
+
+@st.composite
+def phased_programs(draw: st.DrawFn):
+    """One channel in 2-4 phases of 12-90 s, each its own stimulus of one shape (rates, sweeps, bursts, duty cycles
+    and ramps drawn as for any program) at its own intensity."""
+    shape = draw(st.sampled_from(["symmetric-biphasic", "monophasic", "sine-burst", "interferential"]))
+    own = [draw(stimuli(shape)) for _ in range(draw(st.integers(2, 4)))]
+    if shape == "interferential":  # (one mode: a channel's pads are two or four)
+        for st_ in own:
+            st_["pulse"]["mode"] = own[0]["pulse"]["mode"]
+    # every field of each phase's stimulus given (a phase's stimulus takes those it leaves out from the channel's)
+    whole = {"amplitude": {"default_ma": 10.0, "max_ma": 20.0}, "burst": None, "duty_cycle": None, "modulation": [],
+             "ramp_up_s": 0.0, "ramp_down_s": 0.0}
+    phases = [{"name": f"p{k}", "duration_s": draw(st.sampled_from([12.0, 30.0, 47.3, 90.0])),
+               "intensity_percent": draw(st.sampled_from([30.0, 75.0, 100.0])),
+               "stimulus": {**whole, **st_, "amplitude": whole["amplitude"]}} for k, st_ in enumerate(own)]
+    modality = "interferential" if shape == "interferential" else "russian" if shape == "sine-burst" else "tens"
+    pads = 4 if shape == "interferential" and own[0]["pulse"]["mode"] == "quadripolar" else 2
+    try:
+        return es.validate_program({
+            "id": "drawn-phases", "name": "drawn phases", "modality": modality, "phases": phases,
+            "stimulus": phases[0]["stimulus"], "channels": [{"label": "a", "electrodes": [pad(w=5, h=5)] * pads}]})
+    except ProgramError:
+        assume(False)
+        raise
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow])
+@given(program=phased_programs(), corners=st.booleans())
+def test_property_a_phased_dose_from_its_regions_bounds_every_pulse(program, corners):
+    """The kinds: each phase's regions ended a whole period before its end (its last pulses have the next phase's
+    first as a neighbour; a window and its longest pulse suffice), that period streamed pulse by pulse; and ramps
+    that overlap (12 s of a 5 s ramp up and a 9 s ramp down) had no corner where they cross, the envelope's
+    highest: a phase dosed from the corners of its levels had its peak current 0.6 % below every pulse's. Dosed
+    from their regions (``corners``: phases without one from the corners of their levels), drawn phased programs
+    have every figure of every pulse: the same where every region repeats exactly, else their sums within 0.2 %
+    and their window and per-pulse figures at or above."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setattr(dose_module, "REPEAT_MIN_EVENTS", math.inf)
+        every = es.compute_dose(program, level="max")
+        monkeypatch.setattr(dose_module, "REPEAT_MIN_EVENTS", 0)
+        if corners:
+            monkeypatch.setattr(dose_module, "SLOW_LEVELS_MIN_EVENTS", 0)
+        fast = es.compute_dose(program, level="max")
+    exact = not corners and all(r.drift_s == 0 and not r.shifted and not r.slow
+                                for g in es.Schedule(program, level="max")._dose_generators() for r in g.regions())
+    for a, b in zip(every.outputs, fast.outputs, strict=True):  # (a quadripolar channel: two circuits)
+        for name, value in a:
+            if not isinstance(value, float):
+                continue
+            mine = getattr(b, name)
+            if exact:
+                assert mine == pytest.approx(value, rel=1e-9, abs=1e-9), name
+            elif name.endswith(("_session_ma", "_session_mw")) or name == "net_charge_session_uc":
+                assert mine == pytest.approx(value, rel=2e-3, abs=1e-9), name
+            elif name != "dc_current_ma" and not name.startswith("net_charge"):
+                assert mine >= value * (1 - 1e-9) - 1e-12, name
+        assert b.pulse_count == (a.pulse_count if exact else pytest.approx(a.pulse_count, rel=2e-3))
 
 
 def test_the_dose_of_a_phased_program_sums_its_phases():

@@ -101,6 +101,12 @@ def program_snapshot(program: Program) -> tuple[str, str]:
     >>> len(sha), text.startswith("{")
     (64, True)
     """
+    text, sha, _ = _snapshot(program)
+    return text, sha
+
+
+def _snapshot(program: Program) -> tuple[str, str, Program]:
+    """:func:`program_snapshot`, and the program validated from its text (a new copy: what is judged)."""
     if not isinstance(program, Program):
         raise ProgramError(f"Invalid program: allowed an electrostim Program, but got {type(program).__name__}.")
     try:
@@ -109,8 +115,8 @@ def program_snapshot(program: Program) -> tuple[str, str]:
     except (TypeError, ValueError) as exc:
         raise ProgramError(f"program {getattr(program, 'id', '?')!r}: a figure is not a finite number ({exc}); "
                            "nothing can be assessed") from None
-    validate_program(json.loads(text), source=f"program {document.get('id')!r}")
-    return text, hashlib.sha256(text.encode("utf-8")).hexdigest()
+    judged = validate_program(json.loads(text), source=f"program {document.get('id')!r}")
+    return text, hashlib.sha256(text.encode("utf-8")).hexdigest(), judged
 
 
 def _from_snapshot(text: str) -> Program:
@@ -451,7 +457,7 @@ def _per_phase(program: Program, dev: DeviceProfile, patient: Patient | None = N
     if len(spans) == 1:
         realized, reasons = _realize(program, dev)
         if reasons:  # what the device delivers is what is judged: validate it as such
-            realized = _from_snapshot(program_snapshot(realized)[0])
+            realized = _snapshot(realized)[2]
         device_reasons, amps = _device_reasons(realized, dev)
         return realized, reasons + device_reasons + _program_reasons(realized), amps
     found: dict[tuple[str, VerdictName, str, str, str | None], list[str]] = {}
@@ -958,8 +964,8 @@ def assess(
     """
     from ..errors import OptionError
 
-    snapshot = program_snapshot(program)
-    judged = _from_snapshot(snapshot[0])
+    text, sha, judged = _snapshot(program)
+    snapshot = (text, sha)
     dev = get_device(default_device(judged) if device is None else device)
     if patient is not None:
         if not isinstance(patient, Patient):
@@ -974,8 +980,8 @@ def assess(
                           f"judged at the IEC 500 Ω test load or above), but got {load_ohm!r}.")
     realized, reasons, amps = _per_phase(judged, dev)
     if realized is not judged:
-        snapshot = program_snapshot(realized)  # what the device delivers is what is judged, approved and kept
-        judged = _from_snapshot(snapshot[0])
+        text, sha, judged = _snapshot(realized)  # what the device delivers is what is judged, approved and kept
+        snapshot = (text, sha)
     # every phase at the most it delivers: the whole session at each channel's maximum amplitude (a phase at
     # its intensity_percent of it), windows across the phases' boundaries included
     with shared_dose_figures():  # (a phase dosed on its own, to name it in a reason, takes the figures found for it)

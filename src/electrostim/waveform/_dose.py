@@ -1890,9 +1890,12 @@ def _slow_bound(g: Any, window: float, a: float, b: float, chunk_s: float) -> _O
     top = acc
     acc = acc.scaled(float(current.max()), float((current * width).max()), float((current * current * width).max()))
     if beat is not None:  # a window's cycles under the beat: at most a share of their peaks' ∫i²dt, per span
-        shares = _beat_window_shares(g, window, a, b, current.shape[0])
+        # (of the most cycles a window holds: the windows of the cycles at their peaks hold as many as any does, the
+        # carrier's own; each cycle's ∫i²dt at its peak the same)
+        held = round(float(top.win_max[0] / top.max_i2t)) if top.max_i2t > 0 else None
+        shares = _beat_window_shares(g, window, a, b, current.shape[0], held)
         if shares is None:
-            share = _beat_shares(g, window, a, b)
+            share = _beat_shares(g, window, a, b, held)
             shares = share, np.sqrt(share)
         f2, f1 = float((current * current * width * shares[0]).max()), float((current * width * shares[1]).max())
         acc.win_max = top.win_max * np.array([f2, f1, f1])
@@ -1902,19 +1905,21 @@ def _slow_bound(g: Any, window: float, a: float, b: float, chunk_s: float) -> _O
     return acc
 
 
-def _beat_window_shares(g: Any, window: float, a: float, b: float, steps: int) -> tuple[np.ndarray, np.ndarray] | None:
+def _beat_window_shares(g: Any, window: float, a: float, b: float, steps: int,
+                        held: int | None = None) -> tuple[np.ndarray, np.ndarray] | None:
     """Under a beat whose envelope repeats with the carrier (:func:`_beat_places`): per span of :func:`_span_maxima`
     (``steps`` of them from ``a``), the highest share of their peaks' ∫i²dt and charge that the cycles of a window
     starting in the span's first quarter carry, ``Σ sin² π Ψ_k`` and ``Σ |sin π Ψ_k|`` over the window's most
-    cycles ``N`` (more cycles, larger sums), over ``N``: every window of the common period summed (a running sum),
-    the most over the starts a span holds taken (a running maximum). None without such a period."""
+    cycles ``N`` (``held``, else as many as a window may hold, each side counted; more cycles, larger sums), over
+    ``N``: every window of the common period summed (a running sum), the most over the starts a span holds taken (a
+    running maximum). None without such a period."""
     places = _beat_places(g)
     if places is None:
         return None
     period, tau, cycle, envelope = places
     k_count = tau.shape[0]
     fc = 1.0 / float(cycle[0])
-    n = int(_events_in(np.array([fc]), window)[0])
+    n = int(_events_in(np.array([fc]), window)[0]) if held is None else held
     step = window / _BOUND_STEPS
     reach = math.ceil(step * fc) + 2  # (the starts a span's first quarter holds, and one before)
     starts = a + step * np.arange(steps, dtype=float)
@@ -1931,12 +1936,13 @@ def _beat_window_shares(g: Any, window: float, a: float, b: float, steps: int) -
     return out[0], out[1]
 
 
-def _beat_shares(g: Any, window: float, a: float, b: float) -> np.ndarray:
+def _beat_shares(g: Any, window: float, a: float, b: float, held: int | None = None) -> np.ndarray:
     """The most a window's carrier cycles under a premodulated beat carry of their ∫i²dt at their peaks (a share,
     at most 1), per span of :func:`_span_maxima` from ``a`` to ``b``; their charges carry at most its square root
     (Cauchy-Schwarz).
 
-    A window holds at most ``N`` consecutive cycles ``k`` (more cycles, a larger sum), whose ``sin² π Ψ_k`` sum to
+    A window holds at most ``N`` consecutive cycles ``k`` (``held``, else as many as a window may hold, each side
+    counted; more cycles, a larger sum), whose ``sin² π Ψ_k`` sum to
     ``N/2 - Σ cos(2 π Ψ_k) / 2``, Ψ the beat's phase. The cosines' sum is bounded two ways, the lower taken:
 
     - against its chord over the window, Ψ bends by at most ``M (t - t0)(t1 - t) / 2`` (``M`` the steepest slope of
@@ -1948,7 +1954,7 @@ def _beat_shares(g: Any, window: float, a: float, b: float) -> np.ndarray:
       ``cot(π r_low / (2 f))`` (the beat stays below a quarter of the carrier), one stretch more for each corner of
       its profile in the span."""
     beat, fc = g.beat_clock, float(g.clock.f)
-    n = float(_events_in(np.array([fc]), window)[0])
+    n = float(_events_in(np.array([fc]), window)[0]) if held is None else float(held)
     length = n / fc
     mid = 0.5 / fc  # (the beat is read at a cycle's middle)
     steps = max(1, math.ceil((b - a) / (window / _BOUND_STEPS) - 1e-9))
@@ -2009,8 +2015,9 @@ def _level_maxima(g: Any, window: float, a: float, b: float) -> tuple[np.ndarray
     :func:`_span_maxima` from ``a`` to ``b`` (each factor at its highest there)."""
     corners = g.breakpoints(a - window, b + window)
     rate = g.level_rate()
-    current = np.minimum(1.0, _span_maxima(g.envelope, a, b, window, corners, rate)
-                         * _span_maxima(g.amplitude_factor, a, b, window, corners, rate))
+    # (each at most 1: a corner's left side raised by a steep slope may read more)
+    current = (np.minimum(1.0, _span_maxima(g.envelope, a, b, window, corners, rate))
+               * np.minimum(1.0, _span_maxima(g.amplitude_factor, a, b, window, corners, rate)))
     width = (np.ones(current.shape) if g.shape in ("sine-burst", "interferential")
              else np.minimum(1.0, _span_maxima(g.width_factor, a, b, window, corners, rate)))
     return current, width

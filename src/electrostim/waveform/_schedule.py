@@ -457,8 +457,9 @@ class _OutputGenerator:
         return {name: np.ones(np.shape(t)) if sine and name == "width" else f[name](t) for name in names}
 
     def breakpoints(self, t0: float, t1: float, which: frozenset[str] | None = None) -> np.ndarray:
-        """Times in (t0, t1) where an envelope or modulation changes slope or jumps: with t0 and t1, where the
-        lowest value of their product over [t0, t1] lies (each factor is linear between them). ``which`` keeps
+        """Times in (t0, t1) where an envelope or modulation changes slope or jumps (ramps that overlap where they
+        cross): with t0 and t1, where the lowest value of their product over [t0, t1] lies, and the highest of each
+        (each factor is linear between them). ``which`` keeps
         the corners of those factors only (``"duty"`` standing for the envelope, ``"amplitude"``, ``"width"``)."""
         st = self.stim
         pts: list[np.ndarray] = []
@@ -479,6 +480,10 @@ class _OutputGenerator:
             pass
         elif dc is None:
             pts.append(np.array([self.offset_s, self.offset_s + st.ramp_up_s, self.session_s - st.ramp_down_s]))
+            if st.ramp_up_s > 0 and st.ramp_down_s > 0 and self.offset_s + st.ramp_up_s > self.session_s - st.ramp_down_s:
+                # ramps that overlap: the envelope, the lower of the two, turns down where they cross (its highest)
+                pts.append(np.array([(self.session_s * st.ramp_up_s + self.offset_s * st.ramp_down_s)
+                                     / (st.ramp_up_s + st.ramp_down_s)]))
         else:
             grid(self._duty_offset_s(), dc.cycle_s, [0.0, st.ramp_up_s, dc.on_s - st.ramp_down_s, dc.on_s])
         for name, m in (("amplitude", st.amplitude_modulation), ("width", st.width_modulation)):
@@ -1068,9 +1073,12 @@ class _PhasedGenerator:
 
     def regions(self, fallback: Callable[[_OutputGenerator], list[Region]] | None = None) -> list[Region]:
         """The regions of every phase (see ``_OutputGenerator.regions``; ``fallback`` for a phase's generator where
-        it has none), in session time, each ending a period before its phase does (the last pulses of a phase have
-        the next phase's first as a neighbour)."""
-        return [replace(r, start_s=start + r.start_s, stop_s=min(start + r.stop_s, stop) - r.period_s)
+        it has none), in session time, each ending before its phase's last pulses: those a pulse that would not end
+        within the phase is taken from (its longest pulse or burst, twice), and two of its clock's longest intervals
+        more (the last pulses have the next phase's first as a neighbour: their windows, a window and more from the
+        region's end, are streamed)."""
+        return [replace(r, start_s=start + r.start_s,
+                        stop_s=min(start + r.stop_s, stop - self._longest_s - 2.0 * g.clock_interval_range_s()[1]))
                 for start, stop, factor, g in self.parts if factor > 0 for r in g.regions(fallback)]
 
     def part_at(self, t_s: float) -> tuple[float, float, _OutputGenerator]:
