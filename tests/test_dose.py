@@ -449,6 +449,18 @@ _PULSE_FIGURES = ("peak_current_ma", "max_phase_charge_uc", "max_net_charge_per_
 _SESSION_FIGURES = ("rms_current_session_ma", "average_current_session_ma", "average_power_session_mw")
 
 
+def _assert_sums_and_bounds(exact, dosed, *, rel: float, count: bool = True, below: float = 1e-9) -> None:
+    """The one output's session figures within ``rel`` of every pulse's (its count the same, where ``count``), its
+    window and per-pulse figures at or above them (to ``below``)."""
+    (a,), (b,) = exact.outputs, dosed.outputs
+    if count:
+        assert b.pulse_count == a.pulse_count
+    for key in _SESSION_FIGURES:
+        assert getattr(b, key) == pytest.approx(getattr(a, key), rel=rel), key
+    for key in _WINDOW_FIGURES + _PULSE_FIGURES:
+        assert getattr(b, key) >= getattr(a, key) * (1 - below), key
+
+
 def _phase_gap(g, r) -> float:
     """The widest gap (a fraction of an event) between the clock phases at which the session's periods of the
     drifting region ``r`` start: the exact dose of a short session meets the levels at those phases only."""
@@ -1925,12 +1937,7 @@ def test_many_exactly_repeating_phases_of_slow_levels_are_dosed_from_their_corne
     exact, bound = _dose_both_ways(program, monkeypatch)
     assert len(calls) == 3
     assert len(summed) == 1  # (the phases are alike but for their intensity: dosed once, scaled)
-    (a,), (b,) = exact.outputs, bound.outputs
-    assert b.pulse_count == a.pulse_count
-    for key in _SESSION_FIGURES:
-        assert getattr(b, key) == pytest.approx(getattr(a, key), rel=1e-9), key
-    for key in _WINDOW_FIGURES + _PULSE_FIGURES:
-        assert getattr(b, key) >= getattr(a, key) * (1 - 1e-9), key
+    _assert_sums_and_bounds(exact, bound, rel=1e-9)
 
 
 def test_a_drifting_duty_cycle_of_no_off_time_refines_its_cells_without_error(monkeypatch):
@@ -2030,12 +2037,7 @@ def test_a_drifting_region_streams_about_one_period_pulse_by_pulse(monkeypatch):
     monkeypatch.setattr(dose_module, "REPEAT_MIN_EVENTS", 0)
     fast = es.compute_dose(program, level="max")
     assert sum(streamed) < r.period_s + 5.0 * dose_module.WINDOW_S, sum(streamed)
-    (a,), (b,) = exact.outputs, fast.outputs
-    assert b.pulse_count == a.pulse_count
-    for key in _SESSION_FIGURES:
-        assert getattr(b, key) == pytest.approx(getattr(a, key), rel=1e-6), key
-    for key in _WINDOW_FIGURES + _PULSE_FIGURES:
-        assert getattr(b, key) >= getattr(a, key) * (1 - 1e-9), key
+    _assert_sums_and_bounds(exact, fast, rel=1e-6)
 
 
 def _sine_burst(carrier_hz: float = 1000.0) -> dict:
@@ -2083,8 +2085,4 @@ def test_phases_dosed_from_the_corners_of_their_levels_stay_above_every_pulse(ca
 
     monkeypatch.setattr(dose_module, "SLOW_LEVELS_MIN_EVENTS", 0)
     exact, fast = _dose_both_ways(program, monkeypatch)
-    (a,), (b,) = exact.outputs, fast.outputs
-    for key in _WINDOW_FIGURES + _PULSE_FIGURES + ("max_phase_charge_uc",):
-        assert getattr(b, key) >= getattr(a, key) * (1 - 1e-12), key
-    for key in _SESSION_FIGURES:
-        assert getattr(b, key) == pytest.approx(getattr(a, key), rel=1e-6), key
+    _assert_sums_and_bounds(exact, fast, rel=1e-6, count=False, below=1e-12)
