@@ -2086,3 +2086,27 @@ def test_phases_dosed_from_the_corners_of_their_levels_stay_above_every_pulse(ca
     monkeypatch.setattr(dose_module, "SLOW_LEVELS_MIN_EVENTS", 0)
     exact, fast = _dose_both_ways(program, monkeypatch)
     _assert_sums_and_bounds(exact, fast, rel=1e-6, count=False, below=1e-12)
+
+
+def test_periods_that_meet_the_clock_at_one_phase_are_summed_at_it(monkeypatch):
+    """The kind: a region whose amplitude sweep drifts against its period (1.13 s against 4 s) while its events do
+    not (whole bursts a period) held its period's pulses half an event off the phase every period meets (the middle
+    of an event's phase, as for events that drift): a duty cycle's edges then moved a burst in or out of each period
+    (three alternating Russian channels, 2 s on / 2 s off with a 1 s ramp down: session power 0.7 % low on one, 0.2-0.3 %
+    high on the others). Periods that meet the clock at one phase (round the circle: 0.9999999 is next to 0) hold
+    their pulses there: every session figure is every pulse's."""
+    stim = {"pulse": {"shape": "sine-burst", "carrier_frequency_hz": 2500.0, "frequency_hz": 50.0,
+                      "burst_duty_percent": 50.0},
+            "amplitude": {"default_ma": 20.0, "max_ma": 40.0},
+            "modulation": [{"kind": "amplitude-sweep", "low_percent": 0.0, "period_s": 1.13}],
+            "duty_cycle": {"on_s": 2.0, "off_s": 2.0}, "ramp_down_s": 1.0}
+    program = es.validate_program({
+        "id": "three-alternating", "name": "three alternating Russian channels", "modality": "russian",
+        "sequencing": "alternating", "session_duration_s": 600.0,
+        "channels": [{"label": label, "electrodes": [pad(w=5, h=5)] * 2, "stimulus": stim} for label in "abc"]})
+    assert all(r.shifted for g in es.Schedule(program)._dose_generators() for r in g.regions())
+    exact, fast = _dose_both_ways(program, monkeypatch)
+    for a, b in zip(exact.outputs, fast.outputs, strict=True):
+        assert b.pulse_count == a.pulse_count
+        for key in _SESSION_FIGURES:
+            assert getattr(b, key) == pytest.approx(getattr(a, key), rel=1e-9), (a.label, key)
