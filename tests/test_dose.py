@@ -2110,3 +2110,25 @@ def test_periods_that_meet_the_clock_at_one_phase_are_summed_at_it(monkeypatch):
         assert b.pulse_count == a.pulse_count
         for key in _SESSION_FIGURES:
             assert getattr(b, key) == pytest.approx(getattr(a, key), rel=1e-9), (a.label, key)
+
+
+def test_a_window_from_a_phase_s_last_pulse_into_the_next_is_streamed(monkeypatch):
+    """The kind: a phase dosed from the corners of its levels ends its bounds' windows a window and two intervals
+    before its end and streams on from mid-way between the last two pulses there; where none lay there (an off
+    phase: 10 s on / 7 s off in a 17.3 s phase), the pass started in the off phase and left out the window at its
+    first pulse, the phase's last, whose window reached into the next phase (at ten times the intensity): the window
+    figures were 0.25 % below every pulse's (made so here: the corners taken for short phases). The pass now starts
+    between the last two pulses before its cut, however far back."""
+    import electrostim.waveform._dose as dose_module
+
+    stim = {"pulse": {"shape": "symmetric-biphasic", "pulse_width_us": 50.0, "frequency_hz": 2.0},
+            "amplitude": {"default_ma": 20.0, "max_ma": 40.0}, "duty_cycle": {"on_s": 10.0, "off_s": 7.0},
+            "ramp_down_s": 1.0}
+    program = es.validate_program({
+        "id": "phase-edge", "name": "a window across two phases", "modality": "nmes", "stimulus": stim,
+        "channels": [{"label": "a", "electrodes": [pad(w=5, h=5)] * 2}],
+        "phases": [{"name": "p0", "duration_s": 17.3, "intensity_percent": 10.0},
+                   {"name": "p1", "duration_s": 17.3, "intensity_percent": 100.0}]})
+    monkeypatch.setattr(dose_module, "SLOW_LEVELS_MIN_EVENTS", 0)
+    exact, fast = _dose_both_ways(program, monkeypatch)
+    _assert_sums_and_bounds(exact, fast, rel=1e-9)

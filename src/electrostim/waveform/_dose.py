@@ -615,8 +615,10 @@ def _repeating_dose(g: Any, window: float, chunk_s: float, duration: float, shar
             ls0 = round(b - start, 9) - window - 2.0 * reach
             # the last pass starts mid-way between two pulses (none lies near the cut, which the rounding of a time
             # could count on both sides of it: a day's times are rounded otherwise in the phase's own time), found in
-            # the phase's own time (phases alike but for their start are planned alike: see _slow_region_figures)
-            mid = _mid_gap(part_g, ls0 - 2.0 * reach, ls0, first=False)
+            # the phase's own time (phases alike but for their start are planned alike: see _slow_region_figures);
+            # the last two before the cut, however far back (after an off phase, the first pulse past the cut may lie
+            # near the phase's end: its window, which the pass leaves out, would reach into the next phase)
+            mid = _mid_gap(part_g, round(a - start, 9), ls0, first=False)
             s0 = start + (ls0 if mid is None else mid)
             return (a, s0, a, 0, 0.0, r, 0.0) if s0 > a + window and not (jumps and a < jumps[-1][1]) else None
         if period <= 0:
