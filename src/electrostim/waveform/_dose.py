@@ -677,7 +677,7 @@ def _repeating_dose(g: Any, window: float, chunk_s: float, duration: float, shar
     regions = g.regions() if regions is None else regions
 
     def part_of(r: Region) -> tuple[float, Any]:
-        start, _, part_g = g.part_at(r.start_s) if hasattr(g, "parts") else (0.0, 1.0, g)
+        start, _, part_g = _part_at(g, r.start_s)
         return start, part_g
 
     # regions that repeat exactly stream a period each: where their periods hold more than the output's share of
@@ -830,7 +830,7 @@ def _memo(key: tuple, current: float, compute: Any) -> tuple[np.ndarray, list[_O
 def _phase_holding(g: Any, t_s: float) -> tuple[float, Any]:
     """The start (s) of the phase of ``g`` that holds ``t_s``, and its generator at the phase's intensity (``g``
     itself, from 0, where the output has no phases)."""
-    start, factor, part_g = g.part_at(t_s) if hasattr(g, "parts") else (0.0, 1.0, g)
+    start, factor, part_g = _part_at(g, t_s)
     if factor != 1.0:  # a phase's intensity
         part_g = copy.copy(part_g)
         part_g.amplitude_ma *= factor
@@ -997,9 +997,15 @@ def _drifting_bounds(g: Any, r: Any, window: float, n_periods: int, share: float
     return [_bound_at(g, r, window, lo, hi, phase, step, lone_bands)[0] for phase, step in spans]
 
 
+def _part_at(g: Any, t_s: float) -> tuple[float, float, Any]:
+    """The start (s), intensity factor and generator of the phase of ``g`` that holds ``t_s`` (0, 1 and ``g`` itself
+    where the output has no phases)."""
+    return g.part_at(t_s) if hasattr(g, "parts") else (0.0, 1.0, g)
+
+
 def _holding(g: Any, r: Any) -> Any:
     """The generator of the phase that holds region ``r`` (``g`` itself where the output has no phases)."""
-    return g.part_at(r.start_s)[2] if hasattr(g, "parts") else g
+    return _part_at(g, r.start_s)[2]
 
 
 def _lone_bands(g: Any) -> tuple[int, int] | None:
